@@ -1,0 +1,45 @@
+//! One module per subcommand; [`run`] dispatches.
+
+mod bench_forward;
+mod classify;
+mod data_langid;
+mod eval;
+mod train;
+
+use anyhow::Result;
+use seqless_model::ModelError;
+
+use crate::cli::{BenchCommand, Cli, Command, DataCommand};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Classify(args) => classify::run(args),
+        Command::Bench(BenchCommand::Forward(args)) => bench_forward::run(args),
+        Command::Data(DataCommand::Langid(args)) => data_langid::run(args),
+    }
+}
+
+/// 2 for input the user must fix (bad text, model or data files), 1 for everything else.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<ModelError>() {
+        Some(
+            ModelError::Input(_)
+            | ModelError::Data { .. }
+            | ModelError::Config(_)
+            | ModelError::ConfigSyntax { .. }
+            | ModelError::Weights { .. }
+            | ModelError::SafeTensors { .. },
+        ) => 2,
+        _ => 1,
+    }
+}
+
+/// Builds a rayon pool of `threads` workers (0 or `None`: all cores).
+pub fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    Ok(rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()?)
+}

@@ -1,0 +1,93 @@
+//! `seqless train`: fit a model to a data file and write it as a model directory.
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use seqless_model::config::{FORMAT, parse_layers};
+use seqless_model::train::{EpochReport, TrainOptions, TrainProgress, load_examples, train};
+use seqless_model::{CONFIG_FILE, GateActivation, ModelConfig, Modulation, WEIGHTS_FILE};
+
+use crate::cli::TrainArgs;
+
+/// Draws one indicatif bar per epoch with the running loss and accuracy.
+struct Bar {
+    bar: Option<ProgressBar>,
+}
+
+impl TrainProgress for Bar {
+    fn start_epoch(&mut self, epoch: usize, batches: usize) {
+        let bar = ProgressBar::new(batches as u64);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(epoch.to_string());
+        self.bar = Some(bar);
+    }
+
+    fn batch(&mut self, loss: f64, accuracy: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("loss {loss:.4} acc {accuracy:.3}"));
+            bar.inc(1);
+        }
+    }
+
+    fn end_epoch(&mut self, r: &EpochReport) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let valid = match (r.valid_loss, r.valid_accuracy) {
+            (Some(l), Some(a)) => format!("   valid loss {l:.4} acc {a:.4}"),
+            _ => String::new(),
+        };
+        eprintln!(
+            "epoch {}: train loss {:.4} acc {:.4}{valid}   ({:.1} s)",
+            r.epoch, r.train_loss, r.train_accuracy, r.seconds
+        );
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let examples = load_examples(&args.data, true)?;
+    let mut labels: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    let config = ModelConfig {
+        format: FORMAT.into(),
+        tokenizer: "bytes".into(),
+        vocab_size: seqless_model::config::BYTE_VOCAB,
+        embed_dim: args.embed_dim,
+        layers: parse_layers(&args.layers)?,
+        modulation: if args.modulation == "affine" { Modulation::Affine } else { Modulation::Scale },
+        gate_activation: if args.gate == "hard_sigmoid" { GateActivation::HardSigmoid } else { GateActivation::Sigmoid },
+        labels,
+        max_len: args.max_len,
+    };
+    config.validate()?;
+    let options = TrainOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        weight_decay: args.weight_decay,
+        seed: args.seed,
+        valid_fraction: args.valid_fraction,
+        ..TrainOptions::default()
+    };
+    eprintln!(
+        "training on {} documents, {} labels, layers {}, {} epochs",
+        examples.len(),
+        config.labels.len(),
+        args.layers,
+        options.epochs
+    );
+    let pool = super::thread_pool(args.threads)?;
+    let (net, report) = pool.install(|| train(&config, &examples, &options, &mut Bar { bar: None }))?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    config.save(&args.out.join(CONFIG_FILE))?;
+    net.save(&args.out.join(WEIGHTS_FILE))?;
+    let report_path = args.out.join("train-report.json");
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", report_path.display()))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}

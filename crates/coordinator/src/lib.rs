@@ -1,0 +1,1 @@
+//! seqless-coordinator (placeholder, being written).

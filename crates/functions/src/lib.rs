@@ -1,0 +1,1 @@
+//! seqless-functions (placeholder, being written).

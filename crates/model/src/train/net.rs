@@ -1,0 +1,193 @@
+//! The model as a differentiable candle graph, for training only.
+//!
+//! Inference never runs this graph: it runs [`crate::kernels`]. The two are kept equal by a
+//! test that compares their logits on the same weights.
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use crate::config::{GateActivation, ModelConfig, Modulation};
+use crate::error::Result;
+use crate::weights::{Weights, expected_tensors};
+
+/// Trainable parameters, one [`Var`] per tensor of [`expected_tensors`], in that order.
+pub struct TrainNet {
+    config: ModelConfig,
+    names: Vec<String>,
+    vars: Vec<Var>,
+}
+
+/// PyTorch's default initialisation for each tensor: N(0, 1) for the embedding,
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for everything else.
+fn init_values(name: &str, shape: &[usize], config: &ModelConfig, rng: &mut StdRng) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    if name == "embedding.weight" {
+        return (0..n)
+            .map(|_| {
+                // Box-Muller: N(0, 1) without another dependency.
+                let u1: f32 = rng.random_range(f32::EPSILON..1.0);
+                let u2: f32 = rng.random();
+                (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
+            })
+            .collect();
+    }
+    let fan_in = if name.contains(".conv.") {
+        shape[1] * shape[2]
+    } else if name.contains(".lstm.") {
+        // PyTorch uses 1/sqrt(hidden) for every LSTM tensor.
+        shape[0] / 4
+    } else if name.starts_with("classifier") {
+        config.layers.last().map_or(1, |l| l.channels)
+    } else {
+        // affine: C -> 2C
+        shape[0] / 2
+    };
+    let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+    (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+}
+
+impl TrainNet {
+    /// Fresh parameters, repeatable for a seed.
+    pub fn init(config: &ModelConfig, seed: u64) -> Result<Self> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut names = Vec::new();
+        let mut vars = Vec::new();
+        for (name, shape) in expected_tensors(config) {
+            let values = init_values(&name, &shape, config, &mut rng);
+            vars.push(Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu)?)?);
+            names.push(name);
+        }
+        Ok(Self {
+            config: config.clone(),
+            names,
+            vars,
+        })
+    }
+
+    /// The variables, for the optimiser.
+    pub fn vars(&self) -> Vec<Var> {
+        self.vars.clone()
+    }
+
+    fn var(&self, name: &str) -> &Tensor {
+        let i = self.names.iter().position(|n| n == name).expect("known tensor name");
+        self.vars[i].as_tensor()
+    }
+
+    /// Copies the current parameters into the kernels' layout.
+    pub fn to_weights(&self) -> Result<Weights> {
+        let mut tensors = std::collections::HashMap::new();
+        for (name, var) in self.names.iter().zip(&self.vars) {
+            tensors.insert(name.clone(), var.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(Weights::from_named(&self.config, |name| {
+            tensors.remove(name).expect("every expected tensor is a var")
+        }))
+    }
+
+    /// Writes `model.safetensors` with the DESIGN.md names.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let map: std::collections::HashMap<String, Tensor> = self
+            .names
+            .iter()
+            .cloned()
+            .zip(self.vars.iter().map(|v| v.as_tensor().clone()))
+            .collect();
+        candle_core::safetensors::save(&map, path)?;
+        Ok(())
+    }
+
+    /// Logits `[batch, labels]` for a batch of token ids `[batch, T_0]` sharing one `T_0`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (batch, t0) = ids.dims2()?;
+        let emb = self.var("embedding.weight");
+        let mut x = emb
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((batch, t0, self.config.embed_dim))?
+            .transpose(1, 2)?
+            .contiguous()?; // [batch, E, T]
+        let mut film: Option<(Tensor, Option<Tensor>, usize)> = None;
+        let mut t = t0;
+        for (l, layer) in self.config.layers.iter().enumerate() {
+            if let Some((gamma, beta, block_len)) = &film {
+                x = modulate(&x, gamma, beta.as_ref(), *block_len)?;
+            }
+            let p = format!("layers.{l}");
+            let c = layer.channels;
+            // "same" zero padding at the sequence ends, asymmetric for even kernels.
+            let padded = x.pad_with_zeros(2, layer.pad_left(), layer.pad_right())?;
+            let conv = padded
+                .conv1d(self.var(&format!("{p}.conv.weight")), 0, 1, 1, 1)?
+                .broadcast_add(&self.var(&format!("{p}.conv.bias")).reshape((1, c, 1))?)?;
+            t /= layer.pool;
+            let a = conv.reshape((batch, c, t, layer.pool))?.max(D::Minus1)?.relu()?;
+            let blocks = t / layer.block_len;
+            let stats = a
+                .reshape((batch, c, blocks, layer.block_len))?
+                .max(D::Minus1)?
+                .transpose(1, 2)?
+                .contiguous()?; // [batch, B, C]
+            let h = self.lstm(&p, &stats, c)?; // [batch, B, C]
+            let (gamma, beta) = match self.config.modulation {
+                Modulation::Scale => (h, None),
+                Modulation::Affine => {
+                    let both = h
+                        .broadcast_matmul(&self.var(&format!("{p}.tfilm.affine.weight")).t()?)?
+                        .broadcast_add(self.var(&format!("{p}.tfilm.affine.bias")))?;
+                    (both.narrow(2, 0, c)?, Some(both.narrow(2, c, c)?))
+                }
+            };
+            film = Some((gamma, beta, layer.block_len));
+            x = a;
+        }
+        let (gamma, beta, block_len) = film.expect("at least one layer");
+        let g = modulate(&x, &gamma, beta.as_ref(), block_len)?.max(D::Minus1)?; // [batch, C_N]
+        Ok(g
+            .matmul(&self.var("classifier.weight").t()?)?
+            .broadcast_add(self.var("classifier.bias"))?)
+    }
+
+    fn lstm(&self, prefix: &str, stats: &Tensor, c: usize) -> Result<Tensor> {
+        let (batch, blocks, _) = stats.dims3()?;
+        let w_ih = self.var(&format!("{prefix}.tfilm.lstm.weight_ih")).t()?;
+        let w_hh = self.var(&format!("{prefix}.tfilm.lstm.weight_hh")).t()?;
+        let bias = (self.var(&format!("{prefix}.tfilm.lstm.bias_ih"))
+            + self.var(&format!("{prefix}.tfilm.lstm.bias_hh")))?;
+        // Input projections for every block at once; only the recurrence is sequential.
+        let projected = stats.broadcast_matmul(&w_ih)?.broadcast_add(&bias)?; // [batch, B, 4C]
+        let mut h = Tensor::zeros((batch, c), DType::F32, &Device::Cpu)?;
+        let mut cell = h.clone();
+        let mut outputs = Vec::with_capacity(blocks);
+        for j in 0..blocks {
+            let gates = (projected.narrow(1, j, 1)?.squeeze(1)? + h.matmul(&w_hh)?)?;
+            let act = |z: Tensor| -> Result<Tensor> {
+                Ok(match self.config.gate_activation {
+                    GateActivation::Sigmoid => candle_nn::ops::sigmoid(&z)?,
+                    GateActivation::HardSigmoid => z.affine(0.2, 0.5)?.clamp(0f32, 1f32)?,
+                })
+            };
+            let i = act(gates.narrow(1, 0, c)?)?;
+            let f = act(gates.narrow(1, c, c)?)?;
+            let g = gates.narrow(1, 2 * c, c)?.tanh()?;
+            let o = act(gates.narrow(1, 3 * c, c)?)?;
+            cell = ((f * cell)? + (i * g)?)?;
+            h = (o * cell.tanh()?)?;
+            outputs.push(h.clone());
+        }
+        Ok(Tensor::stack(&outputs, 1)?)
+    }
+}
+
+/// `gamma[block(t)] * a[t] + beta[block(t)]` on `[batch, C, T]` with per-block `[batch, B, C]`.
+fn modulate(a: &Tensor, gamma: &Tensor, beta: Option<&Tensor>, block_len: usize) -> Result<Tensor> {
+    let (batch, c, t) = a.dims3()?;
+    let blocks = t / block_len;
+    let per_block = |v: &Tensor| v.transpose(1, 2).and_then(|v| v.unsqueeze(3));
+    let mut x = a
+        .reshape((batch, c, blocks, block_len))?
+        .broadcast_mul(&per_block(gamma)?)?;
+    if let Some(beta) = beta {
+        x = x.broadcast_add(&per_block(beta)?)?;
+    }
+    Ok(x.reshape((batch, c, t))?)
+}

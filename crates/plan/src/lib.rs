@@ -1,0 +1,1 @@
+//! seqless-plan (placeholder, being written).

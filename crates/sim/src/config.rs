@@ -1,0 +1,445 @@
+//! What the simulator is told: the calibrated costs of the real system, the two
+//! deployments, and the run itself.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use seqless_cost::{Arch, Pricing};
+use serde::{Deserialize, Serialize};
+
+use crate::SimError;
+use crate::error::{check_range, load_json, parse_json};
+use crate::workload::{ArrivalProcess, LengthDistribution};
+
+/// Compute time of one stage kind, `a_ms + b_ms_per_row × rows`: a fixed part
+/// (handler, deserialisation) and a part linear in the rows the function owns,
+/// which is how the conv and LSTM kernels scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageCalibration {
+    /// Fixed compute per invocation, ms.
+    pub a_ms: f64,
+    /// Compute per row, ms.
+    pub b_ms_per_row: f64,
+}
+
+/// The store (Redis / ElastiCache) as seen from a function: every read and
+/// every write is one round trip plus its bytes at the function's bandwidth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreCalibration {
+    /// One request/response round trip, ms.
+    pub rtt_ms: f64,
+    /// Transfer rate, MB/s (10^6 bytes per second).
+    pub bandwidth_mb_per_s: f64,
+}
+
+impl Default for StoreCalibration {
+    /// ElastiCache in the same VPC answers in well under a millisecond; Lambda's
+    /// network throughput is commonly measured near 75 MB/s per environment.
+    /// Replace both with `seqless bench` figures.
+    fn default() -> Self {
+        StoreCalibration {
+            rtt_ms: 0.5,
+            bandwidth_mb_per_s: 75.0,
+        }
+    }
+}
+
+/// AWS Lambda's limits, which are what make the serverless curve bend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LambdaLimits {
+    /// Concurrent executions per account and region (AWS default 1,000).
+    pub account_concurrency: u32,
+    /// Execution environments a function may add per scaling period (AWS: 1,000).
+    pub scale_step: u32,
+    /// The scaling period, seconds (AWS: 10).
+    pub scale_period_s: f64,
+    /// Idle time after which an environment is reclaimed. AWS does not publish
+    /// it; public measurements find roughly 5 to 15 minutes.
+    pub keep_alive_s: f64,
+    /// Smallest configurable function memory (AWS: 128 MB).
+    pub min_memory_mb: u32,
+    /// Largest configurable function memory (AWS: 10,240 MB).
+    pub max_memory_mb: u32,
+}
+
+impl Default for LambdaLimits {
+    /// AWS's published defaults (scaling rate as of the 2023-11 change to
+    /// 1,000 environments per 10 s per function) and a 10 minute keep-alive.
+    fn default() -> Self {
+        LambdaLimits {
+            account_concurrency: 1000,
+            scale_step: 1000,
+            scale_period_s: 10.0,
+            keep_alive_s: 600.0,
+            min_memory_mb: 128,
+            max_memory_mb: 10_240,
+        }
+    }
+}
+
+/// Measured (or assumed) costs of the real system. Kept apart from the rest of
+/// the configuration so `seqless bench` can write one and the simulator read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Calibration {
+    /// Compute model per stage kind (`conv`, `tfilm`, `head`, `classifier`, ...).
+    pub stages: BTreeMap<String, StageCalibration>,
+    /// The store.
+    pub store: StoreCalibration,
+    /// A cold start: new environment, runtime start and model load, ms.
+    pub cold_start_ms: f64,
+    /// A warm invocation's overhead beyond compute and store I/O (the Invoke
+    /// API round trip and event (de)serialisation), ms.
+    pub warm_overhead_ms: f64,
+    /// Lambda's limits.
+    pub limits: LambdaLimits,
+}
+
+impl Default for Calibration {
+    /// Placeholder figures of the right order for the TFiLM stages on one
+    /// vCPU (1,769 MB); see docs/simulator.md. Measure and replace them.
+    fn default() -> Self {
+        let stage = |a_ms, b_ms_per_row| StageCalibration { a_ms, b_ms_per_row };
+        Calibration {
+            stages: BTreeMap::from([
+                ("conv".to_string(), stage(2.0, 0.0012)),
+                ("tfilm".to_string(), stage(1.0, 0.005)),
+                ("head".to_string(), stage(1.0, 0.005)),
+                ("classifier".to_string(), stage(0.5, 0.001)),
+            ]),
+            store: StoreCalibration::default(),
+            cold_start_ms: 250.0,
+            warm_overhead_ms: 15.0,
+            limits: LambdaLimits::default(),
+        }
+    }
+}
+
+impl Calibration {
+    /// Parses a calibration from JSON text; errors carry line and key.
+    pub fn from_json_str(text: &str) -> Result<Self, SimError> {
+        let c: Calibration = parse_json(text, "<string>")?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads a calibration file, as written by a benchmark; errors name the file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, SimError> {
+        let c: Calibration = load_json(path.as_ref())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), SimError> {
+        for (kind, s) in &self.stages {
+            check_range(
+                &format!("calibration.stages.{kind}.a_ms"),
+                s.a_ms,
+                0.0,
+                false,
+            )?;
+            check_range(
+                &format!("calibration.stages.{kind}.b_ms_per_row"),
+                s.b_ms_per_row,
+                0.0,
+                false,
+            )?;
+        }
+        check_range("calibration.store.rtt_ms", self.store.rtt_ms, 0.0, false)?;
+        check_range(
+            "calibration.store.bandwidth_mb_per_s",
+            self.store.bandwidth_mb_per_s,
+            0.0,
+            true,
+        )?;
+        check_range("calibration.cold_start_ms", self.cold_start_ms, 0.0, false)?;
+        check_range(
+            "calibration.warm_overhead_ms",
+            self.warm_overhead_ms,
+            0.0,
+            false,
+        )?;
+        let l = &self.limits;
+        check_range(
+            "calibration.limits.account_concurrency",
+            f64::from(l.account_concurrency),
+            1.0,
+            false,
+        )?;
+        check_range(
+            "calibration.limits.scale_step",
+            f64::from(l.scale_step),
+            1.0,
+            false,
+        )?;
+        check_range(
+            "calibration.limits.scale_period_s",
+            l.scale_period_s,
+            0.0,
+            true,
+        )?;
+        check_range(
+            "calibration.limits.keep_alive_s",
+            l.keep_alive_s,
+            0.0,
+            false,
+        )?;
+        if l.min_memory_mb > l.max_memory_mb {
+            return Err(SimError::Config {
+                field: "calibration.limits.min_memory_mb".into(),
+                reason: format!(
+                    "is {} but max_memory_mb is {}",
+                    l.min_memory_mb, l.max_memory_mb
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The serverless deployment's fixed parts, named as in the price list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerlessConfig {
+    /// The functions' architecture.
+    pub arch: Arch,
+    /// Instance type of the master node ([`Pricing::instances`] key).
+    pub master_instance: String,
+    /// ElastiCache node type ([`Pricing::instances`] key).
+    pub cache_node: String,
+    /// Number of cache nodes.
+    pub cache_nodes: u32,
+    /// Fraction of store traffic that crosses Availability Zones (billed).
+    pub cross_az_fraction: f64,
+}
+
+impl Default for ServerlessConfig {
+    /// The paper's deployment: its master price and one cache.m5.large-priced node.
+    fn default() -> Self {
+        ServerlessConfig {
+            arch: Arch::X86_64,
+            master_instance: "paper-master".into(),
+            cache_node: "cache.m5.large".into(),
+            cache_nodes: 1,
+            cross_az_fraction: 0.0,
+        }
+    }
+}
+
+/// A fleet of always-on servers, each serving a FIFO queue in batches, the
+/// way a GPU inference server does. Batch time is
+/// `batch_fixed_ms + per_query_ms × n + per_byte_ms × Σ lengths`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// Instance type ([`Pricing::instances`] key).
+    pub instance_type: String,
+    /// Number of instances.
+    pub count: u32,
+    /// Largest batch an instance takes from the queue at once.
+    pub max_batch: u32,
+    /// Fixed time per batch (kernel launches, transfers), ms.
+    pub batch_fixed_ms: f64,
+    /// Time per query in a batch, ms.
+    pub per_query_ms: f64,
+    /// Time per input byte, ms.
+    pub per_byte_ms: f64,
+}
+
+impl Default for InstanceConfig {
+    /// One p2.xlarge that serves a full batch of 32 short queries in 32 ms:
+    /// 1,000 queries/s, the capacity the paper's "1.8 M queries per hour at 50%
+    /// utilisation" implies.
+    fn default() -> Self {
+        InstanceConfig {
+            instance_type: "p2.xlarge".into(),
+            count: 1,
+            max_batch: 32,
+            batch_fixed_ms: 16.0,
+            per_query_ms: 0.5,
+            per_byte_ms: 0.00002,
+        }
+    }
+}
+
+impl InstanceConfig {
+    /// Time to serve one batch, ms; the single service model both the
+    /// simulation and the capacity figure use.
+    pub fn batch_ms(&self, queries: usize, total_bytes: f64) -> f64 {
+        self.batch_fixed_ms + self.per_query_ms * queries as f64 + self.per_byte_ms * total_bytes
+    }
+
+    /// Saturation throughput of the whole fleet for queries of `mean_len` bytes:
+    /// every instance busy with full batches.
+    pub fn capacity_qps(&self, mean_len: f64) -> f64 {
+        let b = self.max_batch as usize;
+        let batch_s = self.batch_ms(b, mean_len * b as f64) / 1000.0;
+        f64::from(self.count) * b as f64 / batch_s
+    }
+}
+
+/// One simulation run: the trace, both deployments and the prices. Plain data
+/// (JSON) so a run is reproducible from its report, which embeds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    /// Seed of every random choice; same seed, same report.
+    pub seed: u64,
+    /// Length of the arrival window, seconds.
+    pub duration_s: f64,
+    /// Extra time after the window for queries in flight to finish, seconds.
+    pub drain_s: f64,
+    /// Width of the timeline's buckets, seconds.
+    pub timeline_bucket_s: f64,
+    /// When queries arrive.
+    pub arrivals: ArrivalProcess,
+    /// How long they are.
+    pub lengths: LengthDistribution,
+    /// Longest input accepted; sampled lengths are clamped to it.
+    pub max_len: usize,
+    /// Costs of the real system.
+    pub calibration: Calibration,
+    /// The serverless deployment.
+    pub serverless: ServerlessConfig,
+    /// The instance deployment.
+    pub instances: InstanceConfig,
+    /// Prices.
+    pub pricing: Pricing,
+}
+
+impl Default for SimConfig {
+    /// A minute of Poisson traffic at 100 queries/s with log-normal lengths
+    /// around 4 KiB, against the default calibration, the paper's serverless
+    /// deployment and one p2.xlarge.
+    fn default() -> Self {
+        SimConfig {
+            seed: 42,
+            duration_s: 60.0,
+            drain_s: 60.0,
+            timeline_bucket_s: 1.0,
+            arrivals: ArrivalProcess::Poisson { rate_qps: 100.0 },
+            lengths: LengthDistribution::LogNormal {
+                median_bytes: 4096.0,
+                sigma: 1.0,
+            },
+            max_len: 1 << 20,
+            calibration: Calibration::default(),
+            serverless: ServerlessConfig::default(),
+            instances: InstanceConfig::default(),
+            pricing: Pricing::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// Parses a configuration from JSON text. Missing fields take their
+    /// defaults; unknown fields are refused by name.
+    pub fn from_json_str(text: &str) -> Result<Self, SimError> {
+        let c: SimConfig = parse_json(text, "<string>")?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads a configuration file; errors name the file, line and key.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, SimError> {
+        let c: SimConfig = load_json(path.as_ref())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every range before a run, so a bad value is reported by name
+    /// instead of producing a silent nonsense result.
+    pub fn validate(&self) -> Result<(), SimError> {
+        check_range("duration_s", self.duration_s, 0.0, true)?;
+        check_range("drain_s", self.drain_s, 0.0, false)?;
+        check_range("timeline_bucket_s", self.timeline_bucket_s, 0.0, true)?;
+        check_range("max_len", self.max_len as f64, 1.0, false)?;
+        self.arrivals.validate()?;
+        self.lengths.validate()?;
+        self.calibration.validate()?;
+        check_range(
+            "serverless.cross_az_fraction",
+            self.serverless.cross_az_fraction,
+            0.0,
+            false,
+        )?;
+        if self.serverless.cross_az_fraction > 1.0 {
+            return Err(SimError::Config {
+                field: "serverless.cross_az_fraction".into(),
+                reason: format!(
+                    "is {}; expected at most 1",
+                    self.serverless.cross_az_fraction
+                ),
+            });
+        }
+        let i = &self.instances;
+        check_range("instances.count", f64::from(i.count), 1.0, false)?;
+        check_range("instances.max_batch", f64::from(i.max_batch), 1.0, false)?;
+        check_range("instances.batch_fixed_ms", i.batch_fixed_ms, 0.0, false)?;
+        check_range("instances.per_query_ms", i.per_query_ms, 0.0, false)?;
+        check_range("instances.per_byte_ms", i.per_byte_ms, 0.0, false)?;
+        if i.batch_ms(1, 1.0) <= 0.0 {
+            return Err(SimError::Config {
+                field: "instances".into(),
+                reason:
+                    "serves a query in zero time; set batch_fixed_ms, per_query_ms or per_byte_ms"
+                        .into(),
+            });
+        }
+        // Unknown instance names fail here, before a long run, not after it.
+        self.pricing.hourly(&self.serverless.master_instance)?;
+        self.pricing.hourly(&self.serverless.cache_node)?;
+        self.pricing.hourly(&i.instance_type)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_through_json() {
+        let c = SimConfig::default();
+        c.validate().unwrap();
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(SimConfig::from_json_str(&json).unwrap(), c);
+        // Partial JSON takes defaults for the rest.
+        let partial =
+            SimConfig::from_json_str(r#"{"seed": 7, "instances": {"count": 3}}"#).unwrap();
+        assert_eq!(partial.seed, 7);
+        assert_eq!(partial.instances.count, 3);
+        assert_eq!(partial.instances.max_batch, 32);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_named() {
+        let err = SimConfig::from_json_str("{\n  \"seed\": 1,\n  \"sede\": 2\n}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sede") && err.contains("line 3"), "{err}");
+        let err = SimConfig::from_json_str(r#"{"calibration": {"limits": {"scale_period_s": 0}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("calibration.limits.scale_period_s"), "{err}");
+        let err = SimConfig::from_json_str(r#"{"instances": {"instance_type": "p9"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`p9`"), "{err}");
+        let err =
+            Calibration::from_json_str(r#"{"stages": {"conv": {"a_ms": -1, "b_ms_per_row": 0}}}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("calibration.stages.conv.a_ms"), "{err}");
+    }
+
+    #[test]
+    fn default_instance_serves_a_thousand_short_queries_a_second() {
+        let i = InstanceConfig::default();
+        assert!((i.capacity_qps(0.0) - 1000.0).abs() < 1e-9);
+        assert!(i.capacity_qps(4096.0) < 1000.0);
+    }
+}

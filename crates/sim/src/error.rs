@@ -1,0 +1,98 @@
+use std::path::PathBuf;
+
+/// Every way a simulation can be refused or fail, each naming the file, line,
+/// field or input length at fault so a CLI user can fix it without reading code.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// A JSON document (configuration, calibration, shape) did not parse or did
+    /// not match its type; serde_json's message carries the line, column and key.
+    #[error("invalid JSON in {origin}: {source}")]
+    Json {
+        /// The file path, or `<string>`.
+        origin: String,
+        /// The parser's message.
+        source: serde_json::Error,
+    },
+    /// A line of a trace file (timestamps or lengths) is not usable.
+    #[error("{}:{line}: {reason}", path.display())]
+    TraceLine {
+        /// The trace file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid simulation config: `{field}` {reason}")]
+    Config {
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The shape model could not describe a query, or described one the
+    /// simulator cannot run (unknown kind, memory outside Lambda's range, empty phase).
+    #[error("query shape for an input of {len} bytes: {reason}")]
+    Shape {
+        /// The input length the shape was asked for.
+        len: usize,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Pricing failed (unknown instance name, bad price file).
+    #[error(transparent)]
+    Cost(#[from] seqless_cost::CostError),
+    /// A chart could not be drawn or written.
+    #[error("cannot draw {}: {reason}", path.display())]
+    Plot {
+        /// The output file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Refuses a value that is not finite or is below `min` (`> min` when
+/// `strict`), naming the field: the one range check all configuration uses.
+pub(crate) fn check_range(field: &str, value: f64, min: f64, strict: bool) -> Result<(), SimError> {
+    let ok = value.is_finite() && if strict { value > min } else { value >= min };
+    if ok {
+        return Ok(());
+    }
+    let relation = if strict { ">" } else { ">=" };
+    Err(SimError::Config {
+        field: field.to_string(),
+        reason: format!("is {value}; expected a finite number {relation} {min}"),
+    })
+}
+
+/// Reads a JSON file into `T`, naming the file in every error.
+pub(crate) fn load_json<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> Result<T, SimError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_json(&text, &path.display().to_string())
+}
+
+/// Parses JSON text into `T`; `origin` names the source in errors.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, SimError> {
+    serde_json::from_str(text).map_err(|source| SimError::Json {
+        origin: origin.to_string(),
+        source,
+    })
+}

@@ -1,0 +1,388 @@
+//! The serverless deployment: a master that runs each query's phases on
+//! Lambda-style functions with warm pools, cold starts, keep-alive, an account
+//! concurrency limit and a per-function scaling rate.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use std::time::Duration;
+
+use seqless_cost::billed_ms;
+
+use crate::config::Calibration;
+use crate::events::EventQueue;
+use crate::record::{DeploymentStats, Recorder};
+use crate::shape::ShapeModel;
+use crate::workload::{LengthSampler, Workload, us};
+use crate::{SimConfig, SimError};
+
+/// A function's bill over the run, keyed by (kind, memory) as AWS would see
+/// separate functions.
+pub(crate) struct FunctionUsage {
+    pub kind: String,
+    pub memory_mb: u32,
+    pub invocations: u64,
+    pub billed_ms: u64,
+    pub cold_starts: u64,
+}
+
+/// What the serverless run measured, before pricing.
+pub(crate) struct ServerlessOutcome {
+    pub stats: DeploymentStats,
+    pub functions: Vec<FunctionUsage>,
+    pub invocations: u64,
+    pub cold_starts: u64,
+    pub throttled: u64,
+    pub store_bytes: u64,
+    pub init_billed_ms: u64,
+}
+
+/// An invocation with its timing resolved from the calibration.
+struct Timed {
+    func: usize,
+    /// Caller-visible latency of a warm run: invoke overhead + handler, µs.
+    latency_us: u64,
+    /// Billed handler duration (store I/O + compute), ms.
+    billed_ms: u64,
+    bytes: u64,
+}
+
+type Prepared = Vec<Vec<Timed>>;
+
+struct Waiting {
+    seq: u64,
+    query: usize,
+    index: usize,
+    since: u64,
+}
+
+struct Function {
+    usage: FunctionUsage,
+    /// Idle environments by the time they went idle, oldest first.
+    idle: VecDeque<u64>,
+    /// Scaling tokens: environments this function may still create now.
+    tokens: f64,
+    tokens_at: u64,
+    refill_pending: bool,
+    waiting: VecDeque<Waiting>,
+}
+
+struct Query {
+    shape: Rc<Prepared>,
+    phase: usize,
+    remaining: usize,
+}
+
+enum Event {
+    Arrival,
+    Done { func: usize, query: usize },
+    Refill { func: usize },
+}
+
+struct Serverless<'a> {
+    calibration: &'a Calibration,
+    shape_model: &'a dyn ShapeModel,
+    workload: &'a Workload,
+    funcs: Vec<Function>,
+    func_ids: BTreeMap<(String, u32), usize>,
+    shapes: BTreeMap<usize, Rc<Prepared>>,
+    queries: Vec<Query>,
+    recorder: Recorder,
+    /// Executions in progress, account-wide: what the concurrency limit caps.
+    busy: u32,
+    seq: u64,
+    cold_us: u64,
+    keep_alive_us: u64,
+    tokens_per_us: f64,
+    invocations: u64,
+    cold_starts: u64,
+    throttled: u64,
+    store_bytes: u64,
+}
+
+impl Function {
+    /// Drops environments idle for the keep-alive time or longer, then adds
+    /// the tokens earned since the last look.
+    fn advance(&mut self, t: u64, keep_alive_us: u64, tokens_per_us: f64, burst: f64) {
+        while self
+            .idle
+            .front()
+            .is_some_and(|&since| since + keep_alive_us <= t)
+        {
+            self.idle.pop_front();
+        }
+        self.tokens = (self.tokens + (t - self.tokens_at) as f64 * tokens_per_us).min(burst);
+        self.tokens_at = t;
+    }
+
+    fn can_start(&self) -> bool {
+        !self.idle.is_empty() || self.tokens >= 1.0
+    }
+}
+
+impl<'a> Serverless<'a> {
+    fn burst(&self) -> f64 {
+        f64::from(self.calibration.limits.scale_step)
+    }
+
+    fn func_id(&mut self, kind: &str, memory_mb: u32) -> usize {
+        let burst = self.burst();
+        let next = self.funcs.len();
+        let id = *self
+            .func_ids
+            .entry((kind.to_string(), memory_mb))
+            .or_insert(next);
+        if id == next {
+            self.funcs.push(Function {
+                usage: FunctionUsage {
+                    kind: kind.to_string(),
+                    memory_mb,
+                    invocations: 0,
+                    billed_ms: 0,
+                    cold_starts: 0,
+                },
+                idle: VecDeque::new(),
+                tokens: burst,
+                tokens_at: 0,
+                refill_pending: false,
+                waiting: VecDeque::new(),
+            });
+        }
+        id
+    }
+
+    /// The timed shape for a length, from the shape model once per length.
+    fn prepare(&mut self, len: usize) -> Result<Rc<Prepared>, SimError> {
+        if let Some(p) = self.shapes.get(&len) {
+            return Ok(Rc::clone(p));
+        }
+        let refuse = |reason: String| SimError::Shape { len, reason };
+        let shape = self.shape_model.shape(len).map_err(|e| refuse(e.0))?;
+        if shape.phases.is_empty() {
+            return Err(refuse("the shape has no phases".into()));
+        }
+        let c = self.calibration;
+        let io_ms = |bytes: u64| {
+            if bytes == 0 {
+                0.0
+            } else {
+                c.store.rtt_ms + bytes as f64 / (c.store.bandwidth_mb_per_s * 1e3)
+            }
+        };
+        let mut prepared = Vec::with_capacity(shape.phases.len());
+        for (p, phase) in shape.phases.iter().enumerate() {
+            if phase.invocations.is_empty() {
+                return Err(refuse(format!("phase {p} has no invocations")));
+            }
+            let mut timed = Vec::with_capacity(phase.invocations.len());
+            for inv in &phase.invocations {
+                let stage = c.stages.get(&inv.kind).ok_or_else(|| {
+                    let known: Vec<&str> = c.stages.keys().map(String::as_str).collect();
+                    refuse(format!(
+                        "phase {p}: stage kind `{}` has no calibration (calibrated: {})",
+                        inv.kind,
+                        known.join(", ")
+                    ))
+                })?;
+                let limits = &c.limits;
+                if !(limits.min_memory_mb..=limits.max_memory_mb).contains(&inv.memory_mb) {
+                    return Err(refuse(format!(
+                        "phase {p}: {} MB for `{}` is outside Lambda's {}..={} MB",
+                        inv.memory_mb, inv.kind, limits.min_memory_mb, limits.max_memory_mb
+                    )));
+                }
+                let handler_ms = io_ms(inv.bytes_in)
+                    + io_ms(inv.bytes_out)
+                    + stage.a_ms
+                    + stage.b_ms_per_row * inv.rows as f64;
+                let handler_us = us(handler_ms / 1000.0);
+                timed.push(Timed {
+                    func: self.func_id(&inv.kind, inv.memory_mb),
+                    latency_us: us(c.warm_overhead_ms / 1000.0) + handler_us,
+                    billed_ms: billed_ms(Duration::from_micros(handler_us)),
+                    bytes: inv.bytes_in + inv.bytes_out,
+                });
+            }
+            prepared.push(timed);
+        }
+        let prepared = Rc::new(prepared);
+        self.shapes.insert(len, Rc::clone(&prepared));
+        Ok(prepared)
+    }
+
+    fn handle(
+        &mut self,
+        t: u64,
+        event: Event,
+        events: &mut EventQueue<Event>,
+        lengths: &mut LengthSampler<'_>,
+    ) -> Result<(), SimError> {
+        match event {
+            Event::Arrival => {
+                let len = lengths.next_len();
+                let id = self.recorder.arrive(t, len);
+                let shape = self.prepare(len)?;
+                self.queries.push(Query {
+                    shape,
+                    phase: 0,
+                    remaining: 0,
+                });
+                self.start_phase(id, t);
+            }
+            Event::Done { func, query } => {
+                self.funcs[func].idle.push_back(t);
+                self.busy -= 1;
+                self.recorder.concurrency(t, self.busy);
+                let q = &mut self.queries[query];
+                q.remaining -= 1;
+                if q.remaining == 0 {
+                    q.phase += 1;
+                    if q.phase == q.shape.len() {
+                        self.recorder.complete(query, t);
+                        if let Some(next) = self.workload.next_after_completion(t) {
+                            events.push(next, Event::Arrival);
+                        }
+                    } else {
+                        self.start_phase(query, t);
+                    }
+                }
+            }
+            Event::Refill { func } => self.funcs[func].refill_pending = false,
+        }
+        self.drain(t, events);
+        Ok(())
+    }
+
+    /// Queues every invocation of the query's current phase; `drain` starts
+    /// what capacity allows.
+    fn start_phase(&mut self, query: usize, t: u64) {
+        let q = &mut self.queries[query];
+        let phase = &q.shape[q.phase];
+        q.remaining = phase.len();
+        for (index, inv) in phase.iter().enumerate() {
+            self.seq += 1;
+            self.funcs[inv.func].waiting.push_back(Waiting {
+                seq: self.seq,
+                query,
+                index,
+                since: t,
+            });
+        }
+    }
+
+    /// Starts waiting invocations, oldest first across functions (FIFO within
+    /// a function), while the account has concurrency and the function has a
+    /// warm environment or a scaling token. What cannot start waits; it is
+    /// retried when an execution ends or a token arrives.
+    fn drain(&mut self, t: u64, events: &mut EventQueue<Event>) {
+        let (keep_alive_us, rate, burst) = (self.keep_alive_us, self.tokens_per_us, self.burst());
+        for f in &mut self.funcs {
+            f.advance(t, keep_alive_us, rate, burst);
+        }
+        let limit = self.calibration.limits.account_concurrency;
+        while self.busy < limit {
+            let next = self
+                .funcs
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.can_start())
+                .filter_map(|(i, f)| f.waiting.front().map(|w| (w.seq, i)))
+                .min();
+            let Some((_, f)) = next else { break };
+            let Some(w) = self.funcs[f].waiting.pop_front() else {
+                break;
+            };
+            self.dispatch(f, w, t, events);
+        }
+        if self.busy >= limit {
+            return; // an execution ending will call drain again
+        }
+        for (i, f) in self.funcs.iter_mut().enumerate() {
+            if !f.waiting.is_empty() && !f.can_start() && !f.refill_pending {
+                let wait = ((1.0 - f.tokens) / rate).ceil().max(1.0) as u64;
+                f.refill_pending = true;
+                events.push(t + wait, Event::Refill { func: i });
+            }
+        }
+    }
+
+    fn dispatch(&mut self, f: usize, w: Waiting, t: u64, events: &mut EventQueue<Event>) {
+        let shape = Rc::clone(&self.queries[w.query].shape);
+        let inv = &shape[self.queries[w.query].phase][w.index];
+        let func = &mut self.funcs[f];
+        let cold = func.idle.pop_back().is_none();
+        if cold {
+            func.tokens -= 1.0;
+            func.usage.cold_starts += 1;
+            self.cold_starts += 1;
+            self.recorder.mark_cold(w.query);
+        }
+        func.usage.invocations += 1;
+        func.usage.billed_ms += inv.billed_ms;
+        self.busy += 1;
+        self.recorder.concurrency(t, self.busy);
+        if t > w.since {
+            self.throttled += 1;
+        }
+        self.invocations += 1;
+        self.store_bytes += inv.bytes;
+        let start = t + if cold { self.cold_us } else { 0 };
+        events.push(
+            start + inv.latency_us,
+            Event::Done {
+                func: f,
+                query: w.query,
+            },
+        );
+    }
+}
+
+/// Runs the serverless deployment over the workload.
+pub(crate) fn simulate(
+    config: &SimConfig,
+    workload: &Workload,
+    shape_model: &dyn ShapeModel,
+) -> Result<ServerlessOutcome, SimError> {
+    let c = &config.calibration;
+    let mut sim = Serverless {
+        calibration: c,
+        shape_model,
+        workload,
+        funcs: Vec::new(),
+        func_ids: BTreeMap::new(),
+        shapes: BTreeMap::new(),
+        queries: Vec::new(),
+        recorder: Recorder::new(us(config.timeline_bucket_s), workload.window_us),
+        busy: 0,
+        seq: 0,
+        cold_us: us(c.cold_start_ms / 1000.0),
+        keep_alive_us: us(c.limits.keep_alive_s),
+        tokens_per_us: f64::from(c.limits.scale_step) / (c.limits.scale_period_s * 1e6),
+        invocations: 0,
+        cold_starts: 0,
+        throttled: 0,
+        store_bytes: 0,
+    };
+    let mut events = EventQueue::new();
+    for t in workload.initial_arrivals() {
+        events.push(t, Event::Arrival);
+    }
+    let end = workload.window_us + us(config.drain_s);
+    let mut lengths = workload.length_sampler();
+    while let Some((t, event)) = events.pop_until(end) {
+        sim.handle(t, event, &mut events, &mut lengths)?;
+    }
+    let init_billed_ms = if sim.cold_us == 0 {
+        0
+    } else {
+        billed_ms(Duration::from_micros(sim.cold_us))
+    };
+    Ok(ServerlessOutcome {
+        stats: sim.recorder.finish(),
+        functions: sim.funcs.into_iter().map(|f| f.usage).collect(),
+        invocations: sim.invocations,
+        cold_starts: sim.cold_starts,
+        throttled: sim.throttled,
+        store_bytes: sim.store_bytes,
+        init_billed_ms,
+    })
+}

@@ -1,0 +1,311 @@
+//! The simulator's invariants, through the public API only.
+
+mod common;
+
+use common::{small_config, temp_dir};
+use seqless_sim::{
+    ArrivalProcess, InstanceConfig, Invocation, LengthDistribution, LoadLevel, Phase, QueryShape,
+    SimConfig, SimError, SyntheticShape, run, sweep,
+};
+
+#[test]
+fn no_query_is_lost() {
+    // Overloaded and with no drain, so both deployments end with work in flight.
+    let mut config = small_config(300.0);
+    config.drain_s = 0.0;
+    let report = run(&config, &SyntheticShape::default()).unwrap();
+    for stats in [&report.serverless.stats, &report.instances.stats] {
+        assert!(stats.arrived > 5000);
+        assert_eq!(stats.arrived, stats.completed + stats.in_flight_at_end);
+        assert_eq!(
+            stats.timeline.iter().map(|b| b.arrivals).sum::<u64>(),
+            stats.arrived
+        );
+        assert_eq!(
+            stats.timeline.iter().map(|b| b.completions).sum::<u64>(),
+            stats.completed
+        );
+        assert_eq!(stats.queries.len() as u64, stats.arrived);
+    }
+    assert_eq!(
+        report.serverless.stats.arrived,
+        report.instances.stats.arrived
+    );
+    assert!(report.instances.stats.in_flight_at_end > 1000);
+}
+
+#[test]
+fn account_concurrency_is_never_exceeded() {
+    let mut config = small_config(200.0);
+    config.duration_s = 5.0;
+    config.calibration.limits.account_concurrency = 20;
+    let report = run(&config, &SyntheticShape::default()).unwrap();
+    let s = &report.serverless;
+    assert_eq!(s.stats.max_concurrency, 20);
+    assert!(s.stats.timeline.iter().all(|b| b.max_concurrency <= 20));
+    assert!(s.throttled > 0);
+    assert_eq!(
+        s.stats.arrived,
+        s.stats.completed + s.stats.in_flight_at_end
+    );
+}
+
+#[test]
+fn scaling_rate_limits_new_environments() {
+    // 100 clients arrive at once; the function may add 10 environments at
+    // once and then one per 100 ms.
+    let mut config = small_config(1.0);
+    config.arrivals = ArrivalProcess::ClosedLoop {
+        clients: 100,
+        think_s: 0.0,
+    };
+    config.duration_s = 3.0;
+    config.timeline_bucket_s = 0.1;
+    config.calibration.cold_start_ms = 0.0;
+    config.calibration.warm_overhead_ms = 0.0;
+    config.calibration.limits.scale_step = 10;
+    config.calibration.limits.scale_period_s = 1.0;
+    // One invocation of 2 + 0.0012 × 500_000 = 602 ms.
+    let shape = |_: usize| uniform_shape(1, 1, 500_000);
+    let report = run(&config, &shape).unwrap();
+    let s = &report.serverless;
+    for (k, bucket) in s.stats.timeline.iter().take(6).enumerate() {
+        // Bucket k ends at (k+1) × 100 ms: at most 10 + (k+1) environments.
+        assert!(
+            bucket.max_concurrency as usize <= 11 + k,
+            "bucket {k}: {}",
+            bucket.max_concurrency
+        );
+    }
+    assert!(s.throttled >= 80, "{}", s.throttled);
+}
+
+#[test]
+fn cold_starts_follow_keep_alive() {
+    let mut config = small_config(1.0);
+    config.calibration.limits.keep_alive_s = 5.0;
+    config.duration_s = 20.0;
+    let shape = |_: usize| uniform_shape(1, 1, 0);
+    let times = |t: &[f64]| {
+        let dir = temp_dir(&format!("keepalive-{}", t.len()));
+        let path = dir.join("times.txt");
+        std::fs::write(
+            &path,
+            t.iter().map(|x| format!("{x}\n")).collect::<String>(),
+        )
+        .unwrap();
+        path
+    };
+    // Gaps of 1 s (warm), 10 s (reclaimed: cold), 4 s (warm).
+    config.arrivals = ArrivalProcess::File {
+        path: times(&[0.0, 1.0, 11.0, 15.0]),
+    };
+    let report = run(&config, &shape).unwrap();
+    let s = &report.serverless;
+    assert_eq!(s.cold_starts, 2);
+    let cold: Vec<bool> = s.stats.queries.iter().map(|q| q.cold).collect();
+    assert_eq!(cold, vec![true, false, true, false]);
+    // Cold: 250 ms start + 15 ms overhead + 2 ms compute; warm: 17 ms.
+    let latency: Vec<f64> = s
+        .stats
+        .queries
+        .iter()
+        .map(|q| q.latency_ms.unwrap())
+        .collect();
+    assert_eq!(latency, vec![267.0, 17.0, 267.0, 17.0]);
+    assert_eq!(s.stats.latency_cold.count, 2);
+    assert_eq!(s.stats.latency_warm.max_ms, 17.0);
+}
+
+#[test]
+fn same_seed_same_bytes_and_different_seed_different_trace() {
+    let config = small_config(50.0);
+    let shape = SyntheticShape::default();
+    let a = run(&config, &shape).unwrap();
+    let b = run(&config, &shape).unwrap();
+    assert_eq!(a.to_json(), b.to_json());
+    assert_eq!(a.timeline_csv(), b.timeline_csv());
+    assert_eq!(a.queries_csv(), b.queries_csv());
+    let other = SimConfig {
+        seed: config.seed + 1,
+        ..config
+    };
+    let c = run(&other, &shape).unwrap();
+    assert_ne!(a.queries_csv(), c.queries_csv());
+    assert_ne!(a.to_json(), c.to_json());
+}
+
+#[test]
+fn serverless_scales_linearly_while_instances_saturate() {
+    let config = small_config(1.0);
+    let levels: Vec<LoadLevel> = [25.0, 50.0, 200.0, 400.0]
+        .into_iter()
+        .map(LoadLevel::Rate)
+        .collect();
+    let sweep = sweep(&config, &SyntheticShape::default(), &levels).unwrap();
+    for p in &sweep.points {
+        let ratio = p.serverless.throughput_qps / p.offered_qps;
+        assert!(
+            (0.97..=1.01).contains(&ratio),
+            "serverless at {}: {ratio}",
+            p.offered_qps
+        );
+    }
+    // The fleet serves 100 q/s at most: it keeps up at 25 and 50 q/s and
+    // flattens at its capacity above.
+    let capacity = sweep.points[0].instance_capacity_qps;
+    assert!((capacity - 100.0).abs() < 1e-9);
+    for p in &sweep.points[..2] {
+        assert!((p.instances.throughput_qps / p.offered_qps - 1.0).abs() < 0.03);
+    }
+    for p in &sweep.points[2..] {
+        let ratio = p.instances.throughput_qps / capacity;
+        assert!(
+            (0.97..=1.001).contains(&ratio),
+            "instances at {}: {ratio}",
+            p.offered_qps
+        );
+        assert!(p.instances.latency.p99_ms > 1000.0);
+    }
+    let csv = sweep.to_csv();
+    assert_eq!(csv.lines().count(), 1 + levels.len());
+    assert!(csv.starts_with("level_kind,level,offered_qps,serverless_throughput_qps"));
+}
+
+#[test]
+fn closed_loop_clients_scale_serverless_throughput() {
+    let mut config = small_config(1.0);
+    config.duration_s = 10.0;
+    let levels = [LoadLevel::Concurrency(4), LoadLevel::Concurrency(16)];
+    let sweep = sweep(&config, &SyntheticShape::default(), &levels).unwrap();
+    let (low, high) = (&sweep.points[0], &sweep.points[1]);
+    let growth = high.serverless.throughput_qps / low.serverless.throughput_qps;
+    assert!((3.6..=4.2).contains(&growth), "{growth}");
+    assert!(high.instances.throughput_qps <= 100.5);
+}
+
+#[test]
+fn costs_follow_the_bill() {
+    let config = small_config(50.0);
+    let report = run(&config, &SyntheticShape::default()).unwrap();
+    let s = &report.serverless;
+    let c = &s.cost;
+    assert!((c.invocations - s.invocations as f64).abs() < 1e-6);
+    assert!((c.requests_usd - s.invocations as f64 * 0.2e-6).abs() < 1e-12);
+    assert!((c.cold_starts - s.cold_starts as f64).abs() < 1e-6);
+    // 20 s of the master (0.188/h) and one cache node (0.156/h).
+    assert!((c.master_usd + c.cache_usd - 20.0 / 3600.0 * 0.344).abs() < 1e-12);
+    assert!(c.duration_usd > 0.0 && c.init_usd > 0.0);
+    let i = &report.instances;
+    assert!((i.stats.cost_usd - 2.0 * 0.9 * 20.0 / 3600.0).abs() < 1e-12);
+    // Half the fleet's capacity is used, though with small batches it is busy
+    // more than half the time.
+    assert!((i.utilisation - 0.5).abs() < 0.03, "{}", i.utilisation);
+    assert!(i.busy_fraction > i.utilisation && i.busy_fraction < 1.0);
+    let crossover = report.crossover_qps.unwrap();
+    let variable = c.variable_cost_per_query_usd();
+    assert!((crossover * 3600.0 * variable + c.fixed_usd_per_hour() - 1.8).abs() < 1e-9);
+}
+
+#[test]
+fn sweep_finds_the_cost_crossover() {
+    // One default p2.xlarge (about 800 q/s at these lengths): serverless is
+    // cheaper at light load, the instance once it is busy enough.
+    let mut config = small_config(1.0);
+    config.duration_s = 10.0;
+    config.instances = InstanceConfig::default();
+    let levels: Vec<LoadLevel> = [10.0, 40.0, 160.0, 640.0]
+        .into_iter()
+        .map(LoadLevel::Rate)
+        .collect();
+    let sweep = sweep(&config, &SyntheticShape::default(), &levels).unwrap();
+    let first = &sweep.points[0];
+    assert!(first.serverless.cost_per_query_usd < first.instances.cost_per_query_usd);
+    let last = &sweep.points[3];
+    assert!(last.serverless.cost_per_query_usd > last.instances.cost_per_query_usd);
+    let x = sweep.crossover_qps.expect("a crossing");
+    assert!((10.0..640.0).contains(&x), "{x}");
+    // The analytic crossover of a single run lands in the same range.
+    let analytic = run(&config, &SyntheticShape::default())
+        .unwrap()
+        .crossover_qps
+        .unwrap();
+    assert!((10.0..640.0).contains(&analytic), "{analytic}");
+}
+
+#[test]
+fn bad_shapes_are_refused_with_the_length() {
+    let config = SimConfig {
+        duration_s: 1.0,
+        lengths: LengthDistribution::Fixed { bytes: 77 },
+        ..small_config(5.0)
+    };
+    let unknown = |_: usize| {
+        let mut s = uniform_shape(1, 1, 1);
+        s.phases[0].invocations[0].kind = "lstm".into();
+        s
+    };
+    let err = run(&config, &unknown).unwrap_err();
+    assert!(matches!(err, SimError::Shape { len: 77, .. }), "{err}");
+    assert!(err.to_string().contains("`lstm`"), "{err}");
+    let huge = |_: usize| {
+        let mut s = uniform_shape(1, 1, 1);
+        s.phases[0].invocations[0].memory_mb = 20_000;
+        s
+    };
+    assert!(
+        run(&config, &huge)
+            .unwrap_err()
+            .to_string()
+            .contains("20000 MB")
+    );
+    let empty = |_: usize| QueryShape::default();
+    assert!(
+        run(&config, &empty)
+            .unwrap_err()
+            .to_string()
+            .contains("no phases")
+    );
+}
+
+#[test]
+fn config_files_load_and_name_their_errors() {
+    let dir = temp_dir("config");
+    let path = dir.join("sim.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&small_config(5.0)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(SimConfig::load(&path).unwrap(), small_config(5.0));
+    std::fs::write(
+        &path,
+        "{\n \"arrivals\": {\"kind\": \"poisson\", \"rate\": 3}\n}",
+    )
+    .unwrap();
+    let err = SimConfig::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("sim.json") && err.contains("`rate`") && err.contains("line "),
+        "{err}"
+    );
+}
+
+/// A query of `phases` phases, each `width` identical invocations of the
+/// `conv` stage with no store traffic.
+pub fn uniform_shape(phases: usize, width: usize, rows: usize) -> QueryShape {
+    let inv = Invocation {
+        kind: "conv".into(),
+        rows,
+        bytes_in: 0,
+        bytes_out: 0,
+        memory_mb: 1024,
+    };
+    QueryShape {
+        phases: vec![
+            Phase {
+                invocations: vec![inv; width],
+            };
+            phases
+        ],
+    }
+}
