@@ -1,0 +1,584 @@
+//! The Redis backend: one server (plain or TLS) or a Redis Cluster.
+
+use std::future::Future;
+use std::ops::Range;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
+use tokio::time::Instant;
+
+use crate::error::StoreError;
+use crate::tensor::{HEADER_LEN, Header, StoredTensor, decode_blob, tensor_from_payload};
+use crate::url::{Target, TlsFiles, mask, parse};
+use crate::{Fetched, StoreOptions, TensorStore, check_ttl};
+
+/// Largest value Redis accepts in a string (`proto-max-bulk-len` default).
+const REDIS_MAX_STRING: usize = 512 * 1024 * 1024;
+/// Attempts per operation when the connection is down (each bounded by the
+/// operation's deadline); all store operations are idempotent, so a retry after a
+/// dropped connection is safe.
+const MAX_ATTEMPTS: u32 = 4;
+/// First pause between attempts; doubles each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Keys per UNLINK, so a huge delete does not become one huge command.
+const DELETE_BATCH: usize = 1024;
+
+/// A [`TensorStore`] backed by Redis, for functions that run in separate processes
+/// or machines.
+///
+/// One `RedisStore` holds one multiplexed connection (a redis-rs
+/// `ConnectionManager`, or a Cluster connection) that every clone of the
+/// `Arc<dyn TensorStore>` shares; it reconnects in the background after Redis
+/// restarts. Every operation is bounded by [`StoreOptions::op_timeout`], and is
+/// retried a few times within that bound when the connection has dropped, so the
+/// first call after Redis comes back succeeds.
+///
+/// Keys get [`StoreOptions::key_prefix`] prepended; every write sets an expiry
+/// (`SET … PX`); multi-key reads are one pipeline (on a Cluster: concurrent reads,
+/// which redis-rs multiplexes per node); row reads use `GETRANGE`; deletes name
+/// their keys (`UNLINK`, split per slot by redis-rs on a Cluster), never `KEYS` or
+/// `SCAN`.
+pub struct RedisStore {
+    conn: Conn,
+    prefix: String,
+    name: String,
+    op_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("store", &self.name)
+            .field("prefix", &self.prefix)
+            .field("op_timeout", &self.op_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection of either kind; both are cheap clones of a shared multiplexer.
+#[derive(Clone)]
+enum Conn {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl RedisStore {
+    /// Connects to a `redis://`, `rediss://`, `redis+cluster://` or
+    /// `rediss+cluster://` URL (see the crate docs) and checks that the server
+    /// answers within [`StoreOptions::connect_timeout`], so a wrong URL or a down
+    /// server is reported at startup with the (masked) URL in the message.
+    pub async fn connect(url: &str, opts: StoreOptions) -> Result<Self, StoreError> {
+        let name = mask(url.trim());
+        let bad = |reason: String| StoreError::BadUrl {
+            url: name.clone(),
+            reason,
+        };
+        let target = parse(url)?;
+        if url.trim().to_ascii_lowercase().starts_with("rediss") {
+            install_crypto_provider();
+        }
+        let connect = async {
+            match target {
+                Target::Memory => Err(bad("`memory` is not a Redis URL".into())),
+                Target::Node { url, tls } => {
+                    let client = if tls.is_empty() {
+                        redis::Client::open(url.as_str())
+                    } else {
+                        redis::Client::build_with_tls(url.as_str(), certificates(&tls, &bad)?)
+                    }
+                    .map_err(|e| bad(e.to_string()))?;
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(opts.connect_timeout))
+                        .set_response_timeout(Some(backstop(opts.op_timeout)))
+                        .set_number_of_retries(1)
+                        .set_min_delay(FIRST_BACKOFF)
+                        .set_max_delay(Duration::from_secs(1));
+                    let manager = ConnectionManager::new_lazy_with_config(client, config)
+                        .map_err(|e| bad(e.to_string()))?;
+                    Ok(Conn::Node(manager))
+                }
+                Target::Cluster { nodes, tls } => {
+                    let mut builder = ClusterClientBuilder::new(nodes)
+                        .connection_timeout(opts.connect_timeout)
+                        .response_timeout(backstop(opts.op_timeout))
+                        .retries(2);
+                    if !tls.is_empty() {
+                        builder = builder.certs(certificates(&tls, &bad)?);
+                    }
+                    let client = builder.build().map_err(|e| bad(e.to_string()))?;
+                    let conn = client
+                        .get_async_connection()
+                        .await
+                        .map_err(|e| unavailable(&name, &e))?;
+                    Ok(Conn::Cluster(conn))
+                }
+            }
+        };
+        let conn = tokio::time::timeout(opts.connect_timeout, connect)
+            .await
+            .map_err(|_| no_answer(&name, opts.connect_timeout))??;
+        let store = Self {
+            conn,
+            prefix: opts.key_prefix,
+            name,
+            op_timeout: opts.op_timeout,
+        };
+        let mut conn = store.conn.clone();
+        let ping = async move { redis::cmd("PING").query_async::<Value>(&mut conn).await };
+        match tokio::time::timeout(opts.connect_timeout, ping).await {
+            Err(_) => Err(no_answer(&store.name, opts.connect_timeout)),
+            Ok(Err(e)) => Err(store.map_err(None, e)),
+            Ok(Ok(_)) => Ok(store),
+        }
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Runs one store operation under the deadline, retrying while the connection
+    /// is down.
+    async fn run<T, F, Fut>(
+        &self,
+        op: &str,
+        key: Option<&str>,
+        mut attempt: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut(Conn) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let deadline = Instant::now() + self.op_timeout;
+        let mut backoff = FIRST_BACKOFF;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let err = match tokio::time::timeout_at(deadline, attempt(self.conn.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    return Err(StoreError::Timeout {
+                        store: self.name.clone(),
+                        op: describe_op(op, key, self.op_timeout),
+                    });
+                }
+            };
+            let retry = matches!(err, StoreError::Unavailable { .. })
+                && tries < MAX_ATTEMPTS
+                && Instant::now() + backoff < deadline;
+            if !retry {
+                return Err(err);
+            }
+            tracing::debug!(store = %self.name, op, attempt = tries, error = %err, "retrying");
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    }
+
+    /// Converts a redis-rs error, naming `key` where the error is about its value.
+    fn map_err(&self, key: Option<&str>, e: RedisError) -> StoreError {
+        if let (true, Some(key)) = (is_wrongtype(&e), key) {
+            return StoreError::corrupt(
+                key,
+                "the Redis key holds a list, hash, set or other non-string value \
+                 (WRONGTYPE): something other than seqless wrote it",
+            );
+        }
+        if e.is_timeout() {
+            return StoreError::Timeout {
+                store: self.name.clone(),
+                op: describe_op("request", key, self.op_timeout),
+            };
+        }
+        // A refused certificate surfaces as an I/O error, but retrying cannot fix it.
+        let tls_refused = e.to_string().contains("certificate");
+        let transient = (e.is_io_error() && !tls_refused)
+            || matches!(
+                e.kind(),
+                ErrorKind::ClusterConnectionNotFound
+                    | ErrorKind::Parse
+                    | ErrorKind::Server(
+                        ServerErrorKind::BusyLoading
+                            | ServerErrorKind::TryAgain
+                            | ServerErrorKind::ClusterDown
+                            | ServerErrorKind::MasterDown
+                            | ServerErrorKind::Moved
+                            | ServerErrorKind::Ask
+                            | ServerErrorKind::ReadOnly
+                    )
+            );
+        if transient {
+            unavailable(&self.name, &e)
+        } else {
+            StoreError::Rejected {
+                store: self.name.clone(),
+                reason: e.to_string(),
+            }
+        }
+    }
+
+    /// Interprets a GET reply: bytes, or NotFound, or the server's error.
+    fn blob(&self, key: &str, value: Value) -> Result<Vec<u8>, StoreError> {
+        match value {
+            Value::BulkString(bytes) => Ok(bytes),
+            Value::Nil => Err(StoreError::NotFound {
+                key: key.to_owned(),
+            }),
+            Value::ServerError(e) => Err(self.map_err(Some(key), e.into())),
+            other => Err(StoreError::corrupt(
+                key,
+                format!("unexpected Redis reply {other:?}"),
+            )),
+        }
+    }
+
+    async fn get_blob(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let full = self.full_key(key);
+        self.run("GET", Some(key), |mut conn| {
+            let full = &full;
+            async move {
+                let value = redis::cmd("GET")
+                    .arg(full)
+                    .query_async::<Value>(&mut conn)
+                    .await
+                    .map_err(|e| self.map_err(Some(key), e))?;
+                self.blob(key, value)
+            }
+        })
+        .await
+    }
+
+    async fn get_blobs(&self, keys: &[String]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let full: Vec<String> = keys.iter().map(|k| self.full_key(k)).collect();
+        self.run(&format!("GET of {} keys", keys.len()), None, |mut conn| {
+            let full = &full;
+            async move {
+                match &mut conn {
+                    Conn::Node(_) => {
+                        let mut pipe = redis::pipe();
+                        for k in full {
+                            pipe.cmd("GET").arg(k);
+                        }
+                        let values: Vec<Value> = pipe
+                            .ignore_errors()
+                            .query_async(&mut conn)
+                            .await
+                            .map_err(|e| self.map_err(None, e))?;
+                        if values.len() != keys.len() {
+                            return Err(StoreError::Rejected {
+                                store: self.name.clone(),
+                                reason: format!(
+                                    "a pipeline of {} GETs returned {} replies",
+                                    keys.len(),
+                                    values.len()
+                                ),
+                            });
+                        }
+                        keys.iter()
+                            .zip(values)
+                            .map(|(k, v)| self.blob(k, v))
+                            .collect()
+                    }
+                    // A Cluster pipeline must stay in one slot; independent GETs are
+                    // routed per key and multiplexed per node instead.
+                    Conn::Cluster(cluster) => {
+                        let reads = keys.iter().zip(full).map(|(k, f)| {
+                            let mut c = cluster.clone();
+                            async move {
+                                let v = redis::cmd("GET")
+                                    .arg(f)
+                                    .query_async::<Value>(&mut c)
+                                    .await
+                                    .map_err(|e| self.map_err(Some(k), e))?;
+                                self.blob(k, v)
+                            }
+                        });
+                        futures_util::future::join_all(reads)
+                            .await
+                            .into_iter()
+                            .collect()
+                    }
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// Loads the PEM files a URL names for redis-rs.
+fn certificates(
+    files: &TlsFiles,
+    bad: &impl Fn(String) -> StoreError,
+) -> Result<redis::TlsCertificates, StoreError> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|e| bad(format!("cannot read {what} {}: {e}", path.display())))
+    };
+    let root_cert = files
+        .ca
+        .as_deref()
+        .map(|p| read(p, "CA certificate"))
+        .transpose()?;
+    let client_tls = match (&files.cert, &files.key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert, "client certificate")?,
+            client_key: read(key, "client key")?,
+        }),
+        _ => None,
+    };
+    Ok(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    })
+}
+
+/// redis-rs enables rustls without choosing a crypto provider; choose ring unless
+/// the process already chose one.
+fn install_crypto_provider() {
+    // An error only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Whether the server said WRONGTYPE, directly or for a command of a pipeline.
+fn is_wrongtype(e: &RedisError) -> bool {
+    e.code() == Some("WRONGTYPE")
+        || e.clone()
+            .into_server_errors()
+            .is_some_and(|errs| errs.iter().any(|(_, se)| se.code() == "WRONGTYPE"))
+}
+
+fn unavailable(store: &str, e: &RedisError) -> StoreError {
+    StoreError::Unavailable {
+        store: store.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn no_answer(store: &str, after: Duration) -> StoreError {
+    StoreError::Unavailable {
+        store: store.to_owned(),
+        reason: format!("no answer within {after:?}"),
+    }
+}
+
+fn describe_op(op: &str, key: Option<&str>, limit: Duration) -> String {
+    match key {
+        Some(k) => format!("{op} `{k}` (limit {limit:?})"),
+        None => format!("{op} (limit {limit:?})"),
+    }
+}
+
+/// redis-rs' own response timeout: a backstop behind the store's deadline, so a
+/// slow reply is normally reported by [`RedisStore::run`], which knows the operation.
+fn backstop(op_timeout: Duration) -> Duration {
+    op_timeout + Duration::from_secs(1)
+}
+
+fn ttl_millis(ttl: Duration) -> u64 {
+    // Redis counts milliseconds; never round a positive TTL down to 0.
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait::async_trait]
+impl TensorStore for RedisStore {
+    async fn put(
+        &self,
+        key: &str,
+        tensor: &StoredTensor,
+        ttl: Duration,
+    ) -> Result<u64, StoreError> {
+        check_ttl(key, ttl)?;
+        if tensor.encoded_len() > REDIS_MAX_STRING {
+            return Err(StoreError::invalid(format!(
+                "tensor `{key}` encodes to {} bytes, over Redis' {REDIS_MAX_STRING}-byte string limit",
+                tensor.encoded_len()
+            )));
+        }
+        let blob = tensor.encode();
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.full_key(key))
+            .arg(&blob)
+            .arg("PX")
+            .arg(ttl_millis(ttl));
+        self.run("SET", Some(key), |mut conn| {
+            let cmd = &cmd;
+            async move {
+                cmd.query_async::<Value>(&mut conn)
+                    .await
+                    .map_err(|e| self.map_err(Some(key), e))?;
+                Ok(())
+            }
+        })
+        .await?;
+        Ok(blob.len() as u64)
+    }
+
+    async fn get(&self, key: &str) -> Result<Fetched, StoreError> {
+        let blob = self.get_blob(key).await?;
+        let tensor = decode_blob(key, &blob)?;
+        Ok(Fetched {
+            tensor,
+            bytes: blob.len() as u64,
+        })
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Fetched>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let blobs = self.get_blobs(keys).await?;
+        keys.iter()
+            .zip(blobs)
+            .map(|(key, blob)| {
+                Ok(Fetched {
+                    tensor: decode_blob(key, &blob)?,
+                    bytes: blob.len() as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_rows(&self, key: &str, rows: Range<usize>) -> Result<Fetched, StoreError> {
+        let full = self.full_key(key);
+        // One round trip for existence, length and header (all one key, so one slot).
+        let (exists, len, head) = self
+            .run("GETRANGE header", Some(key), |mut conn| {
+                let full = &full;
+                async move {
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("EXISTS").arg(full);
+                    pipe.cmd("STRLEN").arg(full);
+                    pipe.cmd("GETRANGE").arg(full).arg(0).arg(HEADER_LEN - 1);
+                    pipe.query_async::<(i64, u64, Vec<u8>)>(&mut conn)
+                        .await
+                        .map_err(|e| self.map_err(Some(key), e))
+                }
+            })
+            .await?;
+        if exists == 0 {
+            return Err(StoreError::NotFound {
+                key: key.to_owned(),
+            });
+        }
+        let header = Header::parse(key, &head)?;
+        if usize::try_from(len).ok() != Some(header.blob_len()) {
+            return Err(StoreError::corrupt(
+                key,
+                format!(
+                    "blob is {len} bytes, its header implies {}",
+                    header.blob_len()
+                ),
+            ));
+        }
+        let span = header.row_span(key, rows)?;
+        let payload = if span.len == 0 {
+            Vec::new()
+        } else {
+            let (start, end) = (span.offset, span.offset + span.len - 1);
+            self.run("GETRANGE rows", Some(key), |mut conn| {
+                let full = &full;
+                async move {
+                    redis::cmd("GETRANGE")
+                        .arg(full)
+                        .arg(start)
+                        .arg(end)
+                        .query_async::<Vec<u8>>(&mut conn)
+                        .await
+                        .map_err(|e| self.map_err(Some(key), e))
+                }
+            })
+            .await?
+        };
+        if payload.len() != span.len {
+            // The key expired or was replaced between the two reads.
+            return Err(if payload.is_empty() {
+                StoreError::NotFound {
+                    key: key.to_owned(),
+                }
+            } else {
+                StoreError::corrupt(
+                    key,
+                    format!(
+                        "row read returned {} bytes, expected {}",
+                        payload.len(),
+                        span.len
+                    ),
+                )
+            });
+        }
+        let tensor = tensor_from_payload(key, header.dtype, span.shape, &payload)?;
+        Ok(Fetched {
+            tensor,
+            bytes: (HEADER_LEN + span.len) as u64,
+        })
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        for batch in keys.chunks(DELETE_BATCH) {
+            let mut cmd = redis::cmd("UNLINK");
+            for k in batch {
+                cmd.arg(self.full_key(k));
+            }
+            self.run(
+                &format!("UNLINK of {} keys", batch.len()),
+                None,
+                |mut conn| {
+                    let cmd = &cmd;
+                    async move {
+                        cmd.query_async::<Value>(&mut conn)
+                            .await
+                            .map_err(|e| self.map_err(None, e))?;
+                        Ok(())
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run("PING", None, |mut conn| async move {
+            redis::cmd("PING")
+                .query_async::<Value>(&mut conn)
+                .await
+                .map_err(|e| self.map_err(None, e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
