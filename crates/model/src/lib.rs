@@ -18,6 +18,8 @@
 pub mod config;
 pub mod error;
 pub mod kernels;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod model;
 pub mod tokenizer;
 pub mod train;

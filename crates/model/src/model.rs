@@ -42,6 +42,22 @@ pub struct Prediction {
     pub padded_len: usize,
 }
 
+impl Prediction {
+    /// Label, softmax and arg-max from logits in `labels` order: how a coordinator that only
+    /// received logits from a head function finishes.
+    pub fn from_logits(labels: &[String], logits: Vec<f32>, padded_len: usize) -> Self {
+        let probabilities = kernels::softmax(&logits);
+        let label_index = argmax(&logits);
+        Self {
+            label: labels.get(label_index).cloned().unwrap_or_default(),
+            label_index,
+            logits,
+            probabilities,
+            padded_len,
+        }
+    }
+}
+
 /// One layer's outputs as the serial TFiLM stage sees them.
 #[derive(Debug, Clone)]
 pub struct LayerSummary {
@@ -82,12 +98,21 @@ impl TfilmModel {
         kernels::conv_pool_relu(&self.weights.layers[layer].conv, pool, input, out_rows)
     }
 
-    /// The serial TFiLM stage of layer `layer`: LSTM over the block maxima, then gamma/beta.
-    pub fn tfilm_stage(&self, layer: usize, block_max: &[f32]) -> Film {
+    /// The serial part of TFiLM layer `layer`: the LSTM over all block maxima, `[B, C]`.
+    pub fn lstm_stage(&self, layer: usize, block_max: &[f32]) -> Vec<f32> {
+        self.weights.layers[layer].lstm.run(block_max)
+    }
+
+    /// The local part of TFiLM layer `layer`: gamma/beta from LSTM outputs `h` of any run of
+    /// blocks (block 0 of the result is the first block of `h`).
+    pub fn film_from_lstm(&self, layer: usize, h: Vec<f32>) -> Film {
         let cfg = &self.config.layers[layer];
-        let weights = &self.weights.layers[layer];
-        let h = weights.lstm.run(block_max);
-        Film::from_lstm(h, weights.affine.as_ref(), cfg.channels, cfg.block_len)
+        Film::from_lstm(h, self.weights.layers[layer].affine.as_ref(), cfg.channels, cfg.block_len)
+    }
+
+    /// The whole TFiLM stage of layer `layer`: LSTM, then gamma/beta.
+    pub fn tfilm_stage(&self, layer: usize, block_max: &[f32]) -> Film {
+        self.film_from_lstm(layer, self.lstm_stage(layer, block_max))
     }
 
     /// Step 4 and 5 from the last layer's block stats and modulation.
@@ -103,15 +128,7 @@ impl TfilmModel {
             &self.weights.classifier_bias,
             g,
         );
-        let probabilities = kernels::softmax(&logits);
-        let label_index = argmax(&logits);
-        Prediction {
-            label: self.config.labels[label_index].clone(),
-            label_index,
-            logits,
-            probabilities,
-            padded_len,
-        }
+        Prediction::from_logits(&self.config.labels, logits, padded_len)
     }
 
     /// The whole forward pass in one process: the reference every split run must equal.

@@ -32,6 +32,8 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Fraction of documents held out to measure generalisation each epoch.
     pub valid_fraction: f64,
+    /// Global gradient-norm clip: the LSTM over many blocks can otherwise blow a step up.
+    pub clip_norm: f32,
 }
 
 impl Default for TrainOptions {
@@ -44,6 +46,7 @@ impl Default for TrainOptions {
             weight_decay: 1e-4,
             seed: 0,
             valid_fraction: 0.1,
+            clip_norm: 1.0,
         }
     }
 }
@@ -95,6 +98,27 @@ impl TrainProgress for Quiet {
     fn start_epoch(&mut self, _: usize, _: usize) {}
     fn batch(&mut self, _: f64, _: f64) {}
     fn end_epoch(&mut self, _: &EpochReport) {}
+}
+
+/// Scales all gradients down together when their global L2 norm exceeds `max_norm`.
+fn clip_grad_norm(vars: &[candle_core::Var], grads: &mut candle_core::backprop::GradStore, max_norm: f32) -> Result<()> {
+    let mut sum_sq = 0.0f32;
+    for var in vars {
+        if let Some(g) = grads.get(var) {
+            sum_sq += g.sqr()?.sum_all()?.to_scalar::<f32>()?;
+        }
+    }
+    let norm = sum_sq.sqrt();
+    if norm > max_norm && norm.is_finite() {
+        let scale = f64::from(max_norm / norm);
+        for var in vars {
+            if let Some(g) = grads.get(var) {
+                let scaled = g.affine(scale, 0.0)?;
+                grads.insert(var, scaled);
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Encoded {
@@ -209,7 +233,9 @@ pub fn train(
             let (ids, labels) = batch_tensors(&docs, batch)?;
             let logits = net.forward(&ids)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
-            optimizer.backward_step(&loss)?;
+            let mut grads = loss.backward()?;
+            clip_grad_norm(&net.vars(), &mut grads, options.clip_norm)?;
+            optimizer.step(&grads)?;
             step += 1;
             let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
             let truth = labels.to_vec1::<u32>()?;

@@ -1,0 +1,111 @@
+//! What a serverless query did and cost.
+
+use seqless_cost::{Arch, BilledInvocation, CostBreakdown, Pricing, query_cost};
+use seqless_functions::{InvocationMeta, StageResult};
+use seqless_plan::{PlanKind, Stage, StageKind};
+use serde::Serialize;
+
+/// One function invocation as the trace reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvocationRecord {
+    /// `conv`, `tfilm`, `head` or `classifier`.
+    pub stage: StageKind,
+    /// 0-based layer.
+    pub layer: usize,
+    /// 0-based split (0 for serial stages).
+    pub split: usize,
+    /// Whether the instance had to start for it.
+    pub cold: bool,
+    /// Start-up time of a cold instance.
+    pub init_ms: f64,
+    /// Handler time.
+    pub duration_ms: f64,
+    /// Billed time (rounded up to 1 ms).
+    pub billed_ms: u64,
+    /// Function memory size.
+    pub memory_mb: u32,
+    /// Kernel time inside the handler.
+    pub compute_ms: f64,
+    /// Bytes read from the store.
+    pub bytes_in: u64,
+    /// Bytes written to the store.
+    pub bytes_out: u64,
+}
+
+impl InvocationRecord {
+    /// Joins a stage with what the platform and the function reported.
+    pub fn new(stage: &Stage, result: &StageResult, meta: &InvocationMeta) -> Self {
+        Self {
+            stage: stage.kind,
+            layer: stage.layer,
+            split: stage.split,
+            cold: meta.cold,
+            init_ms: meta.init_ms,
+            duration_ms: meta.duration_ms,
+            billed_ms: meta.billed_ms,
+            memory_mb: meta.memory_mb,
+            compute_ms: result.compute_ms,
+            bytes_in: result.bytes_in,
+            bytes_out: result.bytes_out,
+        }
+    }
+}
+
+/// The whole query: every invocation, the totals, and the bill.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    /// The plan that ran.
+    pub plan: PlanKind,
+    /// Conv functions per layer.
+    pub splits: Vec<usize>,
+    /// Every invocation, in phase order.
+    pub invocations: Vec<InvocationRecord>,
+    /// Wall time of the whole query at the coordinator.
+    pub total_ms: f64,
+    /// Bytes through the store: the input upload plus every function's reads and writes.
+    pub bytes_moved: u64,
+    /// Bytes read plus written by the serial (tfilm, head, classifier) stages.
+    pub serial_bytes: u64,
+    /// Sum over invocations of memory (GB) x billed seconds.
+    pub billed_gb_s: f64,
+    /// Estimated price of the query (requests + duration + billed init).
+    pub cost_usd: f64,
+    /// The price, term by term.
+    pub cost: CostBreakdown,
+}
+
+impl Trace {
+    /// Totals and prices a finished run's invocations.
+    pub fn new(plan: PlanKind, splits: Vec<usize>, invocations: Vec<InvocationRecord>, upload_bytes: u64, total_ms: f64, pricing: &Pricing, arch: Arch) -> Self {
+        let bytes_moved = upload_bytes + invocations.iter().map(|i| i.bytes_in + i.bytes_out).sum::<u64>();
+        let serial_bytes = invocations
+            .iter()
+            .filter(|i| i.stage.is_serial())
+            .map(|i| i.bytes_in + i.bytes_out)
+            .sum();
+        let billed_gb_s = invocations
+            .iter()
+            .map(|i| seqless_cost::gb_seconds(i.billed_ms, i.memory_mb))
+            .sum();
+        let billed: Vec<BilledInvocation> = invocations
+            .iter()
+            .map(|i| BilledInvocation {
+                billed_ms: i.billed_ms,
+                memory_mb: i.memory_mb,
+                init_billed_ms: if i.cold { i.init_ms.ceil() as u64 } else { 0 },
+            })
+            .collect();
+        let cost = query_cost(pricing, arch, &billed);
+        Self {
+            plan,
+            splits,
+            invocations,
+            total_ms,
+            bytes_moved,
+            serial_bytes,
+            billed_gb_s,
+            cost_usd: cost.total_usd,
+            cost,
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The serverless pipeline equals the monolithic forward pass, moves what DESIGN.md §2
+//! says it moves, and leaves no key behind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use proptest::prelude::*;
+use seqless_coordinator::{Coordinator, CoordinatorOptions};
+use seqless_functions::{FunctionError, InprocOptions, InprocPlatform, InvocationMeta, Platform, StageEvent, StageResult};
+use seqless_model::testing::{config, random, write_model};
+use seqless_model::{GateActivation, Modulation, TfilmModel};
+use seqless_plan::{PlanKind, Splits, StageKind};
+use seqless_store::{MemoryStore, TensorStore};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    model: TfilmModel,
+    store: Arc<MemoryStore>,
+    platform: Arc<InprocPlatform>,
+}
+
+fn fixture(layers: &str, embed: usize, modulation: Modulation, gate: GateActivation, seed: u64) -> Fixture {
+    let cfg = config(embed, layers, modulation, gate, 3);
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), &cfg, &random(&cfg, seed, 0.8));
+    let model = TfilmModel::load(dir.path()).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let platform = Arc::new(InprocPlatform::new(
+        InprocOptions {
+            model_dir: dir.path().to_path_buf(),
+            concurrency: 4,
+            idle_timeout: Duration::from_secs(60),
+            memory_mb: 512,
+            ttl: Duration::from_secs(60),
+        },
+        store.clone(),
+    ));
+    Fixture { _dir: dir, model, store, platform }
+}
+
+fn coordinator(f: &Fixture, plan: PlanKind, splits: usize) -> Coordinator {
+    let options = CoordinatorOptions { plan, splits: Splits::Fixed(splits), ..CoordinatorOptions::default() };
+    Coordinator::new(f.model.config.clone(), f.store.clone(), f.platform.clone(), options)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn layer_spec() -> impl Strategy<Value = String> {
+    (1usize..7, 1usize..6, 1usize..3, prop::sample::select(vec![1usize, 2, 3, 4, 8])).prop_map(|(c, k, p, b)| format!("{c}:{k}:{p}:{b}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn serverless_equals_monolithic(
+        layers in prop::collection::vec(layer_spec(), 1..5),
+        embed in 1usize..5,
+        affine in any::<bool>(),
+        hard in any::<bool>(),
+        seed in any::<u64>(),
+        text in prop::collection::vec(any::<u8>(), 1..20_000),
+        splits in 1usize..17,
+    ) {
+        let modulation = if affine { Modulation::Affine } else { Modulation::Scale };
+        let gate = if hard { GateActivation::HardSigmoid } else { GateActivation::Sigmoid };
+        let f = fixture(&layers.join(","), embed, modulation, gate, seed);
+        let expected = f.model.forward(&text).unwrap();
+        let rt = runtime();
+        for plan in [PlanKind::Fused, PlanKind::Paper] {
+            let got = rt.block_on(coordinator(&f, plan, splits).classify(&text)).unwrap();
+            prop_assert_eq!(&got.prediction.label, &expected.label);
+            prop_assert_eq!(got.prediction.padded_len, expected.padded_len);
+            for (g, e) in got.prediction.logits.iter().zip(&expected.logits) {
+                prop_assert!((g - e).abs() <= 1e-4, "{:?}: {:?} vs {:?}", plan, got.prediction.logits, expected.logits);
+            }
+            prop_assert!(f.store.live_keys().is_empty(), "keys left: {:?}", f.store.live_keys());
+        }
+    }
+}
+
+/// Header bytes per tensor read or written (the blob format's fixed header).
+const HEADER: u64 = seqless_store::tensor::HEADER_LEN as u64;
+
+#[test]
+fn fused_serial_stages_move_block_stats_and_paper_moves_activations() {
+    let f = fixture("8:3:2:4,6:4:1:2,5:3:2:2", 4, Modulation::Affine, GateActivation::Sigmoid, 5);
+    let text = vec![b'x'; 9000];
+    let rt = runtime();
+    for splits in [1, 3, 8] {
+        let fused = rt.block_on(coordinator(&f, PlanKind::Fused, splits).classify(&text)).unwrap();
+        let lengths = f.model.config.layer_lengths(fused.prediction.padded_len);
+        for inv in fused.trace.invocations.iter().filter(|i| i.stage.is_serial()) {
+            let cfg = &f.model.config.layers[inv.layer];
+            let bc4 = (lengths[inv.layer] / cfg.block_len * cfg.channels * 4) as u64;
+            let s = fused.trace.splits[inv.layer] as u64;
+            let moved = inv.bytes_in + inv.bytes_out;
+            // At most 2·B·C·4 per layer plus one header per tensor touched.
+            assert!(moved <= 2 * bc4 + HEADER * (2 * s + 1), "{inv:?}: {moved} > 2*{bc4}");
+        }
+        let paper = rt.block_on(coordinator(&f, PlanKind::Paper, splits).classify(&text)).unwrap();
+        for inv in paper.trace.invocations.iter().filter(|i| i.stage == StageKind::Tfilm) {
+            let whole = (lengths[inv.layer] * f.model.config.layers[inv.layer].channels * 4) as u64;
+            assert!(inv.bytes_in >= whole && inv.bytes_out >= whole, "{inv:?} moves less than {whole}");
+        }
+        assert!(paper.trace.serial_bytes > fused.trace.serial_bytes);
+        assert_eq!(paper.prediction.label, fused.prediction.label);
+    }
+}
+
+#[test]
+fn trace_records_cold_then_warm_and_billing() {
+    let f = fixture("4:3:2:2", 3, Modulation::Scale, GateActivation::Sigmoid, 9);
+    let rt = runtime();
+    let c = coordinator(&f, PlanKind::Fused, 2);
+    let first = rt.block_on(c.classify(b"hello world, hello serverless")).unwrap();
+    assert!(first.trace.invocations.iter().any(|i| i.cold && i.init_ms > 0.0));
+    let second = rt.block_on(c.classify(b"hello again")).unwrap();
+    assert!(second.trace.invocations.iter().any(|i| !i.cold));
+    for inv in &second.trace.invocations {
+        assert!(inv.billed_ms as f64 >= inv.duration_ms && inv.billed_ms >= 1);
+    }
+    assert!(second.trace.billed_gb_s > 0.0 && second.trace.cost_usd > 0.0);
+    // Requests alone are $0.20 per million.
+    assert!(second.trace.cost_usd >= second.trace.invocations.len() as f64 * 0.2e-6);
+}
+
+/// A real platform that fails one stage kind: a failure in the middle of a query.
+struct FailingStage {
+    inner: Arc<InprocPlatform>,
+    fail: StageKind,
+}
+
+#[async_trait]
+impl Platform for FailingStage {
+    async fn invoke(&self, event: &StageEvent) -> Result<(StageResult, InvocationMeta), FunctionError> {
+        if event.stage.kind == self.fail {
+            return Err(FunctionError::permanent("injected failure"));
+        }
+        self.inner.invoke(event).await
+    }
+    async fn ready(&self) -> Result<(), FunctionError> {
+        self.inner.ready().await
+    }
+    fn describe(&self) -> String {
+        "failing".into()
+    }
+}
+
+#[test]
+fn a_failed_query_leaves_no_keys_and_names_the_stage() {
+    let f = fixture("4:3:2:2,4:3:1:2", 3, Modulation::Scale, GateActivation::Sigmoid, 2);
+    let rt = runtime();
+    for fail in [StageKind::Tfilm, StageKind::Head] {
+        let platform = Arc::new(FailingStage { inner: f.platform.clone(), fail });
+        let c = Coordinator::new(f.model.config.clone(), f.store.clone(), platform, CoordinatorOptions::default());
+        let err = rt.block_on(c.classify(&[b'a'; 3000])).unwrap_err().to_string();
+        assert!(err.contains(fail.as_str()) && err.contains("injected failure"), "{err}");
+        assert!(f.store.live_keys().is_empty(), "keys left after failure: {:?}", f.store.live_keys());
+    }
+}
+
+#[test]
+fn bad_input_is_refused_before_any_work() {
+    let f = fixture("4:3:2:2", 3, Modulation::Scale, GateActivation::Sigmoid, 2);
+    let rt = runtime();
+    let c = coordinator(&f, PlanKind::Fused, 2);
+    assert!(rt.block_on(c.classify(b"")).unwrap_err().to_string().contains("empty"));
+    assert!(f.store.live_keys().is_empty());
+}
+
+#[test]
+fn idle_instances_are_reaped() {
+    let cfg = config(3, "4:3:2:2", Modulation::Scale, GateActivation::Sigmoid, 2);
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), &cfg, &random(&cfg, 1, 0.5));
+    let rt = runtime();
+    rt.block_on(async {
+        let store: Arc<dyn TensorStore> = Arc::new(MemoryStore::new());
+        let platform = Arc::new(InprocPlatform::new(
+            InprocOptions { model_dir: dir.path().into(), concurrency: 2, idle_timeout: Duration::from_millis(200), memory_mb: 128, ttl: Duration::from_secs(10) },
+            store.clone(),
+        ));
+        let c = Coordinator::new(cfg.clone(), store, platform.clone(), CoordinatorOptions { splits: Splits::Fixed(2), ..CoordinatorOptions::default() });
+        c.classify(&[b'q'; 500]).await.unwrap();
+        assert!(platform.idle_instances() >= 1);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(platform.idle_instances(), 0);
+    });
+}

@@ -1,0 +1,166 @@
+//! The embedded platform: function instances in the master's own process.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use seqless_model::TfilmModel;
+use seqless_store::TensorStore;
+use tokio::sync::Semaphore;
+
+use super::Platform;
+use crate::error::FunctionError;
+use crate::event::{InvocationMeta, StageEvent, StageResult};
+use crate::handler::{FunctionContext, handle};
+
+/// Settings of the in-process pool.
+#[derive(Debug, Clone)]
+pub struct InprocOptions {
+    /// The model directory each instance loads at its cold start.
+    pub model_dir: PathBuf,
+    /// Invocations running at once (Lambda's concurrency limit, here bounded by cores).
+    pub concurrency: usize,
+    /// How long an idle instance stays warm before it is reaped.
+    pub idle_timeout: Duration,
+    /// The memory size billed per invocation.
+    pub memory_mb: u32,
+    /// Expiry of every key the functions write.
+    pub ttl: Duration,
+}
+
+struct Idle {
+    context: Arc<FunctionContext>,
+    since: Instant,
+}
+
+struct Pool {
+    options: InprocOptions,
+    store: Arc<dyn TensorStore>,
+    permits: Semaphore,
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl Pool {
+    fn take_warm(&self) -> Option<Arc<FunctionContext>> {
+        let mut idle = self.idle.lock().expect("pool lock");
+        // Most recently used first, as Lambda reuses warm environments.
+        idle.pop().map(|i| i.context)
+    }
+
+    fn give_back(&self, context: Arc<FunctionContext>) {
+        self.idle.lock().expect("pool lock").push(Idle {
+            context,
+            since: Instant::now(),
+        });
+    }
+
+    fn reap(&self) -> usize {
+        let mut idle = self.idle.lock().expect("pool lock");
+        let before = idle.len();
+        let timeout = self.options.idle_timeout;
+        idle.retain(|i| i.since.elapsed() < timeout);
+        before - idle.len()
+    }
+
+    /// A cold start: load the model from disk, as a fresh Lambda environment would.
+    async fn start_instance(&self) -> Result<Arc<FunctionContext>, FunctionError> {
+        let dir = self.options.model_dir.clone();
+        let model = tokio::task::spawn_blocking(move || TfilmModel::load(&dir))
+            .await
+            .map_err(|e| FunctionError::permanent(format!("instance start failed: {e}")))??;
+        Ok(Arc::new(FunctionContext {
+            model: Arc::new(model),
+            store: self.store.clone(),
+            ttl: self.options.ttl,
+        }))
+    }
+}
+
+/// A pool of function instances inside the master's process, with a concurrency limit,
+/// lazy cold starts, warm reuse and reaping after an idle timeout.
+#[derive(Clone)]
+pub struct InprocPlatform {
+    pool: Arc<Pool>,
+}
+
+impl InprocPlatform {
+    /// Creates the pool and its reaper thread.
+    pub fn new(options: InprocOptions, store: Arc<dyn TensorStore>) -> Self {
+        let pool = Arc::new(Pool {
+            permits: Semaphore::new(options.concurrency.max(1)),
+            idle: Mutex::new(Vec::new()),
+            options,
+            store,
+        });
+        spawn_reaper(Arc::downgrade(&pool));
+        Self { pool }
+    }
+
+    /// Instances currently warm and idle.
+    pub fn idle_instances(&self) -> usize {
+        self.pool.idle.lock().expect("pool lock").len()
+    }
+}
+
+/// Reaps idle instances from a plain thread, so the pool needs no runtime to be built and
+/// the thread ends once the pool is dropped.
+fn spawn_reaper(pool: Weak<Pool>) {
+    let period = pool
+        .upgrade()
+        .map_or(Duration::from_secs(1), |p| (p.options.idle_timeout / 2).clamp(Duration::from_millis(20), Duration::from_secs(5)));
+    std::thread::Builder::new()
+        .name("seqless-reaper".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(period);
+                let Some(pool) = pool.upgrade() else { break };
+                let reaped = pool.reap();
+                if reaped > 0 {
+                    tracing::debug!(reaped, "reaped idle function instances");
+                }
+            }
+        })
+        .expect("spawning the reaper thread");
+}
+
+#[async_trait]
+impl Platform for InprocPlatform {
+    async fn invoke(&self, event: &StageEvent) -> Result<(StageResult, InvocationMeta), FunctionError> {
+        let pool = &self.pool;
+        let _permit = pool
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| FunctionError::retryable("the in-process platform is shutting down"))?;
+        let (context, cold, init_ms) = match pool.take_warm() {
+            Some(context) => (context, false, 0.0),
+            None => {
+                let start = Instant::now();
+                let context = pool.start_instance().await?;
+                (context, true, start.elapsed().as_secs_f64() * 1e3)
+            }
+        };
+        let start = Instant::now();
+        let result = handle(&context, event.clone()).await;
+        let duration = start.elapsed();
+        pool.give_back(context);
+        let duration_ms = duration.as_secs_f64() * 1e3;
+        let meta = InvocationMeta {
+            cold,
+            init_ms,
+            duration_ms,
+            billed_ms: (duration.as_nanos().div_ceil(1_000_000) as u64).max(1),
+            memory_mb: pool.options.memory_mb,
+        };
+        Ok((result?, meta))
+    }
+
+    async fn ready(&self) -> Result<(), FunctionError> {
+        Ok(self.pool.store.ping().await?)
+    }
+
+    fn describe(&self) -> String {
+        format!("inproc (concurrency {})", self.pool.options.concurrency)
+    }
+}

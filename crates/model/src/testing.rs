@@ -1,0 +1,196 @@
+//! Test support (feature `test-support`): random model directories for tests in this and
+//! other crates, and a naive, independent f64 forward pass written straight from DESIGN.md §1.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use safetensors::{Dtype, tensor::TensorView};
+use crate::config::{BYTE_VOCAB, FORMAT, parse_layers};
+use crate::weights::expected_tensors;
+use crate::{GateActivation, ModelConfig, Modulation};
+
+/// Tensors by name: PyTorch shape and values.
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// A config with labels `l0, l1, ...` and a 1 MiB `max_len`.
+pub fn config(embed_dim: usize, layers: &str, modulation: Modulation, gate: GateActivation, labels: usize) -> ModelConfig {
+    ModelConfig {
+        format: FORMAT.into(),
+        tokenizer: "bytes".into(),
+        vocab_size: BYTE_VOCAB,
+        embed_dim,
+        layers: parse_layers(layers).unwrap(),
+        modulation,
+        gate_activation: gate,
+        labels: (0..labels).map(|i| format!("l{i}")).collect(),
+        max_len: 1 << 20,
+    }
+}
+
+/// Every tensor of the config, zero-filled.
+pub fn zeros(config: &ModelConfig) -> Tensors {
+    expected_tensors(config)
+        .into_iter()
+        .map(|(name, shape)| {
+            let n = shape.iter().product();
+            (name, (shape, vec![0.0; n]))
+        })
+        .collect()
+}
+
+/// Every tensor of the config, uniform in [-scale, scale].
+pub fn random(config: &ModelConfig, seed: u64, scale: f32) -> Tensors {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut t = zeros(config);
+    for (_, values) in t.values_mut() {
+        for v in values.iter_mut() {
+            *v = rng.random_range(-scale..scale);
+        }
+    }
+    t
+}
+
+/// Overwrites one tensor's values.
+pub fn set(t: &mut Tensors, name: &str, values: &[f32]) {
+    let entry = t.get_mut(name).unwrap_or_else(|| panic!("no tensor {name}"));
+    assert_eq!(entry.1.len(), values.len(), "{name}");
+    entry.1.copy_from_slice(values);
+}
+
+/// Writes tensors as an f32 safetensors file.
+pub fn write_safetensors(path: &Path, tensors: &Tensors) {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, (s, v))| (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = bytes
+        .iter()
+        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+/// Writes config.json and model.safetensors into `dir`.
+pub fn write_model(dir: &Path, config: &ModelConfig, tensors: &Tensors) {
+    std::fs::create_dir_all(dir).unwrap();
+    config.save(&dir.join("config.json")).unwrap();
+    write_safetensors(&dir.join("model.safetensors"), tensors);
+}
+
+fn act(gate: GateActivation, x: f64) -> f64 {
+    match gate {
+        GateActivation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        GateActivation::HardSigmoid => (0.2 * x + 0.5).clamp(0.0, 1.0),
+    }
+}
+
+/// DESIGN.md §1 in f64 with plain loops over `[t][c]` vectors: slow, obvious, independent
+/// of the kernels (no tiling, no packing, no block-stat shortcut in the head).
+pub fn naive_logits(config: &ModelConfig, t: &Tensors, bytes: &[u8]) -> Vec<f64> {
+    let get = |name: &str| -> Vec<f64> { t[name].1.iter().map(|&v| f64::from(v)).collect() };
+    let t0 = config.padded_len(bytes.len());
+    let e = config.embed_dim;
+    let emb = get("embedding.weight");
+    let mut x: Vec<Vec<f64>> = (0..t0)
+        .map(|i| {
+            let id = bytes.get(i).map_or(0, |&b| b as usize + 1);
+            emb[id * e..(id + 1) * e].to_vec()
+        })
+        .collect();
+    let mut mod_prev: Option<(Vec<Vec<f64>>, Vec<Vec<f64>>, usize)> = None;
+    for (l, layer) in config.layers.iter().enumerate() {
+        let p = format!("layers.{l}");
+        if let Some((gamma, beta, b)) = &mod_prev {
+            for (ti, row) in x.iter_mut().enumerate() {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = gamma[ti / b][c] * *v + beta[ti / b][c];
+                }
+            }
+        }
+        let (c_out, c_in, k) = (layer.channels, config.in_channels(l), layer.kernel);
+        let w = get(&format!("{p}.conv.weight"));
+        let bias = get(&format!("{p}.conv.bias"));
+        let left = (k - 1) / 2;
+        let len = x.len();
+        let conv: Vec<Vec<f64>> = (0..len)
+            .map(|ti| {
+                (0..c_out)
+                    .map(|o| {
+                        let mut s = bias[o];
+                        for j in 0..k {
+                            let src = ti as isize + j as isize - left as isize;
+                            if src < 0 || src >= len as isize {
+                                continue;
+                            }
+                            for c in 0..c_in {
+                                s += w[(o * c_in + c) * k + j] * x[src as usize][c];
+                            }
+                        }
+                        s
+                    })
+                    .collect()
+            })
+            .collect();
+        let a: Vec<Vec<f64>> = conv
+            .chunks(layer.pool)
+            .map(|g| (0..c_out).map(|o| g.iter().map(|r| r[o]).fold(f64::MIN, f64::max).max(0.0)).collect())
+            .collect();
+        let blocks = a.len() / layer.block_len;
+        let w_ih = get(&format!("{p}.tfilm.lstm.weight_ih"));
+        let w_hh = get(&format!("{p}.tfilm.lstm.weight_hh"));
+        let b_ih = get(&format!("{p}.tfilm.lstm.bias_ih"));
+        let b_hh = get(&format!("{p}.tfilm.lstm.bias_hh"));
+        let (mut h, mut cell) = (vec![0.0; c_out], vec![0.0; c_out]);
+        let (mut gamma, mut beta) = (Vec::new(), Vec::new());
+        for j in 0..blocks {
+            let s: Vec<f64> = (0..c_out)
+                .map(|o| (0..layer.block_len).map(|r| a[j * layer.block_len + r][o]).fold(f64::MIN, f64::max))
+                .collect();
+            let gates: Vec<f64> = (0..4 * c_out)
+                .map(|g| {
+                    let mut z = b_ih[g] + b_hh[g];
+                    for c in 0..c_out {
+                        z += w_ih[g * c_out + c] * s[c] + w_hh[g * c_out + c] * h[c];
+                    }
+                    z
+                })
+                .collect();
+            for c in 0..c_out {
+                let i = act(config.gate_activation, gates[c]);
+                let f = act(config.gate_activation, gates[c_out + c]);
+                let g = gates[2 * c_out + c].tanh();
+                let o = act(config.gate_activation, gates[3 * c_out + c]);
+                cell[c] = f * cell[c] + i * g;
+                h[c] = o * cell[c].tanh();
+            }
+            match config.modulation {
+                Modulation::Scale => {
+                    gamma.push(h.clone());
+                    beta.push(vec![0.0; c_out]);
+                }
+                Modulation::Affine => {
+                    let aw = get(&format!("{p}.tfilm.affine.weight"));
+                    let ab = get(&format!("{p}.tfilm.affine.bias"));
+                    let out: Vec<f64> = (0..2 * c_out)
+                        .map(|r| ab[r] + (0..c_out).map(|c| aw[r * c_out + c] * h[c]).sum::<f64>())
+                        .collect();
+                    gamma.push(out[..c_out].to_vec());
+                    beta.push(out[c_out..].to_vec());
+                }
+            }
+        }
+        mod_prev = Some((gamma, beta, layer.block_len));
+        x = a;
+    }
+    let (gamma, beta, b) = mod_prev.unwrap();
+    let c_n = x[0].len();
+    let g: Vec<f64> = (0..c_n)
+        .map(|c| (0..x.len()).map(|ti| gamma[ti / b][c] * x[ti][c] + beta[ti / b][c]).fold(f64::MIN, f64::max))
+        .collect();
+    let cw = get("classifier.weight");
+    let cb = get("classifier.bias");
+    (0..config.labels.len())
+        .map(|k| cb[k] + (0..c_n).map(|c| cw[k * c_n + c] * g[c]).sum::<f64>())
+        .collect()
+}

@@ -1,0 +1,504 @@
+//! The stage graph: what each function reads, computes and writes.
+
+use std::ops::Range;
+
+use seqless_model::ModelConfig;
+use seqless_model::kernels::conv_input_span;
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::{LayerGeometry, split_blocks};
+use crate::{INPUT_KEY, Limits, Plan, PlanError, PlanKind, Splits};
+
+/// The kind of function a stage runs, as traces and billing name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageKind {
+    /// Conv + pool + relu over a row range (both plans).
+    Conv,
+    /// The serial LSTM of a TFiLM layer.
+    Tfilm,
+    /// Fused plan: last TFiLM + classifier from block statistics.
+    Head,
+    /// Paper plan: classifier over the whole last activation.
+    Classifier,
+}
+
+impl StageKind {
+    /// The name used in traces, metrics and function names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Conv => "conv",
+            Self::Tfilm => "tfilm",
+            Self::Head => "head",
+            Self::Classifier => "classifier",
+        }
+    }
+
+    /// Serial stages are the ones whose time adds up along the critical path.
+    pub fn is_serial(self) -> bool {
+        !matches!(self, Self::Conv)
+    }
+}
+
+/// Rows `rows` (local to the tensor under `key`) that hold global input rows starting at
+/// `global_start`: how a conv stage gathers its own rows and its neighbours' halos.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowSource {
+    /// Store key name (relative to the query).
+    pub key: String,
+    /// Row range within that tensor.
+    pub rows: Range<usize>,
+    /// Global row index of `rows.start`.
+    pub global_start: usize,
+}
+
+/// The blocks of the previous layer's LSTM output a conv stage needs to modulate its input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilmSource {
+    /// Store key name of `h_{l-1}`, `[B, C]`.
+    pub key: String,
+    /// Block range to read.
+    pub blocks: Range<usize>,
+}
+
+/// What a stage does, with every key it touches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum StageOp {
+    /// Conv + pool + relu for pooled output rows `out_rows`.
+    Conv {
+        /// Input row pieces in global order; for layer 0 these are token ids.
+        input: Vec<RowSource>,
+        /// `T_{l-1}`, which decides where zero padding goes.
+        input_rows: usize,
+        /// Fused plan, layers after the first: the modulation to apply to the input.
+        film: Option<FilmSource>,
+        /// Output rows of this split.
+        out_rows: Range<usize>,
+        /// Where to write the activation rows, when a later stage reads them.
+        write_activation: Option<String>,
+        /// Where to write the block maxima, when a later stage reads them.
+        write_max: Option<String>,
+        /// Where to write the block minima, when a later stage reads them.
+        write_min: Option<String>,
+    },
+    /// Fused plan: the LSTM over all block maxima of a layer.
+    Tfilm {
+        /// Block maxima of every split, in order.
+        block_max: Vec<String>,
+        /// Where to write `h`, `[B, C]`.
+        write_h: String,
+    },
+    /// Fused plan: the last TFiLM and the classifier, from block max and min.
+    Head {
+        /// Block maxima of every split of the last layer, in order.
+        block_max: Vec<String>,
+        /// Block minima of every split of the last layer, in order.
+        block_min: Vec<String>,
+    },
+    /// Paper plan: read the whole activation, run TFiLM, write it back modulated.
+    PaperTfilm {
+        /// Activation pieces of every split, in order.
+        activations: Vec<String>,
+        /// Where to write the modulated activation, `[T_l, C]`.
+        write_x: String,
+    },
+    /// Paper plan: global max over the whole modulated last activation, then the classifier.
+    Classifier {
+        /// The modulated last activation.
+        activation: String,
+    },
+}
+
+/// One function invocation of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    /// Function kind.
+    pub kind: StageKind,
+    /// 0-based layer.
+    pub layer: usize,
+    /// 0-based split within the layer (0 for serial stages).
+    pub split: usize,
+    /// `T_0` of the query, for the final prediction.
+    pub padded_len: usize,
+    /// Bytes of tensor payload this stage writes (headers excluded).
+    pub write_bytes: u64,
+    /// Estimated peak working memory, for sizing functions.
+    pub memory_bytes: u64,
+    /// The work.
+    pub op: StageOp,
+}
+
+impl StageOp {
+    /// Keys written by this stage (their total size is [`Stage::write_bytes`]).
+    pub fn written_keys(&self) -> Vec<String> {
+        match self {
+            Self::Conv {
+                write_activation,
+                write_max,
+                write_min,
+                ..
+            } => [write_activation, write_max, write_min]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            Self::Tfilm { write_h, .. } => vec![write_h.clone()],
+            Self::PaperTfilm { write_x, .. } => vec![write_x.clone()],
+            Self::Head { .. } | Self::Classifier { .. } => Vec::new(),
+        }
+    }
+}
+
+const F32: u64 = 4;
+
+fn activation_key(layer: usize, split: usize) -> String {
+    format!("act/{layer}/{split}")
+}
+
+fn conv_memory(config: &ModelConfig, layer: usize, out_rows: usize) -> u64 {
+    let cfg = &config.layers[layer];
+    let in_rows = (out_rows * cfg.pool + cfg.kernel) as u64;
+    let in_bytes = in_rows * config.in_channels(layer) as u64 * F32;
+    let out_bytes = out_rows as u64 * cfg.channels as u64 * F32;
+    // Input as read plus its modulated/embedded copy, the output, and per-thread tiles.
+    2 * in_bytes + 2 * out_bytes + 4 * 512 * cfg.channels as u64 * F32
+}
+
+fn mb(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
+}
+
+/// Builds the stage graph of `kind` for a query of `input_len` bytes.
+///
+/// Splits are clamped to each layer's number of blocks, so any request yields a correct
+/// plan. With [`Splits::Auto`], a layer whose stages would not fit in
+/// [`Limits::function_memory_mb`] gets more splits; with a fixed count it is refused.
+pub fn plan(config: &ModelConfig, input_len: usize, kind: PlanKind, splits: Splits, limits: &Limits) -> Result<Plan, PlanError> {
+    config
+        .check_input_len(input_len)
+        .map_err(|e| PlanError::Input(e.to_string()))?;
+    if limits.max_splits == 0 || limits.min_rows_per_split == 0 || limits.function_memory_mb == 0 {
+        return Err(PlanError::Limits(
+            "max_splits, min_rows_per_split and function_memory_mb must all be at least 1".into(),
+        ));
+    }
+    let padded_len = config.padded_len(input_len);
+    let limit_bytes = u64::from(limits.function_memory_mb) << 20;
+    let mut layers = Vec::with_capacity(config.layers.len());
+    let mut input_rows = padded_len;
+    for (l, cfg) in config.layers.iter().enumerate() {
+        let rows = input_rows / cfg.pool;
+        let blocks = rows / cfg.block_len;
+        let mut count = match splits {
+            Splits::Fixed(n) => n,
+            Splits::Auto => input_rows.div_ceil(limits.min_rows_per_split).clamp(1, limits.max_splits),
+        }
+        .clamp(1, blocks);
+        let ranges = loop {
+            let ranges: Vec<Range<usize>> = split_blocks(blocks, count)
+                .into_iter()
+                .map(|r| r.start * cfg.block_len..r.end * cfg.block_len)
+                .collect();
+            let widest = ranges.iter().map(|r| r.len()).max().unwrap_or(0);
+            let need = conv_memory(config, l, widest);
+            if need <= limit_bytes {
+                break ranges;
+            }
+            let can_grow = splits == Splits::Auto && count < blocks && count < limits.max_splits;
+            if !can_grow {
+                let split = ranges.iter().position(|r| r.len() == widest).unwrap_or(0);
+                return Err(PlanError::Memory {
+                    layer: l,
+                    split,
+                    needed_mb: mb(need),
+                    limit_mb: limits.function_memory_mb,
+                });
+            }
+            count = (count * 2).min(blocks).min(limits.max_splits);
+        };
+        layers.push(LayerGeometry {
+            input_rows,
+            rows,
+            channels: cfg.channels,
+            block_len: cfg.block_len,
+            blocks,
+            splits: ranges,
+        });
+        input_rows = rows;
+    }
+    let phases = match kind {
+        PlanKind::Fused => fused_phases(config, &layers, padded_len),
+        PlanKind::Paper => paper_phases(config, &layers, padded_len, limit_bytes)?,
+    };
+    Ok(Plan {
+        kind,
+        input_len,
+        padded_len,
+        layers,
+        phases,
+    })
+}
+
+/// The pieces of `sources` (key, global row range) that cover `span`.
+fn row_sources(sources: &[(String, Range<usize>)], span: &Range<usize>) -> Vec<RowSource> {
+    sources
+        .iter()
+        .filter_map(|(key, global)| {
+            let lo = span.start.max(global.start);
+            let hi = span.end.min(global.end);
+            (lo < hi).then(|| RowSource {
+                key: key.clone(),
+                rows: lo - global.start..hi - global.start,
+                global_start: lo,
+            })
+        })
+        .collect()
+}
+
+/// The conv stages of layer `l`, given where its input rows live.
+fn conv_stages(
+    config: &ModelConfig,
+    layers: &[LayerGeometry],
+    l: usize,
+    sources: &[(String, Range<usize>)],
+    film_key: Option<&str>,
+    padded_len: usize,
+    writes: impl Fn(usize) -> (Option<String>, Option<String>, Option<String>),
+) -> Vec<Stage> {
+    let cfg = &config.layers[l];
+    let geometry = &layers[l];
+    geometry
+        .splits
+        .iter()
+        .enumerate()
+        .map(|(i, out_rows)| {
+            let span = conv_input_span(cfg.pad_left(), cfg.pad_right(), cfg.pool, out_rows, geometry.input_rows);
+            let film = film_key.map(|key| {
+                let prev_block = config.layers[l - 1].block_len;
+                FilmSource {
+                    key: key.to_string(),
+                    blocks: span.start / prev_block..span.end.div_ceil(prev_block),
+                }
+            });
+            let (write_activation, write_max, write_min) = writes(i);
+            let blocks = (out_rows.len() / cfg.block_len) as u64;
+            let c = cfg.channels as u64;
+            let write_bytes = write_activation.as_ref().map_or(0, |_| out_rows.len() as u64 * c * F32)
+                + write_max.as_ref().map_or(0, |_| blocks * c * F32)
+                + write_min.as_ref().map_or(0, |_| blocks * c * F32);
+            Stage {
+                kind: StageKind::Conv,
+                layer: l,
+                split: i,
+                padded_len,
+                write_bytes,
+                memory_bytes: conv_memory(config, l, out_rows.len()),
+                op: StageOp::Conv {
+                    input: row_sources(sources, &span),
+                    input_rows: geometry.input_rows,
+                    film,
+                    out_rows: out_rows.clone(),
+                    write_activation,
+                    write_max,
+                    write_min,
+                },
+            }
+        })
+        .collect()
+}
+
+fn input_sources(padded_len: usize) -> Vec<(String, Range<usize>)> {
+    vec![(INPUT_KEY.to_string(), 0..padded_len)]
+}
+
+fn fused_phases(config: &ModelConfig, layers: &[LayerGeometry], padded_len: usize) -> Vec<Vec<Stage>> {
+    let last = layers.len() - 1;
+    let mut phases = Vec::new();
+    let mut sources = input_sources(padded_len);
+    for l in 0..layers.len() {
+        let film_key = (l > 0).then(|| format!("h/{}", l - 1));
+        let is_last = l == last;
+        let convs = conv_stages(config, layers, l, &sources, film_key.as_deref(), padded_len, |i| {
+            (
+                (!is_last).then(|| activation_key(l, i)),
+                Some(format!("max/{l}/{i}")),
+                is_last.then(|| format!("min/{l}/{i}")),
+            )
+        });
+        let splits = convs.len();
+        phases.push(convs);
+        let maxima: Vec<String> = (0..splits).map(|i| format!("max/{l}/{i}")).collect();
+        let geometry = &layers[l];
+        let bc = (geometry.blocks * geometry.channels) as u64;
+        if is_last {
+            phases.push(vec![Stage {
+                kind: StageKind::Head,
+                layer: l,
+                split: 0,
+                padded_len,
+                write_bytes: 0,
+                memory_bytes: 4 * bc * F32,
+                op: StageOp::Head {
+                    block_max: maxima,
+                    block_min: (0..splits).map(|i| format!("min/{l}/{i}")).collect(),
+                },
+            }]);
+        } else {
+            phases.push(vec![Stage {
+                kind: StageKind::Tfilm,
+                layer: l,
+                split: 0,
+                padded_len,
+                write_bytes: bc * F32,
+                memory_bytes: 3 * bc * F32,
+                op: StageOp::Tfilm {
+                    block_max: maxima,
+                    write_h: format!("h/{l}"),
+                },
+            }]);
+            sources = geometry
+                .splits
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (activation_key(l, i), r.clone()))
+                .collect();
+        }
+    }
+    phases
+}
+
+fn paper_phases(config: &ModelConfig, layers: &[LayerGeometry], padded_len: usize, limit_bytes: u64) -> Result<Vec<Vec<Stage>>, PlanError> {
+    let mut phases = Vec::new();
+    let mut sources = input_sources(padded_len);
+    for (l, geometry) in layers.iter().enumerate() {
+        let convs = conv_stages(config, layers, l, &sources, None, padded_len, |i| (Some(activation_key(l, i)), None, None));
+        let splits = convs.len();
+        phases.push(convs);
+        let whole = (geometry.rows * geometry.channels) as u64 * F32;
+        // The TFiLM function holds the pieces it read and the modulated whole.
+        let memory = 2 * whole;
+        if memory > limit_bytes {
+            return Err(PlanError::Memory {
+                layer: l,
+                split: 0,
+                needed_mb: mb(memory),
+                limit_mb: (limit_bytes >> 20) as u32,
+            });
+        }
+        phases.push(vec![Stage {
+            kind: StageKind::Tfilm,
+            layer: l,
+            split: 0,
+            padded_len,
+            write_bytes: whole,
+            memory_bytes: memory,
+            op: StageOp::PaperTfilm {
+                activations: (0..splits).map(|i| activation_key(l, i)).collect(),
+                write_x: format!("x/{l}"),
+            },
+        }]);
+        sources = vec![(format!("x/{l}"), 0..geometry.rows)];
+    }
+    let last = layers.len() - 1;
+    phases.push(vec![Stage {
+        kind: StageKind::Classifier,
+        layer: last,
+        split: 0,
+        padded_len,
+        write_bytes: 0,
+        memory_bytes: (layers[last].rows * layers[last].channels) as u64 * F32,
+        op: StageOp::Classifier {
+            activation: format!("x/{last}"),
+        },
+    }]);
+    Ok(phases)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(layers: &str) -> ModelConfig {
+        ModelConfig {
+            format: seqless_model::config::FORMAT.into(),
+            tokenizer: "bytes".into(),
+            vocab_size: 257,
+            embed_dim: 4,
+            layers: seqless_model::config::parse_layers(layers).unwrap(),
+            modulation: seqless_model::Modulation::Scale,
+            gate_activation: seqless_model::GateActivation::Sigmoid,
+            labels: vec!["a".into(), "b".into()],
+            max_len: 1 << 24,
+        }
+    }
+
+    #[test]
+    fn more_splits_than_blocks_is_clamped() {
+        let c = config("8:3:2:4");
+        // 100 bytes -> T0 = 104, T1 = 52, 13 blocks.
+        let p = plan(&c, 100, PlanKind::Fused, Splits::Fixed(64), &Limits::default()).unwrap();
+        assert_eq!(p.layers[0].splits.len(), 13);
+        assert!(p.layers[0].splits.iter().all(|r| r.len() == 4));
+    }
+
+    #[test]
+    fn conv_inputs_cover_the_halo_exactly() {
+        let c = config("8:5:2:4,8:4:1:2");
+        for kind in [PlanKind::Fused, PlanKind::Paper] {
+            let p = plan(&c, 1000, kind, Splits::Fixed(3), &Limits::default()).unwrap();
+            for stage in p.phases.iter().flatten() {
+                let StageOp::Conv { input, input_rows, out_rows, .. } = &stage.op else { continue };
+                let cfg = &c.layers[stage.layer];
+                let span = conv_input_span(cfg.pad_left(), cfg.pad_right(), cfg.pool, out_rows, *input_rows);
+                let mut next = span.start;
+                for piece in input {
+                    assert_eq!(piece.global_start, next, "{kind:?} {stage:?}");
+                    next += piece.rows.len();
+                }
+                assert_eq!(next, span.end);
+            }
+        }
+    }
+
+    #[test]
+    fn auto_splits_follow_length_and_cap() {
+        let c = config("8:3:1:16");
+        let limits = Limits { min_rows_per_split: 1000, max_splits: 4, ..Limits::default() };
+        let count = |n| plan(&c, n, PlanKind::Fused, Splits::Auto, &limits).unwrap().layers[0].splits.len();
+        assert_eq!(count(500), 1);
+        assert_eq!(count(2500), 3);
+        assert_eq!(count(100_000), 4);
+    }
+
+    #[test]
+    fn memory_limit_refuses_fixed_and_grows_auto() {
+        let c = config("64:3:1:16");
+        let limits = Limits { function_memory_mb: 16, max_splits: 64, min_rows_per_split: 1 << 30 };
+        let err = plan(&c, 1 << 20, PlanKind::Fused, Splits::Fixed(1), &limits).unwrap_err();
+        assert!(matches!(err, PlanError::Memory { layer: 0, .. }), "{err}");
+        let p = plan(&c, 1 << 20, PlanKind::Fused, Splits::Auto, &limits).unwrap();
+        assert!(p.layers[0].splits.len() > 1);
+        assert!(p.phases[0].iter().all(|s| s.memory_bytes <= 16 << 20));
+    }
+
+    #[test]
+    fn fused_serial_stages_touch_only_block_stats() {
+        let c = config("8:3:2:4,6:3:1:2");
+        let p = plan(&c, 5000, PlanKind::Fused, Splits::Fixed(4), &Limits::default()).unwrap();
+        let kinds: Vec<Vec<StageKind>> = p.phases.iter().map(|ph| ph.iter().map(|s| s.kind).collect()).collect();
+        assert_eq!(kinds[1], vec![StageKind::Tfilm]);
+        assert_eq!(kinds[3], vec![StageKind::Head]);
+        // The tfilm stage writes B x C floats.
+        assert_eq!(p.phases[1][0].write_bytes, (p.layers[0].blocks * 8 * 4) as u64);
+        // The last layer's conv stages write no activation.
+        assert!(p.phases[2].iter().all(|s| matches!(&s.op, StageOp::Conv { write_activation: None, .. })));
+        assert!(p.written_keys().contains(&"h/0".to_string()));
+    }
+
+    #[test]
+    fn bad_lengths_are_refused() {
+        let c = config("8:3:2:4");
+        assert!(plan(&c, 0, PlanKind::Fused, Splits::Auto, &Limits::default()).is_err());
+    }
+}
