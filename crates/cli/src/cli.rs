@@ -28,6 +28,10 @@ pub enum Command {
     /// Build data sets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Price serving: the paper's arithmetic (--paper) or the full model, with break-even.
+    Cost(CostArgs),
+    /// Simulate serverless functions against instances on one seeded trace, with plots.
+    Simulate(SimulateArgs),
 }
 
 /// `seqless train`.
@@ -75,6 +79,9 @@ pub struct TrainArgs {
     /// Compute threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Start from this model directory's weights (same architecture) instead of fresh ones.
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
 }
 
 /// `seqless eval`.
@@ -91,12 +98,62 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// How a query is executed: in one process, or split across stage functions.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// monolithic: one forward pass in this process; serverless: plan, store, functions.
+    #[arg(long, default_value = "monolithic", value_parser = ["monolithic", "serverless"])]
+    pub mode: String,
+    /// Stage graph: fused (block stats through the serial stages) or paper.
+    #[arg(long, default_value = "fused")]
+    pub plan: seqless_plan::PlanKind,
+    /// Conv functions per layer: a number, or auto (from length and --min-rows-per-split).
+    #[arg(long, default_value = "auto")]
+    pub splits: seqless_plan::Splits,
+    /// Upper bound on conv functions per layer.
+    #[arg(long, default_value_t = 16)]
+    pub max_splits: usize,
+    /// Under --splits auto, the fewest input rows given a function of their own.
+    #[arg(long, default_value_t = 65_536)]
+    pub min_rows_per_split: usize,
+    /// Memory of each function, in MB (billing, and the plan's memory bound).
+    #[arg(long, default_value_t = 1024)]
+    pub memory_mb: u32,
+    /// Tensor store: memory, redis://host:port/db, rediss://..., redis+cluster://h1:p1,h2:p2.
+    #[arg(long, default_value = "memory")]
+    pub store: String,
+    /// Prefix of every store key (for a shared Redis).
+    #[arg(long, default_value = "seqless:")]
+    pub key_prefix: String,
+    /// Expiry of every stored tensor, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub ttl_secs: u64,
+    /// Where functions run: inproc (a pool in this process).
+    #[arg(long, default_value = "inproc", value_parser = ["inproc"])]
+    pub platform: String,
+    /// Function invocations at once (default: cores).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Seconds an idle function instance stays warm.
+    #[arg(long, default_value_t = 600)]
+    pub idle_timeout_secs: u64,
+    /// A pricing TOML overriding the default AWS prices.
+    #[arg(long)]
+    pub pricing: Option<PathBuf>,
+    /// Function architecture for prices: x86_64 or arm64.
+    #[arg(long, default_value = "x86_64")]
+    pub arch: seqless_cost::Arch,
+}
+
 /// `seqless classify`.
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
     /// Model directory (config.json + model.safetensors).
     #[arg(long)]
     pub model: PathBuf,
+    /// Execution mode and its settings.
+    #[command(flatten)]
+    pub exec: ExecArgs,
     /// Print JSON: label, logits, probabilities (in label order), padded_len.
     #[arg(long)]
     pub json: bool,
@@ -115,6 +172,59 @@ pub struct ClassifyArgs {
 pub enum BenchCommand {
     /// Time the monolithic forward pass against the machine's GEMM throughput.
     Forward(BenchForwardArgs),
+    /// Time serverless runs against the monolithic forward, per plan, split count and size.
+    Serverless(BenchServerlessArgs),
+    /// Tensor put/get throughput of a store, against redis-benchmark on the same server.
+    Store(BenchStoreArgs),
+}
+
+/// `seqless bench serverless`.
+#[derive(Debug, Args)]
+pub struct BenchServerlessArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Input sizes in bytes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4096,65536,1048576")]
+    pub bytes: Vec<usize>,
+    /// Split counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub splits: Vec<usize>,
+    /// Plans, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "fused,paper")]
+    pub plan: Vec<seqless_plan::PlanKind>,
+    /// Timed runs per case (after a warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Tensor store URL (memory or redis://...).
+    #[arg(long, default_value = "memory")]
+    pub store: String,
+    /// Function invocations at once (default: cores).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Write the table as CSV here too.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+/// `seqless bench store`.
+#[derive(Debug, Args)]
+pub struct BenchStoreArgs {
+    /// Store URL (redis://host:port for a comparison with redis-benchmark).
+    #[arg(long)]
+    pub store: String,
+    /// Payload sizes in bytes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "65536,1048576,8388608")]
+    pub sizes: Vec<usize>,
+    /// Timed runs per size; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Concurrent clients (the same for redis-benchmark).
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
+    /// Write the table as CSV here too.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
 }
 
 /// `seqless bench forward`.
@@ -153,4 +263,135 @@ pub struct LangidArgs {
     /// Seed of the sentence shuffle and document assembly (the committed model used 7).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+/// `seqless cost`.
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Reproduce the paper's arithmetic exactly ($3.944 serverless against $0.9), term by term.
+    #[arg(long, conflicts_with_all = ["trace", "stage"])]
+    pub paper: bool,
+    /// Print JSON (the FullCost, plus a `comparison` with the instance; or the paper's terms).
+    #[arg(long)]
+    pub json: bool,
+    /// Per-stage usage from a trace: the output of `seqless classify --mode serverless --json`
+    /// (one or more queries, JSON lines or a JSON array).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Per-stage usage by hand, NAME:INVOCATIONS_PER_QUERY:BILLED_MS:MEMORY_MB[:COLD_FRACTION];
+    /// repeat for each stage.
+    #[arg(long, conflicts_with = "trace")]
+    pub stage: Vec<String>,
+    /// Queries served in the period.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub queries: u64,
+    /// Length of the period, hours (the master and cache nodes are paid by the hour).
+    #[arg(long, default_value_t = 1.0)]
+    pub hours: f64,
+    /// Function architecture: x86_64 or arm64.
+    #[arg(long, default_value = "x86_64")]
+    pub arch: seqless_cost::Arch,
+    /// A pricing TOML overriding the embedded AWS prices.
+    #[arg(long)]
+    pub pricing: Option<PathBuf>,
+    /// ElastiCache node type (a key of the price list's [instances]).
+    #[arg(long, default_value = "cache.m5.large")]
+    pub cache_node: String,
+    /// Number of cache nodes.
+    #[arg(long, default_value_t = 1)]
+    pub cache_nodes: u32,
+    /// Instance type of the master (a key of the price list's [instances]).
+    #[arg(long, default_value = "paper-master")]
+    pub master: String,
+    /// Billed INIT of one cold start, ms [default: the trace's mean, else 250].
+    #[arg(long)]
+    pub init_ms: Option<u64>,
+    /// Fraction of every stage's invocations that start cold [default: the trace's, or the
+    /// --stage field].
+    #[arg(long)]
+    pub cold_start_fraction: Option<f64>,
+    /// Store bytes (reads + writes) per query [default: the trace's, else 0].
+    #[arg(long)]
+    pub store_bytes_per_query: Option<u64>,
+    /// Fraction of store traffic crossing Availability Zones (billed per GB).
+    #[arg(long, default_value_t = 0.0)]
+    pub cross_az_fraction: f64,
+    /// Instance to compare with (a key of the price list's [instances]).
+    #[arg(long, default_value = "p2.xlarge")]
+    pub instance: String,
+    /// Hourly price of that instance [default: its price in the price list].
+    #[arg(long)]
+    pub instance_hourly: Option<f64>,
+    /// Queries per second the instance serves at full use (the paper's p2.xlarge: 1,000).
+    #[arg(long, default_value_t = 1000.0)]
+    pub instance_qps: f64,
+}
+
+/// `seqless simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// A SimConfig JSON (docs/simulator.md); missing fields take their defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Seed of every random choice (overrides the config's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Length of the arrival window, seconds.
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+    /// Time after the window for queries in flight to finish, seconds.
+    #[arg(long)]
+    pub drain_s: Option<f64>,
+    /// Arrival process: constant or poisson (at --rate), or JSON such as
+    /// '{"kind":"bursty","on_rate_qps":500,"off_rate_qps":0,"on_s":5,"off_s":25}'.
+    #[arg(long)]
+    pub arrivals: Option<String>,
+    /// Mean arrival rate, q/s (rescales the configured process, keeping its shape).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Length distribution as JSON, such as '{"kind":"log_normal","median_bytes":4096,"sigma":1}'.
+    #[arg(long)]
+    pub lengths: Option<String>,
+    /// Every query this many bytes long.
+    #[arg(long, conflicts_with = "lengths")]
+    pub length_bytes: Option<usize>,
+    /// Number of instances in the compared fleet.
+    #[arg(long)]
+    pub instances: Option<u32>,
+    /// A pricing TOML overriding the config's prices.
+    #[arg(long)]
+    pub pricing: Option<PathBuf>,
+    /// Also run at these arrival rates, q/s, comma-separated (throughput-vs-load).
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Vec<f64>,
+    /// Also run with these numbers of closed-loop clients, comma-separated.
+    #[arg(long, value_delimiter = ',', conflicts_with = "sweep")]
+    pub sweep_clients: Vec<u32>,
+    /// Directory for report.json, timeline.csv, queries.csv, sweep.json/.csv and the plots.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the report JSON instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Query shapes from this SyntheticShape JSON instead of the default synthetic model.
+    #[arg(long, conflicts_with = "model")]
+    pub shape: Option<PathBuf>,
+    /// Query shapes from the real planner over this model directory (or config.json).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// With --model: the stage graph, fused or paper.
+    #[arg(long, default_value = "fused")]
+    pub plan: seqless_plan::PlanKind,
+    /// With --model: conv functions per layer, a number or auto.
+    #[arg(long, default_value = "auto")]
+    pub splits: seqless_plan::Splits,
+    /// With --model: upper bound on conv functions per layer.
+    #[arg(long, default_value_t = 16)]
+    pub max_splits: usize,
+    /// With --model: under --splits auto, the fewest input rows given a function of their own.
+    #[arg(long, default_value_t = 65_536)]
+    pub min_rows_per_split: usize,
+    /// With --model: memory of every function, MB (one vCPU at 1,769 MB, as calibrated).
+    #[arg(long, default_value_t = 1769)]
+    pub memory_mb: u32,
 }

@@ -113,7 +113,12 @@ pub struct Coordinator {
 impl Coordinator {
     /// A coordinator for a model (only its config is needed here: the weights live in the
     /// functions).
-    pub fn new(config: ModelConfig, store: Arc<dyn TensorStore>, platform: Arc<dyn Platform>, options: CoordinatorOptions) -> Self {
+    pub fn new(
+        config: ModelConfig,
+        store: Arc<dyn TensorStore>,
+        platform: Arc<dyn Platform>,
+        options: CoordinatorOptions,
+    ) -> Self {
         Self {
             config: Arc::new(config),
             store,
@@ -155,7 +160,13 @@ impl Coordinator {
         self.config
             .check_input_len(bytes.len())
             .map_err(|e| CoordinatorError::Input(e.to_string()))?;
-        let plan = plan(&self.config, bytes.len(), self.options.plan, self.options.splits, &self.options.limits)?;
+        let plan = plan(
+            &self.config,
+            bytes.len(),
+            self.options.plan,
+            self.options.splits,
+            &self.options.limits,
+        )?;
         let query = QueryId::new();
         let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();
         let outcome = self.run(&plan, query, bytes).await;
@@ -167,11 +178,24 @@ impl Coordinator {
         let prediction = Prediction::from_logits(&self.config.labels, logits, plan.padded_len);
         let splits = plan.layers.iter().map(|l| l.splits.len()).collect();
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
-        let trace = Trace::new(plan.kind, splits, invocations, upload_bytes, total_ms, &self.options.pricing, self.options.arch);
+        let trace = Trace::new(
+            plan.kind,
+            splits,
+            invocations,
+            upload_bytes,
+            total_ms,
+            &self.options.pricing,
+            self.options.arch,
+        );
         Ok(ServerlessPrediction { prediction, trace })
     }
 
-    async fn run(&self, plan: &seqless_plan::Plan, query: QueryId, bytes: &[u8]) -> Result<(Vec<f32>, Vec<InvocationRecord>, u64), CoordinatorError> {
+    async fn run(
+        &self,
+        plan: &seqless_plan::Plan,
+        query: QueryId,
+        bytes: &[u8],
+    ) -> Result<(Vec<f32>, Vec<InvocationRecord>, u64), CoordinatorError> {
         let ids = tokenizer::encode(bytes, plan.padded_len);
         let input = StoredTensor::u16(vec![ids.len()], ids).map_err(|e| self.store_error(e))?;
         let upload_bytes = self
@@ -203,7 +227,11 @@ impl Coordinator {
                 records.push(InvocationRecord::new(stage, &result, &meta));
             }
         }
-        let last = plan.phases.last().and_then(|p| p.first()).map_or("final", |s| s.kind.as_str());
+        let last = plan
+            .phases
+            .last()
+            .and_then(|p| p.first())
+            .map_or("final", |s| s.kind.as_str());
         let logits = logits.ok_or(CoordinatorError::NoLogits(last))?;
         Ok((logits, records, upload_bytes))
     }

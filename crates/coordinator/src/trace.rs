@@ -76,8 +76,20 @@ pub struct Trace {
 
 impl Trace {
     /// Totals and prices a finished run's invocations.
-    pub fn new(plan: PlanKind, splits: Vec<usize>, invocations: Vec<InvocationRecord>, upload_bytes: u64, total_ms: f64, pricing: &Pricing, arch: Arch) -> Self {
-        let bytes_moved = upload_bytes + invocations.iter().map(|i| i.bytes_in + i.bytes_out).sum::<u64>();
+    pub fn new(
+        plan: PlanKind,
+        splits: Vec<usize>,
+        invocations: Vec<InvocationRecord>,
+        upload_bytes: u64,
+        total_ms: f64,
+        pricing: &Pricing,
+        arch: Arch,
+    ) -> Self {
+        let bytes_moved = upload_bytes
+            + invocations
+                .iter()
+                .map(|i| i.bytes_in + i.bytes_out)
+                .sum::<u64>();
         let serial_bytes = invocations
             .iter()
             .filter(|i| i.stage.is_serial())

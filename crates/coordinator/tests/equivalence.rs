@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use proptest::prelude::*;
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
-use seqless_functions::{FunctionError, InprocOptions, InprocPlatform, InvocationMeta, Platform, StageEvent, StageResult};
+use seqless_functions::{
+    FunctionError, InprocOptions, InprocPlatform, InvocationMeta, Platform, StageEvent, StageResult,
+};
 use seqless_model::testing::{config, random, write_model};
 use seqless_model::{GateActivation, Modulation, TfilmModel};
 use seqless_plan::{PlanKind, Splits, StageKind};
@@ -20,7 +22,13 @@ struct Fixture {
     platform: Arc<InprocPlatform>,
 }
 
-fn fixture(layers: &str, embed: usize, modulation: Modulation, gate: GateActivation, seed: u64) -> Fixture {
+fn fixture(
+    layers: &str,
+    embed: usize,
+    modulation: Modulation,
+    gate: GateActivation,
+    seed: u64,
+) -> Fixture {
     let cfg = config(embed, layers, modulation, gate, 3);
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), &cfg, &random(&cfg, seed, 0.8));
@@ -36,20 +44,44 @@ fn fixture(layers: &str, embed: usize, modulation: Modulation, gate: GateActivat
         },
         store.clone(),
     ));
-    Fixture { _dir: dir, model, store, platform }
+    Fixture {
+        _dir: dir,
+        model,
+        store,
+        platform,
+    }
 }
 
 fn coordinator(f: &Fixture, plan: PlanKind, splits: usize) -> Coordinator {
-    let options = CoordinatorOptions { plan, splits: Splits::Fixed(splits), ..CoordinatorOptions::default() };
-    Coordinator::new(f.model.config.clone(), f.store.clone(), f.platform.clone(), options)
+    let options = CoordinatorOptions {
+        plan,
+        splits: Splits::Fixed(splits),
+        ..CoordinatorOptions::default()
+    };
+    Coordinator::new(
+        f.model.config.clone(),
+        f.store.clone(),
+        f.platform.clone(),
+        options,
+    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn layer_spec() -> impl Strategy<Value = String> {
-    (1usize..7, 1usize..6, 1usize..3, prop::sample::select(vec![1usize, 2, 3, 4, 8])).prop_map(|(c, k, p, b)| format!("{c}:{k}:{p}:{b}"))
+    (
+        1usize..7,
+        1usize..6,
+        1usize..3,
+        prop::sample::select(vec![1usize, 2, 3, 4, 8]),
+    )
+        .prop_map(|(c, k, p, b)| format!("{c}:{k}:{p}:{b}"))
 }
 
 proptest! {
@@ -87,24 +119,50 @@ const HEADER: u64 = seqless_store::tensor::HEADER_LEN as u64;
 
 #[test]
 fn fused_serial_stages_move_block_stats_and_paper_moves_activations() {
-    let f = fixture("8:3:2:4,6:4:1:2,5:3:2:2", 4, Modulation::Affine, GateActivation::Sigmoid, 5);
+    let f = fixture(
+        "8:3:2:4,6:4:1:2,5:3:2:2",
+        4,
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        5,
+    );
     let text = vec![b'x'; 9000];
     let rt = runtime();
     for splits in [1, 3, 8] {
-        let fused = rt.block_on(coordinator(&f, PlanKind::Fused, splits).classify(&text)).unwrap();
+        let fused = rt
+            .block_on(coordinator(&f, PlanKind::Fused, splits).classify(&text))
+            .unwrap();
         let lengths = f.model.config.layer_lengths(fused.prediction.padded_len);
-        for inv in fused.trace.invocations.iter().filter(|i| i.stage.is_serial()) {
+        for inv in fused
+            .trace
+            .invocations
+            .iter()
+            .filter(|i| i.stage.is_serial())
+        {
             let cfg = &f.model.config.layers[inv.layer];
             let bc4 = (lengths[inv.layer] / cfg.block_len * cfg.channels * 4) as u64;
             let s = fused.trace.splits[inv.layer] as u64;
             let moved = inv.bytes_in + inv.bytes_out;
             // At most 2·B·C·4 per layer plus one header per tensor touched.
-            assert!(moved <= 2 * bc4 + HEADER * (2 * s + 1), "{inv:?}: {moved} > 2*{bc4}");
+            assert!(
+                moved <= 2 * bc4 + HEADER * (2 * s + 1),
+                "{inv:?}: {moved} > 2*{bc4}"
+            );
         }
-        let paper = rt.block_on(coordinator(&f, PlanKind::Paper, splits).classify(&text)).unwrap();
-        for inv in paper.trace.invocations.iter().filter(|i| i.stage == StageKind::Tfilm) {
+        let paper = rt
+            .block_on(coordinator(&f, PlanKind::Paper, splits).classify(&text))
+            .unwrap();
+        for inv in paper
+            .trace
+            .invocations
+            .iter()
+            .filter(|i| i.stage == StageKind::Tfilm)
+        {
             let whole = (lengths[inv.layer] * f.model.config.layers[inv.layer].channels * 4) as u64;
-            assert!(inv.bytes_in >= whole && inv.bytes_out >= whole, "{inv:?} moves less than {whole}");
+            assert!(
+                inv.bytes_in >= whole && inv.bytes_out >= whole,
+                "{inv:?} moves less than {whole}"
+            );
         }
         assert!(paper.trace.serial_bytes > fused.trace.serial_bytes);
         assert_eq!(paper.prediction.label, fused.prediction.label);
@@ -116,8 +174,16 @@ fn trace_records_cold_then_warm_and_billing() {
     let f = fixture("4:3:2:2", 3, Modulation::Scale, GateActivation::Sigmoid, 9);
     let rt = runtime();
     let c = coordinator(&f, PlanKind::Fused, 2);
-    let first = rt.block_on(c.classify(b"hello world, hello serverless")).unwrap();
-    assert!(first.trace.invocations.iter().any(|i| i.cold && i.init_ms > 0.0));
+    let first = rt
+        .block_on(c.classify(b"hello world, hello serverless"))
+        .unwrap();
+    assert!(
+        first
+            .trace
+            .invocations
+            .iter()
+            .any(|i| i.cold && i.init_ms > 0.0)
+    );
     let second = rt.block_on(c.classify(b"hello again")).unwrap();
     assert!(second.trace.invocations.iter().any(|i| !i.cold));
     for inv in &second.trace.invocations {
@@ -136,7 +202,10 @@ struct FailingStage {
 
 #[async_trait]
 impl Platform for FailingStage {
-    async fn invoke(&self, event: &StageEvent) -> Result<(StageResult, InvocationMeta), FunctionError> {
+    async fn invoke(
+        &self,
+        event: &StageEvent,
+    ) -> Result<(StageResult, InvocationMeta), FunctionError> {
         if event.stage.kind == self.fail {
             return Err(FunctionError::permanent("injected failure"));
         }
@@ -152,14 +221,38 @@ impl Platform for FailingStage {
 
 #[test]
 fn a_failed_query_leaves_no_keys_and_names_the_stage() {
-    let f = fixture("4:3:2:2,4:3:1:2", 3, Modulation::Scale, GateActivation::Sigmoid, 2);
+    let f = fixture(
+        "4:3:2:2,4:3:1:2",
+        3,
+        Modulation::Scale,
+        GateActivation::Sigmoid,
+        2,
+    );
     let rt = runtime();
     for fail in [StageKind::Tfilm, StageKind::Head] {
-        let platform = Arc::new(FailingStage { inner: f.platform.clone(), fail });
-        let c = Coordinator::new(f.model.config.clone(), f.store.clone(), platform, CoordinatorOptions::default());
-        let err = rt.block_on(c.classify(&[b'a'; 3000])).unwrap_err().to_string();
-        assert!(err.contains(fail.as_str()) && err.contains("injected failure"), "{err}");
-        assert!(f.store.live_keys().is_empty(), "keys left after failure: {:?}", f.store.live_keys());
+        let platform = Arc::new(FailingStage {
+            inner: f.platform.clone(),
+            fail,
+        });
+        let c = Coordinator::new(
+            f.model.config.clone(),
+            f.store.clone(),
+            platform,
+            CoordinatorOptions::default(),
+        );
+        let err = rt
+            .block_on(c.classify(&[b'a'; 3000]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(fail.as_str()) && err.contains("injected failure"),
+            "{err}"
+        );
+        assert!(
+            f.store.live_keys().is_empty(),
+            "keys left after failure: {:?}",
+            f.store.live_keys()
+        );
     }
 }
 
@@ -168,7 +261,12 @@ fn bad_input_is_refused_before_any_work() {
     let f = fixture("4:3:2:2", 3, Modulation::Scale, GateActivation::Sigmoid, 2);
     let rt = runtime();
     let c = coordinator(&f, PlanKind::Fused, 2);
-    assert!(rt.block_on(c.classify(b"")).unwrap_err().to_string().contains("empty"));
+    assert!(
+        rt.block_on(c.classify(b""))
+            .unwrap_err()
+            .to_string()
+            .contains("empty")
+    );
     assert!(f.store.live_keys().is_empty());
 }
 
@@ -181,10 +279,24 @@ fn idle_instances_are_reaped() {
     rt.block_on(async {
         let store: Arc<dyn TensorStore> = Arc::new(MemoryStore::new());
         let platform = Arc::new(InprocPlatform::new(
-            InprocOptions { model_dir: dir.path().into(), concurrency: 2, idle_timeout: Duration::from_millis(200), memory_mb: 128, ttl: Duration::from_secs(10) },
+            InprocOptions {
+                model_dir: dir.path().into(),
+                concurrency: 2,
+                idle_timeout: Duration::from_millis(200),
+                memory_mb: 128,
+                ttl: Duration::from_secs(10),
+            },
             store.clone(),
         ));
-        let c = Coordinator::new(cfg.clone(), store, platform.clone(), CoordinatorOptions { splits: Splits::Fixed(2), ..CoordinatorOptions::default() });
+        let c = Coordinator::new(
+            cfg.clone(),
+            store,
+            platform.clone(),
+            CoordinatorOptions {
+                splits: Splits::Fixed(2),
+                ..CoordinatorOptions::default()
+            },
+        );
         c.classify(&[b'q'; 500]).await.unwrap();
         assert!(platform.idle_instances() >= 1);
         tokio::time::sleep(Duration::from_millis(800)).await;

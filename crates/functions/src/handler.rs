@@ -36,13 +36,21 @@ impl Io {
         fetched.tensor
     }
 
-    async fn put(&mut self, ctx: &FunctionContext, key: String, tensor: StoredTensor) -> Result<(), FunctionError> {
+    async fn put(
+        &mut self,
+        ctx: &FunctionContext,
+        key: String,
+        tensor: StoredTensor,
+    ) -> Result<(), FunctionError> {
         self.bytes_out += ctx.store.put(&key, &tensor, ctx.ttl).await?;
         Ok(())
     }
 
     /// Runs CPU-bound kernel work off the async reactor and counts its time.
-    async fn compute<T: Send + 'static>(&mut self, work: impl FnOnce() -> Result<T, FunctionError> + Send + 'static) -> Result<T, FunctionError> {
+    async fn compute<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce() -> Result<T, FunctionError> + Send + 'static,
+    ) -> Result<T, FunctionError> {
         let start = Instant::now();
         let out = tokio::task::spawn_blocking(work)
             .await
@@ -63,7 +71,13 @@ fn f32_rows(key: &str, tensor: StoredTensor, channels: usize) -> Result<Vec<f32>
 }
 
 /// Reads and concatenates the f32 tensors under `keys`, checking their width.
-async fn read_concat(ctx: &FunctionContext, query: &QueryId, keys: &[String], channels: usize, io: &mut Io) -> Result<Vec<f32>, FunctionError> {
+async fn read_concat(
+    ctx: &FunctionContext,
+    query: &QueryId,
+    keys: &[String],
+    channels: usize,
+    io: &mut Io,
+) -> Result<Vec<f32>, FunctionError> {
     let full: Vec<String> = keys.iter().map(|k| query.key(k)).collect();
     let mut out = Vec::new();
     for (key, fetched) in keys.iter().zip(ctx.store.get_many(&full).await?) {
@@ -73,7 +87,13 @@ async fn read_concat(ctx: &FunctionContext, query: &QueryId, keys: &[String], ch
 }
 
 /// Gathers a conv stage's input rows (own rows plus neighbours' halos) in global order.
-async fn read_rows(ctx: &FunctionContext, query: &QueryId, sources: &[RowSource], layer: usize, io: &mut Io) -> Result<Vec<f32>, FunctionError> {
+async fn read_rows(
+    ctx: &FunctionContext,
+    query: &QueryId,
+    sources: &[RowSource],
+    layer: usize,
+    io: &mut Io,
+) -> Result<Vec<f32>, FunctionError> {
     let keys: Vec<String> = sources.iter().map(|s| query.key(&s.key)).collect();
     let fetches = sources
         .iter()
@@ -86,20 +106,43 @@ async fn read_rows(ctx: &FunctionContext, query: &QueryId, sources: &[RowSource]
         let tensor = io.read(fetched);
         if layer == 0 {
             let ids = tensor.into_u16()?;
-            if let Some(bad) = ids.iter().find(|&&id| usize::from(id) >= seqless_model::config::BYTE_VOCAB) {
-                return Err(FunctionError::permanent(format!("{}: token id {bad} out of range", source.key)));
+            if let Some(bad) = ids
+                .iter()
+                .find(|&&id| usize::from(id) >= seqless_model::config::BYTE_VOCAB)
+            {
+                return Err(FunctionError::permanent(format!(
+                    "{}: token id {bad} out of range",
+                    source.key
+                )));
             }
             rows.extend(model.embed_ids(&ids));
         } else {
-            rows.extend(f32_rows(&source.key, tensor, model.config.in_channels(layer))?);
+            rows.extend(f32_rows(
+                &source.key,
+                tensor,
+                model.config.in_channels(layer),
+            )?);
         }
     }
     Ok(rows)
 }
 
-async fn read_film(ctx: &FunctionContext, query: &QueryId, film: &FilmSource, layer: usize, io: &mut Io) -> Result<Vec<f32>, FunctionError> {
-    let fetched = ctx.store.get_rows(&query.key(&film.key), film.blocks.clone()).await?;
-    f32_rows(&film.key, io.read(fetched), ctx.model.config.layers[layer - 1].channels)
+async fn read_film(
+    ctx: &FunctionContext,
+    query: &QueryId,
+    film: &FilmSource,
+    layer: usize,
+    io: &mut Io,
+) -> Result<Vec<f32>, FunctionError> {
+    let fetched = ctx
+        .store
+        .get_rows(&query.key(&film.key), film.blocks.clone())
+        .await?;
+    f32_rows(
+        &film.key,
+        io.read(fetched),
+        ctx.model.config.layers[layer - 1].channels,
+    )
 }
 
 fn tensor(rows: usize, channels: usize, data: Vec<f32>) -> Result<StoredTensor, FunctionError> {
@@ -107,7 +150,10 @@ fn tensor(rows: usize, channels: usize, data: Vec<f32>) -> Result<StoredTensor, 
 }
 
 /// Runs one stage. The only place where a function touches the store or the kernels.
-pub async fn handle(ctx: &FunctionContext, event: StageEvent) -> Result<StageResult, FunctionError> {
+pub async fn handle(
+    ctx: &FunctionContext,
+    event: StageEvent,
+) -> Result<StageResult, FunctionError> {
     let query = event.query_id;
     let layer = event.stage.layer;
     let model = ctx.model.clone();
@@ -131,10 +177,16 @@ pub async fn handle(ctx: &FunctionContext, event: StageEvent) -> Result<StageRes
             write_max,
             write_min,
         } => {
-            let start = input.first().map(|s| s.global_start).ok_or_else(|| FunctionError::permanent("conv stage without input rows"))?;
+            let start = input
+                .first()
+                .map(|s| s.global_start)
+                .ok_or_else(|| FunctionError::permanent("conv stage without input rows"))?;
             let rows = read_rows(ctx, &query, &input, layer, &mut io).await?;
             let h = match &film {
-                Some(f) if layer > 0 => Some((read_film(ctx, &query, f, layer, &mut io).await?, f.blocks.start)),
+                Some(f) if layer > 0 => Some((
+                    read_film(ctx, &query, f, layer, &mut io).await?,
+                    f.blocks.start,
+                )),
                 _ => None,
             };
             let n_out = out_rows.len();
@@ -145,9 +197,14 @@ pub async fn handle(ctx: &FunctionContext, event: StageEvent) -> Result<StageRes
                         let prev = &model.config.layers[layer - 1];
                         let film = model.film_from_lstm(layer - 1, h);
                         // Block 0 of this film is global block `first_block`.
-                        let offset = start
-                            .checked_sub(first_block * prev.block_len)
-                            .ok_or_else(|| FunctionError::permanent("modulation blocks start after the input rows"))?;
+                        let offset =
+                            start
+                                .checked_sub(first_block * prev.block_len)
+                                .ok_or_else(|| {
+                                    FunctionError::permanent(
+                                        "modulation blocks start after the input rows",
+                                    )
+                                })?;
                         film.apply(&mut rows, offset)?;
                     }
                     let input = InputRows {
@@ -162,22 +219,31 @@ pub async fn handle(ctx: &FunctionContext, event: StageEvent) -> Result<StageRes
                 .await?;
             let blocks = stats.blocks();
             if let Some(key) = write_activation {
-                io.put(ctx, query.key(&key), tensor(n_out, channels, a)?).await?;
+                io.put(ctx, query.key(&key), tensor(n_out, channels, a)?)
+                    .await?;
             }
             if let Some(key) = write_max {
-                io.put(ctx, query.key(&key), tensor(blocks, channels, stats.max)?).await?;
+                io.put(ctx, query.key(&key), tensor(blocks, channels, stats.max)?)
+                    .await?;
             }
             if let Some(key) = write_min {
-                io.put(ctx, query.key(&key), tensor(blocks, channels, stats.min)?).await?;
+                io.put(ctx, query.key(&key), tensor(blocks, channels, stats.min)?)
+                    .await?;
             }
         }
         StageOp::Tfilm { block_max, write_h } => {
             let max = read_concat(ctx, &query, &block_max, channels, &mut io).await?;
-            let h = io.compute(move || Ok(model.lstm_stage(layer, &max))).await?;
+            let h = io
+                .compute(move || Ok(model.lstm_stage(layer, &max)))
+                .await?;
             let blocks = h.len() / channels;
-            io.put(ctx, query.key(&write_h), tensor(blocks, channels, h)?).await?;
+            io.put(ctx, query.key(&write_h), tensor(blocks, channels, h)?)
+                .await?;
         }
-        StageOp::Head { block_max, block_min } => {
+        StageOp::Head {
+            block_max,
+            block_min,
+        } => {
             let max = read_concat(ctx, &query, &block_max, channels, &mut io).await?;
             let min = read_concat(ctx, &query, &block_min, channels, &mut io).await?;
             let padded_len = event.stage.padded_len;
@@ -190,7 +256,10 @@ pub async fn handle(ctx: &FunctionContext, event: StageEvent) -> Result<StageRes
                 .await?;
             logits = Some(prediction.logits);
         }
-        StageOp::PaperTfilm { activations, write_x } => {
+        StageOp::PaperTfilm {
+            activations,
+            write_x,
+        } => {
             let a = read_concat(ctx, &query, &activations, channels, &mut io).await?;
             let x = io
                 .compute(move || {
@@ -201,10 +270,18 @@ pub async fn handle(ctx: &FunctionContext, event: StageEvent) -> Result<StageRes
                 })
                 .await?;
             let rows = x.len() / channels;
-            io.put(ctx, query.key(&write_x), tensor(rows, channels, x)?).await?;
+            io.put(ctx, query.key(&write_x), tensor(rows, channels, x)?)
+                .await?;
         }
         StageOp::Classifier { activation } => {
-            let x = read_concat(ctx, &query, std::slice::from_ref(&activation), channels, &mut io).await?;
+            let x = read_concat(
+                ctx,
+                &query,
+                std::slice::from_ref(&activation),
+                channels,
+                &mut io,
+            )
+            .await?;
             let padded_len = event.stage.padded_len;
             let prediction = io
                 .compute(move || Ok(model.predict(&kernels::global_max(&x, channels), padded_len)))

@@ -85,11 +85,10 @@ impl ModelConfig {
     /// Reads and validates `config.json`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let config: Self =
-            serde_json::from_str(&text).map_err(|e| ModelError::ConfigSyntax {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let config: Self = serde_json::from_str(&text).map_err(|e| ModelError::ConfigSyntax {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -108,7 +107,10 @@ impl ModelConfig {
             return fail(format!("format must be {FORMAT:?}, got {:?}", self.format));
         }
         if self.tokenizer != "bytes" {
-            return fail(format!("tokenizer must be \"bytes\", got {:?}", self.tokenizer));
+            return fail(format!(
+                "tokenizer must be \"bytes\", got {:?}",
+                self.tokenizer
+            ));
         }
         if self.vocab_size != BYTE_VOCAB {
             return fail(format!(
@@ -322,8 +324,18 @@ mod tests {
     fn input_length_limits() {
         let mut c = config("8:3:2:3");
         c.max_len = 10;
-        assert!(c.check_input_len(0).unwrap_err().to_string().contains("empty"));
-        assert!(c.check_input_len(11).unwrap_err().to_string().contains("max_len"));
+        assert!(
+            c.check_input_len(0)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        assert!(
+            c.check_input_len(11)
+                .unwrap_err()
+                .to_string()
+                .contains("max_len")
+        );
         assert!(c.check_input_len(10).is_ok());
     }
 }

@@ -46,7 +46,13 @@ pub struct InputRows<'a> {
 
 /// The input rows (global, before clipping to the sequence) that conv stage output rows
 /// `out_rows` depend on: the pooled range widened by the kernel's reach (the halo).
-pub fn conv_input_span(kernel_left: usize, kernel_right: usize, pool: usize, out_rows: &Range<usize>, total_rows: usize) -> Range<usize> {
+pub fn conv_input_span(
+    kernel_left: usize,
+    kernel_right: usize,
+    pool: usize,
+    out_rows: &Range<usize>,
+    total_rows: usize,
+) -> Range<usize> {
     let lo = (out_rows.start * pool).saturating_sub(kernel_left);
     let hi = (out_rows.end * pool + kernel_right).min(total_rows);
     lo..hi
@@ -57,11 +63,16 @@ pub fn conv_input_span(kernel_left: usize, kernel_right: usize, pool: usize, out
 ///
 /// `input` must hold every row of [`conv_input_span`]; rows outside the sequence are read as
 /// zeros. Work is spread over the current rayon pool in tiles of [`CONV_TILE_ROWS`].
-pub fn conv_pool_relu(conv: &ConvWeights, pool: usize, input: InputRows<'_>, out_rows: Range<usize>) -> Result<Vec<f32>> {
+pub fn conv_pool_relu(
+    conv: &ConvWeights,
+    pool: usize,
+    input: InputRows<'_>,
+    out_rows: Range<usize>,
+) -> Result<Vec<f32>> {
     let (c_in, c_out, k) = (conv.in_channels, conv.out_channels, conv.kernel);
     let left = (k - 1) / 2;
     let right = k - 1 - left;
-    if input.rows.len() % c_in != 0 {
+    if !input.rows.len().is_multiple_of(c_in) {
         return Err(ModelError::Shape(format!(
             "input holds {} values, not a whole number of {c_in}-channel rows",
             input.rows.len()
@@ -69,7 +80,8 @@ pub fn conv_pool_relu(conv: &ConvWeights, pool: usize, input: InputRows<'_>, out
     }
     let held = input.start..input.start + input.rows.len() / c_in;
     let needed = conv_input_span(left, right, pool, &out_rows, input.total_rows);
-    if out_rows.end * pool > input.total_rows || needed.start < held.start || needed.end > held.end {
+    if out_rows.end * pool > input.total_rows || needed.start < held.start || needed.end > held.end
+    {
         return Err(ModelError::Shape(format!(
             "output rows {out_rows:?} (pool {pool}) need input rows {needed:?} of {}, but rows {held:?} were given",
             input.total_rows
@@ -90,7 +102,12 @@ pub fn conv_pool_relu(conv: &ConvWeights, pool: usize, input: InputRows<'_>, out
 }
 
 /// The convolution for conv rows `rows`, as one GEMM over overlapping windows of the input.
-fn conv_tile(conv: &ConvWeights, input: InputRows<'_>, held: Range<usize>, rows: Range<usize>) -> Vec<f32> {
+fn conv_tile(
+    conv: &ConvWeights,
+    input: InputRows<'_>,
+    held: Range<usize>,
+    rows: Range<usize>,
+) -> Vec<f32> {
     let (c_in, c_out, k) = (conv.in_channels, conv.out_channels, conv.kernel);
     let left = (k - 1) / 2;
     // Window of input rows this tile reads, in signed global coordinates.
@@ -200,7 +217,7 @@ impl BlockStats {
 /// Step 3, bullet 4: max and min of `a` over each block of `block_len` rows.
 pub fn block_stats(a: &[f32], channels: usize, block_len: usize) -> Result<BlockStats> {
     let block = block_len * channels;
-    if a.len() % block != 0 {
+    if !a.len().is_multiple_of(block) {
         return Err(ModelError::Shape(format!(
             "{} values are not a whole number of {block_len}-row blocks of {channels} channels",
             a.len()
@@ -260,7 +277,11 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
             lanes[i] += ca[i] * cb[i];
         }
     }
-    let tail: f32 = a[chunks..].iter().zip(&b[chunks..]).map(|(x, y)| x * y).sum();
+    let tail: f32 = a[chunks..]
+        .iter()
+        .zip(&b[chunks..])
+        .map(|(x, y)| x * y)
+        .sum();
     lanes.iter().sum::<f32>() + tail
 }
 
@@ -321,7 +342,12 @@ pub struct Film {
 
 impl Film {
     /// Step 3, bullet 6: gamma and beta from the LSTM output.
-    pub fn from_lstm(h: Vec<f32>, affine: Option<&AffineWeights>, channels: usize, block_len: usize) -> Self {
+    pub fn from_lstm(
+        h: Vec<f32>,
+        affine: Option<&AffineWeights>,
+        channels: usize,
+        block_len: usize,
+    ) -> Self {
         let Some(affine) = affine else {
             return Self {
                 gamma: h,
@@ -357,7 +383,7 @@ impl Film {
     pub fn apply(&self, rows: &mut [f32], first_row: usize) -> Result<()> {
         let c = self.channels;
         let n = rows.len() / c;
-        if rows.len() % c != 0 || (first_row + n).div_ceil(self.block_len) > self.blocks() {
+        if !rows.len().is_multiple_of(c) || (first_row + n).div_ceil(self.block_len) > self.blocks() {
             return Err(ModelError::Shape(format!(
                 "cannot modulate rows {first_row}..{} with {} blocks of {} rows",
                 first_row + n,
@@ -404,13 +430,16 @@ impl Film {
         }
         let mut g = vec![f32::NEG_INFINITY; c];
         for j in 0..self.blocks() {
-            for ch in 0..c {
-                let i = j * c + ch;
-                let gamma = self.gamma[i];
-                let beta = self.beta.as_ref().map_or(0.0, |b| b[i]);
-                let extreme = if gamma >= 0.0 { stats.max[i] } else { stats.min[i] };
-                let v = if self.beta.is_some() { gamma * extreme + beta } else { gamma * extreme };
-                g[ch] = g[ch].max(v);
+            let rows = j * c..(j + 1) * c;
+            let beta = self.beta.as_ref().map(|b| &b[rows.clone()]);
+            for (ch, out) in g.iter_mut().enumerate() {
+                let gamma = self.gamma[rows.start + ch];
+                let extreme = if gamma >= 0.0 { stats.max[rows.start + ch] } else { stats.min[rows.start + ch] };
+                let v = match beta {
+                    Some(beta) => gamma * extreme + beta[ch],
+                    None => gamma * extreme,
+                };
+                *out = out.max(v);
             }
         }
         Ok(g)

@@ -18,9 +18,9 @@
 pub mod config;
 pub mod error;
 pub mod kernels;
+mod model;
 #[cfg(feature = "test-support")]
 pub mod testing;
-mod model;
 pub mod tokenizer;
 pub mod train;
 pub mod weights;

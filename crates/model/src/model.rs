@@ -93,7 +93,12 @@ impl TfilmModel {
     }
 
     /// Conv stage of layer `layer` (0-based) for pooled output rows `out_rows`.
-    pub fn conv_stage(&self, layer: usize, input: InputRows<'_>, out_rows: std::ops::Range<usize>) -> Result<Vec<f32>> {
+    pub fn conv_stage(
+        &self,
+        layer: usize,
+        input: InputRows<'_>,
+        out_rows: std::ops::Range<usize>,
+    ) -> Result<Vec<f32>> {
         let pool = self.config.layers[layer].pool;
         kernels::conv_pool_relu(&self.weights.layers[layer].conv, pool, input, out_rows)
     }
@@ -107,7 +112,12 @@ impl TfilmModel {
     /// blocks (block 0 of the result is the first block of `h`).
     pub fn film_from_lstm(&self, layer: usize, h: Vec<f32>) -> Film {
         let cfg = &self.config.layers[layer];
-        Film::from_lstm(h, self.weights.layers[layer].affine.as_ref(), cfg.channels, cfg.block_len)
+        Film::from_lstm(
+            h,
+            self.weights.layers[layer].affine.as_ref(),
+            cfg.channels,
+            cfg.block_len,
+        )
     }
 
     /// The whole TFiLM stage of layer `layer`: LSTM, then gamma/beta.
@@ -164,6 +174,8 @@ pub fn argmax(values: &[f32]) -> usize {
     values
         .iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
         .0
 }

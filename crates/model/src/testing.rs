@@ -4,17 +4,23 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rand::{Rng, SeedableRng, rngs::StdRng};
-use safetensors::{Dtype, tensor::TensorView};
 use crate::config::{BYTE_VOCAB, FORMAT, parse_layers};
 use crate::weights::expected_tensors;
 use crate::{GateActivation, ModelConfig, Modulation};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use safetensors::{Dtype, tensor::TensorView};
 
 /// Tensors by name: PyTorch shape and values.
 pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 /// A config with labels `l0, l1, ...` and a 1 MiB `max_len`.
-pub fn config(embed_dim: usize, layers: &str, modulation: Modulation, gate: GateActivation, labels: usize) -> ModelConfig {
+pub fn config(
+    embed_dim: usize,
+    layers: &str,
+    modulation: Modulation,
+    gate: GateActivation,
+    labels: usize,
+) -> ModelConfig {
     ModelConfig {
         format: FORMAT.into(),
         tokenizer: "bytes".into(),
@@ -53,7 +59,9 @@ pub fn random(config: &ModelConfig, seed: u64, scale: f32) -> Tensors {
 
 /// Overwrites one tensor's values.
 pub fn set(t: &mut Tensors, name: &str, values: &[f32]) {
-    let entry = t.get_mut(name).unwrap_or_else(|| panic!("no tensor {name}"));
+    let entry = t
+        .get_mut(name)
+        .unwrap_or_else(|| panic!("no tensor {name}"));
     assert_eq!(entry.1.len(), values.len(), "{name}");
     entry.1.copy_from_slice(values);
 }
@@ -62,11 +70,22 @@ pub fn set(t: &mut Tensors, name: &str, values: &[f32]) {
 pub fn write_safetensors(path: &Path, tensors: &Tensors) {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, (s, v))| (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .map(|(n, (s, v))| {
+            (
+                n.clone(),
+                s.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
@@ -77,6 +96,9 @@ pub fn write_model(dir: &Path, config: &ModelConfig, tensors: &Tensors) {
     config.save(&dir.join("config.json")).unwrap();
     write_safetensors(&dir.join("model.safetensors"), tensors);
 }
+
+/// Per-block gamma, beta and the block length of the previous layer.
+type Modulated = (Vec<Vec<f64>>, Vec<Vec<f64>>, usize);
 
 fn act(gate: GateActivation, x: f64) -> f64 {
     match gate {
@@ -98,7 +120,7 @@ pub fn naive_logits(config: &ModelConfig, t: &Tensors, bytes: &[u8]) -> Vec<f64>
             emb[id * e..(id + 1) * e].to_vec()
         })
         .collect();
-    let mut mod_prev: Option<(Vec<Vec<f64>>, Vec<Vec<f64>>, usize)> = None;
+    let mut mod_prev: Option<Modulated> = None;
     for (l, layer) in config.layers.iter().enumerate() {
         let p = format!("layers.{l}");
         if let Some((gamma, beta, b)) = &mod_prev {
@@ -134,7 +156,11 @@ pub fn naive_logits(config: &ModelConfig, t: &Tensors, bytes: &[u8]) -> Vec<f64>
             .collect();
         let a: Vec<Vec<f64>> = conv
             .chunks(layer.pool)
-            .map(|g| (0..c_out).map(|o| g.iter().map(|r| r[o]).fold(f64::MIN, f64::max).max(0.0)).collect())
+            .map(|g| {
+                (0..c_out)
+                    .map(|o| g.iter().map(|r| r[o]).fold(f64::MIN, f64::max).max(0.0))
+                    .collect()
+            })
             .collect();
         let blocks = a.len() / layer.block_len;
         let w_ih = get(&format!("{p}.tfilm.lstm.weight_ih"));
@@ -145,7 +171,11 @@ pub fn naive_logits(config: &ModelConfig, t: &Tensors, bytes: &[u8]) -> Vec<f64>
         let (mut gamma, mut beta) = (Vec::new(), Vec::new());
         for j in 0..blocks {
             let s: Vec<f64> = (0..c_out)
-                .map(|o| (0..layer.block_len).map(|r| a[j * layer.block_len + r][o]).fold(f64::MIN, f64::max))
+                .map(|o| {
+                    (0..layer.block_len)
+                        .map(|r| a[j * layer.block_len + r][o])
+                        .fold(f64::MIN, f64::max)
+                })
                 .collect();
             let gates: Vec<f64> = (0..4 * c_out)
                 .map(|g| {
@@ -186,7 +216,11 @@ pub fn naive_logits(config: &ModelConfig, t: &Tensors, bytes: &[u8]) -> Vec<f64>
     let (gamma, beta, b) = mod_prev.unwrap();
     let c_n = x[0].len();
     let g: Vec<f64> = (0..c_n)
-        .map(|c| (0..x.len()).map(|ti| gamma[ti / b][c] * x[ti][c] + beta[ti / b][c]).fold(f64::MIN, f64::max))
+        .map(|c| {
+            (0..x.len())
+                .map(|ti| gamma[ti / b][c] * x[ti][c] + beta[ti / b][c])
+                .fold(f64::MIN, f64::max)
+        })
         .collect();
     let cw = get("classifier.weight");
     let cb = get("classifier.bias");

@@ -155,7 +155,10 @@ impl Weights {
             .collect();
         extra.sort();
         if let Some(name) = extra.first() {
-            return Err(weights_error(name, "not part of this config's model".into()));
+            return Err(weights_error(
+                name,
+                "not part of this config's model".into(),
+            ));
         }
         let mut tensors = std::collections::HashMap::new();
         for (name, shape) in &expected {
@@ -180,15 +183,14 @@ impl Weights {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
             if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
-                return Err(weights_error(
-                    name,
-                    format!("element {bad} is not finite"),
-                ));
+                return Err(weights_error(name, format!("element {bad} is not finite")));
             }
             tensors.insert(name.clone(), values);
         }
         Ok(Self::from_named(config, |name| {
-            tensors.remove(name).expect("every expected tensor was checked")
+            tensors
+                .remove(name)
+                .expect("every expected tensor was checked")
         }))
     }
 

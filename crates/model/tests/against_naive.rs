@@ -1,8 +1,8 @@
 //! The kernels against a naive f64 forward pass on random models, over every config axis
 //! and lengths that cross the conv tiles, block boundaries and the alignment unit.
 
-use seqless_model::testing::{config, naive_logits, random, write_model};
 use proptest::prelude::*;
+use seqless_model::testing::{config, naive_logits, random, write_model};
 use seqless_model::{GateActivation, Modulation, TfilmModel};
 
 fn layer_spec() -> impl Strategy<Value = String> {

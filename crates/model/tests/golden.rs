@@ -11,7 +11,13 @@ fn sigmoid(x: f64) -> f64 {
 /// A one-layer, one-channel model: embedding row 98 (`a`) = 1.0, row 0 (padding) = 0.5;
 /// conv `kernel` taps + bias 0.1; LSTM with W_ih = [1, 0, 1, 1] (gates i, f, g, o) and no
 /// recurrence; classifier logits [g, -g + 0.2].
-fn one_channel(kernel: &[f32], pool: usize, block_len: usize, modulation: Modulation, gate: GateActivation) -> TfilmModel {
+fn one_channel(
+    kernel: &[f32],
+    pool: usize,
+    block_len: usize,
+    modulation: Modulation,
+    gate: GateActivation,
+) -> TfilmModel {
     let layers = format!("1:{}:{pool}:{block_len}", kernel.len());
     let cfg = config(1, &layers, modulation, gate, 2);
     let mut t = zeros(&cfg);
@@ -21,7 +27,11 @@ fn one_channel(kernel: &[f32], pool: usize, block_len: usize, modulation: Modula
     set(&mut t, "embedding.weight", &emb);
     set(&mut t, "layers.0.conv.weight", kernel);
     set(&mut t, "layers.0.conv.bias", &[0.1]);
-    set(&mut t, "layers.0.tfilm.lstm.weight_ih", &[1.0, 0.0, 1.0, 1.0]);
+    set(
+        &mut t,
+        "layers.0.tfilm.lstm.weight_ih",
+        &[1.0, 0.0, 1.0, 1.0],
+    );
     if modulation == Modulation::Affine {
         set(&mut t, "layers.0.tfilm.affine.weight", &[2.0, -1.0]);
         set(&mut t, "layers.0.tfilm.affine.bias", &[0.5, 0.25]);
@@ -47,7 +57,11 @@ fn hard_sigmoid(x: f64) -> f64 {
 fn assert_logits(model: &TfilmModel, text: &[u8], expected: [f64; 2]) {
     let p = model.forward(text).unwrap();
     for (got, want) in p.logits.iter().zip(expected) {
-        assert!((f64::from(*got) - want).abs() < 1e-6, "logits {:?}, expected {expected:?}", p.logits);
+        assert!(
+            (f64::from(*got) - want).abs() < 1e-6,
+            "logits {:?}, expected {expected:?}",
+            p.logits
+        );
     }
 }
 
@@ -56,7 +70,13 @@ fn odd_kernel_scale_sigmoid() {
     // "a" -> ids [98] padded to T0 = 2 (pool 2 x block 1): x = [1.0, 0.5].
     // c0 = 0.5*0 + 1.0*1.0 - 1.0*0.5 + 0.1 = 0.6; c1 = 0.5*1.0 + 1.0*0.5 - 1.0*0 + 0.1 = 1.1.
     // a = relu(max) = 1.1; one block, s = 1.1; gamma = h; g = gamma * 1.1.
-    let model = one_channel(&[0.5, 1.0, -1.0], 2, 1, Modulation::Scale, GateActivation::Sigmoid);
+    let model = one_channel(
+        &[0.5, 1.0, -1.0],
+        2,
+        1,
+        Modulation::Scale,
+        GateActivation::Sigmoid,
+    );
     assert_eq!(model.forward(b"a").unwrap().padded_len, 2);
     let g = h1(1.1, sigmoid) * 1.1;
     assert_logits(&model, b"a", [g, -g + 0.2]);
@@ -64,7 +84,13 @@ fn odd_kernel_scale_sigmoid() {
 
 #[test]
 fn odd_kernel_scale_hard_sigmoid() {
-    let model = one_channel(&[0.5, 1.0, -1.0], 2, 1, Modulation::Scale, GateActivation::HardSigmoid);
+    let model = one_channel(
+        &[0.5, 1.0, -1.0],
+        2,
+        1,
+        Modulation::Scale,
+        GateActivation::HardSigmoid,
+    );
     let g = h1(1.1, hard_sigmoid) * 1.1;
     assert_logits(&model, b"a", [g, -g + 0.2]);
 }
@@ -73,11 +99,23 @@ fn odd_kernel_scale_hard_sigmoid() {
 fn even_kernel_pads_one_left_zero_right_two() {
     // k = 2: left 0, right 1. x = [1.0, 0.5] -> c0 = 2*1.0 + 1*0.5 + 0.1 = 2.6,
     // c1 = 2*0.5 + 1*0 + 0.1 = 1.1. Pool 2 -> 2.6.
-    let model = one_channel(&[2.0, 1.0], 2, 1, Modulation::Scale, GateActivation::Sigmoid);
+    let model = one_channel(
+        &[2.0, 1.0],
+        2,
+        1,
+        Modulation::Scale,
+        GateActivation::Sigmoid,
+    );
     let g = h1(2.6, sigmoid) * 2.6;
     assert_logits(&model, b"a", [g, -g + 0.2]);
     // k = 4: left 1, right 2. c0 = w0*0 + w1*1.0 + w2*0.5 + w3*0 + 0.1 = 1 + 0.25 + 0.1.
-    let model = one_channel(&[7.0, 1.0, 0.5, 9.0], 2, 1, Modulation::Scale, GateActivation::Sigmoid);
+    let model = one_channel(
+        &[7.0, 1.0, 0.5, 9.0],
+        2,
+        1,
+        Modulation::Scale,
+        GateActivation::Sigmoid,
+    );
     // c1 = 7*1.0 + 1*0.5 + 0.5*0 + 9*0 + 0.1 = 7.6 -> pooled max 7.6.
     let g = h1(7.6, sigmoid) * 7.6;
     assert_logits(&model, b"a", [g, -g + 0.2]);
@@ -86,7 +124,13 @@ fn even_kernel_pads_one_left_zero_right_two() {
 #[test]
 fn affine_modulation_adds_beta() {
     // gamma = 2h + 0.5, beta = -h + 0.25; g = gamma * 1.1 + beta.
-    let model = one_channel(&[0.5, 1.0, -1.0], 2, 1, Modulation::Affine, GateActivation::Sigmoid);
+    let model = one_channel(
+        &[0.5, 1.0, -1.0],
+        2,
+        1,
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+    );
     let h = h1(1.1, sigmoid);
     let g = (2.0 * h + 0.5) * 1.1 + (-h + 0.25);
     assert_logits(&model, b"a", [g, -g + 0.2]);
@@ -104,7 +148,11 @@ fn negative_gamma_takes_the_block_minimum() {
     set(&mut t, "embedding.weight", &emb);
     set(&mut t, "layers.0.conv.weight", &[1.0]);
     set(&mut t, "layers.0.conv.bias", &[0.1]);
-    set(&mut t, "layers.0.tfilm.lstm.weight_ih", &[1.0, 0.0, -1.0, 1.0]);
+    set(
+        &mut t,
+        "layers.0.tfilm.lstm.weight_ih",
+        &[1.0, 0.0, -1.0, 1.0],
+    );
     set(&mut t, "classifier.weight", &[1.0, -1.0]);
     set(&mut t, "classifier.bias", &[0.0, 0.2]);
     let dir = tempfile::tempdir().unwrap();
@@ -120,7 +168,13 @@ fn negative_gamma_takes_the_block_minimum() {
 #[test]
 fn padding_reaches_the_alignment_unit_with_row_zero() {
     // Two layers: P*b = 2*1 and 2*2 -> A = 4. Three bytes pad to 4, five to 8.
-    let cfg = config(1, "1:1:2:1,1:1:1:2", Modulation::Scale, GateActivation::Sigmoid, 2);
+    let cfg = config(
+        1,
+        "1:1:2:1,1:1:1:2",
+        Modulation::Scale,
+        GateActivation::Sigmoid,
+        2,
+    );
     let mut t = zeros(&cfg);
     let mut emb = vec![0.0; 257];
     emb[0] = 3.0; // the padding row is an ordinary learned row: it must be read.

@@ -3,8 +3,18 @@
 use seqless_model::testing::{config, random, write_model, write_safetensors};
 use seqless_model::{GateActivation, Modulation, TfilmModel};
 
-fn good() -> (tempfile::TempDir, seqless_model::ModelConfig, seqless_model::testing::Tensors) {
-    let cfg = config(3, "4:3:2:2,5:2:1:3", Modulation::Affine, GateActivation::Sigmoid, 2);
+fn good() -> (
+    tempfile::TempDir,
+    seqless_model::ModelConfig,
+    seqless_model::testing::Tensors,
+) {
+    let cfg = config(
+        3,
+        "4:3:2:2,5:2:1:3",
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        2,
+    );
     let t = random(&cfg, 1, 0.5);
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), &cfg, &t);
@@ -27,7 +37,10 @@ fn missing_tensor_is_named() {
     t.remove("layers.1.tfilm.affine.bias");
     write_safetensors(&dir.path().join("model.safetensors"), &t);
     let err = load_err(dir.path());
-    assert!(err.contains("layers.1.tfilm.affine.bias") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("layers.1.tfilm.affine.bias") && err.contains("missing"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -36,16 +49,27 @@ fn extra_tensor_is_named() {
     t.insert("layers.9.conv.weight".into(), (vec![1], vec![0.0]));
     write_safetensors(&dir.path().join("model.safetensors"), &t);
     let err = load_err(dir.path());
-    assert!(err.contains("layers.9.conv.weight") && err.contains("not part"), "{err}");
+    assert!(
+        err.contains("layers.9.conv.weight") && err.contains("not part"),
+        "{err}"
+    );
 }
 
 #[test]
 fn wrong_shape_is_named() {
     let (dir, _, mut t) = good();
-    t.insert("layers.0.conv.weight".into(), (vec![4, 3, 2], vec![0.0; 24]));
+    t.insert(
+        "layers.0.conv.weight".into(),
+        (vec![4, 3, 2], vec![0.0; 24]),
+    );
     write_safetensors(&dir.path().join("model.safetensors"), &t);
     let err = load_err(dir.path());
-    assert!(err.contains("layers.0.conv.weight") && err.contains("[4, 3, 2]") && err.contains("[4, 3, 3]"), "{err}");
+    assert!(
+        err.contains("layers.0.conv.weight")
+            && err.contains("[4, 3, 2]")
+            && err.contains("[4, 3, 3]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -56,19 +80,37 @@ fn wrong_dtype_is_named() {
         .iter()
         .map(|(n, (s, v))| {
             if n == "classifier.bias" {
-                (n.clone(), s.clone(), v.iter().flat_map(|x| f64::from(*x).to_le_bytes()).collect(), safetensors::Dtype::F64)
+                (
+                    n.clone(),
+                    s.clone(),
+                    v.iter().flat_map(|x| f64::from(*x).to_le_bytes()).collect(),
+                    safetensors::Dtype::F64,
+                )
             } else {
-                (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), safetensors::Dtype::F32)
+                (
+                    n.clone(),
+                    s.clone(),
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    safetensors::Dtype::F32,
+                )
             }
         })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
         .iter()
-        .map(|(n, s, b, d)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .map(|(n, s, b, d)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
     let err = load_err(dir.path());
-    assert!(err.contains("classifier.bias") && err.contains("F64"), "{err}");
+    assert!(
+        err.contains("classifier.bias") && err.contains("F64"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -78,7 +120,10 @@ fn truncated_weights_file() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let err = load_err(dir.path());
-    assert!(err.contains("model.safetensors") && err.contains("not a valid safetensors"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains("not a valid safetensors"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -117,10 +162,22 @@ fn missing_files() {
 fn bad_input_lengths() {
     let (dir, _, _) = good();
     let model = TfilmModel::load(dir.path()).unwrap();
-    assert!(model.forward(b"").unwrap_err().to_string().contains("empty"));
+    assert!(
+        model
+            .forward(b"")
+            .unwrap_err()
+            .to_string()
+            .contains("empty")
+    );
     let mut small = model.clone();
     small.config.max_len = 4;
-    assert!(small.forward(b"hello").unwrap_err().to_string().contains("max_len"));
+    assert!(
+        small
+            .forward(b"hello")
+            .unwrap_err()
+            .to_string()
+            .contains("max_len")
+    );
     // Invalid UTF-8 is fine: the model reads bytes.
     assert!(model.forward(&[0xff, 0xfe, 0x00]).is_ok());
 }

@@ -11,16 +11,31 @@ fn toy_data() -> Vec<Example> {
         } else {
             (format!("die Katze sitzt auf der Matte {i}"), "de")
         };
-        out.push(Example { text: text.into_bytes(), label: label.into() });
+        out.push(Example {
+            text: text.into_bytes(),
+            label: label.into(),
+        });
     }
     out
 }
 
 #[test]
 fn a_few_epochs_lower_the_loss() {
-    let mut cfg = seqless_model::testing::config(8, "8:3:2:2", Modulation::Affine, GateActivation::Sigmoid, 2);
+    let mut cfg = seqless_model::testing::config(
+        8,
+        "8:3:2:2",
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        2,
+    );
     cfg.labels = vec!["de".into(), "en".into()];
-    let options = TrainOptions { epochs: 4, batch_size: 8, learning_rate: 1e-2, valid_fraction: 0.0, ..TrainOptions::default() };
+    let options = TrainOptions {
+        epochs: 4,
+        batch_size: 8,
+        learning_rate: 1e-2,
+        valid_fraction: 0.0,
+        ..TrainOptions::default()
+    };
     let (_, report) = train(&cfg, &toy_data(), &options, &mut Quiet).unwrap();
     let first = report.epochs.first().unwrap().train_loss;
     let last = report.epochs.last().unwrap().train_loss;
@@ -29,31 +44,63 @@ fn a_few_epochs_lower_the_loss() {
 
 #[test]
 fn same_seed_same_model() {
-    let mut cfg = seqless_model::testing::config(4, "4:3:1:2", Modulation::Scale, GateActivation::Sigmoid, 2);
+    let mut cfg =
+        seqless_model::testing::config(4, "4:3:1:2", Modulation::Scale, GateActivation::Sigmoid, 2);
     cfg.labels = vec!["de".into(), "en".into()];
-    let options = TrainOptions { epochs: 1, batch_size: 8, ..TrainOptions::default() };
+    let options = TrainOptions {
+        epochs: 1,
+        batch_size: 8,
+        ..TrainOptions::default()
+    };
     let (a, _) = train(&cfg, &toy_data(), &options, &mut Quiet).unwrap();
     let (b, _) = train(&cfg, &toy_data(), &options, &mut Quiet).unwrap();
-    assert_eq!(a.to_weights().unwrap().embedding, b.to_weights().unwrap().embedding);
+    assert_eq!(
+        a.to_weights().unwrap().embedding,
+        b.to_weights().unwrap().embedding
+    );
 }
 
 #[test]
 fn training_graph_equals_inference_kernels() {
     for (modulation, gate, layers) in [
-        (Modulation::Scale, GateActivation::Sigmoid, "6:3:2:2,5:4:1:3"),
-        (Modulation::Affine, GateActivation::HardSigmoid, "6:2:3:1,4:5:2:2"),
+        (
+            Modulation::Scale,
+            GateActivation::Sigmoid,
+            "6:3:2:2,5:4:1:3",
+        ),
+        (
+            Modulation::Affine,
+            GateActivation::HardSigmoid,
+            "6:2:3:1,4:5:2:2",
+        ),
     ] {
         let cfg = seqless_model::testing::config(5, layers, modulation, gate, 3);
         let net = TrainNet::init(&cfg, 11).unwrap();
-        let model = TfilmModel { config: cfg.clone(), weights: net.to_weights().unwrap() };
+        let model = TfilmModel {
+            config: cfg.clone(),
+            weights: net.to_weights().unwrap(),
+        };
         for text in [&b"x"[..], "Grüße, ça va? 日本".as_bytes(), &[7u8; 500][..]] {
             let t0 = cfg.padded_len(text.len());
-            let ids: Vec<u32> = seqless_model::tokenizer::encode(text, t0).into_iter().map(u32::from).collect();
-            let ids = candle_core::Tensor::from_vec(ids, (1, t0), &candle_core::Device::Cpu).unwrap();
-            let graph = net.forward(&ids).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let ids: Vec<u32> = seqless_model::tokenizer::encode(text, t0)
+                .into_iter()
+                .map(u32::from)
+                .collect();
+            let ids =
+                candle_core::Tensor::from_vec(ids, (1, t0), &candle_core::Device::Cpu).unwrap();
+            let graph = net
+                .forward(&ids)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             let kernels = model.forward(text).unwrap().logits;
             for (g, k) in graph.iter().zip(&kernels) {
-                assert!((g - k).abs() < 1e-4, "{modulation:?}: graph {graph:?} kernels {kernels:?}");
+                assert!(
+                    (g - k).abs() < 1e-4,
+                    "{modulation:?}: graph {graph:?} kernels {kernels:?}"
+                );
             }
         }
     }
@@ -61,11 +108,20 @@ fn training_graph_equals_inference_kernels() {
 
 #[test]
 fn saved_weights_load_back() {
-    let cfg = seqless_model::testing::config(4, "4:3:2:2", Modulation::Affine, GateActivation::Sigmoid, 2);
+    let cfg = seqless_model::testing::config(
+        4,
+        "4:3:2:2",
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        2,
+    );
     let net = TrainNet::init(&cfg, 3).unwrap();
     let dir = tempfile::tempdir().unwrap();
     cfg.save(&dir.path().join("config.json")).unwrap();
     net.save(&dir.path().join("model.safetensors")).unwrap();
     let loaded = TfilmModel::load(dir.path()).unwrap();
-    assert_eq!(loaded.weights.classifier_weight, net.to_weights().unwrap().classifier_weight);
+    assert_eq!(
+        loaded.weights.classifier_weight,
+        net.to_weights().unwrap().classifier_weight
+    );
 }

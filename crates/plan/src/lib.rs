@@ -70,7 +70,9 @@ impl std::str::FromStr for Splits {
         }
         match s.parse::<usize>() {
             Ok(n) if n >= 1 => Ok(Self::Fixed(n)),
-            _ => Err(format!("splits must be a positive integer or \"auto\", got {s:?}")),
+            _ => Err(format!(
+                "splits must be a positive integer or \"auto\", got {s:?}"
+            )),
         }
     }
 }
@@ -104,7 +106,9 @@ pub enum PlanError {
     #[error("{0}")]
     Input(String),
     /// A stage would need more memory than a function has.
-    #[error("layer {layer} split {split} needs about {needed_mb} MB, over the function memory of {limit_mb} MB; use more splits or larger functions")]
+    #[error(
+        "layer {layer} split {split} needs about {needed_mb} MB, over the function memory of {limit_mb} MB; use more splits or larger functions"
+    )]
     Memory {
         /// 0-based layer.
         layer: usize,
@@ -154,7 +158,13 @@ impl Plan {
     /// shared Redis needs per in-flight query (plus per-key overhead).
     pub fn stored_bytes(&self) -> u64 {
         let input = 2 * self.padded_len as u64;
-        input + self.phases.iter().flatten().map(|s| s.write_bytes).sum::<u64>()
+        input
+            + self
+                .phases
+                .iter()
+                .flatten()
+                .map(|s| s.write_bytes)
+                .sum::<u64>()
     }
 
     /// Number of function invocations.

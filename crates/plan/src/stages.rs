@@ -174,7 +174,13 @@ fn mb(bytes: u64) -> u64 {
 /// Splits are clamped to each layer's number of blocks, so any request yields a correct
 /// plan. With [`Splits::Auto`], a layer whose stages would not fit in
 /// [`Limits::function_memory_mb`] gets more splits; with a fixed count it is refused.
-pub fn plan(config: &ModelConfig, input_len: usize, kind: PlanKind, splits: Splits, limits: &Limits) -> Result<Plan, PlanError> {
+pub fn plan(
+    config: &ModelConfig,
+    input_len: usize,
+    kind: PlanKind,
+    splits: Splits,
+    limits: &Limits,
+) -> Result<Plan, PlanError> {
     config
         .check_input_len(input_len)
         .map_err(|e| PlanError::Input(e.to_string()))?;
@@ -192,7 +198,9 @@ pub fn plan(config: &ModelConfig, input_len: usize, kind: PlanKind, splits: Spli
         let blocks = rows / cfg.block_len;
         let mut count = match splits {
             Splits::Fixed(n) => n,
-            Splits::Auto => input_rows.div_ceil(limits.min_rows_per_split).clamp(1, limits.max_splits),
+            Splits::Auto => input_rows
+                .div_ceil(limits.min_rows_per_split)
+                .clamp(1, limits.max_splits),
         }
         .clamp(1, blocks);
         let ranges = loop {
@@ -273,7 +281,13 @@ fn conv_stages(
         .iter()
         .enumerate()
         .map(|(i, out_rows)| {
-            let span = conv_input_span(cfg.pad_left(), cfg.pad_right(), cfg.pool, out_rows, geometry.input_rows);
+            let span = conv_input_span(
+                cfg.pad_left(),
+                cfg.pad_right(),
+                cfg.pool,
+                out_rows,
+                geometry.input_rows,
+            );
             let film = film_key.map(|key| {
                 let prev_block = config.layers[l - 1].block_len;
                 FilmSource {
@@ -284,7 +298,9 @@ fn conv_stages(
             let (write_activation, write_max, write_min) = writes(i);
             let blocks = (out_rows.len() / cfg.block_len) as u64;
             let c = cfg.channels as u64;
-            let write_bytes = write_activation.as_ref().map_or(0, |_| out_rows.len() as u64 * c * F32)
+            let write_bytes = write_activation
+                .as_ref()
+                .map_or(0, |_| out_rows.len() as u64 * c * F32)
                 + write_max.as_ref().map_or(0, |_| blocks * c * F32)
                 + write_min.as_ref().map_or(0, |_| blocks * c * F32);
             Stage {
@@ -312,20 +328,32 @@ fn input_sources(padded_len: usize) -> Vec<(String, Range<usize>)> {
     vec![(INPUT_KEY.to_string(), 0..padded_len)]
 }
 
-fn fused_phases(config: &ModelConfig, layers: &[LayerGeometry], padded_len: usize) -> Vec<Vec<Stage>> {
+fn fused_phases(
+    config: &ModelConfig,
+    layers: &[LayerGeometry],
+    padded_len: usize,
+) -> Vec<Vec<Stage>> {
     let last = layers.len() - 1;
     let mut phases = Vec::new();
     let mut sources = input_sources(padded_len);
     for l in 0..layers.len() {
         let film_key = (l > 0).then(|| format!("h/{}", l - 1));
         let is_last = l == last;
-        let convs = conv_stages(config, layers, l, &sources, film_key.as_deref(), padded_len, |i| {
-            (
-                (!is_last).then(|| activation_key(l, i)),
-                Some(format!("max/{l}/{i}")),
-                is_last.then(|| format!("min/{l}/{i}")),
-            )
-        });
+        let convs = conv_stages(
+            config,
+            layers,
+            l,
+            &sources,
+            film_key.as_deref(),
+            padded_len,
+            |i| {
+                (
+                    (!is_last).then(|| activation_key(l, i)),
+                    Some(format!("max/{l}/{i}")),
+                    is_last.then(|| format!("min/{l}/{i}")),
+                )
+            },
+        );
         let splits = convs.len();
         phases.push(convs);
         let maxima: Vec<String> = (0..splits).map(|i| format!("max/{l}/{i}")).collect();
@@ -368,11 +396,18 @@ fn fused_phases(config: &ModelConfig, layers: &[LayerGeometry], padded_len: usiz
     phases
 }
 
-fn paper_phases(config: &ModelConfig, layers: &[LayerGeometry], padded_len: usize, limit_bytes: u64) -> Result<Vec<Vec<Stage>>, PlanError> {
+fn paper_phases(
+    config: &ModelConfig,
+    layers: &[LayerGeometry],
+    padded_len: usize,
+    limit_bytes: u64,
+) -> Result<Vec<Vec<Stage>>, PlanError> {
     let mut phases = Vec::new();
     let mut sources = input_sources(padded_len);
     for (l, geometry) in layers.iter().enumerate() {
-        let convs = conv_stages(config, layers, l, &sources, None, padded_len, |i| (Some(activation_key(l, i)), None, None));
+        let convs = conv_stages(config, layers, l, &sources, None, padded_len, |i| {
+            (Some(activation_key(l, i)), None, None)
+        });
         let splits = convs.len();
         phases.push(convs);
         let whole = (geometry.rows * geometry.channels) as u64 * F32;
@@ -437,7 +472,14 @@ mod tests {
     fn more_splits_than_blocks_is_clamped() {
         let c = config("8:3:2:4");
         // 100 bytes -> T0 = 104, T1 = 52, 13 blocks.
-        let p = plan(&c, 100, PlanKind::Fused, Splits::Fixed(64), &Limits::default()).unwrap();
+        let p = plan(
+            &c,
+            100,
+            PlanKind::Fused,
+            Splits::Fixed(64),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(p.layers[0].splits.len(), 13);
         assert!(p.layers[0].splits.iter().all(|r| r.len() == 4));
     }
@@ -448,9 +490,23 @@ mod tests {
         for kind in [PlanKind::Fused, PlanKind::Paper] {
             let p = plan(&c, 1000, kind, Splits::Fixed(3), &Limits::default()).unwrap();
             for stage in p.phases.iter().flatten() {
-                let StageOp::Conv { input, input_rows, out_rows, .. } = &stage.op else { continue };
+                let StageOp::Conv {
+                    input,
+                    input_rows,
+                    out_rows,
+                    ..
+                } = &stage.op
+                else {
+                    continue;
+                };
                 let cfg = &c.layers[stage.layer];
-                let span = conv_input_span(cfg.pad_left(), cfg.pad_right(), cfg.pool, out_rows, *input_rows);
+                let span = conv_input_span(
+                    cfg.pad_left(),
+                    cfg.pad_right(),
+                    cfg.pool,
+                    out_rows,
+                    *input_rows,
+                );
                 let mut next = span.start;
                 for piece in input {
                     assert_eq!(piece.global_start, next, "{kind:?} {stage:?}");
@@ -464,8 +520,18 @@ mod tests {
     #[test]
     fn auto_splits_follow_length_and_cap() {
         let c = config("8:3:1:16");
-        let limits = Limits { min_rows_per_split: 1000, max_splits: 4, ..Limits::default() };
-        let count = |n| plan(&c, n, PlanKind::Fused, Splits::Auto, &limits).unwrap().layers[0].splits.len();
+        let limits = Limits {
+            min_rows_per_split: 1000,
+            max_splits: 4,
+            ..Limits::default()
+        };
+        let count = |n| {
+            plan(&c, n, PlanKind::Fused, Splits::Auto, &limits)
+                .unwrap()
+                .layers[0]
+                .splits
+                .len()
+        };
         assert_eq!(count(500), 1);
         assert_eq!(count(2500), 3);
         assert_eq!(count(100_000), 4);
@@ -474,7 +540,11 @@ mod tests {
     #[test]
     fn memory_limit_refuses_fixed_and_grows_auto() {
         let c = config("64:3:1:16");
-        let limits = Limits { function_memory_mb: 16, max_splits: 64, min_rows_per_split: 1 << 30 };
+        let limits = Limits {
+            function_memory_mb: 16,
+            max_splits: 64,
+            min_rows_per_split: 1 << 30,
+        };
         let err = plan(&c, 1 << 20, PlanKind::Fused, Splits::Fixed(1), &limits).unwrap_err();
         assert!(matches!(err, PlanError::Memory { layer: 0, .. }), "{err}");
         let p = plan(&c, 1 << 20, PlanKind::Fused, Splits::Auto, &limits).unwrap();
@@ -485,14 +555,34 @@ mod tests {
     #[test]
     fn fused_serial_stages_touch_only_block_stats() {
         let c = config("8:3:2:4,6:3:1:2");
-        let p = plan(&c, 5000, PlanKind::Fused, Splits::Fixed(4), &Limits::default()).unwrap();
-        let kinds: Vec<Vec<StageKind>> = p.phases.iter().map(|ph| ph.iter().map(|s| s.kind).collect()).collect();
+        let p = plan(
+            &c,
+            5000,
+            PlanKind::Fused,
+            Splits::Fixed(4),
+            &Limits::default(),
+        )
+        .unwrap();
+        let kinds: Vec<Vec<StageKind>> = p
+            .phases
+            .iter()
+            .map(|ph| ph.iter().map(|s| s.kind).collect())
+            .collect();
         assert_eq!(kinds[1], vec![StageKind::Tfilm]);
         assert_eq!(kinds[3], vec![StageKind::Head]);
         // The tfilm stage writes B x C floats.
-        assert_eq!(p.phases[1][0].write_bytes, (p.layers[0].blocks * 8 * 4) as u64);
+        assert_eq!(
+            p.phases[1][0].write_bytes,
+            (p.layers[0].blocks * 8 * 4) as u64
+        );
         // The last layer's conv stages write no activation.
-        assert!(p.phases[2].iter().all(|s| matches!(&s.op, StageOp::Conv { write_activation: None, .. })));
+        assert!(p.phases[2].iter().all(|s| matches!(
+            &s.op,
+            StageOp::Conv {
+                write_activation: None,
+                ..
+            }
+        )));
         assert!(p.written_keys().contains(&"h/0".to_string()));
     }
 

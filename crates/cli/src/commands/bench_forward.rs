@@ -38,13 +38,34 @@ fn gemm_peak(n: usize, threads: usize, runs: usize) -> Result<f64> {
     let a = vec![1.0f32; n * n];
     let b = vec![0.5f32; n * n];
     let mut c = vec![0.0f32; n * n];
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     let timing = time_runs(runs, || {
         // SAFETY: three disjoint row-major n x n buffers.
         unsafe {
             gemm::gemm(
-                n, n, n, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, n as isize,
-                b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, parallelism,
+                n,
+                n,
+                n,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
             );
         }
         Ok(())
@@ -57,13 +78,20 @@ pub fn run(args: BenchForwardArgs) -> Result<()> {
     let pool = super::thread_pool(Some(args.threads.max(1)))?;
     let peak = pool.install(|| gemm_peak(1024, args.threads.max(1), args.runs))?;
     if !args.json {
-        println!("f32 GEMM 1024^3 on {} thread(s): {peak:.1} GFLOP/s (median of {})", args.threads, args.runs);
-        println!("{:>10} {:>10} {:>10} {:>12} {:>12} {:>8}", "bytes", "median_ms", "min_ms", "MB/s", "conv_GFLOP/s", "of_peak");
+        println!(
+            "f32 GEMM 1024^3 on {} thread(s): {peak:.1} GFLOP/s (median of {})",
+            args.threads, args.runs
+        );
+        println!(
+            "{:>10} {:>10} {:>10} {:>12} {:>12} {:>8}",
+            "bytes", "median_ms", "min_ms", "MB/s", "conv_GFLOP/s", "of_peak"
+        );
     }
     let mut rng = StdRng::seed_from_u64(1);
     for &n in &args.bytes {
         let input: Vec<u8> = (0..n).map(|_| rng.random()).collect();
-        let timing = pool.install(|| time_runs(args.runs, || Ok(model.forward(&input).map(|_| ())?)))?;
+        let timing =
+            pool.install(|| time_runs(args.runs, || Ok(model.forward(&input).map(|_| ())?)))?;
         let flops = model.config.conv_flops(model.config.padded_len(n));
         let gflops = flops / (timing.median_ms * 1e-3) / 1e9;
         let mb_s = n as f64 / (timing.median_ms * 1e-3) / 1e6;

@@ -15,7 +15,9 @@ fn read_input(args: &ClassifyArgs) -> Result<Vec<u8>> {
     match args.text.as_deref() {
         Some("-") => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading standard input")?;
             Ok(buf)
         }
         Some(text) => Ok(text.as_bytes().to_vec()),
@@ -39,7 +41,10 @@ pub fn render_prediction(prediction: &Prediction, labels: &[String], top: usize)
     order.sort_by(|&a, &b| prediction.probabilities[b].total_cmp(&prediction.probabilities[a]));
     let mut out = format!("{}\n", prediction.label);
     for &i in order.iter().take(top.max(1)) {
-        out.push_str(&format!("  {:<8} {:.4}\n", labels[i], prediction.probabilities[i]));
+        out.push_str(&format!(
+            "  {:<8} {:.4}\n",
+            labels[i], prediction.probabilities[i]
+        ));
     }
     out
 }
@@ -47,11 +52,39 @@ pub fn render_prediction(prediction: &Prediction, labels: &[String], top: usize)
 pub fn run(args: ClassifyArgs) -> Result<()> {
     let model = TfilmModel::load(&args.model)?;
     let input = read_input(&args)?;
-    let prediction = model.forward(&input)?;
-    if args.json {
-        println!("{}", prediction_json(&prediction));
+    let (prediction, trace) = if args.exec.mode == "serverless" {
+        let rt = super::exec::runtime()?;
+        let labels = model.config.clone();
+        let result = rt.block_on(async {
+            let coordinator = super::exec::coordinator(&args.model, labels, &args.exec).await?;
+            anyhow::Ok(coordinator.classify(&input).await?)
+        })?;
+        (result.prediction, Some(result.trace))
     } else {
-        print!("{}", render_prediction(&prediction, &model.config.labels, args.top));
+        (model.forward(&input)?, None)
+    };
+    if args.json {
+        let mut json = prediction_json(&prediction);
+        if let Some(trace) = &trace {
+            json["trace"] = serde_json::to_value(trace)?;
+        }
+        println!("{json}");
+    } else {
+        print!(
+            "{}",
+            render_prediction(&prediction, &model.config.labels, args.top)
+        );
+        if let Some(t) = &trace {
+            println!(
+                "serverless: {} invocations, {:.1} ms, {} bytes moved ({} serial), {:.6} GB-s, ${:.9}",
+                t.invocations.len(),
+                t.total_ms,
+                t.bytes_moved,
+                t.serial_bytes,
+                t.billed_gb_s,
+                t.cost_usd
+            );
+        }
     }
     Ok(())
 }

@@ -34,30 +34,90 @@ mod corpus {
     /// ISO 639-1 code and the crate's test-data directory. Spanish is left out: its
     /// sentences in these crates lost their accented letters.
     const LANGUAGES: [(&str, Dir<'static>); 24] = [
-        ("ar", lingua_arabic_language_model::ARABIC_TESTDATA_DIRECTORY),
-        ("bg", lingua_bulgarian_language_model::BULGARIAN_TESTDATA_DIRECTORY),
+        (
+            "ar",
+            lingua_arabic_language_model::ARABIC_TESTDATA_DIRECTORY,
+        ),
+        (
+            "bg",
+            lingua_bulgarian_language_model::BULGARIAN_TESTDATA_DIRECTORY,
+        ),
         ("cs", lingua_czech_language_model::CZECH_TESTDATA_DIRECTORY),
-        ("de", lingua_german_language_model::GERMAN_TESTDATA_DIRECTORY),
+        (
+            "de",
+            lingua_german_language_model::GERMAN_TESTDATA_DIRECTORY,
+        ),
         ("el", lingua_greek_language_model::GREEK_TESTDATA_DIRECTORY),
-        ("en", lingua_english_language_model::ENGLISH_TESTDATA_DIRECTORY),
-        ("et", lingua_estonian_language_model::ESTONIAN_TESTDATA_DIRECTORY),
-        ("fi", lingua_finnish_language_model::FINNISH_TESTDATA_DIRECTORY),
-        ("fr", lingua_french_language_model::FRENCH_TESTDATA_DIRECTORY),
-        ("he", lingua_hebrew_language_model::HEBREW_TESTDATA_DIRECTORY),
+        (
+            "en",
+            lingua_english_language_model::ENGLISH_TESTDATA_DIRECTORY,
+        ),
+        (
+            "et",
+            lingua_estonian_language_model::ESTONIAN_TESTDATA_DIRECTORY,
+        ),
+        (
+            "fi",
+            lingua_finnish_language_model::FINNISH_TESTDATA_DIRECTORY,
+        ),
+        (
+            "fr",
+            lingua_french_language_model::FRENCH_TESTDATA_DIRECTORY,
+        ),
+        (
+            "he",
+            lingua_hebrew_language_model::HEBREW_TESTDATA_DIRECTORY,
+        ),
         ("hi", lingua_hindi_language_model::HINDI_TESTDATA_DIRECTORY),
-        ("hu", lingua_hungarian_language_model::HUNGARIAN_TESTDATA_DIRECTORY),
-        ("it", lingua_italian_language_model::ITALIAN_TESTDATA_DIRECTORY),
-        ("ja", lingua_japanese_language_model::JAPANESE_TESTDATA_DIRECTORY),
-        ("ko", lingua_korean_language_model::KOREAN_TESTDATA_DIRECTORY),
-        ("lt", lingua_lithuanian_language_model::LITHUANIAN_TESTDATA_DIRECTORY),
-        ("lv", lingua_latvian_language_model::LATVIAN_TESTDATA_DIRECTORY),
+        (
+            "hu",
+            lingua_hungarian_language_model::HUNGARIAN_TESTDATA_DIRECTORY,
+        ),
+        (
+            "it",
+            lingua_italian_language_model::ITALIAN_TESTDATA_DIRECTORY,
+        ),
+        (
+            "ja",
+            lingua_japanese_language_model::JAPANESE_TESTDATA_DIRECTORY,
+        ),
+        (
+            "ko",
+            lingua_korean_language_model::KOREAN_TESTDATA_DIRECTORY,
+        ),
+        (
+            "lt",
+            lingua_lithuanian_language_model::LITHUANIAN_TESTDATA_DIRECTORY,
+        ),
+        (
+            "lv",
+            lingua_latvian_language_model::LATVIAN_TESTDATA_DIRECTORY,
+        ),
         ("nl", lingua_dutch_language_model::DUTCH_TESTDATA_DIRECTORY),
-        ("pl", lingua_polish_language_model::POLISH_TESTDATA_DIRECTORY),
-        ("pt", lingua_portuguese_language_model::PORTUGUESE_TESTDATA_DIRECTORY),
-        ("ru", lingua_russian_language_model::RUSSIAN_TESTDATA_DIRECTORY),
-        ("sv", lingua_swedish_language_model::SWEDISH_TESTDATA_DIRECTORY),
-        ("tr", lingua_turkish_language_model::TURKISH_TESTDATA_DIRECTORY),
-        ("zh", lingua_chinese_language_model::CHINESE_TESTDATA_DIRECTORY),
+        (
+            "pl",
+            lingua_polish_language_model::POLISH_TESTDATA_DIRECTORY,
+        ),
+        (
+            "pt",
+            lingua_portuguese_language_model::PORTUGUESE_TESTDATA_DIRECTORY,
+        ),
+        (
+            "ru",
+            lingua_russian_language_model::RUSSIAN_TESTDATA_DIRECTORY,
+        ),
+        (
+            "sv",
+            lingua_swedish_language_model::SWEDISH_TESTDATA_DIRECTORY,
+        ),
+        (
+            "tr",
+            lingua_turkish_language_model::TURKISH_TESTDATA_DIRECTORY,
+        ),
+        (
+            "zh",
+            lingua_chinese_language_model::CHINESE_TESTDATA_DIRECTORY,
+        ),
     ];
     /// Sentences per language kept for the held-out test documents; the rest train.
     const TEST_SENTENCES: usize = 200;
@@ -67,17 +127,37 @@ mod corpus {
     const LONG_TEST_DOCS: usize = 2;
 
     fn sentences(code: &str, dir: &Dir<'static>) -> Result<Vec<String>> {
-        let file = dir.get_file("sentences.txt").with_context(|| format!("{code}: no sentences.txt in the crate"))?;
-        let text = file.contents_utf8().with_context(|| format!("{code}: sentences.txt is not UTF-8"))?;
-        Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+        let file = dir
+            .get_file("sentences.txt")
+            .with_context(|| format!("{code}: no sentences.txt in the crate"))?;
+        let text = file
+            .contents_utf8()
+            .with_context(|| format!("{code}: sentences.txt is not UTF-8"))?;
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect())
     }
 
-    fn documents(pool: &[String], count: usize, sentences: std::ops::RangeInclusive<usize>, label: &str, rng: &mut StdRng) -> Vec<Example> {
+    fn documents(
+        pool: &[String],
+        count: usize,
+        sentences: std::ops::RangeInclusive<usize>,
+        label: &str,
+        rng: &mut StdRng,
+    ) -> Vec<Example> {
         (0..count)
             .map(|_| {
                 let n = rng.random_range(sentences.clone());
-                let text: Vec<&str> = (0..n).map(|_| pool[rng.random_range(0..pool.len())].as_str()).collect();
-                Example { text: text.join(" ").into_bytes(), label: label.to_string() }
+                let text: Vec<&str> = (0..n)
+                    .map(|_| pool[rng.random_range(0..pool.len())].as_str())
+                    .collect();
+                Example {
+                    text: text.join(" ").into_bytes(),
+                    label: label.to_string(),
+                }
             })
             .collect()
     }
@@ -92,9 +172,15 @@ mod corpus {
             all.shuffle(&mut rng);
             let (held, rest) = all.split_at(TEST_SENTENCES.min(all.len() / 2));
             for s in held {
-                single.push(Example { text: s.as_bytes().to_vec(), label: code.to_string() });
+                single.push(Example {
+                    text: s.as_bytes().to_vec(),
+                    label: code.to_string(),
+                });
             }
-            train.extend(rest.iter().map(|s| Example { text: s.as_bytes().to_vec(), label: code.to_string() }));
+            train.extend(rest.iter().map(|s| Example {
+                text: s.as_bytes().to_vec(),
+                label: code.to_string(),
+            }));
             train.extend(documents(rest, MULTI_DOCS, 2..=12, code, &mut rng));
             test.extend(documents(held, MULTI_DOCS, 2..=12, code, &mut rng));
             test.extend(documents(held, LONG_TEST_DOCS, 100..=250, code, &mut rng));
@@ -108,7 +194,11 @@ mod corpus {
         let longest = test.iter().map(|e| e.text.len()).max().unwrap_or(0);
         Ok(format!(
             "{} languages: {} training documents, {} test documents ({} of one sentence, longest {longest} bytes) in {}",
-            LANGUAGES.len(), train.len(), test.len(), single.len(), out.display()
+            LANGUAGES.len(),
+            train.len(),
+            test.len(),
+            single.len(),
+            out.display()
         ))
     }
 }

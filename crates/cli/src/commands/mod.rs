@@ -1,9 +1,14 @@
 //! One module per subcommand; [`run`] dispatches.
 
 mod bench_forward;
+mod bench_serverless;
+mod bench_store;
 mod classify;
+mod cost;
 mod data_langid;
 mod eval;
+mod exec;
+mod simulate;
 mod train;
 
 use anyhow::Result;
@@ -18,12 +23,23 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Bench(BenchCommand::Forward(args)) => bench_forward::run(args),
+        Command::Bench(BenchCommand::Serverless(args)) => bench_serverless::run(args),
+        Command::Bench(BenchCommand::Store(args)) => bench_store::run(args),
         Command::Data(DataCommand::Langid(args)) => data_langid::run(args),
+        Command::Cost(args) => cost::run(args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }
 
 /// 2 for input the user must fix (bad text, model or data files), 1 for everything else.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(
+        seqless_coordinator::CoordinatorError::Input(_)
+        | seqless_coordinator::CoordinatorError::Plan(_),
+    ) = err.downcast_ref()
+    {
+        return 2;
+    }
     match err.downcast_ref::<ModelError>() {
         Some(
             ModelError::Input(_)

@@ -17,9 +17,11 @@ impl TrainProgress for Bar {
     fn start_epoch(&mut self, epoch: usize, batches: usize) {
         let bar = ProgressBar::new(batches as u64);
         bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(epoch.to_string());
         self.bar = Some(bar);
@@ -58,8 +60,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         vocab_size: seqless_model::config::BYTE_VOCAB,
         embed_dim: args.embed_dim,
         layers: parse_layers(&args.layers)?,
-        modulation: if args.modulation == "affine" { Modulation::Affine } else { Modulation::Scale },
-        gate_activation: if args.gate == "hard_sigmoid" { GateActivation::HardSigmoid } else { GateActivation::Sigmoid },
+        modulation: if args.modulation == "affine" {
+            Modulation::Affine
+        } else {
+            Modulation::Scale
+        },
+        gate_activation: if args.gate == "hard_sigmoid" {
+            GateActivation::HardSigmoid
+        } else {
+            GateActivation::Sigmoid
+        },
         labels,
         max_len: args.max_len,
     };
@@ -71,6 +81,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         weight_decay: args.weight_decay,
         seed: args.seed,
         valid_fraction: args.valid_fraction,
+        init_from: args.init_from.clone(),
         ..TrainOptions::default()
     };
     eprintln!(
@@ -81,8 +92,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         options.epochs
     );
     let pool = super::thread_pool(args.threads)?;
-    let (net, report) = pool.install(|| train(&config, &examples, &options, &mut Bar { bar: None }))?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let (net, report) =
+        pool.install(|| train(&config, &examples, &options, &mut Bar { bar: None }))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     config.save(&args.out.join(CONFIG_FILE))?;
     net.save(&args.out.join(WEIGHTS_FILE))?;
     let report_path = args.out.join("train-report.json");

@@ -106,9 +106,9 @@ impl InprocPlatform {
 /// Reaps idle instances from a plain thread, so the pool needs no runtime to be built and
 /// the thread ends once the pool is dropped.
 fn spawn_reaper(pool: Weak<Pool>) {
-    let period = pool
-        .upgrade()
-        .map_or(Duration::from_secs(1), |p| (p.options.idle_timeout / 2).clamp(Duration::from_millis(20), Duration::from_secs(5)));
+    let period = pool.upgrade().map_or(Duration::from_secs(1), |p| {
+        (p.options.idle_timeout / 2).clamp(Duration::from_millis(20), Duration::from_secs(5))
+    });
     std::thread::Builder::new()
         .name("seqless-reaper".into())
         .spawn(move || {
@@ -126,13 +126,15 @@ fn spawn_reaper(pool: Weak<Pool>) {
 
 #[async_trait]
 impl Platform for InprocPlatform {
-    async fn invoke(&self, event: &StageEvent) -> Result<(StageResult, InvocationMeta), FunctionError> {
+    async fn invoke(
+        &self,
+        event: &StageEvent,
+    ) -> Result<(StageResult, InvocationMeta), FunctionError> {
         let pool = &self.pool;
-        let _permit = pool
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| FunctionError::retryable("the in-process platform is shutting down"))?;
+        let _permit =
+            pool.permits.acquire().await.map_err(|_| {
+                FunctionError::retryable("the in-process platform is shutting down")
+            })?;
         let (context, cold, init_ms) = match pool.take_warm() {
             Some(context) => (context, false, 0.0),
             None => {

@@ -16,7 +16,10 @@ use crate::event::{InvocationMeta, StageEvent, StageResult};
 #[async_trait]
 pub trait Platform: Send + Sync {
     /// Runs one stage to completion.
-    async fn invoke(&self, event: &StageEvent) -> Result<(StageResult, InvocationMeta), FunctionError>;
+    async fn invoke(
+        &self,
+        event: &StageEvent,
+    ) -> Result<(StageResult, InvocationMeta), FunctionError>;
     /// Whether the platform can take invocations now (for readiness checks).
     async fn ready(&self) -> Result<(), FunctionError>;
     /// A short name for messages and traces.

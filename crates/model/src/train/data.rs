@@ -29,7 +29,11 @@ struct JsonRecord {
 /// `require_two_labels` (training), since there is nothing to learn.
 pub fn load_examples(path: &Path, require_two_labels: bool) -> Result<Vec<Example>> {
     let content = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let examples = match ext.as_str() {
         "csv" => load_delimited(path, &content, b',')?,
         "tsv" => load_delimited(path, &content, b'\t')?,
@@ -48,7 +52,9 @@ pub fn load_examples(path: &Path, require_two_labels: bool) -> Result<Vec<Exampl
         if examples.iter().all(|e| &e.label == first) {
             return Err(data_error(
                 0,
-                format!("every example has the label {first:?}; training needs at least two labels"),
+                format!(
+                    "every example has the label {first:?}; training needs at least two labels"
+                ),
             ));
         }
     }
@@ -70,7 +76,9 @@ fn load_jsonl(path: &Path, content: &[u8]) -> Result<Vec<Example>> {
         }
         let record: JsonRecord =
             serde_json::from_slice(line).map_err(|e| err(format!("not a JSON object: {e}")))?;
-        let text = record.text.ok_or_else(|| err("missing field \"text\"".into()))?;
+        let text = record
+            .text
+            .ok_or_else(|| err("missing field \"text\"".into()))?;
         let label = match record.label {
             Some(serde_json::Value::String(s)) => s,
             Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => v.to_string(),
@@ -154,7 +162,10 @@ mod tests {
 
     #[test]
     fn reads_jsonl_csv_and_tsv() {
-        let (_d, p) = write("a.jsonl", "{\"text\":\"hi\",\"label\":\"en\"}\n\n{\"text\":\"hallo\",\"label\":\"de\"}\n");
+        let (_d, p) = write(
+            "a.jsonl",
+            "{\"text\":\"hi\",\"label\":\"en\"}\n\n{\"text\":\"hallo\",\"label\":\"de\"}\n",
+        );
         assert_eq!(load_examples(&p, true).unwrap().len(), 2);
         let (_d, p) = write("a.csv", "label,text\nen,\"hi, there\"\nde,hallo\n");
         let ex = load_examples(&p, true).unwrap();
@@ -165,17 +176,43 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let (_d, p) = write("a.jsonl", "{\"text\":\"hi\",\"label\":\"en\"}\n{\"label\":\"de\"}\n");
+        let (_d, p) = write(
+            "a.jsonl",
+            "{\"text\":\"hi\",\"label\":\"en\"}\n{\"label\":\"de\"}\n",
+        );
         let e = load_examples(&p, true).unwrap_err().to_string();
         assert!(e.contains("a.jsonl:2") && e.contains("\"text\""), "{e}");
         let (_d, p) = write("a.jsonl", "{\"text\":\"\",\"label\":\"en\"}\n");
-        assert!(load_examples(&p, true).unwrap_err().to_string().contains(":1: empty"));
-        let (_d, p) = write("a.jsonl", "{\"text\":\"a\",\"label\":\"en\"}\n{\"text\":\"b\",\"label\":\"en\"}\n");
-        assert!(load_examples(&p, true).unwrap_err().to_string().contains("at least two labels"));
+        assert!(
+            load_examples(&p, true)
+                .unwrap_err()
+                .to_string()
+                .contains(":1: empty")
+        );
+        let (_d, p) = write(
+            "a.jsonl",
+            "{\"text\":\"a\",\"label\":\"en\"}\n{\"text\":\"b\",\"label\":\"en\"}\n",
+        );
+        assert!(
+            load_examples(&p, true)
+                .unwrap_err()
+                .to_string()
+                .contains("at least two labels")
+        );
         assert!(load_examples(&p, false).is_ok());
         let (_d, p) = write("a.csv", "text,lbl\nhi,en\n");
-        assert!(load_examples(&p, true).unwrap_err().to_string().contains("\"label\" column"));
+        assert!(
+            load_examples(&p, true)
+                .unwrap_err()
+                .to_string()
+                .contains("\"label\" column")
+        );
         let (_d, p) = write("a.jsonl", "not json\n");
-        assert!(load_examples(&p, true).unwrap_err().to_string().contains(":1: not a JSON"));
+        assert!(
+            load_examples(&p, true)
+                .unwrap_err()
+                .to_string()
+                .contains(":1: not a JSON")
+        );
     }
 }

@@ -40,12 +40,22 @@ impl Evaluation {
             })
             .collect();
         let present: Vec<f64> = (0..k)
-            .filter(|&i| confusion[i].iter().sum::<usize>() > 0 || (0..k).any(|t| confusion[t][i] > 0))
+            .filter(|&i| {
+                confusion[i].iter().sum::<usize>() > 0 || (0..k).any(|t| confusion[t][i] > 0)
+            })
             .map(|i| f1[i])
             .collect();
         Self {
-            accuracy: if n == 0 { 0.0 } else { correct as f64 / n as f64 },
-            macro_f1: if present.is_empty() { 0.0 } else { present.iter().sum::<f64>() / present.len() as f64 },
+            accuracy: if n == 0 {
+                0.0
+            } else {
+                correct as f64 / n as f64
+            },
+            macro_f1: if present.is_empty() {
+                0.0
+            } else {
+                present.iter().sum::<f64>() / present.len() as f64
+            },
             n,
             labels: labels.to_vec(),
             confusion,
@@ -55,7 +65,14 @@ impl Evaluation {
 
     /// A fixed-width table of the confusion matrix, rows true and columns predicted.
     pub fn render_confusion(&self) -> String {
-        let width = self.labels.iter().map(String::len).max().unwrap_or(1).max(4) + 1;
+        let width = self
+            .labels
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(1)
+            .max(4)
+            + 1;
         let mut out = format!("{:>width$}", "true\\pred");
         for l in &self.labels {
             out.push_str(&format!("{l:>width$}"));

@@ -56,7 +56,9 @@ fn init_values(name: &str, shape: &[usize], config: &ModelConfig, rng: &mut StdR
     if name.ends_with("lstm.bias_ih") {
         let c = shape[0] / 4;
         for gate in [0, 2, 3] {
-            values[gate * c..(gate + 1) * c].iter_mut().for_each(|v| *v += 2.0);
+            values[gate * c..(gate + 1) * c]
+                .iter_mut()
+                .for_each(|v| *v += 2.0);
         }
     } else if name.ends_with("affine.weight") {
         values.iter_mut().for_each(|v| *v *= 0.1);
@@ -76,7 +78,11 @@ impl TrainNet {
         let mut vars = Vec::new();
         for (name, shape) in expected_tensors(config) {
             let values = init_values(&name, &shape, config, &mut rng);
-            vars.push(Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu)?)?);
+            vars.push(Var::from_tensor(&Tensor::from_vec(
+                values,
+                shape,
+                &Device::Cpu,
+            )?)?);
             names.push(name);
         }
         Ok(Self {
@@ -86,13 +92,31 @@ impl TrainNet {
         })
     }
 
+    /// Starts from an existing model's weights (fine-tuning, or resuming a run): every tensor
+    /// of `config` is read from the safetensors file, which must match it exactly.
+    pub fn from_weights_file(config: &ModelConfig, path: &std::path::Path) -> Result<Self> {
+        // Validate names, shapes and dtypes with the same checks as inference loading.
+        crate::weights::Weights::load(path, config)?;
+        let mut tensors = candle_core::safetensors::load(path, &Device::Cpu)?;
+        let mut net = Self::init(config, 0)?;
+        for (name, var) in net.names.iter().zip(net.vars.iter_mut()) {
+            let tensor = tensors.remove(name).expect("validated above");
+            *var = Var::from_tensor(&tensor)?;
+        }
+        Ok(net)
+    }
+
     /// The variables, for the optimiser.
     pub fn vars(&self) -> Vec<Var> {
         self.vars.clone()
     }
 
     fn var(&self, name: &str) -> &Tensor {
-        let i = self.names.iter().position(|n| n == name).expect("known tensor name");
+        let i = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .expect("known tensor name");
         self.vars[i].as_tensor()
     }
 
@@ -100,10 +124,15 @@ impl TrainNet {
     pub fn to_weights(&self) -> Result<Weights> {
         let mut tensors = std::collections::HashMap::new();
         for (name, var) in self.names.iter().zip(&self.vars) {
-            tensors.insert(name.clone(), var.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+            tensors.insert(
+                name.clone(),
+                var.as_tensor().flatten_all()?.to_vec1::<f32>()?,
+            );
         }
         Ok(Weights::from_named(&self.config, |name| {
-            tensors.remove(name).expect("every expected tensor is a var")
+            tensors
+                .remove(name)
+                .expect("every expected tensor is a var")
         }))
     }
 
@@ -142,7 +171,10 @@ impl TrainNet {
                 .conv1d(self.var(&format!("{p}.conv.weight")), 0, 1, 1, 1)?
                 .broadcast_add(&self.var(&format!("{p}.conv.bias")).reshape((1, c, 1))?)?;
             t /= layer.pool;
-            let a = conv.reshape((batch, c, t, layer.pool))?.max(D::Minus1)?.relu()?;
+            let a = conv
+                .reshape((batch, c, t, layer.pool))?
+                .max(D::Minus1)?
+                .relu()?;
             let blocks = t / layer.block_len;
             let stats = a
                 .reshape((batch, c, blocks, layer.block_len))?
@@ -164,8 +196,7 @@ impl TrainNet {
         }
         let (gamma, beta, block_len) = film.expect("at least one layer");
         let g = modulate(&x, &gamma, beta.as_ref(), block_len)?.max(D::Minus1)?; // [batch, C_N]
-        Ok(g
-            .matmul(&self.var("classifier.weight").t()?)?
+        Ok(g.matmul(&self.var("classifier.weight").t()?)?
             .broadcast_add(self.var("classifier.bias"))?)
     }
 

@@ -34,6 +34,8 @@ pub struct TrainOptions {
     pub valid_fraction: f64,
     /// Global gradient-norm clip: the LSTM over many blocks can otherwise blow a step up.
     pub clip_norm: f32,
+    /// Start from this model's `model.safetensors` instead of a fresh initialisation.
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainOptions {
@@ -47,6 +49,7 @@ impl Default for TrainOptions {
             seed: 0,
             valid_fraction: 0.1,
             clip_norm: 1.0,
+            init_from: None,
         }
     }
 }
@@ -101,7 +104,11 @@ impl TrainProgress for Quiet {
 }
 
 /// Scales all gradients down together when their global L2 norm exceeds `max_norm`.
-fn clip_grad_norm(vars: &[candle_core::Var], grads: &mut candle_core::backprop::GradStore, max_norm: f32) -> Result<()> {
+fn clip_grad_norm(
+    vars: &[candle_core::Var],
+    grads: &mut candle_core::backprop::GradStore,
+    max_norm: f32,
+) -> Result<()> {
     let mut sum_sq = 0.0f32;
     for var in vars {
         if let Some(g) = grads.get(var) {
@@ -131,10 +138,20 @@ fn encode_all(config: &ModelConfig, examples: &[Example]) -> Result<Vec<Encoded>
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let label = config.labels.iter().position(|l| *l == e.label).ok_or_else(|| {
-                ModelError::Input(format!("example {} has label {:?}, not among the model's labels", i + 1, e.label))
-            })?;
-            config.check_input_len(e.text.len()).map_err(|err| ModelError::Input(format!("example {}: {err}", i + 1)))?;
+            let label = config
+                .labels
+                .iter()
+                .position(|l| *l == e.label)
+                .ok_or_else(|| {
+                    ModelError::Input(format!(
+                        "example {} has label {:?}, not among the model's labels",
+                        i + 1,
+                        e.label
+                    ))
+                })?;
+            config
+                .check_input_len(e.text.len())
+                .map_err(|err| ModelError::Input(format!("example {}: {err}", i + 1)))?;
             Ok(Encoded {
                 ids: tokenizer::encode(&e.text, config.padded_len(e.text.len())),
                 label: label as u32,
@@ -162,7 +179,10 @@ fn batches(docs: &[Encoded], options: &TrainOptions, rng: &mut StdRng) -> Vec<Ve
 
 fn batch_tensors(docs: &[Encoded], batch: &[usize]) -> Result<(Tensor, Tensor)> {
     let t0 = docs[batch[0]].ids.len();
-    let ids: Vec<u32> = batch.iter().flat_map(|&i| docs[i].ids.iter().map(|&t| u32::from(t))).collect();
+    let ids: Vec<u32> = batch
+        .iter()
+        .flat_map(|&i| docs[i].ids.iter().map(|&t| u32::from(t)))
+        .collect();
     let labels: Vec<u32> = batch.iter().map(|&i| docs[i].label).collect();
     Ok((
         Tensor::from_vec(ids, (batch.len(), t0), &Device::Cpu)?,
@@ -173,9 +193,17 @@ fn batch_tensors(docs: &[Encoded], batch: &[usize]) -> Result<(Tensor, Tensor)> 
 /// Cross-entropy and correctness of one document under the inference kernels.
 fn score(model: &TfilmModel, example: &Example) -> Result<(f64, bool)> {
     let prediction = model.forward(&example.text)?;
-    let label = model.config.labels.iter().position(|l| *l == example.label).unwrap_or(usize::MAX);
+    let label = model
+        .config
+        .labels
+        .iter()
+        .position(|l| *l == example.label)
+        .unwrap_or(usize::MAX);
     let p = prediction.probabilities.get(label).copied().unwrap_or(0.0);
-    Ok((-(f64::from(p).max(1e-12)).ln(), prediction.label_index == label))
+    Ok((
+        -(f64::from(p).max(1e-12)).ln(),
+        prediction.label_index == label,
+    ))
 }
 
 /// Trains a model of `config` on `examples`, holding out `valid_fraction` of them.
@@ -192,16 +220,28 @@ pub fn train(
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut order: Vec<usize> = (0..examples.len()).collect();
     order.shuffle(&mut rng);
-    let n_valid = ((examples.len() as f64) * options.valid_fraction.clamp(0.0, 0.5)).round() as usize;
-    let valid: Vec<Example> = order[..n_valid].iter().map(|&i| examples[i].clone()).collect();
-    let train_set: Vec<Example> = order[n_valid..].iter().map(|&i| examples[i].clone()).collect();
+    let n_valid =
+        ((examples.len() as f64) * options.valid_fraction.clamp(0.0, 0.5)).round() as usize;
+    let valid: Vec<Example> = order[..n_valid]
+        .iter()
+        .map(|&i| examples[i].clone())
+        .collect();
+    let train_set: Vec<Example> = order[n_valid..]
+        .iter()
+        .map(|&i| examples[i].clone())
+        .collect();
     if train_set.is_empty() {
-        return Err(ModelError::Input("no training documents left after the held-out split".into()));
+        return Err(ModelError::Input(
+            "no training documents left after the held-out split".into(),
+        ));
     }
     let docs = encode_all(config, &train_set)?;
     encode_all(config, &valid)?;
 
-    let net = TrainNet::init(config, options.seed)?;
+    let net = match &options.init_from {
+        Some(dir) => TrainNet::from_weights_file(config, &dir.join(crate::WEIGHTS_FILE))?,
+        None => TrainNet::init(config, options.seed)?,
+    };
     let mut optimizer = AdamW::new(
         net.vars(),
         ParamsAdamW {
@@ -228,7 +268,8 @@ pub fn train(
         for batch in &plan {
             // Cosine decay to a tenth of the peak rate.
             let progress_frac = step as f64 / total_steps.max(1) as f64;
-            let lr = options.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress_frac).cos()));
+            let lr = options.learning_rate
+                * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress_frac).cos()));
             optimizer.set_learning_rate(lr);
             let (ids, labels) = batch_tensors(&docs, batch)?;
             let logits = net.forward(&ids)?;
@@ -251,7 +292,10 @@ pub fn train(
                 config: config.clone(),
                 weights: net.to_weights()?,
             };
-            let scores: Vec<(f64, bool)> = valid.iter().map(|e| score(&model, e)).collect::<Result<_>>()?;
+            let scores: Vec<(f64, bool)> = valid
+                .iter()
+                .map(|e| score(&model, e))
+                .collect::<Result<_>>()?;
             let n = scores.len() as f64;
             (
                 Some(scores.iter().map(|s| s.0).sum::<f64>() / n),
@@ -278,12 +322,23 @@ pub fn evaluate(model: &TfilmModel, examples: &[Example]) -> Result<super::metri
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let truth = model.config.labels.iter().position(|l| *l == e.label).ok_or_else(|| {
-                ModelError::Input(format!("example {} has label {:?}, which the model does not know", i + 1, e.label))
-            })?;
+            let truth = model
+                .config
+                .labels
+                .iter()
+                .position(|l| *l == e.label)
+                .ok_or_else(|| {
+                    ModelError::Input(format!(
+                        "example {} has label {:?}, which the model does not know",
+                        i + 1,
+                        e.label
+                    ))
+                })?;
             Ok((truth, model.forward(&e.text)?.label_index))
         })
         .collect::<Result<_>>()?;
-    Ok(super::metrics::Evaluation::from_pairs(&model.config.labels, pairs))
+    Ok(super::metrics::Evaluation::from_pairs(
+        &model.config.labels,
+        pairs,
+    ))
 }
-

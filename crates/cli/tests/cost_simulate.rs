@@ -1,0 +1,315 @@
+//! `seqless cost` and `seqless simulate`, run as the built binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn seqless(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqless"))
+        .args(args)
+        .output()
+        .expect("the seqless binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = seqless(args);
+    assert!(
+        out.status.success(),
+        "seqless {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = seqless(args);
+    assert!(!out.status.success(), "seqless {args:?} should have failed");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn paper_cost_shows_every_term() {
+    let text = ok(&["cost", "--paper"]);
+    for needle in [
+        "1,800,000 queries x 10 invocations x $0.2 per 1M = $3.6",
+        "1 h x $0.188/h = $0.188",
+        "1 h x $0.156/h = $0.156",
+        "Total            $3.944",
+        "= $0.9",
+        "4.38x",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["cost", "--paper", "--json"])).unwrap();
+    assert_eq!(json["serverless_usd"], 3.944);
+    assert_eq!(json["gpu_usd"], 0.9);
+    assert_eq!(json["lambda_requests_usd"], 3.6);
+}
+
+/// A trace as `seqless classify --mode serverless --json` writes it: one query, two
+/// conv invocations of 100 ms at 1024 MB and a head of 10 ms at 512 MB, all warm.
+const TRACE: &str = r#"{"label":"a","logits":[0.1,0.2],"probabilities":[0.4,0.6],"padded_len":64,
+"trace":{"plan":"fused","splits":[2],"total_ms":130.0,"bytes_moved":1000,"serial_bytes":100,
+"billed_gb_s":0.205,"cost_usd":0.0,"cost":{"requests_usd":0,"duration_usd":0,"init_usd":0,"total_usd":0},
+"invocations":[
+ {"stage":"conv","layer":0,"split":0,"cold":false,"init_ms":0.0,"duration_ms":99.2,"billed_ms":100,"memory_mb":1024,"compute_ms":90.0,"bytes_in":300,"bytes_out":200},
+ {"stage":"conv","layer":0,"split":1,"cold":false,"init_ms":0.0,"duration_ms":99.5,"billed_ms":100,"memory_mb":1024,"compute_ms":90.0,"bytes_in":300,"bytes_out":200},
+ {"stage":"head","layer":0,"split":0,"cold":false,"init_ms":0.0,"duration_ms":9.1,"billed_ms":10,"memory_mb":512,"compute_ms":8.0,"bytes_in":100,"bytes_out":0}
+]}}"#;
+
+#[test]
+fn full_model_prices_a_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.json");
+    std::fs::write(&trace, TRACE).unwrap();
+    let trace = trace.to_str().unwrap();
+
+    let text = ok(&["cost", "--trace", trace]);
+    for needle in [
+        "Lambda requests",
+        "Lambda duration",
+        "Lambda INIT",
+        "Master instance",
+        "ElastiCache",
+        "per million queries",
+        "conv",
+        "head",
+        "break-even utilisation",
+        "p2.xlarge",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+
+    // 1M queries in 1 h: 3M requests ($0.6), 205,000 GB-s, the paper's master and one
+    // cache.m5.large.
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["cost", "--trace", trace, "--json"])).unwrap();
+    let expected = 0.6 + 205_000.0 * 0.0000166667 + 0.188 + 0.156;
+    let total = json["total_usd"].as_f64().unwrap();
+    assert!((total - expected).abs() < 1e-9, "{total} vs {expected}");
+    assert!((json["cost_per_million_queries_usd"].as_f64().unwrap() - expected).abs() < 1e-9);
+    assert_eq!(json["init_usd"], 0.0);
+    assert_eq!(json["store_gb"], 1.0);
+    assert_eq!(json["stages"][0]["stage"], "conv");
+    assert_eq!(json["stages"][0]["invocations"], 2_000_000.0);
+    let u = json["comparison"]["break_even_utilisation"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (u - 0.9 / (3600.0 * 1000.0 * expected / 1e6)).abs() < 1e-9,
+        "{u}"
+    );
+
+    // The same usage by hand, on arm64, with a cold-start fraction and INIT.
+    let by_hand: serde_json::Value = serde_json::from_str(&ok(&[
+        "cost",
+        "--stage",
+        "conv:2:100:1024",
+        "--stage",
+        "head:1:10:512",
+        "--json",
+    ]))
+    .unwrap();
+    assert!((by_hand["total_usd"].as_f64().unwrap() - expected).abs() < 1e-9);
+    let arm: serde_json::Value = serde_json::from_str(&ok(&[
+        "cost",
+        "--trace",
+        trace,
+        "--arch",
+        "arm64",
+        "--cold-start-fraction",
+        "0.5",
+        "--init-ms",
+        "200",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(arm["arch"], "arm64");
+    // 1.5M cold starts: 1M conv at 1 GB, 0.5M head at 0.5 GB, 0.2 s each.
+    let init = (1e6 * 0.2 + 0.5e6 * 0.5 * 0.2) * 0.0000133334;
+    assert!((arm["init_usd"].as_f64().unwrap() - init).abs() < 1e-9);
+}
+
+#[test]
+fn cost_refuses_bad_input_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(&["cost"]);
+    assert!(err.contains("--trace") && err.contains("--paper"), "{err}");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"label": "a"}"#).unwrap();
+    let err = fails(&["cost", "--trace", bad.to_str().unwrap()]);
+    assert!(
+        err.contains("bad.json") && err.contains("trace.invocations"),
+        "{err}"
+    );
+    let err = fails(&[
+        "cost",
+        "--trace",
+        dir.path().join("absent.json").to_str().unwrap(),
+    ]);
+    assert!(err.contains("absent.json"), "{err}");
+    let err = fails(&["cost", "--stage", "conv:8:x:1024"]);
+    assert!(err.contains("conv:8:x:1024"), "{err}");
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(&prices, "region = 3\n").unwrap();
+    let err = fails(&[
+        "cost",
+        "--stage",
+        "conv:1:1:128",
+        "--pricing",
+        prices.to_str().unwrap(),
+    ]);
+    assert!(err.contains("prices.toml"), "{err}");
+    let err = fails(&["cost", "--stage", "conv:1:1:128", "--master", "m9.huge"]);
+    assert!(err.contains("m9.huge") && err.contains("--master"), "{err}");
+}
+
+fn simulate(out: &Path, config: &Path) -> String {
+    ok(&[
+        "simulate",
+        "--config",
+        config.to_str().unwrap(),
+        "--seed",
+        "7",
+        "--sweep",
+        "1,10,100",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn simulate_writes_reports_and_plots_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sim.json");
+    std::fs::write(
+        &config,
+        r#"{"duration_s": 4, "drain_s": 10, "arrivals": {"kind": "poisson", "rate_qps": 20},
+            "lengths": {"kind": "uniform", "min_bytes": 100, "max_bytes": 20000}}"#,
+    )
+    .unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let text = simulate(&a, &config);
+    for needle in [
+        "throughput",
+        "p50 latency",
+        "p99 latency",
+        "cold starts",
+        "cost per query",
+        "crossover",
+        "Sweep",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["config"]["seed"], 7);
+    assert!(report["serverless"]["cold_starts"].as_u64().unwrap() > 0);
+    let sweep_csv = std::fs::read_to_string(a.join("sweep.csv")).unwrap();
+    assert_eq!(sweep_csv.lines().count(), 4, "{sweep_csv}");
+    assert!(
+        std::fs::read_to_string(a.join("timeline.csv"))
+            .unwrap()
+            .starts_with("t_s,")
+    );
+    for svg in [
+        "throughput_vs_load.svg",
+        "latency_vs_load.svg",
+        "cost_vs_utilisation.svg",
+        "timeline.svg",
+    ] {
+        let text = std::fs::read_to_string(a.join(svg)).unwrap();
+        let head = text.trim_start();
+        assert!(
+            head.starts_with("<svg") || head.starts_with("<?xml"),
+            "{svg}"
+        );
+    }
+    let png = std::fs::read(a.join("throughput_vs_load.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+
+    simulate(&b, &config);
+    for file in ["report.json", "sweep.csv", "sweep.json", "timeline.csv"] {
+        assert_eq!(
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    // Another seed gives another trace.
+    let other: serde_json::Value = serde_json::from_str(&ok(&[
+        "simulate",
+        "--config",
+        config.to_str().unwrap(),
+        "--seed",
+        "8",
+        "--json",
+    ]))
+    .unwrap();
+    assert_ne!(other["serverless"]["arrived"], serde_json::Value::Null);
+    assert_ne!(other["serverless"], report["serverless"]);
+}
+
+#[test]
+fn simulate_runs_the_real_plan_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"format":"seqless-tfilm/1","tokenizer":"bytes","vocab_size":257,"embed_dim":4,
+        "layers":[{"channels":8,"kernel":3,"pool":2,"block_len":4}],"modulation":"scale",
+        "gate_activation":"sigmoid","labels":["a","b"],"max_len":50000}"#,
+    )
+    .unwrap();
+    let model = dir.path().to_str().unwrap();
+    for plan in ["fused", "paper"] {
+        let json: serde_json::Value = serde_json::from_str(&ok(&[
+            "simulate",
+            "--model",
+            model,
+            "--plan",
+            plan,
+            "--splits",
+            "2",
+            "--duration-s",
+            "2",
+            "--arrivals",
+            "constant",
+            "--rate",
+            "5",
+            "--json",
+        ]))
+        .unwrap();
+        // The model's max_len caps the sampled lengths, so no query is refused.
+        assert_eq!(json["config"]["max_len"], 50_000);
+        assert_eq!(json["serverless"]["arrived"], 10);
+        let kinds: Vec<&str> = json["serverless"]["cost"]["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["stage"].as_str().unwrap())
+            .collect();
+        let serial = if plan == "fused" {
+            "head@1769MB"
+        } else {
+            "classifier@1769MB"
+        };
+        assert!(
+            kinds.contains(&"conv@1769MB") && kinds.contains(&serial),
+            "{kinds:?}"
+        );
+    }
+    let err = fails(&[
+        "simulate",
+        "--model",
+        dir.path().join("nope").to_str().unwrap(),
+    ]);
+    assert!(err.contains("nope"), "{err}");
+    let bad = dir.path().join("sim.json");
+    std::fs::write(&bad, "{\"sede\": 1}").unwrap();
+    let err = fails(&["simulate", "--config", bad.to_str().unwrap()]);
+    assert!(err.contains("sim.json") && err.contains("sede"), "{err}");
+    let err = fails(&["simulate", "--arrivals", "weekly", "--duration-s", "1"]);
+    assert!(err.contains("weekly"), "{err}");
+    let err = fails(&["simulate", "--duration-s", "1", "--sweep=0"]);
+    assert!(err.contains("sweep"), "{err}");
+}
