@@ -7,16 +7,29 @@ use seqless_model::testing::{config, random, write_model};
 use seqless_model::{GateActivation, Modulation};
 
 fn seqless(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqless")).args(args).output().expect("run seqless")
+    Command::new(env!("CARGO_BIN_EXE_seqless"))
+        .args(args)
+        .output()
+        .expect("run seqless")
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
 fn model_dir() -> tempfile::TempDir {
-    let cfg = config(4, "6:3:2:4,5:4:1:2", Modulation::Affine, GateActivation::Sigmoid, 3);
+    let cfg = config(
+        4,
+        "6:3:2:4,5:4:1:2",
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        3,
+    );
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), &cfg, &random(&cfg, 4, 0.8));
     dir
@@ -29,10 +42,21 @@ fn path(dir: &Path) -> &str {
 #[test]
 fn json_output_has_the_documented_fields() {
     let dir = model_dir();
-    let out = json(&seqless(&["classify", "--model", path(dir.path()), "--json", "hello there"]));
+    let out = json(&seqless(&[
+        "classify",
+        "--model",
+        path(dir.path()),
+        "--json",
+        "hello there",
+    ]));
     assert!(out["label"].is_string());
     assert_eq!(out["logits"].as_array().unwrap().len(), 3);
-    let p: f64 = out["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+    let p: f64 = out["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
     assert!((p - 1.0).abs() < 1e-5);
     assert_eq!(out["padded_len"], 16);
 }
@@ -40,20 +64,62 @@ fn json_output_has_the_documented_fields() {
 #[test]
 fn serverless_mode_matches_and_adds_a_trace() {
     let dir = model_dir();
-    let text = "a somewhat longer text so that the plan has several blocks to split across functions";
-    let mono = json(&seqless(&["classify", "--model", path(dir.path()), "--json", text]));
+    let text =
+        "a somewhat longer text so that the plan has several blocks to split across functions";
+    let mono = json(&seqless(&[
+        "classify",
+        "--model",
+        path(dir.path()),
+        "--json",
+        text,
+    ]));
     for plan in ["fused", "paper"] {
-        let out = json(&seqless(&["classify", "--model", path(dir.path()), "--json", "--mode", "serverless", "--plan", plan, "--splits", "3", text]));
+        let out = json(&seqless(&[
+            "classify",
+            "--model",
+            path(dir.path()),
+            "--json",
+            "--mode",
+            "serverless",
+            "--plan",
+            plan,
+            "--splits",
+            "3",
+            text,
+        ]));
         assert_eq!(out["label"], mono["label"]);
-        for (a, b) in out["logits"].as_array().unwrap().iter().zip(mono["logits"].as_array().unwrap()) {
+        for (a, b) in out["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(mono["logits"].as_array().unwrap())
+        {
             assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-4);
         }
         let trace = &out["trace"];
         let first = &trace["invocations"][0];
-        for field in ["stage", "layer", "split", "cold", "duration_ms", "billed_ms", "bytes_in", "bytes_out"] {
-            assert!(!first[field].is_null(), "{plan}: invocation lacks {field}: {first}");
+        for field in [
+            "stage",
+            "layer",
+            "split",
+            "cold",
+            "duration_ms",
+            "billed_ms",
+            "bytes_in",
+            "bytes_out",
+        ] {
+            assert!(
+                !first[field].is_null(),
+                "{plan}: invocation lacks {field}: {first}"
+            );
         }
-        for field in ["total_ms", "bytes_moved", "serial_bytes", "billed_gb_s", "cost_usd"] {
+        for field in [
+            "total_ms",
+            "bytes_moved",
+            "serial_bytes",
+            "billed_gb_s",
+            "cost_usd",
+        ] {
             assert!(trace[field].is_number(), "{plan}: trace lacks {field}");
         }
     }
@@ -64,7 +130,14 @@ fn input_from_file_and_stdin_including_invalid_utf8() {
     let dir = model_dir();
     let file = dir.path().join("input.bin");
     std::fs::write(&file, [0xff, 0xfe, 0x00, b'a']).unwrap();
-    let out = json(&seqless(&["classify", "--model", path(dir.path()), "--json", "--file", file.to_str().unwrap()]));
+    let out = json(&seqless(&[
+        "classify",
+        "--model",
+        path(dir.path()),
+        "--json",
+        "--file",
+        file.to_str().unwrap(),
+    ]));
     assert!(out["label"].is_string());
 }
 
@@ -74,11 +147,19 @@ fn refusals_are_clear_and_exit_2() {
     let empty = seqless(&["classify", "--model", path(dir.path()), ""]);
     assert_eq!(empty.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&empty.stderr).contains("empty"));
-    let empty = seqless(&["classify", "--model", path(dir.path()), "--mode", "serverless", ""]);
+    let empty = seqless(&[
+        "classify",
+        "--model",
+        path(dir.path()),
+        "--mode",
+        "serverless",
+        "",
+    ]);
     assert_eq!(empty.status.code(), Some(2));
     // Over max_len.
     let cfg_path = dir.path().join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     cfg["max_len"] = 5.into();
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
     let long = seqless(&["classify", "--model", path(dir.path()), "too long for five"]);
@@ -97,22 +178,57 @@ fn train_then_eval_writes_a_model_and_a_report() {
     let data = dir.path().join("data.jsonl");
     let mut lines = String::new();
     for i in 0..30 {
-        let (t, l) = if i % 2 == 0 { (format!("the cat sat {i}"), "en") } else { (format!("die Katze {i}"), "de") };
+        let (t, l) = if i % 2 == 0 {
+            (format!("the cat sat {i}"), "en")
+        } else {
+            (format!("die Katze {i}"), "de")
+        };
         lines.push_str(&serde_json::json!({"text": t, "label": l}).to_string());
         lines.push('\n');
     }
     std::fs::write(&data, lines).unwrap();
     let out = dir.path().join("m");
-    let train = seqless(&["train", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "2", "--layers", "8:3:2:2", "--embed-dim", "4"]);
-    assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("train-report.json")).unwrap()).unwrap();
+    let train = seqless(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--layers",
+        "8:3:2:2",
+        "--embed-dim",
+        "4",
+    ]);
+    assert!(
+        train.status.success(),
+        "{}",
+        String::from_utf8_lossy(&train.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("train-report.json")).unwrap())
+            .unwrap();
     assert_eq!(report["epochs"].as_array().unwrap().len(), 2);
-    let eval = json(&seqless(&["eval", "--model", out.to_str().unwrap(), "--data", data.to_str().unwrap(), "--json"]));
+    let eval = json(&seqless(&[
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]));
     assert_eq!(eval["n"], 30);
     assert!(eval["accuracy"].as_f64().unwrap() >= 0.0 && eval["macro_f1"].is_number());
     // A data file with one label is refused with its name.
     std::fs::write(&data, "{\"text\":\"a\",\"label\":\"x\"}\n").unwrap();
-    let bad = seqless(&["train", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let bad = seqless(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("data.jsonl"));
 }

@@ -383,7 +383,8 @@ impl Film {
     pub fn apply(&self, rows: &mut [f32], first_row: usize) -> Result<()> {
         let c = self.channels;
         let n = rows.len() / c;
-        if !rows.len().is_multiple_of(c) || (first_row + n).div_ceil(self.block_len) > self.blocks() {
+        if !rows.len().is_multiple_of(c) || (first_row + n).div_ceil(self.block_len) > self.blocks()
+        {
             return Err(ModelError::Shape(format!(
                 "cannot modulate rows {first_row}..{} with {} blocks of {} rows",
                 first_row + n,
@@ -434,7 +435,11 @@ impl Film {
             let beta = self.beta.as_ref().map(|b| &b[rows.clone()]);
             for (ch, out) in g.iter_mut().enumerate() {
                 let gamma = self.gamma[rows.start + ch];
-                let extreme = if gamma >= 0.0 { stats.max[rows.start + ch] } else { stats.min[rows.start + ch] };
+                let extreme = if gamma >= 0.0 {
+                    stats.max[rows.start + ch]
+                } else {
+                    stats.min[rows.start + ch]
+                };
                 let v = match beta {
                     Some(beta) => gamma * extreme + beta[ch],
                     None => gamma * extreme,

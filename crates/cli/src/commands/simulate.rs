@@ -51,7 +51,7 @@ pub struct PlanShape {
 
 impl PlanShape {
     /// Translates one plan into a query shape (see the type's documentation).
-    pub fn from_plan(&self, plan: &Plan) -> QueryShape {
+    pub fn shape_of_plan(&self, plan: &Plan) -> QueryShape {
         let memory_mb = self.limits.function_memory_mb;
         let mut key_bytes: HashMap<&str, u64> = HashMap::new();
         let mut phases = Vec::with_capacity(plan.phases.len());
@@ -154,7 +154,7 @@ impl ShapeModel for PlanShape {
             &self.limits,
         )
         .map_err(|e| ShapeError(e.to_string()))?;
-        Ok(self.from_plan(&plan))
+        Ok(self.shape_of_plan(&plan))
     }
 }
 
