@@ -297,13 +297,34 @@ fn gate(kind: GateActivation, x: f32) -> f32 {
 }
 
 impl LstmWeights {
-    /// One step of the PyTorch LSTM cell (gate order i, f, g, o).
-    pub fn step(&self, input: &[f32], state: &mut LstmState) {
+    /// The recurrent half of one PyTorch LSTM step (gate order i, f, g, o): `gates` holds
+    /// `W_ih s + b_ih + b_hh` on entry.
+    fn recur(&self, gates: &mut [f32], state: &mut LstmState) {
         let c = self.hidden;
-        let mut gates = vec![0.0; 4 * c];
-        affine_into(&self.weight_ih, &self.bias, input, &mut gates);
-        for (g, row) in gates.iter_mut().zip(self.weight_hh.chunks_exact(c)) {
-            *g += dot(row, &state.h);
+        // SAFETY: `gates` is `[1, 4c]`, `h` is `[1, c]` and `weight_hh` is `[4c, c]`, read
+        // transposed through its strides; all disjoint.
+        unsafe {
+            gemm::gemm(
+                1,
+                4 * c,
+                c,
+                gates.as_mut_ptr(),
+                1,
+                (4 * c) as isize,
+                true,
+                state.h.as_ptr(),
+                1,
+                c as isize,
+                self.weight_hh.as_ptr(),
+                c as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
         }
         for j in 0..c {
             let i = gate(self.gate, gates[j]);
@@ -316,11 +337,44 @@ impl LstmWeights {
     }
 
     /// Step 3, bullet 5: `h_1..h_B = LSTM(s_1..s_B)` from the zero state, `[B, C]`.
+    ///
+    /// The input projections of all blocks are one GEMM; only the recurrence is sequential.
     pub fn run(&self, block_max: &[f32]) -> Vec<f32> {
-        let mut state = LstmState::zero(self.hidden);
+        let c = self.hidden;
+        let blocks = block_max.len() / c;
+        let mut projected = Vec::with_capacity(blocks * 4 * c);
+        for _ in 0..blocks {
+            projected.extend_from_slice(&self.bias);
+        }
+        // SAFETY: `block_max` is `[blocks, c]`, `weight_ih` is `[4c, c]` (read transposed
+        // through its strides) and `projected` is `[blocks, 4c]`, all row-major and disjoint.
+        unsafe {
+            gemm::gemm(
+                blocks,
+                4 * c,
+                c,
+                projected.as_mut_ptr(),
+                1,
+                (4 * c) as isize,
+                true,
+                block_max.as_ptr(),
+                1,
+                c as isize,
+                self.weight_ih.as_ptr(),
+                c as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        let mut state = LstmState::zero(c);
         let mut h = Vec::with_capacity(block_max.len());
-        for s in block_max.chunks_exact(self.hidden) {
-            self.step(s, &mut state);
+        for gates in projected.chunks_exact_mut(4 * c) {
+            self.recur(gates, &mut state);
             h.extend_from_slice(&state.h);
         }
         h
