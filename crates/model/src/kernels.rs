@@ -101,6 +101,65 @@ pub fn conv_pool_relu(
     Ok(out)
 }
 
+/// A row-major matrix operand: `rows x cols` read from `data` with the given strides, so a
+/// transposed weight or overlapping im2col windows need no copy.
+struct Operand<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl Operand<'_> {
+    /// Index one past the last element read for a `rows x cols` view.
+    fn extent(&self, rows: usize, cols: usize) -> usize {
+        (rows - 1) * self.row_stride + (cols - 1) * self.col_stride + 1
+    }
+}
+
+/// `dst[m, n] += lhs[m, k] @ rhs[k, n]` on one thread, `dst` contiguous row-major.
+fn gemm_accumulate(
+    dst: &mut [f32],
+    lhs: Operand<'_>,
+    rhs: Operand<'_>,
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(
+        dst.len() >= m * n
+            && lhs.data.len() >= lhs.extent(m, k)
+            && rhs.data.len() >= rhs.extent(k, n)
+    );
+    // SAFETY: the assertion bounds every element gemm reads or writes; `dst` is borrowed
+    // mutably, so it is disjoint from the two operands.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// The convolution for conv rows `rows`, as one GEMM over overlapping windows of the input.
 fn conv_tile(
     conv: &ConvWeights,
@@ -135,32 +194,24 @@ fn conv_tile(
     for _ in 0..rows.len() {
         out.extend_from_slice(&conv.bias);
     }
-    // SAFETY: `window` holds `rows.len() + k - 1` rows of `c_in`, so row `r` of the
-    // implicit im2col matrix (stride `c_in`, width `k * c_in`) ends inside it; `packed` is
-    // `[k * c_in, c_out]` and `out` is `[rows.len(), c_out]`, all row-major and disjoint.
-    unsafe {
-        gemm::gemm(
-            rows.len(),
-            c_out,
-            k * c_in,
-            out.as_mut_ptr(),
-            1,
-            c_out as isize,
-            true,
-            window.as_ptr(),
-            1,
-            c_in as isize,
-            conv.packed.as_ptr(),
-            1,
-            c_out as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // Row r of the implicit im2col matrix is the k*c_in values from input row r: a stride of
+    // c_in with width k*c_in, read straight from the window.
+    gemm_accumulate(
+        &mut out,
+        Operand {
+            data: window,
+            row_stride: c_in,
+            col_stride: 1,
+        },
+        Operand {
+            data: &conv.packed,
+            row_stride: c_out,
+            col_stride: 1,
+        },
+        rows.len(),
+        c_out,
+        k * c_in,
+    );
     out
 }
 
@@ -301,31 +352,23 @@ impl LstmWeights {
     /// `W_ih s + b_ih + b_hh` on entry.
     fn recur(&self, gates: &mut [f32], state: &mut LstmState) {
         let c = self.hidden;
-        // SAFETY: `gates` is `[1, 4c]`, `h` is `[1, c]` and `weight_hh` is `[4c, c]`, read
-        // transposed through its strides; all disjoint.
-        unsafe {
-            gemm::gemm(
-                1,
-                4 * c,
-                c,
-                gates.as_mut_ptr(),
-                1,
-                (4 * c) as isize,
-                true,
-                state.h.as_ptr(),
-                1,
-                c as isize,
-                self.weight_hh.as_ptr(),
-                c as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        // gates += h @ W_hh^T, with W_hh `[4c, c]` read transposed through its strides.
+        gemm_accumulate(
+            gates,
+            Operand {
+                data: &state.h,
+                row_stride: c,
+                col_stride: 1,
+            },
+            Operand {
+                data: &self.weight_hh,
+                row_stride: 1,
+                col_stride: c,
+            },
+            1,
+            4 * c,
+            c,
+        );
         for j in 0..c {
             let i = gate(self.gate, gates[j]);
             let f = gate(self.gate, gates[c + j]);
@@ -346,31 +389,23 @@ impl LstmWeights {
         for _ in 0..blocks {
             projected.extend_from_slice(&self.bias);
         }
-        // SAFETY: `block_max` is `[blocks, c]`, `weight_ih` is `[4c, c]` (read transposed
-        // through its strides) and `projected` is `[blocks, 4c]`, all row-major and disjoint.
-        unsafe {
-            gemm::gemm(
-                blocks,
-                4 * c,
-                c,
-                projected.as_mut_ptr(),
-                1,
-                (4 * c) as isize,
-                true,
-                block_max.as_ptr(),
-                1,
-                c as isize,
-                self.weight_ih.as_ptr(),
-                c as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        // projected += S @ W_ih^T for all blocks at once.
+        gemm_accumulate(
+            &mut projected,
+            Operand {
+                data: block_max,
+                row_stride: c,
+                col_stride: 1,
+            },
+            Operand {
+                data: &self.weight_ih,
+                row_stride: 1,
+                col_stride: c,
+            },
+            blocks,
+            4 * c,
+            c,
+        );
         let mut state = LstmState::zero(c);
         let mut h = Vec::with_capacity(block_max.len());
         for gates in projected.chunks_exact_mut(4 * c) {
