@@ -67,34 +67,62 @@ fn dbsize(redis: &RedisServer) -> String {
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serverless_over_redis_equals_monolithic_and_cleans_up() {
+/// The equivalence property over random models and inputs, with one real redis-server
+/// owned by the test (so it is stopped when the test ends).
+#[test]
+fn serverless_over_redis_equals_monolithic_and_cleans_up() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
     let redis = RedisServer::start();
-    for (i, (layers, modulation)) in [
-        ("6:3:2:4,5:4:1:2", Modulation::Affine),
-        ("4:5:1:3,6:2:2:2,3:3:1:4", Modulation::Scale),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let s = setup(&redis, layers, modulation, i as u64).await;
-        for len in [1usize, 17, 900, 12_345] {
-            let text: Vec<u8> = (0..len).map(|j| (j * 7 + i) as u8).collect();
-            let expected = s.model.forward(&text).unwrap();
-            for c in &s.coordinators {
-                let got = c.classify(&text).await.unwrap();
-                assert_eq!(got.prediction.label, expected.label);
-                for (g, e) in got.prediction.logits.iter().zip(&expected.logits) {
-                    assert!(
-                        (g - e).abs() <= 1e-4,
-                        "{:?} vs {:?}",
-                        got.prediction.logits,
-                        expected.logits
-                    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let layer = (
+        1usize..6,
+        1usize..6,
+        1usize..3,
+        prop::sample::select(vec![1usize, 2, 4]),
+    )
+        .prop_map(|(c, k, p, b)| format!("{c}:{k}:{p}:{b}"));
+    let strategy = (
+        prop::collection::vec(layer, 1..4),
+        any::<bool>(),
+        any::<u64>(),
+        prop::collection::vec(any::<u8>(), 1..15_000),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 10,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(layers, affine, seed, text)| {
+            let modulation = if affine {
+                Modulation::Affine
+            } else {
+                Modulation::Scale
+            };
+            rt.block_on(async {
+                let s = setup(&redis, &layers.join(","), modulation, seed).await;
+                let expected = s.model.forward(&text).unwrap();
+                for c in &s.coordinators {
+                    let got = c.classify(&text).await.unwrap();
+                    prop_assert_eq!(&got.prediction.label, &expected.label);
+                    for (g, e) in got.prediction.logits.iter().zip(&expected.logits) {
+                        prop_assert!(
+                            (g - e).abs() <= 1e-4,
+                            "{:?} vs {:?}",
+                            got.prediction.logits,
+                            expected.logits
+                        );
+                    }
                 }
-            }
-        }
-    }
+                Ok(())
+            })
+        })
+        .unwrap();
     // Every query deleted its keys by name.
     assert_eq!(dbsize(&redis), "0");
 }
