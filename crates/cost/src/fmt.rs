@@ -1,7 +1,8 @@
 //! Number formatting shared by the renderers, so tables read the same everywhere.
 
-/// An integer with thousands separators: 1800000 → "1,800,000".
-pub(crate) fn count(n: u64) -> String {
+/// An integer with thousands separators: 1800000 → "1,800,000"; public so every report of
+/// the project formats counts the same way.
+pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -37,6 +37,7 @@ mod paper;
 mod pricing;
 
 pub use error::CostError;
+pub use fmt::count as format_count;
 pub use full::{FullCost, FullCostInput, StageCost, StageUsage, UnitPrices};
 pub use lambda::{
     BilledInvocation, CostBreakdown, billed_ms, gb_seconds, invocation_cost, query_cost,

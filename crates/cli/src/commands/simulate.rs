@@ -303,15 +303,7 @@ fn shape_model(
 }
 
 fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    seqless_cost::format_count(n)
 }
 
 fn describe_arrivals(a: &ArrivalProcess) -> String {
