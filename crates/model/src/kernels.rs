@@ -249,20 +249,6 @@ impl BlockStats {
     pub fn blocks(&self) -> usize {
         self.max.len() / self.channels.max(1)
     }
-
-    /// Concatenates the stats of consecutive splits, in order.
-    pub fn concat(parts: impl IntoIterator<Item = BlockStats>, channels: usize) -> Self {
-        let mut all = Self {
-            max: Vec::new(),
-            min: Vec::new(),
-            channels,
-        };
-        for part in parts {
-            all.max.extend_from_slice(&part.max);
-            all.min.extend_from_slice(&part.min);
-        }
-        all
-    }
 }
 
 /// Step 3, bullet 4: max and min of `a` over each block of `block_len` rows.

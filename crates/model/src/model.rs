@@ -1,6 +1,6 @@
 //! A loaded model and its monolithic forward pass.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -73,11 +73,6 @@ impl TfilmModel {
         let config = ModelConfig::load(&dir.join(CONFIG_FILE))?;
         let weights = Weights::load(&dir.join(WEIGHTS_FILE), &config)?;
         Ok(Self { config, weights })
-    }
-
-    /// The weights file of a model directory, for messages.
-    pub fn weights_path(dir: &Path) -> PathBuf {
-        dir.join(WEIGHTS_FILE)
     }
 
     /// Step 1 and 2: the embedded, padded query `[T_0, E]`.

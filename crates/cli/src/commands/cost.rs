@@ -9,6 +9,7 @@
 //! looked up by name in the price list (`--pricing FILE`, default: the embedded AWS
 //! prices).
 
+use seqless_cost::format_count as thousands;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -252,10 +253,6 @@ struct Comparison {
     qps: f64,
     break_even_utilisation: f64,
     crossover_qps: Option<f64>,
-}
-
-fn thousands(n: u64) -> String {
-    seqless_cost::format_count(n)
 }
 
 /// Runs `seqless cost`.

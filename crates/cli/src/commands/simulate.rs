@@ -2,6 +2,7 @@
 //! functions against a fleet of instances on one seeded trace, with an optional load
 //! sweep, the report files and the plots.
 
+use seqless_cost::format_count as thousands;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -300,10 +301,6 @@ fn shape_model(
         Box::new(SyntheticShape::default()),
         "the default synthetic shape".into(),
     ))
-}
-
-fn thousands(n: u64) -> String {
-    seqless_cost::format_count(n)
 }
 
 fn describe_arrivals(a: &ArrivalProcess) -> String {
