@@ -167,6 +167,11 @@ pub struct StoreOptions {
     /// Upper bound on establishing a connection (and on the startup check in
     /// [`open_store`]). Default 2 s.
     pub connect_timeout: Duration,
+    /// Multiplexed connections to a single Redis server, used round-robin. One
+    /// connection serialises every in-flight transfer on one socket, which caps
+    /// throughput with several large tensors in flight; a Cluster connection keeps
+    /// its own connection per node and ignores this. Default 4.
+    pub connections: usize,
 }
 
 impl Default for StoreOptions {
@@ -175,6 +180,7 @@ impl Default for StoreOptions {
             key_prefix: "seqless:".to_owned(),
             op_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
+            connections: 4,
         }
     }
 }

@@ -2,12 +2,16 @@
 
 use std::future::Future;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
+use redis::{
+    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisWrite, ServerErrorKind, ToRedisArgs,
+    Value,
+};
 use tokio::time::Instant;
 
 use crate::error::StoreError;
@@ -29,9 +33,10 @@ const DELETE_BATCH: usize = 1024;
 /// A [`TensorStore`] backed by Redis, for functions that run in separate processes
 /// or machines.
 ///
-/// One `RedisStore` holds one multiplexed connection (a redis-rs
-/// `ConnectionManager`, or a Cluster connection) that every clone of the
-/// `Arc<dyn TensorStore>` shares; it reconnects in the background after Redis
+/// One `RedisStore` holds [`StoreOptions::connections`] multiplexed connections
+/// (redis-rs `ConnectionManager`s, used round-robin; or one Cluster connection,
+/// which keeps its own per-node connections) that every clone of the
+/// `Arc<dyn TensorStore>` shares; they reconnect in the background after Redis
 /// restarts. Every operation is bounded by [`StoreOptions::op_timeout`], and is
 /// retried a few times within that bound when the connection has dropped, so the
 /// first call after Redis comes back succeeds.
@@ -42,7 +47,8 @@ const DELETE_BATCH: usize = 1024;
 /// their keys (`UNLINK`, split per slot by redis-rs on a Cluster), never `KEYS` or
 /// `SCAN`.
 pub struct RedisStore {
-    conn: Conn,
+    conns: Vec<Conn>,
+    next_conn: AtomicUsize,
     prefix: String,
     name: String,
     op_timeout: Duration,
@@ -124,9 +130,13 @@ impl RedisStore {
                         .set_number_of_retries(1)
                         .set_min_delay(FIRST_BACKOFF)
                         .set_max_delay(Duration::from_secs(1));
-                    let manager = ConnectionManager::new_lazy_with_config(client, config)
-                        .map_err(|e| bad(e.to_string()))?;
-                    Ok(Conn::Node(manager))
+                    (0..opts.connections.max(1))
+                        .map(|_| {
+                            ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                                .map(Conn::Node)
+                                .map_err(|e| bad(e.to_string()))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
                 }
                 Target::Cluster { nodes, tls } => {
                     let mut builder = ClusterClientBuilder::new(nodes)
@@ -141,26 +151,34 @@ impl RedisStore {
                         .get_async_connection()
                         .await
                         .map_err(|e| unavailable(&name, &e))?;
-                    Ok(Conn::Cluster(conn))
+                    Ok(vec![Conn::Cluster(conn)])
                 }
             }
         };
-        let conn = tokio::time::timeout(opts.connect_timeout, connect)
+        let conns = tokio::time::timeout(opts.connect_timeout, connect)
             .await
             .map_err(|_| no_answer(&name, opts.connect_timeout))??;
         let store = Self {
-            conn,
+            conns,
+            next_conn: AtomicUsize::new(0),
             prefix: opts.key_prefix,
             name,
             op_timeout: opts.op_timeout,
         };
-        let mut conn = store.conn.clone();
+        let mut conn = store.conn();
         let ping = async move { redis::cmd("PING").query_async::<Value>(&mut conn).await };
         match tokio::time::timeout(opts.connect_timeout, ping).await {
             Err(_) => Err(no_answer(&store.name, opts.connect_timeout)),
             Ok(Err(e)) => Err(store.map_err(None, e)),
             Ok(Ok(_)) => Ok(store),
         }
+    }
+
+    /// The next connection, round-robin: concurrent large transfers spread over
+    /// several sockets instead of queueing behind each other on one.
+    fn conn(&self) -> Conn {
+        let i = self.next_conn.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].clone()
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -184,7 +202,7 @@ impl RedisStore {
         let mut tries = 0;
         loop {
             tries += 1;
-            let err = match tokio::time::timeout_at(deadline, attempt(self.conn.clone())).await {
+            let err = match tokio::time::timeout_at(deadline, attempt(self.conn())).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => e,
                 Err(_) => {
@@ -404,6 +422,17 @@ fn backstop(op_timeout: Duration) -> Duration {
     op_timeout + Duration::from_secs(1)
 }
 
+/// A tensor as one Redis argument, encoded straight into the command buffer.
+struct BlobArg<'a>(&'a StoredTensor);
+
+impl ToRedisArgs for BlobArg<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        self.0
+            .write_encoded(&mut out.writer_for_next_arg())
+            .expect("redis-rs buffers arguments in memory, which cannot fail");
+    }
+}
+
 fn ttl_millis(ttl: Duration) -> u64 {
     // Redis counts milliseconds; never round a positive TTL down to 0.
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -424,10 +453,9 @@ impl TensorStore for RedisStore {
                 tensor.encoded_len()
             )));
         }
-        let blob = tensor.encode();
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.full_key(key))
-            .arg(&blob)
+            .arg(BlobArg(tensor))
             .arg("PX")
             .arg(ttl_millis(ttl));
         self.run("SET", Some(key), |mut conn| {
@@ -440,7 +468,7 @@ impl TensorStore for RedisStore {
             }
         })
         .await?;
-        Ok(blob.len() as u64)
+        Ok(tensor.encoded_len() as u64)
     }
 
     async fn get(&self, key: &str) -> Result<Fetched, StoreError> {

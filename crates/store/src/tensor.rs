@@ -38,6 +38,8 @@ const VERSION: u8 = 1;
 const DIMS_AT: usize = 8;
 const PAYLOAD_CRC_AT: usize = 40;
 const HEADER_CRC_AT: usize = 44;
+/// Payload bytes converted per step while streaming a blob out (fits the stack).
+const STREAM_CHUNK_BYTES: usize = 16 * 1024;
 /// Key named in errors from [`StoredTensor::decode`], which has no key.
 const UNNAMED: &str = "<blob>";
 
@@ -245,20 +247,61 @@ impl StoredTensor {
 
     /// The blob described in the module docs.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![0u8; self.encoded_len()];
-        // Fixed-size chunks with no capacity checks: this compiles to a plain copy.
-        let payload = &mut out[HEADER_LEN..];
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.write_encoded(&mut out)
+            .expect("writing into a Vec cannot fail");
+        out
+    }
+
+    /// Streams the blob into `out` without building it in memory first, so a store
+    /// can write a large tensor straight into its outgoing command buffer: one copy of
+    /// the payload instead of two.
+    pub fn write_encoded(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut crc = crc32fast::Hasher::new();
+        self.for_each_payload_chunk(|bytes| {
+            crc.update(bytes);
+            Ok(())
+        })?;
+        out.write_all(&self.header(crc.finalize()))?;
+        self.for_each_payload_chunk(|bytes| out.write_all(bytes))
+    }
+
+    /// Hands the payload's little-endian bytes to `sink` in order, a stack-sized chunk
+    /// at a time (checksumming and writing need the bytes, not a full-size buffer).
+    fn for_each_payload_chunk(
+        &self,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let mut buf = [0u8; STREAM_CHUNK_BYTES];
         match &self.data {
-            TensorData::F32(v) => payload
-                .chunks_exact_mut(4)
-                .zip(v)
-                .for_each(|(dst, x)| dst.copy_from_slice(&x.to_le_bytes())),
-            TensorData::U16(v) => payload
-                .chunks_exact_mut(2)
-                .zip(v)
-                .for_each(|(dst, x)| dst.copy_from_slice(&x.to_le_bytes())),
+            TensorData::F32(v) => {
+                for chunk in v.chunks(STREAM_CHUNK_BYTES / 4) {
+                    let bytes = &mut buf[..chunk.len() * 4];
+                    // Fixed-size chunks with no capacity checks: this compiles to a copy.
+                    bytes
+                        .chunks_exact_mut(4)
+                        .zip(chunk)
+                        .for_each(|(dst, x)| dst.copy_from_slice(&x.to_le_bytes()));
+                    sink(bytes)?;
+                }
+            }
+            TensorData::U16(v) => {
+                for chunk in v.chunks(STREAM_CHUNK_BYTES / 2) {
+                    let bytes = &mut buf[..chunk.len() * 2];
+                    bytes
+                        .chunks_exact_mut(2)
+                        .zip(chunk)
+                        .for_each(|(dst, x)| dst.copy_from_slice(&x.to_le_bytes()));
+                    sink(bytes)?;
+                }
+            }
         }
-        let payload_crc = crc32fast::hash(&out[HEADER_LEN..]);
+        Ok(())
+    }
+
+    /// The fixed header for this tensor, given its payload's CRC.
+    fn header(&self, payload_crc: u32) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
         out[..4].copy_from_slice(&MAGIC);
         out[4] = VERSION;
         out[5] = self.dtype().code();
@@ -519,6 +562,22 @@ mod tests {
         let back = StoredTensor::decode(&u.encode()).unwrap();
         assert_eq!(back.dtype(), DType::U16);
         assert_eq!(back.into_u16().unwrap(), vec![0, 1, 256, 257, u16::MAX]);
+    }
+
+    #[test]
+    fn round_trips_payloads_spanning_many_stream_chunks() {
+        // Odd sizes, so the last chunk is partial for both element widths.
+        let n = 3 * STREAM_CHUNK_BYTES / 2 + 7;
+        let f = StoredTensor::f32(vec![n], (0..n).map(|i| i as f32 - 0.25).collect()).unwrap();
+        let blob = f.encode();
+        assert_eq!(blob.len(), f.encoded_len());
+        assert_eq!(
+            read_u32(&blob, PAYLOAD_CRC_AT),
+            crc32fast::hash(&blob[HEADER_LEN..])
+        );
+        assert_eq!(StoredTensor::decode(&blob).unwrap(), f);
+        let u = StoredTensor::u16(vec![n], (0..n).map(|i| i as u16).collect()).unwrap();
+        assert_eq!(StoredTensor::decode(&u.encode()).unwrap(), u);
     }
 
     #[test]

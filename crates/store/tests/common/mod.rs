@@ -41,6 +41,7 @@ pub fn options() -> StoreOptions {
         key_prefix: PREFIX.to_owned(),
         op_timeout: Duration::from_secs(3),
         connect_timeout: Duration::from_secs(2),
+        ..StoreOptions::default()
     }
 }
 
