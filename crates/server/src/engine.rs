@@ -1,0 +1,151 @@
+//! The execution modes a server can sit behind: one forward pass in this process (optionally
+//! batched), or the serverless pipeline of a [`Coordinator`] with any store and platform.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seqless_coordinator::{Coordinator, Trace};
+use seqless_model::{ModelConfig, Prediction, TfilmModel};
+
+use crate::batcher::{Batcher, Batching};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// How long a readiness check may wait on the store or the platform.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Runs one readiness probe within [`READY_TIMEOUT`]: the dependency's name when it answers,
+/// a 503 naming it when it does not.
+async fn probe<E: std::fmt::Display>(
+    what: &str,
+    name: String,
+    check: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<String, ApiError> {
+    let why = match tokio::time::timeout(READY_TIMEOUT, check).await {
+        Ok(Ok(())) => return Ok(name),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
+    };
+    Err(ApiError::unavailable(
+        "not_ready",
+        format!("{what} {name} is not reachable: {why}"),
+        1,
+    ))
+}
+
+/// A prediction, and the trace of the functions that computed it (serverless only).
+#[derive(Debug, Clone)]
+pub struct Classified {
+    /// Label, logits, probabilities.
+    pub prediction: Prediction,
+    /// Invocations, bytes and cost; `None` in monolithic mode.
+    pub trace: Option<Trace>,
+}
+
+/// Where the server's queries run.
+#[derive(Clone)]
+pub enum Engine {
+    /// The whole model in this process.
+    Monolithic {
+        /// The loaded model.
+        model: Arc<TfilmModel>,
+        /// Dynamic batching, when enabled.
+        batcher: Option<Batcher>,
+    },
+    /// The serverless pipeline.
+    Serverless(Coordinator),
+}
+
+impl Engine {
+    /// Monolithic mode; with `batching`, starts the batching worker (so call it inside the
+    /// tokio runtime that will serve).
+    pub fn monolithic(model: TfilmModel, batching: Option<Batching>, metrics: &Metrics) -> Self {
+        let model = Arc::new(model);
+        let batcher = batching
+            .filter(|b| b.max > 1)
+            .map(|b| Batcher::start(model.clone(), b, metrics.batch_size().clone()));
+        Self::Monolithic { model, batcher }
+    }
+
+    /// `monolithic` or `serverless`, as replies and metrics name the mode.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Monolithic { .. } => "monolithic",
+            Self::Serverless(_) => "serverless",
+        }
+    }
+
+    /// The served model's config.
+    pub fn config(&self) -> &ModelConfig {
+        match self {
+            Self::Monolithic { model, .. } => &model.config,
+            Self::Serverless(c) => c.config(),
+        }
+    }
+
+    /// Classifies one query (its length already checked).
+    pub async fn classify(&self, bytes: Vec<u8>) -> Result<Classified, ApiError> {
+        match self {
+            Self::Monolithic {
+                batcher: Some(batcher),
+                ..
+            } => Ok(Classified {
+                prediction: batcher.classify(bytes).await?,
+                trace: None,
+            }),
+            Self::Monolithic { model, .. } => {
+                let model = model.clone();
+                let prediction = tokio::task::spawn_blocking(move || model.forward(&bytes))
+                    .await
+                    .map_err(|e| ApiError::internal(format!("the forward pass failed: {e}")))??;
+                Ok(Classified {
+                    prediction,
+                    trace: None,
+                })
+            }
+            Self::Serverless(coordinator) => {
+                let result = coordinator.classify(&bytes).await?;
+                Ok(Classified {
+                    prediction: result.prediction,
+                    trace: Some(result.trace),
+                })
+            }
+        }
+    }
+
+    /// Checks what queries depend on: nothing beyond the loaded model in monolithic mode; the
+    /// store (`ping`) and the platform (`ready`) in serverless mode. Returns each check's
+    /// state, or a 503 naming the first dependency that does not answer.
+    pub async fn ready(&self) -> Result<BTreeMap<String, String>, ApiError> {
+        let mut checks = BTreeMap::from([("model".to_owned(), "loaded".to_owned())]);
+        let Self::Serverless(coordinator) = self else {
+            return Ok(checks);
+        };
+        let (store, platform) = (coordinator.store(), coordinator.platform());
+        let store_state = probe("store", store.describe(), store.ping()).await?;
+        checks.insert("store".into(), store_state);
+        let platform_state = probe("platform", platform.describe(), platform.ready()).await?;
+        checks.insert("platform".into(), platform_state);
+        Ok(checks)
+    }
+
+    /// Serverless only: the plan defaults, store and platform, for `GET /v1/models`.
+    pub fn plan_info(&self) -> Option<serde_json::Value> {
+        let Self::Serverless(coordinator) = self else {
+            return None;
+        };
+        let options = coordinator.options();
+        Some(serde_json::json!({
+            "plan": options.plan,
+            "splits": options.splits,
+            "function_memory_mb": options.limits.function_memory_mb,
+            "max_splits": options.limits.max_splits,
+            "min_rows_per_split": options.limits.min_rows_per_split,
+            "ttl_secs": options.ttl.as_secs(),
+            "arch": options.arch,
+            "store": coordinator.store().describe(),
+            "platform": coordinator.platform().describe(),
+        }))
+    }
+}

@@ -1,0 +1,238 @@
+//! Every refusal over real HTTP: the JSON error shape, the status, and the code.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use seqless_server::Limits;
+use serde_json::json;
+
+async fn raw(
+    server: &TestServer,
+    path: &str,
+    content_type: &str,
+    body: &'static str,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let response = client()
+        .post(server.at(path))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    split(response).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_json_errors() {
+    let limits = Limits {
+        body_limit: 64 * 1024,
+        max_batch: 3,
+        ..Limits::default()
+    };
+    let server = monolithic(limits, None, None).await;
+    let classify = server.at("/v1/classify");
+    let batch = server.at("/v1/classify/batch");
+
+    // Over the body limit, whether the text would fit the model or not.
+    let big = "a".repeat(100 * 1024);
+    assert_error(
+        &post(&classify, json!({ "text": big })).await,
+        413,
+        "body_too_large",
+    );
+    // Not JSON, not JSON's content type.
+    assert_error(
+        &raw(&server, "/v1/classify", "application/json", "{\"text\": ").await,
+        400,
+        "bad_json",
+    );
+    assert_error(
+        &raw(&server, "/v1/classify", "text/plain", "hello").await,
+        415,
+        "unsupported_media_type",
+    );
+    // Wrong types, unknown or missing fields, both fields.
+    assert_error(
+        &post(&classify, json!({ "text": 42 })).await,
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        &post(&classify, json!({ "text": "hi", "trace": "yes" })).await,
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        &post(&classify, json!({ "txt": "hi" })).await,
+        422,
+        "invalid_request",
+    );
+    assert_error(&post(&classify, json!({})).await, 422, "invalid_request");
+    assert_error(
+        &post(&classify, json!([1, 2])).await,
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        &post(&classify, json!({ "text": "a", "text_base64": "YQ==" })).await,
+        422,
+        "invalid_request",
+    );
+    // Empty text, bad base64.
+    assert_error(
+        &post(&classify, json!({ "text": "" })).await,
+        422,
+        "empty_text",
+    );
+    assert_error(
+        &post(&classify, json!({ "text_base64": "" })).await,
+        422,
+        "empty_text",
+    );
+    let reply = post(&classify, json!({ "text_base64": "not base64!" })).await;
+    assert_error(&reply, 422, "bad_base64");
+    assert!(
+        reply.2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("text_base64")
+    );
+    // Batches: too many texts, none, a bad one named by index.
+    assert_error(
+        &post(&batch, json!({ "texts": ["a", "b", "c", "d"] })).await,
+        422,
+        "batch_too_large",
+    );
+    assert_error(
+        &post(&batch, json!({ "texts": [] })).await,
+        422,
+        "invalid_request",
+    );
+    let reply = post(&batch, json!({ "texts": ["a", "", "c"] })).await;
+    assert_error(&reply, 422, "empty_text");
+    assert!(
+        reply.2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("texts[1]"),
+        "{}",
+        reply.2
+    );
+    let reply = post(&batch, json!({ "texts_base64": ["YQ==", "%%"] })).await;
+    assert_error(&reply, 422, "bad_base64");
+    assert!(
+        reply.2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("texts_base64[1]")
+    );
+    // Unknown routes and methods.
+    assert_error(&get(&server.at("/v2/nothing")).await, 404, "not_found");
+    assert_error(&get(&classify).await, 405, "method_not_allowed");
+    assert_error(
+        &post(&server.at("/healthz"), json!({})).await,
+        405,
+        "method_not_allowed",
+    );
+    // The server is fine after all that.
+    assert_eq!(post(&classify, json!({ "text": "ok" })).await.0, 200);
+    let text = client()
+        .get(server.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metric(&text, "seqless_queries_total{outcome=\"invalid\"}").unwrap() >= 4.0);
+    assert!(metric(&text, "seqless_http_responses_total{status=\"422\"}").unwrap() >= 10.0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_over_max_len_is_refused() {
+    let server = monolithic(Limits::default(), None, None).await;
+    let max_len = model().config.max_len;
+    let text = "a".repeat(max_len + 1);
+    let reply = post(&server.at("/v1/classify"), json!({ "text": text })).await;
+    assert_error(&reply, 422, "text_too_long");
+    assert!(
+        reply.2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&max_len.to_string())
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_deadline_is_504_and_the_query_still_drains() {
+    let limits = Limits {
+        deadline: Duration::from_millis(1),
+        ..Limits::default()
+    };
+    let server = monolithic(limits, None, None).await;
+    let text = "lorem ipsum ".repeat(40_000);
+    let reply = post(&server.at("/v1/classify"), json!({ "text": text })).await;
+    assert_error(&reply, 504, "deadline_exceeded");
+    let metrics = client()
+        .get(server.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&metrics, "seqless_queries_total{outcome=\"timeout\"}"),
+        Some(1.0)
+    );
+    // The query keeps its slot until it really stops; shutdown waits for it.
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_in_flight_bound_is_503_with_retry_after() {
+    let limits = Limits {
+        max_in_flight: 1,
+        ..Limits::default()
+    };
+    let server = monolithic(limits, None, None).await;
+    let long = "lorem ipsum ".repeat(80_000);
+    let url = server.at("/v1/classify");
+    let slow = tokio::spawn(async move { post(&url, json!({ "text": long })).await });
+    wait_in_flight(&server, 1.0).await;
+    let reply = post(&server.at("/v1/classify"), json!({ "text": "short" })).await;
+    assert_error(&reply, 503, "overloaded");
+    assert_eq!(reply.1["retry-after"], "1");
+    // A batch needs slots too.
+    let reply = post(
+        &server.at("/v1/classify/batch"),
+        json!({ "texts": ["a", "b"] }),
+    )
+    .await;
+    assert_error(&reply, 503, "overloaded");
+    assert_eq!(slow.await.unwrap().0, 200);
+    // Once the slot is free, queries are admitted again.
+    assert_eq!(
+        post(&server.at("/v1/classify"), json!({ "text": "short" }))
+            .await
+            .0,
+        200
+    );
+    let metrics = client()
+        .get(server.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&metrics, "seqless_queries_total{outcome=\"overloaded\"}"),
+        Some(3.0)
+    );
+    server.shutdown().await;
+}
