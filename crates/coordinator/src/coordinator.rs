@@ -211,9 +211,11 @@ impl Coordinator {
                     query_id: query,
                     stage: stage.clone(),
                 };
-                (stage, self.platform.invoke(&event).await)
+                let sent = Instant::now();
+                let outcome = self.platform.invoke(&event).await;
+                (stage, outcome, sent.elapsed())
             });
-            for (stage, outcome) in join_all(calls).await {
+            for (stage, outcome, round_trip) in join_all(calls).await {
                 let (result, meta) = outcome.map_err(|source| CoordinatorError::Function {
                     stage: stage.kind.as_str(),
                     layer: stage.layer,
@@ -224,7 +226,7 @@ impl Coordinator {
                 if matches!(stage.kind, StageKind::Head | StageKind::Classifier) {
                     logits = result.logits.clone();
                 }
-                records.push(InvocationRecord::new(stage, &result, &meta));
+                records.push(InvocationRecord::new(stage, &result, &meta, round_trip));
             }
         }
         let last = plan

@@ -30,11 +30,20 @@ pub struct InvocationRecord {
     pub bytes_in: u64,
     /// Bytes written to the store.
     pub bytes_out: u64,
+    /// The invocation as the coordinator saw it, from sending the event to having the
+    /// result: the handler's time plus what the platform adds (cold start, the Invoke
+    /// API round trip, queueing).
+    pub round_trip_ms: f64,
 }
 
 impl InvocationRecord {
     /// Joins a stage with what the platform and the function reported.
-    pub fn new(stage: &Stage, result: &StageResult, meta: &InvocationMeta) -> Self {
+    pub fn new(
+        stage: &Stage,
+        result: &StageResult,
+        meta: &InvocationMeta,
+        round_trip: std::time::Duration,
+    ) -> Self {
         Self {
             stage: stage.kind,
             layer: stage.layer,
@@ -47,6 +56,7 @@ impl InvocationRecord {
             compute_ms: result.compute_ms,
             bytes_in: result.bytes_in,
             bytes_out: result.bytes_out,
+            round_trip_ms: round_trip.as_secs_f64() * 1e3,
         }
     }
 }

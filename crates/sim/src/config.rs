@@ -23,6 +23,51 @@ pub struct StageCalibration {
     pub b_ms_per_row: f64,
 }
 
+impl StageCalibration {
+    /// Least-squares fit of `ms = a + b × rows` to measured `(rows, ms)` samples, as
+    /// `seqless bench calibrate` takes them from real traces. Both coefficients are kept
+    /// non-negative: a negative intercept or slope is measurement noise, not a stage that
+    /// gets faster with more work. With one distinct row count the slope is 0 and `a`
+    /// is the mean. `None` for no samples.
+    pub fn fit(samples: &[(usize, f64)]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let n = samples.len() as f64;
+        let mean_x = samples.iter().map(|&(x, _)| x as f64).sum::<f64>() / n;
+        let mean_y = samples.iter().map(|&(_, y)| y).sum::<f64>() / n;
+        let sxx: f64 = samples
+            .iter()
+            .map(|&(x, _)| (x as f64 - mean_x).powi(2))
+            .sum();
+        let sxy: f64 = samples
+            .iter()
+            .map(|&(x, y)| (x as f64 - mean_x) * (y - mean_y))
+            .sum();
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let fitted = if slope <= 0.0 {
+            Self {
+                a_ms: mean_y.max(0.0),
+                b_ms_per_row: 0.0,
+            }
+        } else if mean_y - slope * mean_x < 0.0 {
+            // Through the origin instead: the best slope with a = 0.
+            let sx2: f64 = samples.iter().map(|&(x, _)| (x as f64).powi(2)).sum();
+            let sxy0: f64 = samples.iter().map(|&(x, y)| x as f64 * y).sum();
+            Self {
+                a_ms: 0.0,
+                b_ms_per_row: (sxy0 / sx2).max(0.0),
+            }
+        } else {
+            Self {
+                a_ms: mean_y - slope * mean_x,
+                b_ms_per_row: slope,
+            }
+        };
+        Some(fitted)
+    }
+}
+
 /// The store (Redis / ElastiCache) as seen from a function: every read and
 /// every write is one round trip plus its bytes at the function's bandwidth.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -399,6 +444,26 @@ impl SimConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stage_fit_recovers_a_line_and_stays_non_negative() {
+        let line: Vec<(usize, f64)> = [100, 1000, 10_000]
+            .iter()
+            .map(|&r| (r, 2.0 + 0.01 * r as f64))
+            .collect();
+        let fit = StageCalibration::fit(&line).unwrap();
+        assert!((fit.a_ms - 2.0).abs() < 1e-9 && (fit.b_ms_per_row - 0.01).abs() < 1e-12);
+        // Falling times are noise: a flat mean, never a negative slope.
+        let falling = StageCalibration::fit(&[(10, 5.0), (20, 3.0)]).unwrap();
+        assert_eq!((falling.a_ms, falling.b_ms_per_row), (4.0, 0.0));
+        // A line that would cross zero above the origin is refit through it.
+        let steep = StageCalibration::fit(&[(10, 0.5), (20, 3.0)]).unwrap();
+        assert_eq!(steep.a_ms, 0.0);
+        assert!(steep.b_ms_per_row > 0.0);
+        let single = StageCalibration::fit(&[(64, 1.0), (64, 3.0)]).unwrap();
+        assert_eq!((single.a_ms, single.b_ms_per_row), (2.0, 0.0));
+        assert!(StageCalibration::fit(&[]).is_none());
+    }
+
     use super::*;
 
     #[test]
