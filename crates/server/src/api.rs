@@ -5,19 +5,24 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use seqless_model::ModelConfig;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaFormat, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ApiError;
 
 /// `POST /v1/classify`: one text, as UTF-8 or as base64 of any bytes (exactly one of the two).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifyRequest {
     /// The text, UTF-8.
-    #[schema(min_length = 1)]
+    #[serde(default, deserialize_with = "present")]
     pub text: Option<String>,
     /// The text as standard base64 (with padding), for bytes that are not UTF-8.
-    #[schema(min_length = 1)]
+    #[serde(default, deserialize_with = "present")]
     pub text_base64: Option<String>,
     /// Include the serverless trace (every invocation, bytes, billing) in the reply.
     #[serde(default)]
@@ -26,19 +31,108 @@ pub struct ClassifyRequest {
 
 /// `POST /v1/classify/batch`: several texts, as UTF-8 or as base64 (exactly one of the two
 /// lists), classified concurrently and answered in order.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// The texts, UTF-8.
-    #[schema(min_items = 1)]
+    #[serde(default, deserialize_with = "present")]
     pub texts: Option<Vec<String>>,
     /// The texts as standard base64 (with padding).
-    #[schema(min_items = 1)]
+    #[serde(default, deserialize_with = "present")]
     pub texts_base64: Option<Vec<String>>,
     /// Include each text's serverless trace.
     #[serde(default)]
     pub trace: bool,
 }
+
+/// An optional field that, when present, must hold a value: `null` is refused like any
+/// other wrong type, as the OpenAPI document says.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// The schema of a request that carries its input in exactly one of two fields (plain or
+/// base64) plus an optional `trace` flag, and nothing else: a `oneOf` of the two shapes, so
+/// the document refuses exactly what the server refuses.
+fn one_input_schema(
+    plain: (&str, &str),
+    encoded: (&str, &str),
+    item: &dyn Fn(bool) -> RefOr<Schema>,
+) -> RefOr<Schema> {
+    let shape = |(field, description): (&str, &str), base64: bool| {
+        ObjectBuilder::new()
+            .property(field, item(base64))
+            .required(field)
+            .property(
+                "trace",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .default(Some(false.into()))
+                    .description(Some(
+                        "Include the serverless trace (invocations, bytes, billing) in the reply.",
+                    )),
+            )
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+            .description(Some(description))
+    };
+    OneOfBuilder::new()
+        .item(shape(plain, false))
+        .item(shape(encoded, true))
+        .into()
+}
+
+/// A non-empty string; base64 ones are marked `format: byte`.
+fn text_schema(base64: bool) -> RefOr<Schema> {
+    let mut text = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1));
+    if base64 {
+        text = text.format(Some(SchemaFormat::KnownFormat(KnownFormat::Byte)));
+    }
+    text.into()
+}
+
+impl PartialSchema for ClassifyRequest {
+    fn schema() -> RefOr<Schema> {
+        one_input_schema(
+            ("text", "The text, UTF-8."),
+            (
+                "text_base64",
+                "The text's bytes as standard base64, for bytes that are not UTF-8.",
+            ),
+            &text_schema,
+        )
+    }
+}
+
+impl ToSchema for ClassifyRequest {}
+
+impl BatchRequest {
+    /// The schema, with the server's bound on texts per batch when known.
+    pub fn schema_with_max(max_texts: Option<usize>) -> RefOr<Schema> {
+        one_input_schema(
+            ("texts", "The texts, UTF-8."),
+            ("texts_base64", "The texts' bytes as standard base64."),
+            &|base64| {
+                ArrayBuilder::new()
+                    .items(text_schema(base64))
+                    .min_items(Some(1))
+                    .max_items(max_texts)
+                    .into()
+            },
+        )
+    }
+}
+
+impl PartialSchema for BatchRequest {
+    fn schema() -> RefOr<Schema> {
+        Self::schema_with_max(None)
+    }
+}
+
+impl ToSchema for BatchRequest {}
 
 /// A classified text.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -5,7 +5,7 @@
 //! store and platform) behind an axum router ([`router`]) with:
 //!
 //! - `POST /v1/classify`, `POST /v1/classify/batch`, `GET /v1/models`, `GET /healthz`,
-//!   `GET /readyz`, `GET /metrics` (OpenMetrics text), `GET /openapi.json` ([`ApiDoc`]);
+//!   `GET /readyz`, `GET /metrics` (OpenMetrics text), `GET /openapi.json` ([`document`]);
 //! - [`Limits`]: body size (413), in-flight bound (503 + `Retry-After`), per-request
 //!   deadline (504), batch size (422);
 //! - one JSON error shape for every failure ([`ApiError`]), including axum's own rejections,
@@ -34,7 +34,7 @@ pub use batcher::Batching;
 pub use engine::Engine;
 pub use error::ApiError;
 pub use metrics::Metrics;
-pub use openapi::ApiDoc;
+pub use openapi::{ApiDoc, document};
 pub use routes::router;
 pub use serve::{serve, shutdown_signal};
 pub use service::{Limits, Service};

@@ -1,9 +1,8 @@
 //! The OpenAPI 3 document, derived from the handlers' and types' annotations so it cannot
 //! drift from the code (schemathesis checks the running server against it in the tests).
 
-use utoipa::Modify;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 
 use crate::api::{
     BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, ModelInfo, ModelsResponse,
@@ -12,7 +11,7 @@ use crate::api::{
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes;
 
-/// The API description served at `GET /openapi.json`.
+/// The API description; [`document`] adapts it to the server's auth setting.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -40,20 +39,39 @@ use crate::routes;
         StatusResponse,
         ErrorBody,
         ErrorDetail,
-    )),
-    modifiers(&BearerScheme),
+    ))
 )]
 pub struct ApiDoc;
 
-/// Declares the `bearer` security scheme the paths refer to.
-struct BearerScheme;
-
-impl Modify for BearerScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+/// The document a server serves, adapted to its settings so it matches what the server does:
+/// batches bounded at `max_batch` texts; with a token (`auth`), every operation but
+/// `/healthz` requires the `bearer` scheme, and without one, none does.
+pub fn document(auth: bool, max_batch: usize) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.schemas.insert(
+        "BatchRequest".into(),
+        BatchRequest::schema_with_max(Some(max_batch)),
+    );
+    if !auth {
+        return doc;
     }
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    let protected = doc
+        .paths
+        .paths
+        .iter_mut()
+        .filter(|(path, _)| *path != "/healthz");
+    for (_, item) in protected {
+        for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            operation.security = Some(vec![SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            )]);
+        }
+    }
+    doc
 }

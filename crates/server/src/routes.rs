@@ -12,16 +12,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::OpenApi;
 
 use crate::api::{
     BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, ModelInfo, ModelsResponse,
     StatusResponse,
 };
-use crate::auth::{ApiToken, require_token};
+use crate::auth::require_token;
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::{CONTENT_TYPE, Metrics};
-use crate::openapi::ApiDoc;
+use crate::openapi::document;
 use crate::service::Service;
 
 type Shared = State<Arc<Service>>;
@@ -30,7 +29,6 @@ type Shared = State<Arc<Service>>;
 #[utoipa::path(
     post, path = "/v1/classify", tag = "classify",
     request_body = ClassifyRequest,
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The label and probabilities", body = ClassifyResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
@@ -62,7 +60,6 @@ pub async fn classify(
 #[utoipa::path(
     post, path = "/v1/classify/batch", tag = "classify",
     request_body = BatchRequest,
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One result per text, in order", body = BatchResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
@@ -90,7 +87,6 @@ pub async fn classify_batch(
 /// The served model: name, labels, config and execution settings.
 #[utoipa::path(
     get, path = "/v1/models", tag = "models",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The served model", body = ModelsResponse),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
@@ -125,7 +121,6 @@ pub async fn healthz() -> Json<StatusResponse> {
 /// Readiness: the store and the platform answer (serverless mode).
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Ready to serve queries", body = StatusResponse),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
@@ -144,7 +139,6 @@ pub async fn readyz(State(service): Shared) -> Result<Json<StatusResponse>, ApiE
 /// Metrics in the OpenMetrics text format (Prometheus scrapes it).
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The metrics", body = String,
             content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
@@ -162,14 +156,13 @@ pub async fn metrics(State(service): Shared) -> Response {
 /// This API's OpenAPI 3 document.
 #[utoipa::path(
     get, path = "/openapi.json", tag = "operations",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The OpenAPI document", body = Object),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
     )
 )]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi(State(service): Shared) -> Json<utoipa::openapi::OpenApi> {
+    Json(document(service.token.is_some(), service.limits.max_batch))
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -206,9 +199,9 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("the server hit a bug handling this request; it was logged").into_response()
 }
 
-/// The whole application: every endpoint, with the token required on all but `/healthz`
-/// when `token` is set.
-pub fn router(service: Arc<Service>, token: Option<ApiToken>) -> Router {
+/// The whole application: every endpoint, with the service's token (if any) required on all
+/// but `/healthz`.
+pub fn router(service: Arc<Service>) -> Router {
     let counters = service.metrics.clone();
     let body_limit = service.limits.body_limit;
     let mut protected = Router::new()
@@ -218,7 +211,7 @@ pub fn router(service: Arc<Service>, token: Option<ApiToken>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi));
-    if let Some(token) = token {
+    if let Some(token) = service.token.clone() {
         protected = protected.route_layer(middleware::from_fn_with_state(token, require_token));
     }
     Router::new()

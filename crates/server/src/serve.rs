@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::auth::ApiToken;
 use crate::routes::router;
 use crate::service::Service;
 
@@ -17,10 +16,9 @@ use crate::service::Service;
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
-    token: Option<ApiToken>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(service.clone(), token);
+    let app = router(service.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

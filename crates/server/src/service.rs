@@ -9,6 +9,7 @@ use futures_util::future::join_all;
 
 use crate::admission::Admission;
 use crate::api::ClassifyResponse;
+use crate::auth::ApiToken;
 use crate::engine::{Classified, Engine};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, Outcome};
@@ -49,6 +50,8 @@ pub struct Service {
     pub metrics: Arc<Metrics>,
     /// The in-flight bound.
     pub admission: Admission,
+    /// The bearer token every endpoint but `/healthz` requires; `None`: no auth.
+    pub token: Option<ApiToken>,
 }
 
 /// Which metric outcome an error is.
@@ -63,8 +66,14 @@ fn outcome(err: &ApiError) -> Outcome {
 }
 
 impl Service {
-    /// A service over `engine` with `limits`, exporting to `metrics`.
-    pub fn new(engine: Engine, model_name: String, limits: Limits, metrics: Arc<Metrics>) -> Self {
+    /// A service over `engine` with `limits`, exporting to `metrics`, requiring `token` if set.
+    pub fn new(
+        engine: Engine,
+        model_name: String,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+        token: Option<ApiToken>,
+    ) -> Self {
         let admission = Admission::new(limits.max_in_flight, metrics.in_flight().clone());
         Self {
             engine: Arc::new(engine),
@@ -72,6 +81,7 @@ impl Service {
             limits,
             metrics,
             admission,
+            token,
         }
     }
 
@@ -120,7 +130,7 @@ impl Service {
             return Err(ApiError::invalid(
                 "batch_too_large",
                 format!(
-                    "the batch has {} texts, over this server's limit of {} (--max-batch)",
+                    "the batch has {} texts, over this server's limit of {} (--max-batch-texts)",
                     texts.len(),
                     self.limits.max_batch
                 ),

@@ -34,12 +34,18 @@ impl TestServer {
         limits: Limits,
         token: Option<&str>,
     ) -> Self {
-        let service = Arc::new(Service::new(engine, "langid".into(), limits, metrics));
         let token = token.map(|t| ApiToken::new(t, "test").unwrap());
+        let service = Arc::new(Service::new(
+            engine,
+            "langid".into(),
+            limits,
+            metrics,
+            token,
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, service.clone(), token, async {
+        let task = tokio::spawn(serve(listener, service.clone(), async {
             let _ = stopped.await;
         }));
         Self {

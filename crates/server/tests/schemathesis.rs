@@ -1,0 +1,65 @@
+//! Schemathesis (property-based API testing from the OpenAPI document) against a live
+//! server: every response must match /openapi.json (status, content type, headers, schema),
+//! no input may cause a 5xx, and schema-invalid input must be refused.
+//!
+//! Installs schemathesis with pip if it is missing. Runs a bounded number of examples per
+//! operation so the test takes well under a minute.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use seqless_server::Limits;
+
+const TOKEN: &str = "schemathesis-token";
+
+fn schemathesis() -> Command {
+    let installed = Command::new("schemathesis").arg("--version").output();
+    if !installed.is_ok_and(|o| o.status.success()) {
+        let pip = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "schemathesis"])
+            .status()
+            .expect("python3 is needed to install schemathesis");
+        assert!(
+            pip.success(),
+            "`python3 -m pip install schemathesis` failed"
+        );
+    }
+    Command::new("schemathesis")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_conforms_to_its_openapi_document() {
+    // Small bounds, so generated inputs also reach the limit errors quickly.
+    let limits = Limits {
+        body_limit: 256 * 1024,
+        max_batch: 8,
+        ..Limits::default()
+    };
+    // With a token, so the auth checks (missing or ignored Authorization) run too.
+    let server = monolithic(limits, None, Some(TOKEN)).await;
+    let schema = server.at("/openapi.json");
+    let output = tokio::task::spawn_blocking(move || {
+        schemathesis()
+            .args(["run", &schema, "--checks", "all", "--max-examples", "40"])
+            .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
+            .args(["--workers", "2", "--request-timeout", "30", "--seed", "1"])
+            .args(["--suppress-health-check", "all", "--no-color"])
+            .env("SCHEMATHESIS_TELEMETRY", "false")
+            .output()
+            .expect("running schemathesis")
+    })
+    .await
+    .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+    server.shutdown().await;
+}
