@@ -32,6 +32,9 @@ pub enum Command {
     Cost(CostArgs),
     /// Simulate serverless functions against instances on one seeded trace, with plots.
     Simulate(SimulateArgs),
+    /// Serve the HTTP API (classify, batch, models, health, metrics, OpenAPI) over any
+    /// execution mode (docs/serve.md).
+    Serve(ServeArgs),
 }
 
 /// `seqless train`.
@@ -176,6 +179,78 @@ pub enum BenchCommand {
     Serverless(BenchServerlessArgs),
     /// Tensor put/get throughput of a store, against redis-benchmark on the same server.
     Store(BenchStoreArgs),
+    /// Queries/s and latency of a running `seqless serve` at rising client concurrency.
+    Load(BenchLoadArgs),
+}
+
+/// `seqless serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Model directory (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Address to listen on (port 0 picks a free one; the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Execution mode and its settings.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+    /// Largest request body, bytes (413 above it).
+    #[arg(long, default_value_t = 4 << 20)]
+    pub body_limit: usize,
+    /// Queries in flight at once; more are refused with 503 and Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub max_in_flight: usize,
+    /// Time a request may take from admission to answer, ms (504 after it).
+    #[arg(long, default_value_t = 30_000)]
+    pub deadline_ms: u64,
+    /// Most texts in one POST /v1/classify/batch.
+    #[arg(long, default_value_t = 64)]
+    pub max_batch_texts: usize,
+    /// Read the bearer token from this file instead of $SEQLESS_API_TOKEN (no token: no auth).
+    #[arg(long)]
+    pub auth_token_file: Option<PathBuf>,
+    /// Monolithic dynamic batching: run up to this many queries as one job (1: off).
+    #[arg(long, default_value_t = 1)]
+    pub batch_max: usize,
+    /// Monolithic dynamic batching: longest a query waits for others to join its job, ms.
+    #[arg(long, default_value_t = 2)]
+    pub batch_wait_ms: u64,
+}
+
+/// `seqless bench load`.
+#[derive(Debug, Args)]
+pub struct BenchLoadArgs {
+    /// Base URL of a running `seqless serve`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Concurrent clients, comma-separated; the first level is the speedup baseline.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
+    pub concurrency: Vec<usize>,
+    /// Size of every query, bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub bytes: usize,
+    /// Timed requests per run.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+    /// Runs per level; the median run is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Cut the queries from this text file instead of random words.
+    #[arg(long)]
+    pub text_file: Option<PathBuf>,
+    /// Read the bearer token from this file instead of $SEQLESS_API_TOKEN.
+    #[arg(long)]
+    pub auth_token_file: Option<PathBuf>,
+    /// Write the table as CSV here too.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Draw throughput and latency against concurrency here (.svg or .png).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Name of this run in the plot's titles.
+    #[arg(long, default_value = "seqless serve")]
+    pub title: String,
 }
 
 /// `seqless bench serverless`.

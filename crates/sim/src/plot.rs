@@ -505,3 +505,65 @@ pub fn timeline(report: &SimReport, path: impl AsRef<Path>) -> Result<(), SimErr
         path.as_ref(),
     )
 }
+
+/// One measured line of a [`measured_chart`] panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredLine {
+    /// Legend entry.
+    pub label: String,
+    /// (x, y) points, in x order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One panel of a [`measured_chart`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredPanel {
+    /// Caption.
+    pub title: String,
+    /// X axis description.
+    pub x_label: String,
+    /// Y axis description.
+    pub y_label: String,
+    /// The lines, coloured in order.
+    pub lines: Vec<MeasuredLine>,
+    /// A logarithmic y axis (latencies).
+    pub log_y: bool,
+}
+
+/// Measured lines in side-by-side panels, each on its own y scale: for benchmarks outside
+/// the simulator (`seqless bench load`), so every chart of the project renders alike (same
+/// embedded font, marks and formats).
+pub fn measured_chart(panels: &[MeasuredPanel], path: impl AsRef<Path>) -> Result<(), SimError> {
+    let palette = [
+        SERVERLESS,
+        INSTANCES,
+        PERCENTILE_SHADES[0],
+        PERCENTILE_SHADES[1],
+        PERCENTILE_SHADES[2],
+    ];
+    let panels = panels
+        .iter()
+        .map(|p| Panel {
+            title: p.title.clone(),
+            x_label: p.x_label.clone(),
+            y_label: p.y_label.clone(),
+            series: p
+                .lines
+                .iter()
+                .zip(palette.iter().cycle())
+                .map(|(l, &color)| series(&l.label, l.points.clone(), color, Stroke::Measured))
+                .collect(),
+            log_y: p.log_y,
+        })
+        .collect::<Vec<_>>();
+    let width = 600 * panels.len().max(1) as u32;
+    save(
+        &Figure {
+            panels,
+            shared_y: false,
+            width,
+            height: 500,
+        },
+        path.as_ref(),
+    )
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches.
 
 mod bench_forward;
+mod bench_load;
 mod bench_serverless;
 mod bench_store;
 mod classify;
@@ -8,6 +9,7 @@ mod cost;
 mod data_langid;
 mod eval;
 mod exec;
+mod serve;
 mod simulate;
 mod train;
 
@@ -25,9 +27,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Forward(args)) => bench_forward::run(args),
         Command::Bench(BenchCommand::Serverless(args)) => bench_serverless::run(args),
         Command::Bench(BenchCommand::Store(args)) => bench_store::run(args),
+        Command::Bench(BenchCommand::Load(args)) => bench_load::run(args),
         Command::Data(DataCommand::Langid(args)) => data_langid::run(args),
         Command::Cost(args) => cost::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

@@ -1,0 +1,72 @@
+//! `seqless serve`: the master node's HTTP API over the execution mode the flags choose.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use seqless_model::{CONFIG_FILE, ModelConfig, TfilmModel};
+use seqless_server::{
+    ApiToken, Batching, Engine, Limits, Metrics, Service, serve, shutdown_signal,
+};
+
+use crate::cli::ServeArgs;
+
+/// The model's name in `GET /v1/models`: its directory's name.
+fn model_name(args: &ServeArgs) -> String {
+    let dir = args
+        .model
+        .canonicalize()
+        .unwrap_or_else(|_| args.model.clone());
+    dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let token = ApiToken::from_env_or_file(args.auth_token_file.as_deref())?;
+    let limits = Limits {
+        body_limit: args.body_limit,
+        max_in_flight: args.max_in_flight,
+        deadline: Duration::from_millis(args.deadline_ms.max(1)),
+        max_batch: args.max_batch_texts,
+    };
+    let rt = super::exec::runtime()?;
+    rt.block_on(async {
+        let metrics = Arc::new(Metrics::new());
+        let engine = if args.exec.mode == "serverless" {
+            // The functions hold the weights; the master needs only the config.
+            let config = ModelConfig::load(&args.model.join(CONFIG_FILE))?;
+            Engine::Serverless(super::exec::coordinator(&args.model, config, &args.exec).await?)
+        } else {
+            let batching = Batching {
+                max: args.batch_max,
+                wait: Duration::from_millis(args.batch_wait_ms),
+            };
+            Engine::monolithic(TfilmModel::load(&args.model)?, Some(batching), &metrics)
+        };
+        let mode = engine.mode();
+        let auth = if token.is_some() {
+            "bearer token required"
+        } else {
+            "no auth"
+        };
+        let service = Arc::new(Service::new(
+            engine,
+            model_name(&args),
+            limits,
+            metrics,
+            token,
+        ));
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("seqless serve: listening on http://{addr} ({mode}, {auth})");
+        std::io::stdout().flush()?;
+        serve(listener, service, shutdown_signal()).await?;
+        println!("seqless serve: stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,238 @@
+//! `seqless serve` as a process: a load of 500 queries at concurrency 32 answered without
+//! error and equal to the model and to `seqless classify`, and a graceful SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use seqless_model::TfilmModel;
+use serde_json::json;
+
+fn langid() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/langid")
+}
+
+/// A running `seqless serve`, killed on drop if the test did not stop it.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_seqless"))
+            .args([
+                "serve",
+                "--model",
+                langid().to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env_remove("SEQLESS_API_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn seqless serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// 500 short texts in several languages, each different.
+fn texts() -> Vec<String> {
+    let sentences = [
+        "Der schnelle braune Fuchs springt über den faulen Hund",
+        "Le renard brun rapide saute par-dessus le chien paresseux",
+        "The quick brown fox jumps over the lazy dog",
+        "Быстрая коричневая лиса прыгает через ленивую собаку",
+        "Szybki brązowy lis przeskakuje nad leniwym psem",
+        "Il rapido volpe marrone salta sopra il cane pigro",
+    ];
+    (0..500)
+        .map(|i| format!("{} {i}", sentences[i % sentences.len()]))
+        .collect()
+}
+
+#[test]
+fn a_load_of_500_queries_at_concurrency_32_is_answered_like_the_cli() {
+    let serve = Serve::start(&[]);
+    let texts = Arc::new(texts());
+    let url = format!("{}/v1/classify", serve.url);
+    let rt = runtime();
+    let replies: Vec<(usize, serde_json::Value)> = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let workers = (0..32).map(|_| {
+            let (client, next, texts, url) =
+                (client.clone(), next.clone(), texts.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= texts.len() {
+                        return out;
+                    }
+                    let response = client
+                        .post(&url)
+                        .json(&json!({ "text": texts[i] }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200, "query {i}");
+                    out.push((i, response.json().await.unwrap()));
+                }
+            })
+        });
+        let mut all = Vec::new();
+        for worker in futures_util::future::join_all(workers).await {
+            all.extend(worker.unwrap());
+        }
+        all
+    });
+    assert_eq!(replies.len(), 500, "every query answered");
+    let model = TfilmModel::load(&langid()).unwrap();
+    for (i, reply) in &replies {
+        let expected = model.forward(texts[*i].as_bytes()).unwrap();
+        assert_eq!(reply["label"], expected.label.as_str(), "text {i}");
+        for (label, p) in model.config.labels.iter().zip(&expected.probabilities) {
+            let got = reply["probabilities"][label].as_f64().unwrap();
+            assert!((got - f64::from(*p)).abs() < 1e-5, "text {i}, {label}");
+        }
+    }
+    // The same texts through the real `seqless classify --json`.
+    for (i, reply) in replies.iter().filter(|(i, _)| i % 97 == 0) {
+        let out = Command::new(env!("CARGO_BIN_EXE_seqless"))
+            .args([
+                "classify",
+                "--model",
+                langid().to_str().unwrap(),
+                "--json",
+                &texts[*i],
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(reply["label"], cli["label"], "text {i}");
+        for (label, p) in model
+            .config
+            .labels
+            .iter()
+            .zip(cli["probabilities"].as_array().unwrap())
+        {
+            let got = reply["probabilities"][label].as_f64().unwrap();
+            assert!(
+                (got - p.as_f64().unwrap()).abs() < 1e-5,
+                "text {i}, {label}"
+            );
+        }
+    }
+    let metrics = rt.block_on(async {
+        let response = reqwest::get(format!("{}/metrics", serve.url))
+            .await
+            .unwrap();
+        response.text().await.unwrap()
+    });
+    assert!(
+        metrics.contains("seqless_queries_total{outcome=\"ok\"} 500"),
+        "{metrics}"
+    );
+}
+
+/// The value of the in-flight gauge, polled until it reads `n`.
+async fn wait_in_flight(url: &str, n: u32) {
+    let sample = format!("seqless_queries_in_flight {n}\n");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let text = reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(&sample) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the server never had {n} queries in flight");
+}
+
+#[test]
+fn sigterm_lets_the_in_flight_query_finish_then_exits_0() {
+    let mut serve = Serve::start(&[]);
+    let rt = runtime();
+    let url = serve.url.clone();
+    let reply = rt.block_on(async {
+        let long = "lorem ipsum dolor sit amet ".repeat(38_000);
+        let endpoint = format!("{url}/v1/classify");
+        let request = tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(endpoint)
+                .json(&json!({ "text": long }))
+                .send()
+                .await
+        });
+        wait_in_flight(&url, 1).await;
+        let kill = Command::new("kill")
+            .args(["-TERM", &serve.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let response = request
+            .await
+            .unwrap()
+            .expect("the in-flight query is answered");
+        (
+            response.status().as_u16(),
+            response.json::<serde_json::Value>().await.unwrap(),
+        )
+    });
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    assert!(reply.1["label"].is_string());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seqless serve did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    // Nothing listens any more.
+    let refused = rt.block_on(reqwest::get(format!("{url}/healthz")));
+    assert!(refused.is_err(), "still accepting after shutdown");
+}
