@@ -35,6 +35,58 @@ pub enum Command {
     /// Serve the HTTP API (classify, batch, models, health, metrics, OpenAPI) over any
     /// execution mode (docs/serve.md).
     Serve(ServeArgs),
+    /// Run as a function process on the Lambda Runtime API (AWS Lambda's `bootstrap`, or
+    /// spawned by `seqless platform`); configured by SEQLESS_MODEL, SEQLESS_STORE,
+    /// SEQLESS_KEY_PREFIX and SEQLESS_TTL_SECS (docs/lambda.md).
+    Function,
+    /// Run a Lambda-compatible local platform: the Invoke API for callers, function
+    /// processes on the Runtime API (docs/platform.md).
+    Platform(PlatformArgs),
+}
+
+/// `seqless platform`.
+#[derive(Debug, Args)]
+pub struct PlatformArgs {
+    /// Address of the Invoke API (port 0 picks a free one; the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: std::net::SocketAddr,
+    /// Model directory the function processes load.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Store the function processes share: redis://..., rediss://..., redis+cluster://...
+    #[arg(long)]
+    pub store: String,
+    /// Prefix of every store key (the coordinator's --key-prefix).
+    #[arg(long, default_value = "seqless:")]
+    pub key_prefix: String,
+    /// Expiry of every stored tensor, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub ttl_secs: u64,
+    /// Function processes alive at once, over all functions.
+    #[arg(long, default_value_t = 8)]
+    pub max_concurrency: usize,
+    /// Invocations that may wait for a busy platform before it throttles (429); 0
+    /// throttles at once, as Lambda does.
+    #[arg(long, default_value_t = 256)]
+    pub queue: usize,
+    /// Seconds an idle function process stays warm.
+    #[arg(long, default_value_t = 600.0)]
+    pub idle_timeout: f64,
+    /// Seconds an invocation may run before it is failed and its process killed.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Memory size of every function, MB (billing and AWS_LAMBDA_FUNCTION_MEMORY_SIZE).
+    #[arg(long, default_value_t = 1024)]
+    pub memory_mb: u32,
+    /// Memory sizes by stage kind, such as tfilm=256,head=256.
+    #[arg(long, default_value = "", value_parser = seqless_platform::parse_function_memory)]
+    pub function_memory: std::collections::BTreeMap<String, u32>,
+    /// Function names are this prefix plus the stage kind (seqless-conv, ...).
+    #[arg(long, default_value = "seqless-")]
+    pub function_prefix: String,
+    /// The function binary, run as `EXE function` [default: this seqless].
+    #[arg(long)]
+    pub worker_exe: Option<PathBuf>,
 }
 
 /// `seqless train`.
@@ -131,9 +183,20 @@ pub struct ExecArgs {
     /// Expiry of every stored tensor, in seconds.
     #[arg(long, default_value_t = 300)]
     pub ttl_secs: u64,
-    /// Where functions run: inproc (a pool in this process).
-    #[arg(long, default_value = "inproc", value_parser = ["inproc"])]
+    /// Where functions run: inproc (a pool in this process), local (`seqless platform` at
+    /// --endpoint) or lambda (AWS Lambda through the SDK; --endpoint overrides its URL).
+    /// local and lambda need a shared store (Redis).
+    #[arg(long, default_value = "inproc", value_parser = ["inproc", "local", "lambda"])]
     pub platform: String,
+    /// Invoke API base URL: required by local, optional for lambda.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// AWS region for lambda [default: the SDK's chain, else us-east-1].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Function names are this prefix plus the stage kind (seqless-conv, ...).
+    #[arg(long, default_value = "seqless-")]
+    pub function_prefix: String,
     /// Function invocations at once (default: cores).
     #[arg(long)]
     pub concurrency: Option<usize>,
@@ -181,6 +244,31 @@ pub enum BenchCommand {
     Store(BenchStoreArgs),
     /// Queries/s and latency of a running `seqless serve` at rising client concurrency.
     Load(BenchLoadArgs),
+    /// The local Lambda platform: cold start, warm overhead, latency against inproc.
+    Platform(BenchPlatformArgs),
+}
+
+/// `seqless bench platform`.
+#[derive(Debug, Args)]
+pub struct BenchPlatformArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Redis URL (function processes share no memory).
+    #[arg(long)]
+    pub store: String,
+    /// Query sizes in bytes for the serverless comparison, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "65536,1048576")]
+    pub bytes: Vec<usize>,
+    /// Conv functions per layer in the serverless comparison.
+    #[arg(long, default_value_t = 2)]
+    pub splits: usize,
+    /// Samples per figure; the median is reported.
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Write the figures as CSV here too.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
 }
 
 /// `seqless serve`.

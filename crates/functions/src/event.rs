@@ -15,7 +15,7 @@ pub struct StageEvent {
 }
 
 /// What a function reports back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageResult {
     /// Time in the kernels, excluding store I/O.
     pub compute_ms: f64,
@@ -26,6 +26,62 @@ pub struct StageResult {
     /// The final logits, from the head or classifier stage only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<f32>>,
+    /// How the instance started, on the first result of a function process only: the
+    /// Runtime API has no other channel from the function to whoever bills its cold start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitTimes>,
+}
+
+/// The two parts of a function process's cold start, as the process itself measured them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InitTimes {
+    /// From the platform spawning the process to its entry point running (exec, dynamic
+    /// linking, argument parsing); unknown where the platform did not pass the spawn time
+    /// (real AWS Lambda).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_start_ms: Option<f64>,
+    /// Loading the model and connecting to the store.
+    pub model_load_ms: f64,
+}
+
+/// A no-op event that runs no stage: it measures the platform's own round trip (warm
+/// overhead, cold start) and, with `hold_ms`, keeps a function busy for tests of
+/// timeouts, crashes and concurrency limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// How long the function waits before answering.
+    #[serde(default)]
+    pub hold_ms: u64,
+}
+
+/// Everything a function process accepts: a stage, or a ping (`{"ping": {"hold_ms": 0}}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionEvent {
+    /// Run one stage (boxed: a stage is large, a ping tiny).
+    Stage(Box<StageEvent>),
+    /// Answer with an empty result.
+    Ping(Ping),
+}
+
+impl FunctionEvent {
+    /// Reads an event, refusing a malformed one with the serde message that names the field.
+    pub fn from_json(value: serde_json::Value) -> Result<Self, crate::FunctionError> {
+        match value.get("ping") {
+            Some(ping) => serde_json::from_value(ping.clone())
+                .map(Self::Ping)
+                .map_err(|e| crate::FunctionError::permanent(format!("malformed ping event: {e}"))),
+            None => serde_json::from_value(value)
+                .map(|e| Self::Stage(Box::new(e)))
+                .map_err(|e| {
+                    crate::FunctionError::permanent(format!("malformed stage event: {e}"))
+                }),
+        }
+    }
+
+    /// The JSON of a ping, for callers that have no [`StageEvent`] at hand.
+    pub fn ping_json(ping: Ping) -> serde_json::Value {
+        serde_json::json!({ "ping": ping })
+    }
 }
 
 /// How a platform ran an invocation: what Lambda would bill.

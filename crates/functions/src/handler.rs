@@ -294,5 +294,6 @@ pub async fn handle(
         bytes_in: io.bytes_in,
         bytes_out: io.bytes_out,
         logits,
+        init: None,
     })
 }

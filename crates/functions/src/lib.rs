@@ -9,15 +9,27 @@
 //! - [`Platform`]: where functions run. [`InprocPlatform`] is the embedded default, a pool
 //!   of instances inside the master's process with a concurrency limit, lazy cold starts,
 //!   warm reuse and idle reaping, recording Lambda-style billing for every invocation.
+//!   `LocalPlatform` (feature `local`) and `LambdaPlatform` (feature `aws`) invoke the same
+//!   handler in function processes through the Lambda Invoke API; [`lambda_api`] holds the
+//!   wire shapes both ends of that API share (error bodies, the REPORT billing line).
+//! - `runtime` (feature `runtime`): the function process's entry point on the Lambda
+//!   Runtime API, the same binary on AWS Lambda and on the local platform.
 //!
 //! [`TensorStore`]: seqless_store::TensorStore
 
 mod error;
 mod event;
 mod handler;
+pub mod lambda_api;
 pub mod platform;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 
 pub use error::{ErrorKind, FunctionError};
-pub use event::{InvocationMeta, StageEvent, StageResult};
+pub use event::{FunctionEvent, InitTimes, InvocationMeta, Ping, StageEvent, StageResult};
 pub use handler::{FunctionContext, handle};
-pub use platform::{InprocOptions, InprocPlatform, Platform};
+#[cfg(feature = "aws")]
+pub use platform::LambdaPlatform;
+#[cfg(feature = "local")]
+pub use platform::LocalPlatform;
+pub use platform::{InprocOptions, InprocPlatform, InvokeOptions, Platform};

@@ -4,10 +4,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_cost::Pricing;
-use seqless_functions::{InprocOptions, InprocPlatform};
+use seqless_functions::{
+    InprocOptions, InprocPlatform, InvokeOptions, LambdaPlatform, LocalPlatform, Platform,
+};
 use seqless_model::ModelConfig;
 use seqless_plan::Limits;
 use seqless_store::{StoreOptions, TensorStore, open_store};
@@ -35,24 +37,61 @@ pub async fn store(url: &str, key_prefix: &str) -> Result<Arc<dyn TensorStore>> 
     Ok(open_store(url, options).await?)
 }
 
+/// Upper bound on one invocation through the Invoke API: Lambda's longest timeout.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Where the functions run, from `--platform` and its flags.
+pub async fn platform(
+    model_dir: &Path,
+    args: &ExecArgs,
+    store: Arc<dyn TensorStore>,
+) -> Result<Arc<dyn Platform>> {
+    let invoke = InvokeOptions {
+        function_prefix: args.function_prefix.clone(),
+        fallback_memory_mb: args.memory_mb,
+        timeout: INVOKE_TIMEOUT,
+    };
+    Ok(match args.platform.as_str() {
+        "local" => {
+            let Some(endpoint) = &args.endpoint else {
+                bail!(
+                    "--platform local needs --endpoint http://HOST:PORT (start one with `seqless platform`)"
+                );
+            };
+            Arc::new(LocalPlatform::new(endpoint, invoke)?)
+        }
+        "lambda" => Arc::new(
+            LambdaPlatform::connect(args.endpoint.as_deref(), args.region.as_deref(), invoke)
+                .await?,
+        ),
+        _ => Arc::new(InprocPlatform::new(
+            InprocOptions {
+                model_dir: model_dir.to_path_buf(),
+                concurrency: args.concurrency.unwrap_or_else(cores),
+                idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+                memory_mb: args.memory_mb,
+                ttl: Duration::from_secs(args.ttl_secs.max(1)),
+            },
+            store,
+        )),
+    })
+}
+
 /// Builds the master for a model directory: store, platform and plan settings.
 pub async fn coordinator(
     model_dir: &Path,
     config: ModelConfig,
     args: &ExecArgs,
 ) -> Result<Coordinator> {
+    if args.platform != "inproc" && args.store == "memory" {
+        bail!(
+            "--platform {} with --store memory: function processes share no memory with this one, so stages could not read each other's tensors; give a shared store such as --store redis://127.0.0.1:6379",
+            args.platform
+        );
+    }
     let store = store(&args.store, &args.key_prefix).await?;
     let ttl = Duration::from_secs(args.ttl_secs.max(1));
-    let platform = InprocPlatform::new(
-        InprocOptions {
-            model_dir: model_dir.to_path_buf(),
-            concurrency: args.concurrency.unwrap_or_else(cores),
-            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-            memory_mb: args.memory_mb,
-            ttl,
-        },
-        store.clone(),
-    );
+    let platform = platform(model_dir, args, store.clone()).await?;
     let pricing = match &args.pricing {
         Some(path) => Pricing::load(path)
             .with_context(|| format!("loading prices from {}", path.display()))?,
@@ -70,5 +109,5 @@ pub async fn coordinator(
         pricing,
         arch: args.arch,
     };
-    Ok(Coordinator::new(config, store, Arc::new(platform), options))
+    Ok(Coordinator::new(config, store, platform, options))
 }

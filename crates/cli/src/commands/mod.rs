@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches.
 
 mod bench_forward;
+mod bench_platform;
 mod bench_load;
 mod bench_serverless;
 mod bench_store;
@@ -9,6 +10,8 @@ mod cost;
 mod data_langid;
 mod eval;
 mod exec;
+mod function;
+mod platform;
 mod serve;
 mod simulate;
 mod train;
@@ -27,10 +30,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Forward(args)) => bench_forward::run(args),
         Command::Bench(BenchCommand::Serverless(args)) => bench_serverless::run(args),
         Command::Bench(BenchCommand::Store(args)) => bench_store::run(args),
+        Command::Bench(BenchCommand::Platform(args)) => bench_platform::run(args),
         Command::Bench(BenchCommand::Load(args)) => bench_load::run(args),
         Command::Data(DataCommand::Langid(args)) => data_langid::run(args),
         Command::Cost(args) => cost::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Function => function::run(),
+        Command::Platform(args) => platform::run(args),
         Command::Serve(args) => serve::run(args),
     }
 }

@@ -1,0 +1,52 @@
+//! `seqless platform`: the local Lambda platform, until Ctrl-C.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use seqless_platform::{PlatformOptions, PlatformServer};
+
+use crate::cli::PlatformArgs;
+
+fn seconds(flag: &str, s: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(s).with_context(|| format!("{flag} {s}: not a number of seconds"))
+}
+
+/// The platform's options from its flags; the function binary defaults to this one.
+pub fn options(args: PlatformArgs) -> Result<PlatformOptions> {
+    let worker_exe = match args.worker_exe {
+        Some(exe) => exe,
+        None => std::env::current_exe().context("finding this executable")?,
+    };
+    let model_dir = std::path::absolute(&args.model)
+        .with_context(|| format!("--model {}", args.model.display()))?;
+    Ok(PlatformOptions {
+        listen: args.listen,
+        model_dir,
+        store_url: args.store,
+        key_prefix: args.key_prefix,
+        ttl_secs: args.ttl_secs.max(1),
+        worker_exe,
+        function_prefix: args.function_prefix,
+        max_concurrency: args.max_concurrency,
+        queue_bound: args.queue,
+        idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
+        timeout: seconds("--timeout", args.timeout)?,
+        memory_mb: args.memory_mb,
+        function_memory: args.function_memory,
+    })
+}
+
+pub fn run(args: PlatformArgs) -> Result<()> {
+    let options = options(args)?;
+    super::exec::runtime()?.block_on(async {
+        let platform = PlatformServer::start(options).await?;
+        // The first line of stdout is the endpoint, for scripts and tests.
+        println!("listening on {}", platform.endpoint());
+        std::io::stdout().flush()?;
+        tokio::signal::ctrl_c().await?;
+        eprintln!("stopping: killing function processes");
+        platform.shutdown().await;
+        anyhow::Ok(())
+    })
+}

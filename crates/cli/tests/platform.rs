@@ -1,0 +1,433 @@
+//! The local Lambda platform with real function processes (`seqless function`), real HTTP
+//! and a real redis-server: results equal to the monolithic model over both plans and both
+//! invokers (our HTTP client and the AWS SDK), the concurrency limit, idle reaping, crash
+//! recovery, and Lambda-shaped failures.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use seqless_coordinator::{Coordinator, CoordinatorOptions};
+use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
+use seqless_functions::{ErrorKind, InvokeOptions, LocalPlatform, Ping};
+use seqless_model::testing::{config, random, write_model};
+use seqless_model::{GateActivation, ModelConfig, Modulation, TfilmModel};
+use seqless_plan::{PlanKind, Splits, StageKind};
+use seqless_platform::{PlatformOptions, PlatformServer};
+use seqless_store::testing::RedisServer;
+use seqless_store::{StoreOptions, open_store};
+
+const SEQLESS: &str = env!("CARGO_BIN_EXE_seqless");
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn model(dir: &Path) -> (ModelConfig, TfilmModel) {
+    let cfg = config(
+        4,
+        "6:3:2:4,5:4:1:2",
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        3,
+    );
+    write_model(dir, &cfg, &random(&cfg, 11, 0.8));
+    (cfg, TfilmModel::load(dir).unwrap())
+}
+
+fn options(model_dir: &Path, redis: &RedisServer) -> PlatformOptions {
+    PlatformOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        model_dir: model_dir.to_path_buf(),
+        store_url: redis.url(),
+        key_prefix: "seqless:".into(),
+        ttl_secs: 60,
+        worker_exe: SEQLESS.into(),
+        function_prefix: DEFAULT_FUNCTION_PREFIX.into(),
+        max_concurrency: 4,
+        queue_bound: 64,
+        idle_timeout: Duration::from_secs(600),
+        timeout: Duration::from_secs(60),
+        memory_mb: 1024,
+        function_memory: [("tfilm".to_owned(), 256), ("head".to_owned(), 256)]
+            .into_iter()
+            .collect(),
+    }
+}
+
+fn client(platform: &PlatformServer) -> LocalPlatform {
+    LocalPlatform::new(
+        &platform.endpoint(),
+        InvokeOptions {
+            function_prefix: DEFAULT_FUNCTION_PREFIX.into(),
+            fallback_memory_mb: 1,
+            timeout: PATIENCE,
+        },
+    )
+    .unwrap()
+}
+
+async fn coordinator(
+    cfg: &ModelConfig,
+    redis: &RedisServer,
+    platform: &PlatformServer,
+    plan: PlanKind,
+    splits: usize,
+) -> Coordinator {
+    let store = open_store(&redis.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    let options = CoordinatorOptions {
+        plan,
+        splits: Splits::Fixed(splits),
+        ..CoordinatorOptions::default()
+    };
+    Coordinator::new(cfg.clone(), store, Arc::new(client(platform)), options)
+}
+
+fn assert_close(got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() <= 1e-4, "logits {got:?} != {want:?}");
+    }
+}
+
+async fn metrics(platform: &PlatformServer) -> String {
+    reqwest::get(format!("{}/metrics", platform.endpoint()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of an unlabelled series.
+fn series(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} missing from\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_processes_compute_what_the_monolithic_model_does_for_both_plans() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, model) = model(dir.path());
+    let platform = PlatformServer::start(options(dir.path(), &redis))
+        .await
+        .unwrap();
+    let input = "Grüße aus Köln — a query long enough to split over several functions. ".repeat(8);
+    let want = model.forward(input.as_bytes()).unwrap();
+    for (plan, splits) in [(PlanKind::Fused, 3), (PlanKind::Paper, 2)] {
+        let coordinator = coordinator(&cfg, &redis, &platform, plan, splits).await;
+        for _ in 0..2 {
+            let got = coordinator.classify(input.as_bytes()).await.unwrap();
+            assert_eq!(got.prediction.label, want.label, "{plan:?}");
+            assert_close(&got.prediction.logits, &want.logits);
+            let trace = &got.trace;
+            assert!(trace.invocations.iter().all(|i| i.billed_ms >= 1));
+            for i in &trace.invocations {
+                let memory = if matches!(i.stage, StageKind::Tfilm | StageKind::Head) {
+                    256
+                } else {
+                    1024
+                };
+                assert_eq!(i.memory_mb, memory, "{:?}", i.stage);
+                assert_eq!(i.cold, i.init_ms > 0.0);
+            }
+        }
+    }
+    // The first query of the first plan started processes; the second reused them.
+    let m = metrics(&platform).await;
+    assert!(
+        m.contains(r#"seqless_platform_cold_starts_total{function="seqless-conv"}"#),
+        "{m}"
+    );
+    assert!(
+        m.contains("seqless_platform_init_model_load_seconds_count"),
+        "{m}"
+    );
+    assert!(
+        m.contains("seqless_platform_init_process_start_seconds_count"),
+        "{m}"
+    );
+    platform.shutdown().await;
+}
+
+/// `seqless platform` as its own process, read until it prints its endpoint.
+struct PlatformProcess {
+    child: Child,
+    endpoint: String,
+}
+
+impl PlatformProcess {
+    fn start(model_dir: &Path, redis: &RedisServer) -> Self {
+        let mut child = Command::new(SEQLESS)
+            .args(["platform", "--listen", "127.0.0.1:0", "--model"])
+            .arg(model_dir)
+            .args(["--store", &redis.url(), "--function-memory", "head=256"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let endpoint = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self { child, endpoint }
+    }
+}
+
+impl Drop for PlatformProcess {
+    fn drop(&mut self) {
+        // Its function processes die with it: they are spawned kill-on-drop, and they exit
+        // once their Runtime API is gone.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_aws_sdk_invokes_the_same_functions_through_the_endpoint_override() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, model) = model(dir.path());
+    let platform = PlatformProcess::start(dir.path(), &redis);
+    let text = "Dzień dobry, jak się masz? ".repeat(6);
+    let want = model.forward(text.as_bytes()).unwrap();
+    for plan in ["fused", "paper"] {
+        let out = Command::new(SEQLESS)
+            .args(["classify", "--model"])
+            .arg(dir.path())
+            .args([
+                "--mode",
+                "serverless",
+                "--platform",
+                "lambda",
+                "--endpoint",
+                &platform.endpoint,
+            ])
+            .args([
+                "--store",
+                &redis.url(),
+                "--plan",
+                plan,
+                "--splits",
+                "2",
+                "--json",
+                &text,
+            ])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(got["label"], want.label.as_str());
+        let logits: Vec<f32> = serde_json::from_value(got["logits"].clone()).unwrap();
+        assert_close(&logits, &want.logits);
+        let invocations = got["trace"]["invocations"].as_array().unwrap();
+        assert!(
+            invocations
+                .iter()
+                .any(|i| i["stage"] == "head" && i["memory_mb"] == 256)
+                || plan == "paper"
+        );
+    }
+    // A memory store cannot be shared with function processes: refused, saying why.
+    let out = Command::new(SEQLESS)
+        .args(["classify", "--model"])
+        .arg(dir.path())
+        .args([
+            "--mode",
+            "serverless",
+            "--platform",
+            "local",
+            "--endpoint",
+            &platform.endpoint,
+            "hi",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--store memory") && err.contains("share no memory"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_stay_within_the_concurrency_limit_and_idle_ones_are_reaped() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, model) = model(dir.path());
+    let mut opts = options(dir.path(), &redis);
+    opts.max_concurrency = 2;
+    opts.idle_timeout = Duration::from_millis(500);
+    let platform = PlatformServer::start(opts).await.unwrap();
+    let coordinator = coordinator(&cfg, &redis, &platform, PlanKind::Fused, 3).await;
+    let inputs: Vec<String> = (0..6)
+        .map(|i| format!("query {i} ").repeat(20 + i))
+        .collect();
+    let results = join_all(inputs.iter().map(|q| coordinator.classify(q.as_bytes()))).await;
+    for (q, got) in inputs.iter().zip(results) {
+        let want = model.forward(q.as_bytes()).unwrap();
+        assert_close(&got.unwrap().prediction.logits, &want.logits);
+    }
+    let m = metrics(&platform).await;
+    let peak = series(&m, "seqless_platform_workers_alive_peak");
+    assert!(
+        (1.0..=2.0).contains(&peak),
+        "peak {peak} processes with a limit of 2"
+    );
+    let give_up = Instant::now() + PATIENCE;
+    while !platform.workers().is_empty() {
+        assert!(
+            Instant::now() < give_up,
+            "idle processes not reaped: {:?}",
+            platform.workers()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        series(
+            &metrics(&platform).await,
+            "seqless_platform_workers_reaped_total"
+        ) >= 1.0
+    );
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_invocation_fails_it_and_the_next_query_succeeds() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, model) = model(dir.path());
+    let platform = PlatformServer::start(options(dir.path(), &redis))
+        .await
+        .unwrap();
+    let local = client(&platform);
+    let held =
+        tokio::spawn(async move { local.ping(StageKind::Conv, Ping { hold_ms: 120_000 }).await });
+    let give_up = Instant::now() + PATIENCE;
+    let pid = loop {
+        // Busy from assignment on: killed while loading or while holding the ping, the
+        // invocation must fail the same way.
+        if let Some(w) = platform.workers().into_iter().find(|w| w.state == "busy") {
+            break w.pid;
+        }
+        assert!(Instant::now() < give_up, "the ping never reached a process");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let err = tokio::time::timeout(PATIENCE, held)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable, "{err}");
+    assert!(err.message.contains("Runtime.ExitError"), "{err}");
+
+    let coordinator = coordinator(&cfg, &redis, &platform, PlanKind::Fused, 2).await;
+    let got = coordinator.classify(b"after the crash").await.unwrap();
+    assert_close(
+        &got.prediction.logits,
+        &model.forward(b"after the crash").unwrap().logits,
+    );
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_events_and_failed_inits_come_back_as_lambda_function_errors() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    model(dir.path());
+    let platform = PlatformServer::start(options(dir.path(), &redis))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let invoke = |body: &'static str| {
+        http.post(format!(
+            "{}/2015-03-31/functions/seqless-conv/invocations",
+            platform.endpoint()
+        ))
+        .body(body)
+        .send()
+    };
+    let bad = invoke(r#"{"query_id": 5}"#).await.unwrap();
+    assert_eq!(bad.status(), 200);
+    assert_eq!(bad.headers()["X-Amz-Function-Error"], "Unhandled");
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["errorType"], "Permanent");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("malformed stage event"),
+        "{body}"
+    );
+    // The process survived the bad event and answers the next one.
+    let ping = invoke(r#"{"ping": {}}"#).await.unwrap();
+    assert_eq!(ping.status(), 200);
+    assert!(ping.headers().get("X-Amz-Function-Error").is_none());
+    platform.shutdown().await;
+
+    // A model that does not load: the init error arrives through the Runtime API.
+    let broken = tempfile::tempdir().unwrap();
+    model(broken.path());
+    std::fs::write(broken.path().join("model.safetensors"), b"not safetensors").unwrap();
+    let platform = PlatformServer::start(options(broken.path(), &redis))
+        .await
+        .unwrap();
+    let err = client(&platform)
+        .ping(StageKind::Conv, Ping::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
+    assert!(err.message.contains("model"), "{err}");
+    platform.shutdown().await;
+
+    // An unreachable store is an init error worth retrying.
+    let mut opts = options(dir.path(), &redis);
+    opts.store_url = "redis://127.0.0.1:1".into();
+    let platform = PlatformServer::start(opts).await.unwrap();
+    let err = client(&platform)
+        .ping(StageKind::Conv, Ping::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable, "{err}");
+    platform.shutdown().await;
+}
+
+#[test]
+fn the_function_binary_refuses_to_run_outside_a_lambda_runtime() {
+    let out = Command::new(SEQLESS)
+        .arg("function")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AWS_LAMBDA_RUNTIME_API"), "{err}");
+}

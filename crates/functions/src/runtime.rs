@@ -1,0 +1,196 @@
+//! The function process: the stage handler behind the Lambda Runtime API, the same binary
+//! on AWS Lambda (`provided.al2023`, as `bootstrap`) and on the local platform.
+//!
+//! The model and store are loaded once, at init, from the environment. An init failure
+//! is posted to the Runtime API's `/runtime/init/error` here, because `lambda_runtime`
+//! 1.5 posts init errors only for SnapStart hooks, and the process then exits non-zero.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use seqless_model::TfilmModel;
+use seqless_store::{StoreOptions, open_store};
+
+use crate::error::FunctionError;
+use crate::event::{FunctionEvent, InitTimes, StageResult};
+use crate::handler::{FunctionContext, handle};
+use crate::lambda_api::ErrorBody;
+
+/// The model directory (in the zip, a layer, or on disk locally).
+pub const MODEL_ENV: &str = "SEQLESS_MODEL";
+/// The store URL; Redis, since function processes share no memory.
+pub const STORE_ENV: &str = "SEQLESS_STORE";
+/// The store key prefix, which must match the coordinator's (default `seqless:`).
+pub const KEY_PREFIX_ENV: &str = "SEQLESS_KEY_PREFIX";
+/// Expiry of the keys the functions write, seconds (default 300).
+pub const TTL_ENV: &str = "SEQLESS_TTL_SECS";
+/// Microseconds since the Unix epoch when the platform spawned the process, so the process
+/// can tell its start-up apart from its model load (set by the local platform only).
+pub const SPAWNED_AT_ENV: &str = "SEQLESS_SPAWNED_AT_US";
+
+/// Environment variables `lambda_runtime` requires (it panics without them).
+const LAMBDA_ENV: [&str; 4] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+];
+
+/// Why the function process stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Not started by a Lambda runtime (no Runtime API to talk to).
+    #[error(
+        "{0} is not set: `seqless function` runs under a Lambda Runtime API (AWS Lambda, or `seqless platform` locally)"
+    )]
+    NotUnderLambda(&'static str),
+    /// The init phase failed; it was reported to the Runtime API.
+    #[error("init failed: {0}")]
+    Init(String),
+    /// The runtime loop ended with an error.
+    #[error("lambda runtime: {0}")]
+    Runtime(String),
+}
+
+/// One function instance: the stage context and, until the first result takes them, its
+/// init times.
+struct Instance {
+    context: FunctionContext,
+    init: Mutex<Option<InitTimes>>,
+}
+
+fn micros_since_epoch(t: SystemTime) -> Option<u64> {
+    t.duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_micros()).ok())
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Reads the environment and loads the model and store: the instance's cold start.
+async fn init() -> Result<FunctionContext, FunctionError> {
+    let model_dir = env(MODEL_ENV).map(PathBuf::from).ok_or_else(|| {
+        FunctionError::permanent(format!("{MODEL_ENV} is not set (the model directory)"))
+    })?;
+    let store_url = env(STORE_ENV).ok_or_else(|| {
+        FunctionError::permanent(format!("{STORE_ENV} is not set (the Redis URL)"))
+    })?;
+    if store_url == "memory" {
+        return Err(FunctionError::permanent(format!(
+            "{STORE_ENV}=memory: function processes share no memory; give a redis:// URL"
+        )));
+    }
+    let ttl_secs = match env(TTL_ENV) {
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            FunctionError::permanent(format!("{TTL_ENV}={v:?} is not a number of seconds"))
+        })?,
+        None => 300,
+    };
+    let options = StoreOptions {
+        key_prefix: env(KEY_PREFIX_ENV).unwrap_or_else(|| StoreOptions::default().key_prefix),
+        ..StoreOptions::default()
+    };
+    let load = {
+        let dir = model_dir.clone();
+        tokio::task::spawn_blocking(move || TfilmModel::load(&dir))
+    };
+    let (model, store) = tokio::join!(load, open_store(&store_url, options));
+    let model = model
+        .map_err(|e| FunctionError::permanent(format!("model load task failed: {e}")))?
+        .map_err(|e| FunctionError::permanent(format!("model {}: {e}", model_dir.display())))?;
+    Ok(FunctionContext {
+        model: Arc::new(model),
+        store: store?,
+        ttl: Duration::from_secs(ttl_secs.max(1)),
+    })
+}
+
+/// Posts an init failure where Lambda expects it, so the caller sees the reason rather
+/// than a bare exit.
+async fn report_init_error(error: &FunctionError) {
+    let body = match serde_json::to_vec(&ErrorBody::from(error)) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode the init error");
+            return;
+        }
+    };
+    let sent = async {
+        let client = lambda_runtime_api_client::Client::builder().build()?;
+        let request = lambda_runtime_api_client::build_request()
+            .method("POST")
+            .uri("/2018-06-01/runtime/init/error")
+            .header("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")
+            .header("Content-Type", "application/json")
+            .body(lambda_runtime_api_client::body::Body::from(body))?;
+        client.call(request).await?;
+        Ok::<(), lambda_runtime_api_client::BoxError>(())
+    };
+    if let Err(e) = sent.await {
+        tracing::error!(error = %e, "could not report the init error to the Runtime API");
+    }
+}
+
+async fn invoke(instance: &Instance, event: serde_json::Value) -> Result<StageResult, Diagnostic> {
+    let to_diagnostic = |err: FunctionError| {
+        let body = ErrorBody::from(&err);
+        Diagnostic {
+            error_type: body.error_type,
+            error_message: body.error_message,
+        }
+    };
+    let mut result = match FunctionEvent::from_json(event).map_err(to_diagnostic)? {
+        FunctionEvent::Ping(ping) => {
+            tokio::time::sleep(Duration::from_millis(ping.hold_ms)).await;
+            StageResult::default()
+        }
+        FunctionEvent::Stage(event) => handle(&instance.context, *event)
+            .await
+            .map_err(to_diagnostic)?,
+    };
+    result.init = instance.init.lock().map(|mut i| i.take()).unwrap_or(None);
+    Ok(result)
+}
+
+/// Runs the function process until the Runtime API goes away. Call from a Tokio runtime.
+pub async fn run() -> Result<(), RuntimeError> {
+    let entered = SystemTime::now();
+    let started = Instant::now();
+    if let Some(missing) = LAMBDA_ENV.iter().find(|v| env(v).is_none()) {
+        let err = RuntimeError::NotUnderLambda(missing);
+        if env(LAMBDA_ENV[0]).is_some() {
+            report_init_error(&FunctionError::permanent(err.to_string())).await;
+        }
+        return Err(err);
+    }
+    let process_start_ms = env(SPAWNED_AT_ENV)
+        .and_then(|v| v.parse::<u64>().ok())
+        .zip(micros_since_epoch(entered))
+        .map(|(spawned, entered)| entered.saturating_sub(spawned) as f64 / 1e3);
+    let context = match init().await {
+        Ok(context) => context,
+        Err(err) => {
+            report_init_error(&err).await;
+            return Err(RuntimeError::Init(err.message));
+        }
+    };
+    let init = InitTimes {
+        process_start_ms,
+        model_load_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    tracing::info!(?init, "function instance initialised");
+    let instance = Arc::new(Instance {
+        context,
+        init: Mutex::new(Some(init)),
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let instance = instance.clone();
+        async move { invoke(&instance, event.payload).await }
+    }))
+    .await
+    .map_err(|e| RuntimeError::Runtime(e.to_string()))
+}

@@ -1,0 +1,119 @@
+//! Refusals in the shapes Lambda gives them, so the AWS SDK and other Lambda clients read
+//! them as they would read AWS's own.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Why the platform could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// A setting cannot work.
+    #[error("{0}")]
+    Options(String),
+    /// The Invoke API could not listen.
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An Invoke API refusal: the call never reached a function.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No such function (404).
+    ResourceNotFound(String),
+    /// Every process busy and the queue full (429).
+    TooManyRequests,
+    /// The payload is not JSON (400).
+    InvalidRequestContent(String),
+    /// The payload is over Lambda's synchronous limit (413).
+    RequestTooLarge(usize),
+    /// A header or parameter has a value Lambda would refuse (400).
+    InvalidParameterValue(String),
+    /// No such operation (404).
+    UnknownOperation(String),
+    /// The platform itself failed, such as a function process that could not start (500).
+    Service(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
+        match self {
+            Self::ResourceNotFound(arn) => (
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                "User",
+                format!("Function not found: {arn}"),
+            ),
+            Self::TooManyRequests => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsException",
+                "User",
+                "Rate Exceeded.".into(),
+            ),
+            Self::InvalidRequestContent(why) => (
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                "User",
+                format!("Could not parse request body into json: {why}"),
+            ),
+            Self::RequestTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                "User",
+                format!(
+                    "Request must be smaller than {limit} bytes for the InvokeFunction operation"
+                ),
+            ),
+            Self::InvalidParameterValue(why) => (
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                "User",
+                why.clone(),
+            ),
+            Self::UnknownOperation(what) => (
+                StatusCode::NOT_FOUND,
+                "UnknownOperationException",
+                "User",
+                format!("Unknown operation {what}"),
+            ),
+            Self::Service(why) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServiceException",
+                "Service",
+                why.clone(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error_type, fault, message) = self.parts();
+        let mut body = serde_json::json!({ "Type": fault, "message": message });
+        if matches!(self, Self::TooManyRequests) {
+            body["Reason"] = "ReservedFunctionConcurrentInvocationLimitExceeded".into();
+        }
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
+        if matches!(self, Self::TooManyRequests) {
+            headers.insert("Retry-After", HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// A Runtime API refusal, in the Runtime API's own error shape.
+pub fn runtime_api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "errorType": error_type, "errorMessage": message })),
+    )
+        .into_response()
+}
