@@ -18,6 +18,9 @@ pub struct Cli {
 pub enum Command {
     /// Train a TFiLM classifier on a labelled data file.
     Train(TrainArgs),
+    /// Write an untrained model of a given architecture (random weights, training's
+    /// initialisation): for timing, planning and simulating at any scale without training.
+    Init(InitArgs),
     /// Score a model on a labelled data file: accuracy, macro-F1, confusion matrix.
     Eval(EvalArgs),
     /// Classify one text.
@@ -98,21 +101,9 @@ pub struct TrainArgs {
     /// Directory to write config.json, model.safetensors and train-report.json into.
     #[arg(long)]
     pub out: PathBuf,
-    /// Embedding width E.
-    #[arg(long, default_value_t = 32)]
-    pub embed_dim: usize,
-    /// Layers as C:k:p:b,... (channels, kernel, pool, block length).
-    #[arg(long, default_value = "64:5:2:8,64:3:2:8")]
-    pub layers: String,
-    /// FiLM form: scale (gamma only) or affine (gamma and beta).
-    #[arg(long, default_value = "scale", value_parser = ["scale", "affine"])]
-    pub modulation: String,
-    /// LSTM gate activation.
-    #[arg(long, default_value = "sigmoid", value_parser = ["sigmoid", "hard_sigmoid"])]
-    pub gate: String,
-    /// Longest query the trained model accepts, in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
-    pub max_len: usize,
+    /// The architecture to train.
+    #[command(flatten)]
+    pub arch: ArchArgs,
     /// Passes over the data.
     #[arg(long, default_value_t = 8)]
     pub epochs: usize,
@@ -137,6 +128,43 @@ pub struct TrainArgs {
     /// Start from this model directory's weights (same architecture) instead of fresh ones.
     #[arg(long)]
     pub init_from: Option<PathBuf>,
+}
+
+/// A model architecture, as `train` and `init` take it.
+#[derive(Debug, Args)]
+pub struct ArchArgs {
+    /// Embedding width E.
+    #[arg(long, default_value_t = 32)]
+    pub embed_dim: usize,
+    /// Layers as C:k:p:b,... (channels, kernel, pool, block length).
+    #[arg(long, default_value = "64:5:2:8,64:3:2:8")]
+    pub layers: String,
+    /// FiLM form: scale (gamma only) or affine (gamma and beta).
+    #[arg(long, default_value = "scale", value_parser = ["scale", "affine"])]
+    pub modulation: String,
+    /// LSTM gate activation.
+    #[arg(long, default_value = "sigmoid", value_parser = ["sigmoid", "hard_sigmoid"])]
+    pub gate: String,
+    /// Longest query the trained model accepts, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_len: usize,
+}
+
+/// `seqless init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to write config.json and model.safetensors into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Class labels, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub labels: Vec<String>,
+    /// The architecture.
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    /// Seed of the random weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// `seqless eval`.
@@ -246,6 +274,32 @@ pub enum BenchCommand {
     Load(BenchLoadArgs),
     /// The local Lambda platform: cold start, warm overhead, latency against inproc.
     Platform(BenchPlatformArgs),
+    /// Measure stage compute, store, cold start and overhead; write a simulator calibration.
+    Calibrate(BenchCalibrateArgs),
+}
+
+/// `seqless bench calibrate`.
+#[derive(Debug, Args)]
+pub struct BenchCalibrateArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Input sizes in bytes, comma-separated; more sizes give the per-row fits more range.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "4096,65536,262144,1048576"
+    )]
+    pub bytes: Vec<usize>,
+    /// Timed queries per size, after one that may start instances cold.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// The calibration JSON to write (for `seqless simulate --calibration`).
+    #[arg(long, default_value = "calibration.json")]
+    pub out: PathBuf,
+    /// Where and how the stages run (the serverless settings are used; --mode is ignored).
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 /// `seqless bench platform`.
@@ -385,6 +439,9 @@ pub struct BenchStoreArgs {
     /// Concurrent clients (the same for redis-benchmark).
     #[arg(long, default_value_t = 8)]
     pub parallel: usize,
+    /// Multiplexed connections the store spreads its calls over (default: the store's).
+    #[arg(long)]
+    pub connections: Option<usize>,
     /// Write the table as CSV here too.
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -539,6 +596,9 @@ pub struct SimulateArgs {
     /// Query shapes from this SyntheticShape JSON instead of the default synthetic model.
     #[arg(long, conflicts_with = "model")]
     pub shape: Option<PathBuf>,
+    /// A calibration JSON (from `seqless bench calibrate`) replacing the config's.
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
     /// Query shapes from the real planner over this model directory (or config.json).
     #[arg(long)]
     pub model: Option<PathBuf>,

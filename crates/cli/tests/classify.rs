@@ -232,3 +232,60 @@ fn train_then_eval_writes_a_model_and_a_report() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("data.jsonl"));
 }
+
+#[test]
+fn init_writes_a_loadable_untrained_model_and_refuses_bad_architectures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("m");
+    let out = seqless(&[
+        "init",
+        "--out",
+        path(&out_dir),
+        "--labels",
+        "b,a,b",
+        "--embed-dim",
+        "8",
+        "--layers",
+        "6:3:1:4,6:3:1:4",
+        "--modulation",
+        "affine",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Labels sorted and deduplicated, and the model runs in both modes with one answer.
+    let mono = json(&seqless(&[
+        "classify",
+        "--model",
+        path(&out_dir),
+        "--json",
+        "some text",
+    ]));
+    assert_eq!(mono["logits"].as_array().unwrap().len(), 2);
+    let served = json(&seqless(&[
+        "classify",
+        "--model",
+        path(&out_dir),
+        "--json",
+        "--mode",
+        "serverless",
+        "some text",
+    ]));
+    assert_eq!(mono["label"], served["label"]);
+
+    for (args, needle) in [
+        (vec!["--labels", "a"], "at least two distinct labels"),
+        (vec!["--labels", "a,b", "--layers", "3:3"], "C:k:p:b"),
+    ] {
+        let mut all = vec!["init", "--out", path(&out_dir)];
+        all.extend(args);
+        let out = seqless(&all);
+        assert_eq!(out.status.code(), Some(2), "{all:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(needle),
+            "{all:?}"
+        );
+    }
+}

@@ -4,13 +4,20 @@ use anyhow::Result;
 use seqless_store::bench::{
     baseline_endpoint, redis_benchmark_baseline, render_table, run_store_bench, to_csv,
 };
+use seqless_store::{StoreOptions, open_store};
 
 use crate::cli::BenchStoreArgs;
 
 pub fn run(args: BenchStoreArgs) -> Result<()> {
     let rt = super::exec::runtime()?;
     let mut rows = rt.block_on(async {
-        let store = super::exec::store(&args.store, "seqless-bench:").await?;
+        let defaults = StoreOptions::default();
+        let options = StoreOptions {
+            key_prefix: "seqless-bench:".into(),
+            connections: args.connections.unwrap_or(defaults.connections),
+            ..defaults
+        };
+        let store = open_store(&args.store, options).await?;
         anyhow::Ok(run_store_bench(store, &args.sizes, args.runs, args.parallel).await?)
     })?;
     if let Some((host, port)) = baseline_endpoint(&args.store) {

@@ -1,8 +1,9 @@
 //! One module per subcommand; [`run`] dispatches.
 
+mod bench_calibrate;
 mod bench_forward;
-mod bench_platform;
 mod bench_load;
+mod bench_platform;
 mod bench_serverless;
 mod bench_store;
 mod classify;
@@ -25,19 +26,21 @@ use crate::cli::{BenchCommand, Cli, Command, DataCommand};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args),
+        Command::Init(args) => train::init(args),
         Command::Eval(args) => eval::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Bench(BenchCommand::Forward(args)) => bench_forward::run(args),
         Command::Bench(BenchCommand::Serverless(args)) => bench_serverless::run(args),
         Command::Bench(BenchCommand::Store(args)) => bench_store::run(args),
-        Command::Bench(BenchCommand::Platform(args)) => bench_platform::run(args),
         Command::Bench(BenchCommand::Load(args)) => bench_load::run(args),
+        Command::Bench(BenchCommand::Platform(args)) => bench_platform::run(args),
+        Command::Bench(BenchCommand::Calibrate(args)) => bench_calibrate::run(args),
         Command::Data(DataCommand::Langid(args)) => data_langid::run(args),
         Command::Cost(args) => cost::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Function => function::run(),
         Command::Platform(args) => platform::run(args),
-        Command::Serve(args) => serve::run(args),
     }
 }
 

@@ -248,6 +248,10 @@ pub fn build_config(args: &SimulateArgs) -> Result<SimConfig> {
     if let Some(path) = &args.pricing {
         config.pricing = super::cost::load_pricing(Some(path))?;
     }
+    if let Some(path) = &args.calibration {
+        config.calibration = seqless_sim::Calibration::load(path)
+            .with_context(|| format!("loading calibration {}", path.display()))?;
+    }
     Ok(config)
 }
 

@@ -1,12 +1,16 @@
 //! `seqless train`: fit a model to a data file and write it as a model directory.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use seqless_model::config::{FORMAT, parse_layers};
-use seqless_model::train::{EpochReport, TrainOptions, TrainProgress, load_examples, train};
+use seqless_model::train::{
+    EpochReport, TrainNet, TrainOptions, TrainProgress, load_examples, train,
+};
 use seqless_model::{CONFIG_FILE, GateActivation, ModelConfig, Modulation, WEIGHTS_FILE};
 
-use crate::cli::TrainArgs;
+use crate::cli::{ArchArgs, InitArgs, TrainArgs};
 
 /// Draws one indicatif bar per epoch with the running loss and accuracy.
 struct Bar {
@@ -49,31 +53,73 @@ impl TrainProgress for Bar {
     }
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
-    let examples = load_examples(&args.data, true)?;
-    let mut labels: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
-    labels.sort();
-    labels.dedup();
+/// The config for an architecture and a label set, validated.
+fn model_config(arch: &ArchArgs, labels: Vec<String>) -> Result<ModelConfig> {
     let config = ModelConfig {
         format: FORMAT.into(),
         tokenizer: "bytes".into(),
         vocab_size: seqless_model::config::BYTE_VOCAB,
-        embed_dim: args.embed_dim,
-        layers: parse_layers(&args.layers)?,
-        modulation: if args.modulation == "affine" {
+        embed_dim: arch.embed_dim,
+        layers: parse_layers(&arch.layers)?,
+        modulation: if arch.modulation == "affine" {
             Modulation::Affine
         } else {
             Modulation::Scale
         },
-        gate_activation: if args.gate == "hard_sigmoid" {
+        gate_activation: if arch.gate == "hard_sigmoid" {
             GateActivation::HardSigmoid
         } else {
             GateActivation::Sigmoid
         },
         labels,
-        max_len: args.max_len,
+        max_len: arch.max_len,
     };
     config.validate()?;
+    Ok(config)
+}
+
+/// Writes a model directory: config and weights.
+fn write_model_dir(dir: &Path, config: &ModelConfig, net: &TrainNet) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    config.save(&dir.join(CONFIG_FILE))?;
+    net.save(&dir.join(WEIGHTS_FILE))?;
+    Ok(())
+}
+
+/// Runs `seqless init`: an untrained model with training's initialisation.
+pub fn init(args: InitArgs) -> Result<()> {
+    let mut labels = args.labels.clone();
+    labels.sort();
+    labels.dedup();
+    if labels.len() < 2 {
+        return Err(seqless_model::ModelError::Input(
+            "--labels needs at least two distinct labels".into(),
+        )
+        .into());
+    }
+    let config = model_config(&args.arch, labels)?;
+    let net = TrainNet::init(&config, args.seed)?;
+    write_model_dir(&args.out, &config, &net)?;
+    eprintln!(
+        "wrote an untrained model ({} parameters) to {}",
+        seqless_cost::format_count(
+            seqless_model::weights::expected_tensors(&config)
+                .iter()
+                .map(|(_, shape)| shape.iter().product::<usize>())
+                .sum::<usize>() as u64
+        ),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Runs `seqless train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let examples = load_examples(&args.data, true)?;
+    let mut labels: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    let config = model_config(&args.arch, labels)?;
     let options = TrainOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -88,16 +134,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "training on {} documents, {} labels, layers {}, {} epochs",
         examples.len(),
         config.labels.len(),
-        args.layers,
+        args.arch.layers,
         options.epochs
     );
     let pool = super::thread_pool(args.threads)?;
     let (net, report) =
         pool.install(|| train(&config, &examples, &options, &mut Bar { bar: None }))?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    config.save(&args.out.join(CONFIG_FILE))?;
-    net.save(&args.out.join(WEIGHTS_FILE))?;
+    write_model_dir(&args.out, &config, &net)?;
     let report_path = args.out.join("train-report.json");
     std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("writing {}", report_path.display()))?;
