@@ -29,24 +29,32 @@ struct Samples {
     compute: BTreeMap<String, Vec<(usize, f64)>>,
     /// Start-up time of every cold invocation.
     cold_ms: Vec<f64>,
-    /// Coordinator round trip minus handler time, for warm invocations.
+    /// Coordinator round trip minus handler time, for warm invocations alone in a phase.
     overhead_ms: Vec<f64>,
 }
 
 impl Samples {
     /// Adds one query's invocations, matched to the shape the simulator would use.
+    ///
+    /// The overhead is taken from phases of one invocation only: in a wider phase the
+    /// round trip also holds the wait for a free instance when the platform runs fewer
+    /// at once than the phase has (as on a small machine), which is queueing, not what
+    /// the platform adds to one invocation.
     fn add(&mut self, shape: &seqless_sim::QueryShape, invocations: &[InvocationRecord]) {
-        let planned = shape.phases.iter().flat_map(|p| &p.invocations);
-        for (planned, ran) in planned.zip(invocations) {
-            self.compute
-                .entry(planned.kind.clone())
-                .or_default()
-                .push((planned.rows, ran.compute_ms));
-            if ran.cold {
-                self.cold_ms.push(ran.init_ms);
-            } else {
-                self.overhead_ms
-                    .push((ran.round_trip_ms - ran.duration_ms).max(0.0));
+        let mut ran = invocations.iter();
+        for phase in &shape.phases {
+            let alone = phase.invocations.len() == 1;
+            for (planned, ran) in phase.invocations.iter().zip(ran.by_ref()) {
+                self.compute
+                    .entry(planned.kind.clone())
+                    .or_default()
+                    .push((planned.rows, ran.compute_ms));
+                if ran.cold {
+                    self.cold_ms.push(ran.init_ms);
+                } else if alone {
+                    self.overhead_ms
+                        .push((ran.round_trip_ms - ran.duration_ms).max(0.0));
+                }
             }
         }
     }
