@@ -56,7 +56,10 @@ fn platform_options(model_dir: &Path, redis: &RedisServer) -> PlatformOptions {
 }
 
 fn run(args: &[&str]) -> String {
-    let out = Command::new(SEQLESS).args(args).output().expect("run seqless");
+    let out = Command::new(SEQLESS)
+        .args(args)
+        .output()
+        .expect("run seqless");
     assert!(
         out.status.success(),
         "seqless {args:?}: {}",
@@ -127,9 +130,24 @@ async fn simulated_throughput_matches_the_local_platform_within_a_quarter() {
     let store = redis.url();
     let calibrate = {
         let args = [
-            "bench", "calibrate", "--model", &model, "--mode", "serverless", "--platform", "local",
-            "--endpoint", &endpoint, "--store", &store, "--bytes", "4096,16384,32768", "--runs",
-            "3", "--out", calibration.to_str().unwrap(),
+            "bench",
+            "calibrate",
+            "--model",
+            &model,
+            "--mode",
+            "serverless",
+            "--platform",
+            "local",
+            "--endpoint",
+            &endpoint,
+            "--store",
+            &store,
+            "--bytes",
+            "4096,16384,32768",
+            "--runs",
+            "3",
+            "--out",
+            calibration.to_str().unwrap(),
         ]
         .map(str::to_owned);
         tokio::task::spawn_blocking(move || run(&args.each_ref().map(String::as_str)))

@@ -1,12 +1,11 @@
 //! Dynamic batching for the monolithic mode: queries that arrive close together run as one
-//! forward job, the way a GPU inference server batches, so a burst pays one dispatch and
-//! fills the cores together instead of competing for them query by query.
+//! forward job, the way a GPU inference server batches, so a burst pays one dispatch and the
+//! queries take the cores in turn instead of competing for them all at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::histogram::Histogram;
-use rayon::prelude::*;
 use seqless_model::{Prediction, TfilmModel};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -25,7 +24,9 @@ pub struct Batching {
 type Reply = oneshot::Sender<Result<Prediction, ApiError>>;
 
 /// Queues queries for one worker that collects them into batches and runs each batch as
-/// one blocking job, in parallel over the batch on the rayon pool.
+/// one blocking job. Inside the job the queries run one after another: each forward pass
+/// already spreads its convolution over the rayon pool, and nesting a parallel loop over the
+/// batch around that was measured 2x slower on 2 cores.
 #[derive(Debug, Clone)]
 pub struct Batcher {
     queue: mpsc::UnboundedSender<(Vec<u8>, Reply)>,
@@ -72,7 +73,7 @@ async fn worker(
         let (inputs, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let job = tokio::task::spawn_blocking(move || {
             inputs
-                .par_iter()
+                .iter()
                 .map(|bytes| model.forward(bytes).map_err(ApiError::from))
                 .collect::<Vec<_>>()
         });
