@@ -142,7 +142,7 @@ pub fn run(args: BenchCalibrateArgs) -> Result<()> {
             config: config.clone(),
             kind: options.plan,
             splits: options.splits,
-            limits: options.limits.clone(),
+            limits: options.limits,
         };
         // Plan every size up front, so a bad split or memory setting fails before timing.
         for &n in &args.bytes {
