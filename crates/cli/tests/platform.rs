@@ -16,11 +16,13 @@ use seqless_functions::{ErrorKind, InvokeOptions, LocalPlatform, Ping};
 use seqless_model::testing::{config, random, write_model};
 use seqless_model::{GateActivation, ModelConfig, Modulation, TfilmModel};
 use seqless_plan::{PlanKind, Splits, StageKind};
-use seqless_platform::{PlatformOptions, PlatformServer};
+use seqless_platform::PlatformServer;
 use seqless_store::testing::RedisServer;
 use seqless_store::{StoreOptions, open_store};
 
-const SEQLESS: &str = env!("CARGO_BIN_EXE_seqless");
+mod common;
+
+use common::{SEQLESS, platform_options};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn model(dir: &Path) -> (ModelConfig, TfilmModel) {
@@ -33,26 +35,6 @@ fn model(dir: &Path) -> (ModelConfig, TfilmModel) {
     );
     write_model(dir, &cfg, &random(&cfg, 11, 0.8));
     (cfg, TfilmModel::load(dir).unwrap())
-}
-
-fn options(model_dir: &Path, redis: &RedisServer) -> PlatformOptions {
-    PlatformOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        model_dir: model_dir.to_path_buf(),
-        store_url: redis.url(),
-        key_prefix: "seqless:".into(),
-        ttl_secs: 60,
-        worker_exe: SEQLESS.into(),
-        function_prefix: DEFAULT_FUNCTION_PREFIX.into(),
-        max_concurrency: 4,
-        queue_bound: 64,
-        idle_timeout: Duration::from_secs(600),
-        timeout: Duration::from_secs(60),
-        memory_mb: 1024,
-        function_memory: [("tfilm".to_owned(), 256), ("head".to_owned(), 256)]
-            .into_iter()
-            .collect(),
-    }
 }
 
 fn client(platform: &PlatformServer) -> LocalPlatform {
@@ -117,7 +99,7 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_both_plan
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let (cfg, model) = model(dir.path());
-    let platform = PlatformServer::start(options(dir.path(), &redis))
+    let platform = PlatformServer::start(platform_options(dir.path(), &redis))
         .await
         .unwrap();
     let input = "Grüße aus Köln — a query long enough to split over several functions. ".repeat(8);
@@ -278,7 +260,7 @@ async fn processes_stay_within_the_concurrency_limit_and_idle_ones_are_reaped() 
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let (cfg, model) = model(dir.path());
-    let mut opts = options(dir.path(), &redis);
+    let mut opts = platform_options(dir.path(), &redis);
     opts.max_concurrency = 2;
     opts.idle_timeout = Duration::from_millis(500);
     let platform = PlatformServer::start(opts).await.unwrap();
@@ -320,7 +302,7 @@ async fn a_process_killed_mid_invocation_fails_it_and_the_next_query_succeeds() 
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let (cfg, model) = model(dir.path());
-    let platform = PlatformServer::start(options(dir.path(), &redis))
+    let platform = PlatformServer::start(platform_options(dir.path(), &redis))
         .await
         .unwrap();
     let local = client(&platform);
@@ -363,7 +345,7 @@ async fn bad_events_and_failed_inits_come_back_as_lambda_function_errors() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     model(dir.path());
-    let platform = PlatformServer::start(options(dir.path(), &redis))
+    let platform = PlatformServer::start(platform_options(dir.path(), &redis))
         .await
         .unwrap();
     let http = reqwest::Client::new();
@@ -397,7 +379,7 @@ async fn bad_events_and_failed_inits_come_back_as_lambda_function_errors() {
     let broken = tempfile::tempdir().unwrap();
     model(broken.path());
     std::fs::write(broken.path().join("model.safetensors"), b"not safetensors").unwrap();
-    let platform = PlatformServer::start(options(broken.path(), &redis))
+    let platform = PlatformServer::start(platform_options(broken.path(), &redis))
         .await
         .unwrap();
     let err = client(&platform)
@@ -409,7 +391,7 @@ async fn bad_events_and_failed_inits_come_back_as_lambda_function_errors() {
     platform.shutdown().await;
 
     // An unreachable store is an init error worth retrying.
-    let mut opts = options(dir.path(), &redis);
+    let mut opts = platform_options(dir.path(), &redis);
     opts.store_url = "redis://127.0.0.1:1".into();
     let platform = PlatformServer::start(opts).await.unwrap();
     let err = client(&platform)

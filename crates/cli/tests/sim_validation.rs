@@ -22,7 +22,9 @@ use seqless_platform::{PlatformOptions, PlatformServer};
 use seqless_store::testing::RedisServer;
 use seqless_store::{StoreOptions, open_store};
 
-const SEQLESS: &str = env!("CARGO_BIN_EXE_seqless");
+mod common;
+
+use common::{SEQLESS, platform_options};
 /// Function processes at once: the platform's limit and the simulated account limit
 /// (one per stage kind of the shipped model, so no process is stopped for another).
 const PROCESSES: usize = 2;
@@ -35,24 +37,6 @@ const WINDOW: Duration = Duration::from_secs(6);
 
 fn shipped_model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/langid")
-}
-
-fn platform_options(model_dir: &Path, redis: &RedisServer) -> PlatformOptions {
-    PlatformOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        model_dir: model_dir.to_path_buf(),
-        store_url: redis.url(),
-        key_prefix: "seqless:".into(),
-        ttl_secs: 60,
-        worker_exe: SEQLESS.into(),
-        function_prefix: DEFAULT_FUNCTION_PREFIX.into(),
-        max_concurrency: PROCESSES,
-        queue_bound: 64,
-        idle_timeout: Duration::from_secs(600),
-        timeout: Duration::from_secs(60),
-        memory_mb: 1024,
-        function_memory: Default::default(),
-    }
 }
 
 fn run(args: &[&str]) -> String {
@@ -120,9 +104,12 @@ async fn simulated_throughput_matches_the_local_platform_within_a_quarter() {
     let redis = RedisServer::start();
     let model_dir = shipped_model();
     let config = ModelConfig::load(&model_dir.join("config.json")).unwrap();
-    let platform = PlatformServer::start(platform_options(&model_dir, &redis))
-        .await
-        .unwrap();
+    let platform = PlatformServer::start(PlatformOptions {
+        max_concurrency: PROCESSES,
+        ..platform_options(&model_dir, &redis)
+    })
+    .await
+    .unwrap();
     let endpoint = platform.endpoint();
     let work = tempfile::tempdir().unwrap();
     let calibration = work.path().join("calibration.json");
