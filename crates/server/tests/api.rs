@@ -30,14 +30,7 @@ fn assert_matches_forward(reply: &serde_json::Value, text: &[u8]) {
 
 /// Classify, batch, models, health, ready, metrics and OpenAPI, for any engine.
 async fn check_endpoints(server: &TestServer, mode: &str) {
-    let before = client()
-        .get(server.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let before = metrics_text(server).await;
     let answered_before = metric(&before, "seqless_queries_total{outcome=\"ok\"}").unwrap_or(0.0);
     // One text, as UTF-8 and as base64 of the same bytes.
     for text in TEXTS {
@@ -202,14 +195,7 @@ async fn dynamic_batching_gives_the_same_answers_and_batches() {
         assert_eq!(*status, 200, "{reply}");
         assert_matches_forward(reply, text.as_bytes());
     }
-    let text = client()
-        .get(server.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server).await;
     let jobs = metric(&text, "seqless_batch_size_count").unwrap();
     assert!(
         (1.0..16.0).contains(&jobs),
@@ -251,14 +237,7 @@ async fn serverless_redis_store_serves_and_reports_the_store_down() {
         "{}",
         ready.2
     );
-    let text = client()
-        .get(server.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server).await;
     assert_eq!(
         metric(&text, "seqless_queries_total{outcome=\"unavailable\"}"),
         Some(1.0)

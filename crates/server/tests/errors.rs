@@ -138,14 +138,7 @@ async fn bad_requests_are_json_errors() {
     );
     // The server is fine after all that.
     assert_eq!(post(&classify, json!({ "text": "ok" })).await.0, 200);
-    let text = client()
-        .get(server.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server).await;
     assert!(metric(&text, "seqless_queries_total{outcome=\"invalid\"}").unwrap() >= 4.0);
     assert!(metric(&text, "seqless_http_responses_total{status=\"422\"}").unwrap() >= 10.0);
     server.shutdown().await;
@@ -177,14 +170,7 @@ async fn past_the_deadline_is_504_and_the_query_still_drains() {
     let text = "lorem ipsum ".repeat(40_000);
     let reply = post(&server.at("/v1/classify"), json!({ "text": text })).await;
     assert_error(&reply, 504, "deadline_exceeded");
-    let metrics = client()
-        .get(server.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert_eq!(
         metric(&metrics, "seqless_queries_total{outcome=\"timeout\"}"),
         Some(1.0)
@@ -222,14 +208,7 @@ async fn at_the_in_flight_bound_is_503_with_retry_after() {
             .0,
         200
     );
-    let metrics = client()
-        .get(server.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert_eq!(
         metric(&metrics, "seqless_queries_total{outcome=\"overloaded\"}"),
         Some(3.0)

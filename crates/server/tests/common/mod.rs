@@ -183,17 +183,22 @@ pub fn metric(text: &str, sample: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// The server's `/metrics` page.
+pub async fn metrics_text(server: &TestServer) -> String {
+    client()
+        .get(server.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Waits until the server reports `n` queries in flight.
 pub async fn wait_in_flight(server: &TestServer, n: f64) {
     for _ in 0..500 {
-        let text = client()
-            .get(server.at("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(server).await;
         if metric(&text, "seqless_queries_in_flight") == Some(n) {
             return;
         }
