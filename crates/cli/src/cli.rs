@@ -98,7 +98,8 @@ pub struct TrainArgs {
     /// Training data: JSON lines of {"text", "label"}, or CSV/TSV with a text,label header.
     #[arg(long)]
     pub data: PathBuf,
-    /// Directory to write config.json, model.safetensors and train-report.json into.
+    /// Directory to write config.json, model.safetensors and train-report.json into. The
+    /// model is rewritten after every epoch, so an interrupted run leaves its last one.
     #[arg(long)]
     pub out: PathBuf,
     /// The architecture to train.
@@ -125,7 +126,9 @@ pub struct TrainArgs {
     /// Compute threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Start from this model directory's weights (same architecture) instead of fresh ones.
+    /// Start from this model directory's weights instead of fresh ones: the same
+    /// architecture, or a narrower one (fewer channels, a smaller embedding or shorter
+    /// kernels; same pools and blocks), widened so training starts from its accuracy.
     #[arg(long)]
     pub init_from: Option<PathBuf>,
 }
@@ -483,6 +486,11 @@ pub struct LangidArgs {
     /// Seed of the sentence shuffle and document assembly (the committed model used 7).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Also train on the crates' single words and word pairs (those not found in any
+    /// held-out sentence). Off for the committed model: they lowered its accuracy on
+    /// sentences (docs/langid.md).
+    #[arg(long)]
+    pub word_lists: bool,
 }
 
 /// `seqless cost`.

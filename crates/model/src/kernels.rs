@@ -432,13 +432,32 @@ impl Film {
             };
         };
         let blocks = h.len() / channels;
+        // [gamma; beta] = h @ W^T + b for every block at once: one GEMM, not B GEMVs.
+        let mut both = Vec::with_capacity(blocks * 2 * channels);
+        for _ in 0..blocks {
+            both.extend_from_slice(&affine.bias);
+        }
+        gemm_accumulate(
+            &mut both,
+            Operand {
+                data: &h,
+                row_stride: channels,
+                col_stride: 1,
+            },
+            Operand {
+                data: &affine.weight,
+                row_stride: 1,
+                col_stride: channels,
+            },
+            blocks,
+            2 * channels,
+            channels,
+        );
         let mut gamma = Vec::with_capacity(h.len());
         let mut beta = Vec::with_capacity(h.len());
-        let mut both = vec![0.0; 2 * channels];
-        for hj in h.chunks_exact(channels) {
-            affine_into(&affine.weight, &affine.bias, hj, &mut both);
-            gamma.extend_from_slice(&both[..channels]);
-            beta.extend_from_slice(&both[channels..]);
+        for row in both.chunks_exact(2 * channels) {
+            gamma.extend_from_slice(&row[..channels]);
+            beta.extend_from_slice(&row[channels..]);
         }
         debug_assert_eq!(gamma.len(), blocks * channels);
         Self {

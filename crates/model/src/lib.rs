@@ -27,5 +27,7 @@ pub mod weights;
 
 pub use config::{GateActivation, LayerConfig, ModelConfig, Modulation};
 pub use error::{ModelError, Result};
-pub use model::{CONFIG_FILE, LayerSummary, Prediction, TfilmModel, WEIGHTS_FILE, argmax};
+pub use model::{
+    CONFIG_FILE, LayerSummary, Prediction, StageTimes, TfilmModel, WEIGHTS_FILE, argmax,
+};
 pub use weights::Weights;

@@ -1,6 +1,7 @@
 //! A loaded model and its monolithic forward pass.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -138,6 +139,15 @@ impl TfilmModel {
 
     /// The whole forward pass in one process: the reference every split run must equal.
     pub fn forward(&self, bytes: &[u8]) -> Result<Prediction> {
+        self.forward_profiled(bytes)
+            .map(|(prediction, _)| prediction)
+    }
+
+    /// [`Self::forward`], also reporting where the time went, so a benchmark can tell the
+    /// parallel conv work from the serial TFiLM work.
+    pub fn forward_profiled(&self, bytes: &[u8]) -> Result<(Prediction, StageTimes)> {
+        let started = Instant::now();
+        let mut times = StageTimes::default();
         let padded_len = self.config.padded_len(bytes.len());
         let mut x = self.embed(bytes)?;
         let mut total_rows = padded_len;
@@ -152,16 +162,33 @@ impl TfilmModel {
                 start: 0,
                 total_rows,
             };
+            let conv_started = Instant::now();
             let a = self.conv_stage(l, input, 0..out_len)?;
+            let tfilm_started = Instant::now();
+            times.conv += tfilm_started - conv_started;
             let stats = kernels::block_stats(&a, cfg.channels, cfg.block_len)?;
             let film = self.tfilm_stage(l, &stats.max);
+            times.tfilm += tfilm_started.elapsed();
             last = Some(LayerSummary { stats, film });
             x = a;
             total_rows = out_len;
         }
         let last = last.expect("validated configs have at least one layer");
-        self.head(&last, padded_len)
+        let prediction = self.head(&last, padded_len)?;
+        times.other = started.elapsed().saturating_sub(times.conv + times.tfilm);
+        Ok((prediction, times))
     }
+}
+
+/// Wall time of one forward pass by kind of stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Convolution, pooling and ReLU: the parallel work that `conv_flops` counts.
+    pub conv: Duration,
+    /// Block stats, the LSTM and gamma/beta: the serial TFiLM work.
+    pub tfilm: Duration,
+    /// Embedding, modulating the next layer's input, and the head.
+    pub other: Duration,
 }
 
 /// Index of the largest value (the first on ties).

@@ -36,10 +36,19 @@ fn a_few_epochs_lower_the_loss() {
         valid_fraction: 0.0,
         ..TrainOptions::default()
     };
-    let (_, report) = train(&cfg, &toy_data(), &options, &mut Quiet).unwrap();
+    let checkpoints = tempfile::tempdir().unwrap();
+    let options = TrainOptions {
+        checkpoint_dir: Some(checkpoints.path().join("ckpt")),
+        ..options
+    };
+    let (net, report) = train(&cfg, &toy_data(), &options, &mut Quiet).unwrap();
     let first = report.epochs.first().unwrap().train_loss;
     let last = report.epochs.last().unwrap().train_loss;
     assert!(last < first * 0.8, "loss went {first} -> {last}");
+    // The last epoch's checkpoint is a loadable model holding the final weights.
+    let saved = TfilmModel::load(&checkpoints.path().join("ckpt")).unwrap();
+    assert_eq!(saved.config, cfg);
+    assert_eq!(saved.weights.embedding, net.to_weights().unwrap().embedding);
 }
 
 #[test]
@@ -124,4 +133,66 @@ fn saved_weights_load_back() {
         loaded.weights.classifier_weight,
         net.to_weights().unwrap().classifier_weight
     );
+}
+
+/// A narrow trained model widened into a wider net computes the same logits before any
+/// training step, for both modulations and a two-layer stack; a different stack is refused.
+#[test]
+fn widening_a_model_keeps_its_logits() {
+    for modulation in [Modulation::Affine, Modulation::Scale] {
+        let narrow_cfg = seqless_model::testing::config(
+            4,
+            "4:3:2:2,3:2:1:2",
+            modulation,
+            GateActivation::Sigmoid,
+            3,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = seqless_model::testing::random(&narrow_cfg, 5, 0.5);
+        seqless_model::testing::write_model(dir.path(), &narrow_cfg, &tensors);
+        let narrow = TfilmModel::load(dir.path()).unwrap();
+
+        // Wider everywhere, with the first kernel grown 3 -> 6 and the second 2 -> 5.
+        let wide_cfg = seqless_model::testing::config(
+            6,
+            "7:6:2:2,5:5:1:2",
+            modulation,
+            GateActivation::Sigmoid,
+            3,
+        );
+        let net = TrainNet::from_model_dir(&wide_cfg, dir.path(), 9).unwrap();
+        let wide = TfilmModel {
+            config: wide_cfg.clone(),
+            weights: net.to_weights().unwrap(),
+        };
+        for text in [
+            "a",
+            "widening keeps the logits",
+            "0123456789abcdefghijklmnopqrstuvwxyz",
+        ] {
+            let (a, b) = (
+                narrow.forward(text.as_bytes()).unwrap(),
+                wide.forward(text.as_bytes()).unwrap(),
+            );
+            for (x, y) in a.logits.iter().zip(&b.logits) {
+                assert!(
+                    (x - y).abs() < 1e-5,
+                    "{modulation:?} {text:?}: {a:?} vs {b:?}"
+                );
+            }
+        }
+
+        let other_kernel = seqless_model::testing::config(
+            6,
+            "7:2:2:2,5:2:1:2",
+            modulation,
+            GateActivation::Sigmoid,
+            3,
+        );
+        let err = TrainNet::from_model_dir(&other_kernel, dir.path(), 9)
+            .err()
+            .expect("a narrower kernel is refused")
+            .to_string();
+        assert!(err.contains("layer 0"), "{err}");
+    }
 }

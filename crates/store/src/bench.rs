@@ -13,11 +13,11 @@
 //! - **Same concurrency.** `parallel` workers each keep one operation in flight,
 //!   like `redis-benchmark -c parallel` without pipelining (`-P 1`). The store
 //!   multiplexes its workers over its shared connection, as the functions do.
-//! - **Same server, same run.** Call [`redis_benchmark_baseline`] against the
-//!   server the store uses, right after [`run_store_bench`], with
-//!   `clients = parallel` and `requests` about `runs * ops_per_run`, and attach it
-//!   with [`StoreBenchRow::with_baseline`]; [`baseline_endpoint`] gives its host
-//!   and port from the store URL.
+//! - **Same server, same moment.** Given the server's endpoint
+//!   ([`baseline_endpoint`] reads it from the store URL), every run of the store
+//!   is followed at once by a run of [`redis_benchmark_baseline`] with
+//!   `clients = parallel`, so on a shared, noisy machine both sides see the same
+//!   load; each side's figure is the median over the runs.
 //!
 //! Each store figure is the median of `runs` runs; each run writes
 //! [`StoreBenchRow::ops_per_run`] tensors (puts), reads them all back (gets), and
@@ -76,14 +76,16 @@ impl StoreBenchRow {
 }
 
 /// Measures put and get throughput of `store` for each payload size in
-/// `sizes_bytes` (median of `runs` runs, `parallel` operations in flight).
-/// Fails on the first store error, or if a size is below 4 bytes or `runs` or
-/// `parallel` is zero.
+/// `sizes_bytes` (median of `runs` runs, `parallel` operations in flight), and,
+/// given the Redis server's `(host, port)`, `redis-benchmark` on it after each run.
+/// Fails on the first store or baseline error, or if a size is below 4 bytes or
+/// `runs` or `parallel` is zero.
 pub async fn run_store_bench(
     store: Arc<dyn TensorStore>,
     sizes_bytes: &[usize],
     runs: usize,
     parallel: usize,
+    baseline: Option<(String, u16)>,
 ) -> Result<Vec<StoreBenchRow>, StoreError> {
     if runs == 0 || parallel == 0 {
         return Err(StoreError::invalid(
@@ -106,6 +108,7 @@ pub async fn run_store_bench(
         let ops = (BYTES_PER_RUN / size).clamp(parallel, MAX_OPS_PER_RUN.max(parallel));
         let mut put = Vec::with_capacity(runs);
         let mut get = Vec::with_capacity(runs);
+        let (mut base_set, mut base_get) = (Vec::new(), Vec::new());
         for _ in 0..runs {
             let q = QueryId::new();
             let keys: Vec<String> = (0..ops).map(|i| q.key(&format!("bench/{i}"))).collect();
@@ -122,8 +125,23 @@ pub async fn run_store_bench(
             let t = timed(&store, &keys, parallel, Op::Get(elems)).await;
             store.delete(&keys).await?;
             get.push(mb_per_s(ops * size, t?));
+            if let Some((host, port)) = baseline.clone() {
+                // About two runs' worth of bytes: enough for a stable rate, bounded so
+                // large payloads stay quick.
+                let requests = (2 * BYTES_PER_RUN / size).clamp(100, MAX_OPS_PER_RUN);
+                let (set, get) = tokio::task::spawn_blocking(move || {
+                    redis_benchmark_baseline(&host, port, size, parallel, requests)
+                })
+                .await
+                .map_err(|e| StoreError::Tool {
+                    tool: "redis-benchmark".into(),
+                    reason: e.to_string(),
+                })??;
+                base_set.push(set);
+                base_get.push(get);
+            }
         }
-        rows.push(StoreBenchRow {
+        let row = StoreBenchRow {
             size_bytes: size,
             runs,
             parallel,
@@ -134,6 +152,11 @@ pub async fn run_store_bench(
             baseline_get_mb_s: None,
             put_ratio: None,
             get_ratio: None,
+        };
+        rows.push(if base_set.is_empty() {
+            row
+        } else {
+            row.with_baseline(median(&mut base_set), median(&mut base_get))
         });
     }
     Ok(rows)
@@ -384,7 +407,7 @@ mod tests {
     #[tokio::test]
     async fn benches_the_memory_store_and_renders() {
         let store = Arc::new(MemoryStore::new());
-        let rows = run_store_bench(store.clone(), &[8, 67], 2, 2)
+        let rows = run_store_bench(store.clone(), &[8, 67], 2, 2, None)
             .await
             .unwrap();
         assert_eq!(rows.len(), 2);
@@ -401,7 +424,11 @@ mod tests {
         assert_eq!(csv.lines().count(), 2);
         assert_eq!(csv.lines().nth(1).unwrap().split(',').count(), 10);
 
-        assert!(run_store_bench(store.clone(), &[2], 1, 1).await.is_err());
-        assert!(run_store_bench(store, &[8], 0, 1).await.is_err());
+        assert!(
+            run_store_bench(store.clone(), &[2], 1, 1, None)
+                .await
+                .is_err()
+        );
+        assert!(run_store_bench(store, &[8], 0, 1, None).await.is_err());
     }
 }

@@ -453,8 +453,12 @@ impl TensorStore for RedisStore {
                 tensor.encoded_len()
             )));
         }
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.full_key(key))
+        let full_key = self.full_key(key);
+        // Sized up front: growing the argument buffer by doubling would copy a large
+        // blob several more times and fault in fresh pages at each step.
+        let mut cmd = redis::Cmd::with_capacity(5, full_key.len() + tensor.encoded_len() + 32);
+        cmd.arg("SET")
+            .arg(full_key)
             .arg(BlobArg(tensor))
             .arg("PX")
             .arg(ttl_millis(ttl));

@@ -344,3 +344,27 @@ async fn a_cluster_recovers_after_a_node_restarts() {
         ));
     }
 }
+
+/// The store bench against a real server runs `redis-benchmark` beside every run and
+/// attaches its medians, leaving none of the store's keys behind (redis-benchmark
+/// leaves its own `key:__rand_int__`).
+#[tokio::test]
+async fn store_bench_measures_the_baseline_on_the_same_server() {
+    let server = RedisServer::start();
+    let store = open_store(&server.url(), options()).await.unwrap();
+    let endpoint = seqless_store::bench::baseline_endpoint(&server.url());
+    assert!(endpoint.is_some(), "a plain redis:// URL has a baseline");
+    let rows = seqless_store::bench::run_store_bench(store, &[4096], 2, 2, endpoint)
+        .await
+        .unwrap();
+    let row = &rows[0];
+    assert!(row.baseline_set_mb_s.unwrap() > 0.0, "{row:?}");
+    assert!(row.baseline_get_mb_s.unwrap() > 0.0, "{row:?}");
+    assert!(
+        row.put_ratio.unwrap() > 0.0 && row.get_ratio.unwrap() > 0.0,
+        "{row:?}"
+    );
+    let pattern = format!("{PREFIX}*");
+    let left = server.command(&[b"KEYS", pattern.as_bytes()]).unwrap();
+    assert_eq!(left, b"*0\r\n", "{}", String::from_utf8_lossy(&left));
+}

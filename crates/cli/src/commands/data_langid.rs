@@ -9,7 +9,7 @@ use crate::cli::LangidArgs;
 
 #[cfg(feature = "langid-data")]
 pub fn run(args: LangidArgs) -> Result<()> {
-    let summary = corpus::build(&args.out, args.seed)?;
+    let summary = corpus::build(&args.out, args.seed, args.word_lists)?;
     eprintln!("{summary}");
     Ok(())
 }
@@ -126,13 +126,18 @@ mod corpus {
     /// Long documents per language in the test split (100 to 250 sentences, ~10-40 KB).
     const LONG_TEST_DOCS: usize = 2;
 
-    fn sentences(code: &str, dir: &Dir<'static>) -> Result<Vec<String>> {
+    /// The crates' word lists, optionally added to the training documents: 800 sentences
+    /// a language cover little vocabulary, and a byte model learns a language largely by
+    /// its words.
+    const WORD_LISTS: [&str; 2] = ["single-words.txt", "word-pairs.txt"];
+
+    fn lines(code: &str, dir: &Dir<'static>, name: &str) -> Result<Vec<String>> {
         let file = dir
-            .get_file("sentences.txt")
-            .with_context(|| format!("{code}: no sentences.txt in the crate"))?;
+            .get_file(name)
+            .with_context(|| format!("{code}: no {name} in the crate"))?;
         let text = file
             .contents_utf8()
-            .with_context(|| format!("{code}: sentences.txt is not UTF-8"))?;
+            .with_context(|| format!("{code}: {name} is not UTF-8"))?;
         Ok(text
             .lines()
             .map(str::trim)
@@ -162,13 +167,29 @@ mod corpus {
             .collect()
     }
 
+    /// The word-list entries of a language that occur nowhere in its held-out sentences
+    /// (compared in lower case), so no test sentence is seen in part during training.
+    fn unseen_in(held: &[String], code: &str, dir: &Dir<'static>) -> Result<Vec<String>> {
+        let held_text = held.join("\n").to_lowercase();
+        let mut kept = Vec::new();
+        for name in WORD_LISTS {
+            kept.extend(
+                lines(code, dir, name)?
+                    .into_iter()
+                    .filter(|w| !held_text.contains(&w.to_lowercase())),
+            );
+        }
+        Ok(kept)
+    }
+
     /// Writes `train.jsonl`, `test.jsonl` (all held-out documents) and `test-single.jsonl`
     /// (held-out documents of one sentence) under `out`.
-    pub fn build(out: &Path, seed: u64) -> Result<String> {
+    pub fn build(out: &Path, seed: u64, word_lists: bool) -> Result<String> {
         let mut rng = StdRng::seed_from_u64(seed);
         let (mut train, mut test, mut single) = (Vec::new(), Vec::new(), Vec::new());
+        let mut words_kept = 0usize;
         for (code, dir) in &LANGUAGES {
-            let mut all = sentences(code, dir)?;
+            let mut all = lines(code, dir, "sentences.txt")?;
             all.shuffle(&mut rng);
             let (held, rest) = all.split_at(TEST_SENTENCES.min(all.len() / 2));
             for s in held {
@@ -182,6 +203,16 @@ mod corpus {
                 label: code.to_string(),
             }));
             train.extend(documents(rest, MULTI_DOCS, 2..=12, code, &mut rng));
+            let words = if word_lists {
+                unseen_in(held, code, dir)?
+            } else {
+                Vec::new()
+            };
+            words_kept += words.len();
+            train.extend(words.into_iter().map(|w| Example {
+                text: w.into_bytes(),
+                label: code.to_string(),
+            }));
             test.extend(documents(held, MULTI_DOCS, 2..=12, code, &mut rng));
             test.extend(documents(held, LONG_TEST_DOCS, 100..=250, code, &mut rng));
         }
@@ -193,7 +224,7 @@ mod corpus {
         write_jsonl(&out.join("test-single.jsonl"), &single)?;
         let longest = test.iter().map(|e| e.text.len()).max().unwrap_or(0);
         Ok(format!(
-            "{} languages: {} training documents, {} test documents ({} of one sentence, longest {longest} bytes) in {}",
+            "{} languages: {} training documents ({words_kept} from the word lists), {} test documents ({} of one sentence, longest {longest} bytes) in {}",
             LANGUAGES.len(),
             train.len(),
             test.len(),

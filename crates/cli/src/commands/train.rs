@@ -128,6 +128,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         valid_fraction: args.valid_fraction,
         init_from: args.init_from.clone(),
+        checkpoint_dir: Some(args.out.clone()),
         ..TrainOptions::default()
     };
     eprintln!(

@@ -4,6 +4,7 @@ pub mod data;
 pub mod metrics;
 pub mod net;
 pub mod trainer;
+pub mod widen;
 
 pub use data::{Example, load_examples, write_jsonl};
 pub use metrics::Evaluation;

@@ -92,16 +92,30 @@ impl TrainNet {
         })
     }
 
-    /// Starts from an existing model's weights (fine-tuning, or resuming a run): every tensor
-    /// of `config` is read from the safetensors file, which must match it exactly.
-    pub fn from_weights_file(config: &ModelConfig, path: &std::path::Path) -> Result<Self> {
+    /// Starts from a trained model directory: the same architecture (fine-tuning, resuming)
+    /// or a narrower one of the same stack (fewer channels, a smaller embedding, shorter
+    /// kernels), widened so the new net computes the old logits
+    /// at step 0 (see [`super::widen`]). New units draw their initial values from `seed`.
+    pub fn from_model_dir(config: &ModelConfig, dir: &std::path::Path, seed: u64) -> Result<Self> {
+        let narrow_config = ModelConfig::load(&dir.join(crate::CONFIG_FILE))?;
+        super::widen::check_widenable(&narrow_config, config)?;
+        let path = dir.join(crate::WEIGHTS_FILE);
         // Validate names, shapes and dtypes with the same checks as inference loading.
-        crate::weights::Weights::load(path, config)?;
-        let mut tensors = candle_core::safetensors::load(path, &Device::Cpu)?;
-        let mut net = Self::init(config, 0)?;
+        crate::weights::Weights::load(&path, &narrow_config)?;
+        let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu)?;
+        let mut net = Self::init(config, seed)?;
         for (name, var) in net.names.iter().zip(net.vars.iter_mut()) {
-            let tensor = tensors.remove(name).expect("validated above");
-            *var = Var::from_tensor(&tensor)?;
+            let narrow = tensors.remove(name).expect("validated above");
+            let wide_shape = var.as_tensor().dims().to_vec();
+            let values = super::widen::widen_tensor(
+                &narrow.flatten_all()?.to_vec1::<f32>()?,
+                narrow.dims(),
+                var.as_tensor().flatten_all()?.to_vec1::<f32>()?,
+                &wide_shape,
+                super::widen::output_groups(name),
+                &super::widen::inner_offsets(name, narrow.dims(), &wide_shape),
+            );
+            *var = Var::from_tensor(&Tensor::from_vec(values, wide_shape, &Device::Cpu)?)?;
         }
         Ok(net)
     }

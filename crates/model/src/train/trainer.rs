@@ -34,8 +34,12 @@ pub struct TrainOptions {
     pub valid_fraction: f64,
     /// Global gradient-norm clip: the LSTM over many blocks can otherwise blow a step up.
     pub clip_norm: f32,
-    /// Start from this model's `model.safetensors` instead of a fresh initialisation.
+    /// Start from this model directory instead of a fresh initialisation: the same
+    /// architecture, or a narrower one that is widened (see [`super::widen`]).
     pub init_from: Option<std::path::PathBuf>,
+    /// Write `config.json` and `model.safetensors` here after every epoch, so a long run
+    /// that is interrupted still leaves its last finished epoch's model.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainOptions {
@@ -50,6 +54,7 @@ impl Default for TrainOptions {
             valid_fraction: 0.1,
             clip_norm: 1.0,
             init_from: None,
+            checkpoint_dir: None,
         }
     }
 }
@@ -239,7 +244,7 @@ pub fn train(
     encode_all(config, &valid)?;
 
     let net = match &options.init_from {
-        Some(dir) => TrainNet::from_weights_file(config, &dir.join(crate::WEIGHTS_FILE))?,
+        Some(dir) => TrainNet::from_model_dir(config, dir, options.seed)?,
         None => TrainNet::init(config, options.seed)?,
     };
     let mut optimizer = AdamW::new(
@@ -310,6 +315,14 @@ pub fn train(
             valid_accuracy,
             seconds: started.elapsed().as_secs_f64(),
         };
+        if let Some(dir) = &options.checkpoint_dir {
+            std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            config.save(&dir.join(crate::CONFIG_FILE))?;
+            net.save(&dir.join(crate::WEIGHTS_FILE))?;
+        }
         progress.end_epoch(&epoch_report);
         report.epochs.push(epoch_report);
     }
