@@ -174,7 +174,14 @@ mod tests {
         let shape_new = [1, 1, 5];
         let offsets = inner_offsets("layers.0.conv.weight", &shape_old, &shape_new);
         assert_eq!(offsets, vec![0, 2]);
-        let wide = widen_tensor(&[1.0, 2.0], &shape_old, vec![9.0; 5], &shape_new, 1, &offsets);
+        let wide = widen_tensor(
+            &[1.0, 2.0],
+            &shape_old,
+            vec![9.0; 5],
+            &shape_new,
+            1,
+            &offsets,
+        );
         assert_eq!(wide, vec![0.0, 0.0, 1.0, 2.0, 0.0]);
     }
 }
