@@ -298,6 +298,34 @@ impl LstmState {
     }
 }
 
+/// `y[r] = W x[r] + b` for every row `r` of a row-major `[rows, in]` input, with `W` in
+/// PyTorch's `[out, in]` layout and `out = b.len()`: one GEMM for all rows, `[rows, out]`.
+fn linear_rows(x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+    let (n_out, n_in) = (bias.len(), weight.len() / bias.len().max(1));
+    let rows = x.len() / n_in.max(1);
+    let mut y = Vec::with_capacity(rows * n_out);
+    for _ in 0..rows {
+        y.extend_from_slice(bias);
+    }
+    gemm_accumulate(
+        &mut y,
+        Operand {
+            data: x,
+            row_stride: n_in,
+            col_stride: 1,
+        },
+        Operand {
+            data: weight,
+            row_stride: 1,
+            col_stride: n_in,
+        },
+        rows,
+        n_out,
+        n_in,
+    );
+    y
+}
+
 /// `y = W x + b` for a row-major `W` of `[b.len(), x.len()]`.
 fn affine_into(weight: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
     for ((yi, row), bi) in y.iter_mut().zip(weight.chunks_exact(x.len())).zip(bias) {
@@ -370,28 +398,7 @@ impl LstmWeights {
     /// The input projections of all blocks are one GEMM; only the recurrence is sequential.
     pub fn run(&self, block_max: &[f32]) -> Vec<f32> {
         let c = self.hidden;
-        let blocks = block_max.len() / c;
-        let mut projected = Vec::with_capacity(blocks * 4 * c);
-        for _ in 0..blocks {
-            projected.extend_from_slice(&self.bias);
-        }
-        // projected += S @ W_ih^T for all blocks at once.
-        gemm_accumulate(
-            &mut projected,
-            Operand {
-                data: block_max,
-                row_stride: c,
-                col_stride: 1,
-            },
-            Operand {
-                data: &self.weight_ih,
-                row_stride: 1,
-                col_stride: c,
-            },
-            blocks,
-            4 * c,
-            c,
-        );
+        let mut projected = linear_rows(block_max, &self.weight_ih, &self.bias);
         let mut state = LstmState::zero(c);
         let mut h = Vec::with_capacity(block_max.len());
         for gates in projected.chunks_exact_mut(4 * c) {
@@ -432,27 +439,8 @@ impl Film {
             };
         };
         let blocks = h.len() / channels;
-        // [gamma; beta] = h @ W^T + b for every block at once: one GEMM, not B GEMVs.
-        let mut both = Vec::with_capacity(blocks * 2 * channels);
-        for _ in 0..blocks {
-            both.extend_from_slice(&affine.bias);
-        }
-        gemm_accumulate(
-            &mut both,
-            Operand {
-                data: &h,
-                row_stride: channels,
-                col_stride: 1,
-            },
-            Operand {
-                data: &affine.weight,
-                row_stride: 1,
-                col_stride: channels,
-            },
-            blocks,
-            2 * channels,
-            channels,
-        );
+        // [gamma; beta] for every block at once: one GEMM, not B GEMVs.
+        let both = linear_rows(&h, &affine.weight, &affine.bias);
         let mut gamma = Vec::with_capacity(h.len());
         let mut beta = Vec::with_capacity(h.len());
         for row in both.chunks_exact(2 * channels) {
