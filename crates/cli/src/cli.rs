@@ -13,6 +13,25 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Command {
+    /// Whether the command computes one result, prints it and exits. Such a command is
+    /// often piped into `head` and should then stop quietly, as Unix tools do, rather
+    /// than panic on the closed pipe; servers and benches that drive child processes
+    /// keep Rust's default, where a closed pipe is an error to handle.
+    pub fn is_one_shot(&self) -> bool {
+        matches!(
+            self,
+            Self::Train(_)
+                | Self::Init(_)
+                | Self::Eval(_)
+                | Self::Classify(_)
+                | Self::Data(_)
+                | Self::Cost(_)
+                | Self::Simulate(_)
+        )
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

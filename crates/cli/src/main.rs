@@ -9,6 +9,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if cli.command.is_one_shot() {
+        stop_quietly_on_closed_pipe();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SEQLESS_LOG")
@@ -24,3 +27,18 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Lets a write to a closed stdout end the process by SIGPIPE, silently, instead of
+/// making `println!` panic (Rust ignores SIGPIPE by default).
+#[cfg(unix)]
+fn stop_quietly_on_closed_pipe() {
+    // SAFETY: called once at start-up, before any thread is spawned; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Nothing to do where there is no SIGPIPE.
+#[cfg(not(unix))]
+fn stop_quietly_on_closed_pipe() {}

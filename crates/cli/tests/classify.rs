@@ -289,3 +289,33 @@ fn init_writes_a_loadable_untrained_model_and_refuses_bad_architectures() {
         );
     }
 }
+
+/// `seqless classify … | head -c 0`: a closed stdout ends the command quietly (by
+/// SIGPIPE, as Unix tools do), never with a panic.
+#[test]
+#[cfg(unix)]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = model_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seqless"))
+        .args([
+            "classify",
+            "--model",
+            path(dir.path()),
+            "--json",
+            "some text",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run seqless");
+    drop(child.stdout.take()); // the reader goes away before anything is printed
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
