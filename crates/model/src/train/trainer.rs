@@ -258,6 +258,14 @@ pub fn train(
     let total_steps: usize = (0..options.epochs.max(1))
         .map(|_| batches(&docs, options, &mut StdRng::seed_from_u64(0)).len())
         .sum();
+    if let Some(dir) = &options.checkpoint_dir {
+        // The config never changes during a run: write it once, the weights every epoch.
+        std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        config.save(&dir.join(crate::CONFIG_FILE))?;
+    }
     let mut step = 0usize;
     let mut report = TrainReport {
         options: options.clone(),
@@ -316,11 +324,6 @@ pub fn train(
             seconds: started.elapsed().as_secs_f64(),
         };
         if let Some(dir) = &options.checkpoint_dir {
-            std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            config.save(&dir.join(crate::CONFIG_FILE))?;
             net.save(&dir.join(crate::WEIGHTS_FILE))?;
         }
         progress.end_epoch(&epoch_report);
