@@ -196,3 +196,77 @@ fn widening_a_model_keeps_its_logits() {
         assert!(err.contains("layer 0"), "{err}");
     }
 }
+
+/// The training graph's gradients match finite differences of its own loss: a wrong
+/// backward pass (conv, pooling, LSTM, modulation) would train a worse model silently.
+#[test]
+fn gradients_match_finite_differences() {
+    use candle_core::{Device, Tensor};
+    for (modulation, layers) in [
+        (Modulation::Affine, "6:3:2:2"),
+        (Modulation::Scale, "5:4:1:3,4:3:2:2"),
+    ] {
+        let mut cfg =
+            seqless_model::testing::config(4, layers, modulation, GateActivation::Sigmoid, 3);
+        cfg.labels = vec!["a".into(), "b".into(), "c".into()];
+        let net = TrainNet::init(&cfg, 5).unwrap();
+        let texts: [&[u8]; 2] = [b"a quick brown fox", b"Gr\xc3\xbc\xc3\x9fe!"];
+        let t0 = cfg.padded_len(17);
+        let ids: Vec<u32> = texts
+            .iter()
+            .flat_map(|t| seqless_model::tokenizer::encode(t, t0))
+            .map(u32::from)
+            .collect();
+        let ids = Tensor::from_vec(ids, (2, t0), &Device::Cpu).unwrap();
+        let labels = Tensor::from_vec(vec![0u32, 2], 2, &Device::Cpu).unwrap();
+        let loss = |net: &TrainNet| -> f64 {
+            let logits = net
+                .forward(&ids)
+                .unwrap()
+                .to_dtype(candle_core::DType::F64)
+                .unwrap();
+            candle_nn::loss::cross_entropy(&logits, &labels)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let grads = candle_nn::loss::cross_entropy(&net.forward(&ids).unwrap(), &labels)
+            .unwrap()
+            .backward()
+            .unwrap();
+        for var in net.vars() {
+            let analytic = grads
+                .get(&var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let original = var
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let shape = var.as_tensor().dims().to_vec();
+            let h = 2e-3f32;
+            for i in (0..original.len()).step_by(original.len().div_ceil(7)) {
+                let at = |delta: f32| {
+                    let mut v = original.clone();
+                    v[i] += delta;
+                    var.set(&Tensor::from_vec(v, shape.clone(), &Device::Cpu).unwrap())
+                        .unwrap();
+                    loss(&net)
+                };
+                let numeric = (at(h) - at(-h)) / (2.0 * f64::from(h));
+                at(0.0);
+                let a = f64::from(analytic[i]);
+                assert!(
+                    (a - numeric).abs() <= 2e-2 * numeric.abs().max(a.abs()) + 1e-3,
+                    "{layers}: d loss / d {:?}[{i}]: backward {a}, finite difference {numeric}",
+                    var.as_tensor().dims()
+                );
+            }
+        }
+    }
+}

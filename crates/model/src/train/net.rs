@@ -181,18 +181,12 @@ impl TrainNet {
             let c = layer.channels;
             // "same" zero padding at the sequence ends, asymmetric for even kernels.
             let padded = x.pad_with_zeros(2, layer.pad_left(), layer.pad_right())?;
-            let conv = padded
-                .conv1d(self.var(&format!("{p}.conv.weight")), 0, 1, 1, 1)?
+            let conv = conv1d_im2col(&padded, self.var(&format!("{p}.conv.weight")), t)?
                 .broadcast_add(&self.var(&format!("{p}.conv.bias")).reshape((1, c, 1))?)?;
             t /= layer.pool;
-            let a = conv
-                .reshape((batch, c, t, layer.pool))?
-                .max(D::Minus1)?
-                .relu()?;
+            let a = max_last(&conv.reshape((batch, c, t, layer.pool))?)?.relu()?;
             let blocks = t / layer.block_len;
-            let stats = a
-                .reshape((batch, c, blocks, layer.block_len))?
-                .max(D::Minus1)?
+            let stats = max_last(&a.reshape((batch, c, blocks, layer.block_len))?)?
                 .transpose(1, 2)?
                 .contiguous()?; // [batch, B, C]
             let h = self.lstm(&p, &stats, c)?; // [batch, B, C]
@@ -209,7 +203,7 @@ impl TrainNet {
             x = a;
         }
         let (gamma, beta, block_len) = film.expect("at least one layer");
-        let g = modulate(&x, &gamma, beta.as_ref(), block_len)?.max(D::Minus1)?; // [batch, C_N]
+        let g = max_last(&modulate(&x, &gamma, beta.as_ref(), block_len)?)?; // [batch, C_N]
         Ok(g.matmul(&self.var("classifier.weight").t()?)?
             .broadcast_add(self.var("classifier.bias"))?)
     }
@@ -243,6 +237,36 @@ impl TrainNet {
         }
         Ok(Tensor::stack(&outputs, 1)?)
     }
+}
+
+/// The maximum over the last dimension, with the gradient going to one maximal element.
+///
+/// candle's `max` sends the full gradient to every element equal to the maximum, and
+/// padding makes exact ties common (identical all-zero windows give identical activations),
+/// so a tie of three would count its gradient three times. Gathering at the argmax is the
+/// subgradient PyTorch's max pooling uses.
+fn max_last(x: &Tensor) -> Result<Tensor> {
+    let at = x.argmax_keepdim(D::Minus1)?;
+    Ok(x.gather(&at, D::Minus1)?.squeeze(D::Minus1)?)
+}
+
+/// Cross-correlation of `padded` `[batch, C_in, T + k - 1]` with `weight` `[C_out, C_in, k]`,
+/// as one matrix product over the k shifted views (im2col).
+///
+/// candle 0.11's CPU `conv1d` backward returned wrong weight and input gradients for this
+/// graph (the `gradients_match_finite_differences` test catches it), which held the shipped
+/// model's training accuracy near 0.94; narrow, stack and matmul have exact gradients.
+fn conv1d_im2col(padded: &Tensor, weight: &Tensor, t: usize) -> Result<Tensor> {
+    let (batch, c_in, _) = padded.dims3()?;
+    let (c_out, _, k) = weight.dims3()?;
+    let shifted: Vec<Tensor> = (0..k)
+        .map(|j| padded.narrow(2, j, t))
+        .collect::<candle_core::Result<_>>()?;
+    // [batch, C_in, k, T] -> [batch, C_in * k, T], matching the weight's [C_out, C_in * k].
+    let columns = Tensor::stack(&shifted, 2)?.reshape((batch, c_in * k, t))?;
+    Ok(weight
+        .reshape((c_out, c_in * k))?
+        .broadcast_matmul(&columns)?)
 }
 
 /// `gamma[block(t)] * a[t] + beta[block(t)]` on `[batch, C, T]` with per-block `[batch, B, C]`.
