@@ -50,8 +50,13 @@
 //!   header, then `GETRANGE` of the rows' bytes.
 //! - `delete` is `UNLINK` of the named keys (in batches); on a Cluster redis-rs
 //!   splits it per slot.
-//! - One multiplexed connection per store (`ConnectionManager`, or the Cluster
-//!   connection), shared by all clones of the `Arc<dyn TensorStore>`.
+//! - [`StoreOptions::connections`] multiplexed connections per store
+//!   (`ConnectionManager`s, or the Cluster connection), shared by all clones of the
+//!   `Arc<dyn TensorStore>`.
+//! - On a single server, a put of 32 KB or more goes over a small pool of blocking
+//!   connections on tokio's blocking threads instead: the tensor is encoded straight
+//!   into its RESP command and written as it is, one copy of the payload where the
+//!   multiplexed connection makes three. On a Cluster every put is multiplexed.
 //!
 //! # Failure behaviour
 //!
@@ -92,6 +97,7 @@
 pub mod bench;
 mod error;
 mod memory;
+mod redis_bulk;
 mod redis_store;
 pub mod tensor;
 #[cfg(feature = "test-support")]

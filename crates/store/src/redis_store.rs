@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use redis::{
 use tokio::time::Instant;
 
 use crate::error::StoreError;
+use crate::redis_bulk::{BulkWriter, packed_set};
 use crate::tensor::{HEADER_LEN, Header, StoredTensor, decode_blob, tensor_from_payload};
 use crate::url::{Target, TlsFiles, mask, parse};
 use crate::{Fetched, StoreOptions, TensorStore, check_ttl};
@@ -27,6 +29,9 @@ const REDIS_MAX_STRING: usize = 512 * 1024 * 1024;
 const MAX_ATTEMPTS: u32 = 4;
 /// First pause between attempts; doubles each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Encoded size from which a put on a single server goes through [`BulkWriter`]: below it,
+/// the multiplexed connection's extra copies cost less than a blocking-pool hop.
+const BULK_MIN_BYTES: usize = 32 * 1024;
 /// Keys per UNLINK, so a huge delete does not become one huge command.
 const DELETE_BATCH: usize = 1024;
 
@@ -48,6 +53,8 @@ const DELETE_BATCH: usize = 1024;
 /// `SCAN`.
 pub struct RedisStore {
     conns: Vec<Conn>,
+    /// Large puts to a single server (none on a Cluster, whose slots redis-rs routes).
+    bulk: Option<Arc<BulkWriter>>,
     next_conn: AtomicUsize,
     prefix: String,
     name: String,
@@ -130,13 +137,15 @@ impl RedisStore {
                         .set_number_of_retries(1)
                         .set_min_delay(FIRST_BACKOFF)
                         .set_max_delay(Duration::from_secs(1));
-                    (0..opts.connections.max(1))
+                    let conns = (0..opts.connections.max(1))
                         .map(|_| {
                             ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                                 .map(Conn::Node)
                                 .map_err(|e| bad(e.to_string()))
                         })
-                        .collect::<Result<Vec<_>, _>>()
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let bulk = BulkWriter::new(client, opts.connect_timeout, opts.op_timeout);
+                    Ok((conns, Some(Arc::new(bulk))))
                 }
                 Target::Cluster { nodes, tls } => {
                     let mut builder = ClusterClientBuilder::new(nodes)
@@ -151,15 +160,16 @@ impl RedisStore {
                         .get_async_connection()
                         .await
                         .map_err(|e| unavailable(&name, &e))?;
-                    Ok(vec![Conn::Cluster(conn)])
+                    Ok((vec![Conn::Cluster(conn)], None))
                 }
             }
         };
-        let conns = tokio::time::timeout(opts.connect_timeout, connect)
+        let (conns, bulk) = tokio::time::timeout(opts.connect_timeout, connect)
             .await
             .map_err(|_| no_answer(&name, opts.connect_timeout))??;
         let store = Self {
             conns,
+            bulk,
             next_conn: AtomicUsize::new(0),
             prefix: opts.key_prefix,
             name,
@@ -200,9 +210,12 @@ impl RedisStore {
         let deadline = Instant::now() + self.op_timeout;
         let mut backoff = FIRST_BACKOFF;
         let mut tries = 0;
+        // Retries stay on one connection: the failure made it start reconnecting, while
+        // the next one round-robin may still hold a connection from before a restart.
+        let conn = self.conn();
         loop {
             tries += 1;
-            let err = match tokio::time::timeout_at(deadline, attempt(self.conn())).await {
+            let err = match tokio::time::timeout_at(deadline, attempt(conn.clone())).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => e,
                 Err(_) => {
@@ -454,6 +467,29 @@ impl TensorStore for RedisStore {
             )));
         }
         let full_key = self.full_key(key);
+        if let Some(bulk) = self
+            .bulk
+            .as_ref()
+            .filter(|_| tensor.encoded_len() >= BULK_MIN_BYTES)
+        {
+            // Shared, not cloned, by retries.
+            let command = Arc::new(packed_set(&full_key, tensor, ttl_millis(ttl)));
+            self.run("SET", Some(key), |_| {
+                let command = Arc::clone(&command);
+                async move {
+                    match bulk
+                        .send(command)
+                        .await
+                        .map_err(|e| self.map_err(Some(key), e))?
+                    {
+                        Value::ServerError(e) => Err(self.map_err(Some(key), e.into())),
+                        _ => Ok(()),
+                    }
+                }
+            })
+            .await?;
+            return Ok(tensor.encoded_len() as u64);
+        }
         // Sized up front: growing the argument buffer by doubling would copy a large
         // blob several more times and fault in fresh pages at each step.
         let mut cmd = redis::Cmd::with_capacity(5, full_key.len() + tensor.encoded_len() + 32);

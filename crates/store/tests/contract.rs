@@ -39,7 +39,14 @@ async fn round_trip(h: &Harness) {
     let act = grid(17, 5);
     let ids = StoredTensor::u16(vec![6], vec![1, 2, 3, 256, 257, 0]).unwrap();
     let scalar = StoredTensor::f32(vec![], vec![3.5]).unwrap();
-    for (name, t) in [("act", &act), ("ids", &ids), ("scalar", &scalar)] {
+    // 64 KB: a single Redis server writes tensors this large on its blocking bulk path.
+    let large = grid(2048, 8);
+    for (name, t) in [
+        ("act", &act),
+        ("ids", &ids),
+        ("scalar", &scalar),
+        ("large", &large),
+    ] {
         let written = h.store.put(&q.key(name), t, TTL).await.unwrap();
         assert_eq!(written, t.encoded_len() as u64);
         let got = h.store.get(&q.key(name)).await.unwrap();

@@ -254,7 +254,10 @@ async fn operations_fail_fast_while_redis_is_down_and_work_after_it_returns() {
     let store = open_store(&server.url(), opts).await.unwrap();
     let q = QueryId::new();
     let t = StoredTensor::f32(vec![3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    // Large enough for the blocking bulk path, which has connections of its own.
+    let large = StoredTensor::f32(vec![128 * 1024], vec![0.5; 128 * 1024]).unwrap();
     store.put(&q.key("before"), &t, TTL).await.unwrap();
+    store.put(&q.key("large"), &large, TTL).await.unwrap();
 
     let old_pid = server.pid();
     server.kill();
@@ -271,11 +274,20 @@ async fn operations_fail_fast_while_redis_is_down_and_work_after_it_returns() {
         );
         assert!(err.is_retryable(), "{err:?}");
         assert!(err.to_string().contains(&server.url()), "{err}");
-        let err = store
-            .put(&q.key("during"), &t, TTL)
-            .await
-            .expect_err("Redis is down");
-        assert!(err.is_retryable(), "{err:?}");
+        for tensor in [&t, &large] {
+            let started = Instant::now();
+            let err = store
+                .put(&q.key("during"), tensor, TTL)
+                .await
+                .expect_err("Redis is down");
+            assert!(err.is_retryable(), "{err:?}");
+            assert!(err.to_string().contains(&server.url()), "{err}");
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "took {:?}",
+                started.elapsed()
+            );
+        }
     }
 
     server.restart();
@@ -283,6 +295,8 @@ async fn operations_fail_fast_while_redis_is_down_and_work_after_it_returns() {
     // The very next operation succeeds; the data died with the old process.
     store.put(&q.key("after"), &t, TTL).await.unwrap();
     assert_eq!(store.get(&q.key("after")).await.unwrap().tensor, t);
+    store.put(&q.key("large"), &large, TTL).await.unwrap();
+    assert_eq!(store.get(&q.key("large")).await.unwrap().tensor, large);
     assert!(matches!(
         store.get(&q.key("before")).await,
         Err(StoreError::NotFound { .. })
@@ -296,12 +310,23 @@ async fn first_operation_after_a_restart_succeeds_without_a_failed_one_in_betwee
     let store = open_store(&server.url(), options()).await.unwrap();
     let key = QueryId::new().key("x");
     let t = StoredTensor::u16(vec![2], vec![7, 8]).unwrap();
+    let large = StoredTensor::u16(vec![64 * 1024], vec![9; 64 * 1024]).unwrap();
+    // Several bulk-path puts at once leave several idle blocking connections behind.
+    let puts = (0..6).map(|i| {
+        let (store, large, key) = (&store, &large, format!("{key}-{i}"));
+        async move { store.put(&key, large, TTL).await }
+    });
+    for put in futures_util::future::join_all(puts).await {
+        put.unwrap();
+    }
     store.put(&key, &t, TTL).await.unwrap();
-    // Crash and restart while the store is idle: its connection is dead but it
+    // Crash and restart while the store is idle: its connections are dead but it
     // does not know yet.
     server.restart();
     store.put(&key, &t, TTL).await.unwrap();
     assert_eq!(store.get(&key).await.unwrap().tensor, t);
+    store.put(&key, &large, TTL).await.unwrap();
+    assert_eq!(store.get(&key).await.unwrap().tensor, large);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
