@@ -7,6 +7,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc keeps freed memory for reuse, where glibc returns large blocks (over its mmap
+/// threshold) to the kernel: every activation or store blob of a megabyte or more would
+/// otherwise fault in fresh, zeroed pages each time it is allocated (docs/results.md, store
+/// throughput).
+#[cfg(target_env = "gnu")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     if cli.command.is_one_shot() {
