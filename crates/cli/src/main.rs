@@ -30,10 +30,29 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             ExitCode::from(commands::exit_code(&err))
         }
     }
+}
+
+/// The error and its causes, joined by ": ", each said once.
+///
+/// Several of the workspace's error types put their source into their own message (so a
+/// plain `to_string()`, as the HTTP API sends, is complete) and also expose it as the
+/// source; anyhow's `{:#}` would then print that cause twice. A cause already at the end
+/// of the message so far is skipped.
+fn describe(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.ends_with(&text) {
+            message = format!("{message}: {text}");
+        }
+    }
+    message
 }
 
 /// Lets a write to a closed stdout end the process by SIGPIPE, silently, instead of
@@ -50,3 +69,33 @@ fn stop_quietly_on_closed_pipe() {
 /// Nothing to do where there is no SIGPIPE.
 #[cfg(not(unix))]
 fn stop_quietly_on_closed_pipe() {}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading {path}: {source}")]
+    struct Wrapped {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_inside_the_message_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(Wrapped {
+            path: "m.json",
+            source: io,
+        })
+        .context("loading the model");
+        assert_eq!(
+            describe(&err),
+            "loading the model: reading m.json: no such file"
+        );
+        assert_eq!(
+            format!("{err:#}"),
+            "loading the model: reading m.json: no such file: no such file"
+        );
+    }
+}

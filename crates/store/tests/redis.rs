@@ -136,11 +136,13 @@ async fn password_in_the_url_is_used_and_masked() {
     let server = RedisServer::builder().password("s3cret-pw").start();
     let store = open_store(&server.url(), options()).await.unwrap();
     let key = QueryId::new().key("x");
-    store
-        .put(&key, &StoredTensor::f32(vec![1], vec![1.0]).unwrap(), TTL)
-        .await
-        .unwrap();
-    assert!(store.get(&key).await.is_ok());
+    // A small tensor on the multiplexed connections, a large one on the blocking bulk path:
+    // both must authenticate.
+    for len in [1, 64 * 1024] {
+        let tensor = StoredTensor::f32(vec![len], vec![1.0; len]).unwrap();
+        store.put(&key, &tensor, TTL).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap().tensor, tensor);
+    }
     assert!(store.describe().contains(":***@"), "{}", store.describe());
     assert!(!store.describe().contains("s3cret-pw"));
 
