@@ -160,12 +160,19 @@ impl Coordinator {
         self.config
             .check_input_len(bytes.len())
             .map_err(|e| CoordinatorError::Input(e.to_string()))?;
+        // The tighter of the configured bound and what the store takes.
+        let limits = Limits {
+            max_value_bytes: (self.options.limits.max_value_bytes.into_iter())
+                .chain(self.store.max_payload_bytes())
+                .min(),
+            ..self.options.limits
+        };
         let plan = plan(
             &self.config,
             bytes.len(),
             self.options.plan,
             self.options.splits,
-            &self.options.limits,
+            &limits,
         )?;
         let query = QueryId::new();
         let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();

@@ -271,6 +271,54 @@ fn bad_input_is_refused_before_any_work() {
 }
 
 #[test]
+fn a_plan_over_the_stores_value_bound_is_refused_before_any_work() {
+    let f = fixture("4:3:2:2", 3, Modulation::Scale, GateActivation::Sigmoid, 2);
+    let rt = runtime();
+    // 100 bytes: 50 rows of 4 channels, 800 bytes as one paper-plan value.
+    let mut options = CoordinatorOptions {
+        plan: PlanKind::Paper,
+        splits: Splits::Fixed(25),
+        ..CoordinatorOptions::default()
+    };
+    options.limits.max_value_bytes = Some(400);
+    let c = Coordinator::new(
+        f.model.config.clone(),
+        f.store.clone(),
+        f.platform.clone(),
+        options,
+    );
+    let err = rt.block_on(c.classify(&[b'x'; 100])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            seqless_coordinator::CoordinatorError::Plan(seqless_plan::PlanError::Value {
+                bytes: 800,
+                limit: 400,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("use the fused plan"), "{err}");
+    assert!(f.store.live_keys().is_empty());
+    // The fused plan stores only block statistics here, and runs.
+    let mut fused = CoordinatorOptions {
+        splits: Splits::Fixed(25),
+        ..CoordinatorOptions::default()
+    };
+    fused.limits.max_value_bytes = Some(400);
+    let c = Coordinator::new(
+        f.model.config.clone(),
+        f.store.clone(),
+        f.platform.clone(),
+        fused,
+    );
+    let got = rt.block_on(c.classify(&[b'x'; 100])).unwrap();
+    let want = f.model.forward(&[b'x'; 100]).unwrap();
+    assert_eq!(got.prediction.label, want.label);
+}
+
+#[test]
 fn idle_instances_are_reaped() {
     let cfg = config(3, "4:3:2:2", Modulation::Scale, GateActivation::Sigmoid, 2);
     let dir = tempfile::tempdir().unwrap();

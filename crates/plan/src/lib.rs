@@ -87,6 +87,12 @@ pub struct Limits {
     pub max_splits: usize,
     /// Under `auto`, the fewest input rows worth a function of its own.
     pub min_rows_per_split: usize,
+    /// Largest tensor payload the store takes as one value (Redis: 512 MiB less the blob
+    /// header), or `None` for no bound. A layer whose split would store a larger activation
+    /// is refused (fixed splits) or split further (auto); a serial stage that would is
+    /// refused. The coordinator fills it in from its store.
+    #[serde(default)]
+    pub max_value_bytes: Option<u64>,
 }
 
 impl Default for Limits {
@@ -95,6 +101,7 @@ impl Default for Limits {
             function_memory_mb: 1024,
             max_splits: 16,
             min_rows_per_split: 65_536,
+            max_value_bytes: None,
         }
     }
 }
@@ -118,6 +125,22 @@ pub enum PlanError {
         needed_mb: u64,
         /// The limit.
         limit_mb: u32,
+    },
+    /// A stage would store a value larger than the store takes.
+    #[error(
+        "layer {layer} {stage} stage would store {bytes} bytes in one value, over the store's largest value of {limit} bytes; {advice}"
+    )]
+    Value {
+        /// 0-based layer.
+        layer: usize,
+        /// Which stage: `conv` (split `n`) or a serial one.
+        stage: String,
+        /// Payload bytes of the value.
+        bytes: u64,
+        /// The store's bound.
+        limit: u64,
+        /// What would make it fit.
+        advice: &'static str,
     },
     /// A limit is unusable.
     #[error("invalid limits: {0}")]

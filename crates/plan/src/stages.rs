@@ -210,17 +210,35 @@ pub fn plan(
                 .collect();
             let widest = ranges.iter().map(|r| r.len()).max().unwrap_or(0);
             let need = conv_memory(config, l, widest);
-            if need <= limit_bytes {
+            // The largest value a split stores: its activation rows where a later stage
+            // reads them, else only its block statistics.
+            let stored_rows = if stores_activation(kind, l, config.layers.len()) {
+                widest
+            } else {
+                widest / cfg.block_len
+            };
+            let value = stored_rows as u64 * cfg.channels as u64 * F32;
+            let value_fits = limits.max_value_bytes.is_none_or(|max| value <= max);
+            if need <= limit_bytes && value_fits {
                 break ranges;
             }
             let can_grow = splits == Splits::Auto && count < blocks && count < limits.max_splits;
             if !can_grow {
                 let split = ranges.iter().position(|r| r.len() == widest).unwrap_or(0);
-                return Err(PlanError::Memory {
-                    layer: l,
-                    split,
-                    needed_mb: mb(need),
-                    limit_mb: limits.function_memory_mb,
+                return Err(match limits.max_value_bytes {
+                    Some(limit) if !value_fits => PlanError::Value {
+                        layer: l,
+                        stage: format!("conv (split {split})"),
+                        bytes: value,
+                        limit,
+                        advice: "use more splits",
+                    },
+                    _ => PlanError::Memory {
+                        layer: l,
+                        split,
+                        needed_mb: mb(need),
+                        limit_mb: limits.function_memory_mb,
+                    },
                 });
             }
             count = (count * 2).min(blocks).min(limits.max_splits);
@@ -239,6 +257,7 @@ pub fn plan(
         PlanKind::Fused => fused_phases(config, &layers, padded_len),
         PlanKind::Paper => paper_phases(config, &layers, padded_len, limit_bytes)?,
     };
+    check_serial_values(kind, &layers, limits.max_value_bytes)?;
     Ok(Plan {
         kind,
         input_len,
@@ -246,6 +265,53 @@ pub fn plan(
         layers,
         phases,
     })
+}
+
+/// Whether layer `l`'s conv splits store their activation rows for a later stage: every
+/// layer in the paper plan (its TFiLM function reads them), all but the last in the fused
+/// plan (the next layer's conv reads them).
+fn stores_activation(kind: PlanKind, l: usize, n_layers: usize) -> bool {
+    match kind {
+        PlanKind::Paper => true,
+        PlanKind::Fused => l + 1 < n_layers,
+    }
+}
+
+/// Refuses a plan whose serial stages would store a value over `max_value_bytes`: they
+/// cannot be split. The fused TFiLM stage stores `h` `[B, C]`; the paper one the whole
+/// modulated activation `[T, C]`.
+fn check_serial_values(
+    kind: PlanKind,
+    layers: &[LayerGeometry],
+    max_value_bytes: Option<u64>,
+) -> Result<(), PlanError> {
+    let Some(limit) = max_value_bytes else {
+        return Ok(());
+    };
+    for (l, geometry) in layers.iter().enumerate() {
+        let (rows, advice) = match kind {
+            PlanKind::Paper => (
+                geometry.rows,
+                "the paper plan keeps each layer's whole activation in one value; use the fused plan",
+            ),
+            PlanKind::Fused if l + 1 < layers.len() => (
+                geometry.blocks,
+                "the fused plan keeps a layer's LSTM output in one value; use a store that takes larger values",
+            ),
+            PlanKind::Fused => continue,
+        };
+        let bytes = (rows * geometry.channels) as u64 * F32;
+        if bytes > limit {
+            return Err(PlanError::Value {
+                layer: l,
+                stage: "tfilm".into(),
+                bytes,
+                limit,
+                advice,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The pieces of `sources` (key, global row range) that cover `span`.
@@ -544,12 +610,73 @@ mod tests {
             function_memory_mb: 16,
             max_splits: 64,
             min_rows_per_split: 1 << 30,
+            max_value_bytes: None,
         };
         let err = plan(&c, 1 << 20, PlanKind::Fused, Splits::Fixed(1), &limits).unwrap_err();
         assert!(matches!(err, PlanError::Memory { layer: 0, .. }), "{err}");
         let p = plan(&c, 1 << 20, PlanKind::Fused, Splits::Auto, &limits).unwrap();
         assert!(p.layers[0].splits.len() > 1);
         assert!(p.phases[0].iter().all(|s| s.memory_bytes <= 16 << 20));
+    }
+
+    #[test]
+    fn value_limit_refuses_fixed_and_grows_auto() {
+        // Layer 0 of 8 channels stores its activation for layer 1: 1000 rows x 8 x 4 = 32,000 bytes
+        // with one split, so a 16,000-byte value bound needs more splits.
+        let c = config("8:3:1:8,4:3:1:8");
+        let limits = Limits {
+            max_value_bytes: Some(16_000),
+            min_rows_per_split: 1 << 30,
+            ..Limits::default()
+        };
+        let err = plan(&c, 1000, PlanKind::Fused, Splits::Fixed(1), &limits).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PlanError::Value {
+                    layer: 0,
+                    bytes: 32_000,
+                    limit: 16_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("use more splits"), "{err}");
+        let p = plan(&c, 1000, PlanKind::Fused, Splits::Auto, &limits).unwrap();
+        assert!(p.layers[0].splits.len() >= 3, "{:?}", p.layers[0].splits);
+        assert!(
+            p.layers[0]
+                .splits
+                .iter()
+                .all(|r| r.len() as u64 * 8 * 4 <= 16_000)
+        );
+        // No bound, no refusal.
+        plan(
+            &c,
+            1000,
+            PlanKind::Fused,
+            Splits::Fixed(1),
+            &Limits::default(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn value_limit_refuses_a_paper_plan_whose_whole_activation_is_too_large() {
+        let c = config("8:3:1:8");
+        let limits = Limits {
+            max_value_bytes: Some(16_000),
+            ..Limits::default()
+        };
+        // 8 splits keep each conv value small; the paper TFiLM still stores all 1024 rows.
+        let err = plan(&c, 1000, PlanKind::Paper, Splits::Fixed(8), &limits).unwrap_err();
+        assert!(
+            matches!(err, PlanError::Value { layer: 0, ref stage, .. } if stage == "tfilm"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("use the fused plan"), "{err}");
+        plan(&c, 1000, PlanKind::Fused, Splits::Fixed(8), &limits).unwrap();
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub enum Engine {
         batcher: Option<Batcher>,
     },
     /// The serverless pipeline.
-    Serverless(Coordinator),
+    Serverless(Box<Coordinator>),
 }
 
 impl Engine {

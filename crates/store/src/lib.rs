@@ -160,6 +160,13 @@ pub trait TensorStore: Send + Sync + 'static {
 
     /// A description for messages: `memory`, or the URL with any password masked.
     fn describe(&self) -> String;
+
+    /// The largest tensor payload one value can hold (the blob header excluded), so a
+    /// planner can refuse or split a query up front instead of failing at the first
+    /// oversized write. `None`: bounded only by memory.
+    fn max_payload_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Settings every backend shares.

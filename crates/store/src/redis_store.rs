@@ -512,6 +512,10 @@ impl TensorStore for RedisStore {
         Ok(tensor.encoded_len() as u64)
     }
 
+    fn max_payload_bytes(&self) -> Option<u64> {
+        Some((REDIS_MAX_STRING - HEADER_LEN) as u64)
+    }
+
     async fn get(&self, key: &str) -> Result<Fetched, StoreError> {
         let blob = self.get_blob(key).await?;
         let tensor = decode_blob(key, &blob)?;

@@ -144,6 +144,8 @@ async fn password_in_the_url_is_used_and_masked() {
         assert_eq!(store.get(&key).await.unwrap().tensor, tensor);
     }
     assert!(store.describe().contains(":***@"), "{}", store.describe());
+    // Redis' 512 MiB string limit less the blob header, for planners.
+    assert_eq!(store.max_payload_bytes(), Some((512 << 20) - 48));
     assert!(!store.describe().contains("s3cret-pw"));
 
     let wrong = server.url().replace("s3cret-pw", "wrong-pw");

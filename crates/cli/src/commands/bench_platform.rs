@@ -117,6 +117,7 @@ async fn coordinator(
             function_memory_mb: 10_240,
             max_splits: args.splits.max(1),
             min_rows_per_split: 1,
+            max_value_bytes: None,
         },
         ttl: Duration::from_secs(120),
         ..CoordinatorOptions::default()

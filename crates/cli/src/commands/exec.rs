@@ -104,6 +104,7 @@ pub async fn coordinator(
             function_memory_mb: args.memory_mb,
             max_splits: args.max_splits,
             min_rows_per_split: args.min_rows_per_split,
+            max_value_bytes: None,
         },
         ttl,
         pricing,

@@ -38,7 +38,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let engine = if args.exec.mode == "serverless" {
             // The functions hold the weights; the master needs only the config.
             let config = ModelConfig::load(&args.model.join(CONFIG_FILE))?;
-            Engine::Serverless(super::exec::coordinator(&args.model, config, &args.exec).await?)
+            Engine::Serverless(Box::new(
+                super::exec::coordinator(&args.model, config, &args.exec).await?,
+            ))
         } else {
             let batching = Batching {
                 max: args.batch_max,

@@ -269,6 +269,7 @@ fn shape_model(
             function_memory_mb: args.memory_mb,
             max_splits: args.max_splits,
             min_rows_per_split: args.min_rows_per_split,
+            max_value_bytes: None,
         };
         let plan_name = match args.plan {
             PlanKind::Fused => "fused",

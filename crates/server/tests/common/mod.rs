@@ -120,7 +120,7 @@ pub async fn coordinator(store_url: &str) -> Coordinator {
 /// A serverless server over the store at `store_url` (`memory` or a Redis URL).
 pub async fn serverless(store_url: &str, limits: Limits) -> TestServer {
     let metrics = Arc::new(Metrics::new());
-    let engine = Engine::Serverless(coordinator(store_url).await);
+    let engine = Engine::Serverless(Box::new(coordinator(store_url).await));
     TestServer::start(engine, metrics, limits, None).await
 }
 
