@@ -12,7 +12,7 @@ use seqless_functions::{
 };
 use seqless_model::testing::{config, random, write_model};
 use seqless_model::{GateActivation, Modulation, TfilmModel};
-use seqless_plan::{PlanKind, Splits, StageKind};
+use seqless_plan::{Limits, PlanKind, Splits, StageKind};
 use seqless_store::{MemoryStore, TensorStore};
 
 struct Fixture {
@@ -53,9 +53,19 @@ fn fixture(
 }
 
 fn coordinator(f: &Fixture, plan: PlanKind, splits: usize) -> Coordinator {
+    coordinator_with_limits(f, plan, splits, Limits::default())
+}
+
+fn coordinator_with_limits(
+    f: &Fixture,
+    plan: PlanKind,
+    splits: usize,
+    limits: Limits,
+) -> Coordinator {
     let options = CoordinatorOptions {
         plan,
         splits: Splits::Fixed(splits),
+        limits,
         ..CoordinatorOptions::default()
     };
     Coordinator::new(
@@ -275,18 +285,11 @@ fn a_plan_over_the_stores_value_bound_is_refused_before_any_work() {
     let f = fixture("4:3:2:2", 3, Modulation::Scale, GateActivation::Sigmoid, 2);
     let rt = runtime();
     // 100 bytes: 50 rows of 4 channels, 800 bytes as one paper-plan value.
-    let mut options = CoordinatorOptions {
-        plan: PlanKind::Paper,
-        splits: Splits::Fixed(25),
-        ..CoordinatorOptions::default()
+    let limits = Limits {
+        max_value_bytes: Some(400),
+        ..Limits::default()
     };
-    options.limits.max_value_bytes = Some(400);
-    let c = Coordinator::new(
-        f.model.config.clone(),
-        f.store.clone(),
-        f.platform.clone(),
-        options,
-    );
+    let c = coordinator_with_limits(&f, PlanKind::Paper, 25, limits);
     let err = rt.block_on(c.classify(&[b'x'; 100])).unwrap_err();
     assert!(
         matches!(
@@ -302,17 +305,7 @@ fn a_plan_over_the_stores_value_bound_is_refused_before_any_work() {
     assert!(err.to_string().contains("use the fused plan"), "{err}");
     assert!(f.store.live_keys().is_empty());
     // The fused plan stores only block statistics here, and runs.
-    let mut fused = CoordinatorOptions {
-        splits: Splits::Fixed(25),
-        ..CoordinatorOptions::default()
-    };
-    fused.limits.max_value_bytes = Some(400);
-    let c = Coordinator::new(
-        f.model.config.clone(),
-        f.store.clone(),
-        f.platform.clone(),
-        fused,
-    );
+    let c = coordinator_with_limits(&f, PlanKind::Fused, 25, limits);
     let got = rt.block_on(c.classify(&[b'x'; 100])).unwrap();
     let want = f.model.forward(&[b'x'; 100]).unwrap();
     assert_eq!(got.prediction.label, want.label);
