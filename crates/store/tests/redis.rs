@@ -375,8 +375,8 @@ async fn a_cluster_recovers_after_a_node_restarts() {
 }
 
 /// The store bench against a real server runs `redis-benchmark` beside every run and
-/// attaches its medians, leaving none of the store's keys behind (redis-benchmark
-/// leaves its own `key:__rand_int__`).
+/// attaches its medians, and leaves no key behind: neither the store's nor the
+/// baseline's.
 #[tokio::test]
 async fn store_bench_measures_the_baseline_on_the_same_server() {
     let server = RedisServer::start();
@@ -387,13 +387,37 @@ async fn store_bench_measures_the_baseline_on_the_same_server() {
         .await
         .unwrap();
     let row = &rows[0];
-    assert!(row.baseline_set_mb_s.unwrap() > 0.0, "{row:?}");
-    assert!(row.baseline_get_mb_s.unwrap() > 0.0, "{row:?}");
+    let baseline = row.baseline.expect("measured");
+    assert!(baseline.set_fresh_mb_s > 0.0, "{row:?}");
+    assert!(baseline.set_one_key_mb_s > 0.0, "{row:?}");
+    assert!(baseline.get_mb_s > 0.0, "{row:?}");
     assert!(
         row.put_ratio.unwrap() > 0.0 && row.get_ratio.unwrap() > 0.0,
         "{row:?}"
     );
-    let pattern = format!("{PREFIX}*");
-    let left = server.command(&[b"KEYS", pattern.as_bytes()]).unwrap();
-    assert_eq!(left, b"*0\r\n", "{}", String::from_utf8_lossy(&left));
+    assert_eq!(server.command(&[b"DBSIZE"]).unwrap(), b":0\r\n");
+}
+
+/// The baseline's GET reads a value of the requested size (not a missing key, which
+/// the server answers far faster), and every key it wrote is gone afterwards.
+#[test]
+fn redis_benchmark_baseline_writes_fresh_keys_and_cleans_up() {
+    let server = RedisServer::start();
+    let (host, port) = seqless_store::bench::baseline_endpoint(&server.url()).unwrap();
+    let baseline =
+        seqless_store::bench::redis_benchmark_baseline(&host, port, 1000, 2, 50).unwrap();
+    assert!(baseline.set_fresh_mb_s > 0.0 && baseline.get_mb_s > 0.0);
+    let stats = String::from_utf8(server.command(&[b"INFO", b"stats"]).unwrap()).unwrap();
+    let stat = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {stats}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(stat("keyspace_misses"), 0, "every GET found its value");
+    assert!(stat("keyspace_hits") >= 50, "{stats}");
+    assert_eq!(server.command(&[b"DBSIZE"]).unwrap(), b":0\r\n");
 }

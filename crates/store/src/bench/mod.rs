@@ -13,6 +13,12 @@
 //! - **Same concurrency.** `parallel` workers each keep one operation in flight,
 //!   like `redis-benchmark -c parallel` without pipelining (`-P 1`). The store
 //!   multiplexes its workers over its shared connection, as the functions do.
+//! - **Same server work.** A put writes a fresh key, so the SET baseline writes
+//!   fresh keys too (with an expiry, as puts have); `redis-benchmark`'s usual
+//!   one-key SET, which the server serves about twice as fast, is reported beside it
+//!   for reference ([`baseline`] explains). Both sides write
+//!   [`StoreBenchRow::ops_per_run`] values per run, so the server's memory grows by
+//!   the same amount.
 //! - **Same server, same moment.** Given the server's endpoint
 //!   ([`baseline_endpoint`] reads it from the store URL), every run of the store
 //!   is followed at once by a run of [`redis_benchmark_baseline`] with
@@ -23,6 +29,8 @@
 //! [`StoreBenchRow::ops_per_run`] tensors (puts), reads them all back (gets), and
 //! deletes them.
 
+pub mod baseline;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,10 +40,14 @@ use crate::error::StoreError;
 use crate::tensor::StoredTensor;
 use crate::{QueryId, TensorStore};
 
+pub use baseline::{Baseline, redis_benchmark_baseline};
+
 /// Bytes each run moves per direction, so small sizes still run long enough.
-const BYTES_PER_RUN: usize = 64 * 1024 * 1024;
+const BYTES_PER_RUN: usize = 256 * 1024 * 1024;
 /// Most operations per run, so tiny sizes stay quick.
 const MAX_OPS_PER_RUN: usize = 20_000;
+/// Fewest operations per run per client, so large sizes still time several each.
+const MIN_OPS_PER_CLIENT: usize = 4;
 /// Expiry of bench keys, in case a run is interrupted before it deletes them.
 const BENCH_TTL: Duration = Duration::from_secs(120);
 
@@ -54,24 +66,70 @@ pub struct StoreBenchRow {
     pub put_mb_s: f64,
     /// Median get throughput, payload MB/s.
     pub get_mb_s: f64,
-    /// `redis-benchmark` SET throughput at the same size and concurrency, if measured.
-    pub baseline_set_mb_s: Option<f64>,
-    /// `redis-benchmark` GET throughput at the same size and concurrency, if measured.
-    pub baseline_get_mb_s: Option<f64>,
-    /// `put_mb_s / baseline_set_mb_s`.
+    /// Median `redis-benchmark` throughputs at the same size and concurrency, if measured.
+    pub baseline: Option<Baseline>,
+    /// Put against `baseline.set_fresh_mb_s`, the same server work: the median over
+    /// runs of each run's ratio to the baseline run right after it.
     pub put_ratio: Option<f64>,
-    /// `get_mb_s / baseline_get_mb_s`.
+    /// Put against `baseline.set_one_key_mb_s` (overwriting one key), for reference;
+    /// paired as `put_ratio` is.
+    pub put_ratio_one_key: Option<f64>,
+    /// Get against `baseline.get_mb_s`, paired as `put_ratio` is.
     pub get_ratio: Option<f64>,
 }
 
+/// One timed run of the store, and the baseline run right after it if there is one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSample {
+    /// Put throughput of the run, payload MB/s.
+    pub put_mb_s: f64,
+    /// Get throughput of the run, payload MB/s.
+    pub get_mb_s: f64,
+    /// `redis-benchmark` right after the run.
+    pub baseline: Option<Baseline>,
+}
+
 impl StoreBenchRow {
-    /// Attaches the baseline measured for this row's size and fills in the ratios.
-    pub fn with_baseline(mut self, set_mb_s: f64, get_mb_s: f64) -> Self {
-        self.baseline_set_mb_s = Some(set_mb_s);
-        self.baseline_get_mb_s = Some(get_mb_s);
-        self.put_ratio = (set_mb_s > 0.0).then(|| self.put_mb_s / set_mb_s);
-        self.get_ratio = (get_mb_s > 0.0).then(|| self.get_mb_s / get_mb_s);
-        self
+    /// Medians of `samples` (one per run), and ratios as medians of each run's ratio
+    /// to its own baseline: load that drifts over the bench then moves both sides of
+    /// a pair alike, so it cancels in the ratio more than in a ratio of medians.
+    /// Ratios and baseline are `None` unless every run has a baseline.
+    pub fn from_runs(
+        size_bytes: usize,
+        parallel: usize,
+        ops_per_run: usize,
+        samples: &[RunSample],
+    ) -> Self {
+        let of = |field: &dyn Fn(&RunSample) -> Option<f64>| -> Option<f64> {
+            let mut xs = samples.iter().map(field).collect::<Option<Vec<f64>>>()?;
+            (!xs.is_empty()).then(|| median(&mut xs))
+        };
+        let ratio = |ours: f64, theirs: f64| (theirs > 0.0).then(|| ours / theirs);
+        let baseline_of = |field: fn(&Baseline) -> f64| of(&|s| s.baseline.as_ref().map(field));
+        let baseline = match (
+            baseline_of(|b| b.set_fresh_mb_s),
+            baseline_of(|b| b.set_one_key_mb_s),
+            baseline_of(|b| b.get_mb_s),
+        ) {
+            (Some(set_fresh_mb_s), Some(set_one_key_mb_s), Some(get_mb_s)) => Some(Baseline {
+                set_fresh_mb_s,
+                set_one_key_mb_s,
+                get_mb_s,
+            }),
+            _ => None,
+        };
+        Self {
+            size_bytes,
+            runs: samples.len(),
+            parallel,
+            ops_per_run,
+            put_mb_s: of(&|s| Some(s.put_mb_s)).unwrap_or(0.0),
+            get_mb_s: of(&|s| Some(s.get_mb_s)).unwrap_or(0.0),
+            baseline,
+            put_ratio: of(&|s| ratio(s.put_mb_s, s.baseline?.set_fresh_mb_s)),
+            put_ratio_one_key: of(&|s| ratio(s.put_mb_s, s.baseline?.set_one_key_mb_s)),
+            get_ratio: of(&|s| ratio(s.get_mb_s, s.baseline?.get_mb_s)),
+        }
     }
 }
 
@@ -105,10 +163,9 @@ pub async fn run_store_bench(
             vec![elems],
             (0..elems).map(|i| i as f32).collect(),
         )?);
-        let ops = (BYTES_PER_RUN / size).clamp(parallel, MAX_OPS_PER_RUN.max(parallel));
-        let mut put = Vec::with_capacity(runs);
-        let mut get = Vec::with_capacity(runs);
-        let (mut base_set, mut base_get) = (Vec::new(), Vec::new());
+        let min_ops = MIN_OPS_PER_CLIENT * parallel;
+        let ops = (BYTES_PER_RUN / size).clamp(min_ops, MAX_OPS_PER_RUN.max(min_ops));
+        let mut samples = Vec::with_capacity(runs);
         for _ in 0..runs {
             let q = QueryId::new();
             let keys: Vec<String> = (0..ops).map(|i| q.key(&format!("bench/{i}"))).collect();
@@ -121,43 +178,29 @@ pub async fn run_store_bench(
                     return Err(e);
                 }
             };
-            put.push(mb_per_s(ops * size, t));
+            let put_mb_s = mb_per_s(ops * size, t);
             let t = timed(&store, &keys, parallel, Op::Get(elems)).await;
             store.delete(&keys).await?;
-            get.push(mb_per_s(ops * size, t?));
+            let get_mb_s = mb_per_s(ops * size, t?);
+            let mut sample = RunSample {
+                put_mb_s,
+                get_mb_s,
+                baseline: None,
+            };
             if let Some((host, port)) = baseline.clone() {
-                // About two runs' worth of bytes: enough for a stable rate, bounded so
-                // large payloads stay quick.
-                let requests = (2 * BYTES_PER_RUN / size).clamp(100, MAX_OPS_PER_RUN);
-                let (set, get) = tokio::task::spawn_blocking(move || {
-                    redis_benchmark_baseline(&host, port, size, parallel, requests)
+                let measured = tokio::task::spawn_blocking(move || {
+                    redis_benchmark_baseline(&host, port, size, parallel, ops)
                 })
                 .await
                 .map_err(|e| StoreError::Tool {
                     tool: "redis-benchmark".into(),
                     reason: e.to_string(),
                 })??;
-                base_set.push(set);
-                base_get.push(get);
+                sample.baseline = Some(measured);
             }
+            samples.push(sample);
         }
-        let row = StoreBenchRow {
-            size_bytes: size,
-            runs,
-            parallel,
-            ops_per_run: ops,
-            put_mb_s: median(&mut put),
-            get_mb_s: median(&mut get),
-            baseline_set_mb_s: None,
-            baseline_get_mb_s: None,
-            put_ratio: None,
-            get_ratio: None,
-        };
-        rows.push(if base_set.is_empty() {
-            row
-        } else {
-            row.with_baseline(median(&mut base_set), median(&mut base_get))
-        });
+        rows.push(StoreBenchRow::from_runs(size, parallel, ops, &samples));
     }
     Ok(rows)
 }
@@ -220,44 +263,6 @@ fn median(xs: &mut [f64]) -> f64 {
     }
 }
 
-/// Runs `redis-benchmark -h host -p port -t set,get -d size_bytes -c clients
-/// -n requests --csv` (no pipelining) and returns (SET, GET) payload MB/s:
-/// requests per second times `size_bytes`. The server must not require a
-/// password. Blocks while it runs; call it from `spawn_blocking` or outside the
-/// async runtime.
-pub fn redis_benchmark_baseline(
-    host: &str,
-    port: u16,
-    size_bytes: usize,
-    clients: usize,
-    requests: usize,
-) -> Result<(f64, f64), StoreError> {
-    let tool = |reason: String| StoreError::Tool {
-        tool: "redis-benchmark".into(),
-        reason,
-    };
-    let out = std::process::Command::new("redis-benchmark")
-        .args(["-h", host, "-p", &port.to_string()])
-        .args(["-t", "set,get", "-P", "1", "--csv"])
-        .args(["-d", &size_bytes.to_string()])
-        .args(["-c", &clients.max(1).to_string()])
-        .args(["-n", &requests.max(1).to_string()])
-        .output()
-        .map_err(|e| tool(format!("cannot run it (is redis-tools installed?): {e}")))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(tool(format!(
-            "exit {}: {}{}",
-            out.status,
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    let (set, get) = parse_benchmark_csv(&stdout).map_err(tool)?;
-    let mb = |rps: f64| rps * size_bytes as f64 / 1e6;
-    Ok((mb(set), mb(get)))
-}
-
 /// The `(host, port)` to give [`redis_benchmark_baseline`] for a store URL: only
 /// for a plain `redis://` URL without a password (TLS, AUTH and Cluster URLs
 /// need options the baseline does not pass), else `None`.
@@ -273,92 +278,66 @@ pub fn baseline_endpoint(store_url: &str) -> Option<(String, u16)> {
     Some((host.to_owned(), url.port().unwrap_or(6379)))
 }
 
-/// Requests per second of SET and GET from `redis-benchmark --csv` output.
-fn parse_benchmark_csv(csv: &str) -> Result<(f64, f64), String> {
-    let mut set = None;
-    let mut get = None;
-    for line in csv.lines() {
-        let fields: Vec<&str> = line
-            .split(',')
-            .map(|f| f.trim().trim_matches('"'))
-            .collect();
-        let (Some(test), Some(rps)) = (fields.first(), fields.get(1)) else {
-            continue;
-        };
-        let slot = match *test {
-            "SET" => &mut set,
-            "GET" => &mut get,
-            _ => continue,
-        };
-        *slot = Some(
-            rps.parse::<f64>()
-                .map_err(|e| format!("bad rps `{rps}` for {test}: {e}"))?,
-        );
-    }
-    match (set, get) {
-        (Some(s), Some(g)) => Ok((s, g)),
-        _ => Err(format!("no SET and GET rows in its output: {csv}")),
-    }
+/// Column names of the table and the CSV, in order (see [`row_fields`]).
+const COLUMNS: [(&str, &str); 12] = [
+    ("size_B", "size_bytes"),
+    ("par", "parallel"),
+    ("runs", "runs"),
+    ("ops", "ops_per_run"),
+    ("put_MB/s", "put_mb_s"),
+    ("set_MB/s", "baseline_set_fresh_mb_s"),
+    ("put/x", "put_ratio"),
+    ("set1_MB/s", "baseline_set_one_key_mb_s"),
+    ("put/x1", "put_ratio_one_key"),
+    ("get_MB/s", "get_mb_s"),
+    ("rget_MB/s", "baseline_get_mb_s"),
+    ("get/x", "get_ratio"),
+];
+
+/// A row's fields in [`COLUMNS`] order: MB/s with `mb_prec` decimals, ratios with
+/// `ratio_prec`, and `missing` where no baseline was measured.
+fn row_fields(r: &StoreBenchRow, mb_prec: usize, ratio_prec: usize, missing: &str) -> Vec<String> {
+    let opt = |x: Option<f64>, prec: usize| {
+        x.map_or_else(|| missing.to_owned(), |v| format!("{v:.prec$}"))
+    };
+    let base = |field: fn(&Baseline) -> f64| opt(r.baseline.as_ref().map(field), mb_prec);
+    vec![
+        r.size_bytes.to_string(),
+        r.parallel.to_string(),
+        r.runs.to_string(),
+        r.ops_per_run.to_string(),
+        format!("{:.mb_prec$}", r.put_mb_s),
+        base(|b| b.set_fresh_mb_s),
+        opt(r.put_ratio, ratio_prec),
+        base(|b| b.set_one_key_mb_s),
+        opt(r.put_ratio_one_key, ratio_prec),
+        format!("{:.mb_prec$}", r.get_mb_s),
+        base(|b| b.get_mb_s),
+        opt(r.get_ratio, ratio_prec),
+    ]
 }
 
-/// A plain-text table of the rows, for the terminal.
+/// A plain-text table of the rows, for the terminal: `set` is `redis-benchmark`
+/// writing fresh keys (the put's baseline, `put/x`), `set1` overwriting one key
+/// (`put/x1`, for reference), `rget` its GET.
 pub fn render_table(rows: &[StoreBenchRow]) -> String {
-    let opt = |x: Option<f64>, prec: usize| match x {
-        Some(v) => format!("{v:.prec$}"),
-        None => "-".to_owned(),
+    let line = |fields: Vec<String>| {
+        let cells: Vec<String> = fields.iter().map(|f| format!("{f:>9}")).collect();
+        cells.join(" ") + "\n"
     };
-    let mut out = format!(
-        "{:>10} {:>5} {:>4} {:>6} {:>10} {:>10} {:>10} {:>10} {:>6} {:>6}\n",
-        "size_B",
-        "par",
-        "runs",
-        "ops",
-        "put_MB/s",
-        "set_MB/s",
-        "get_MB/s",
-        "rget_MB/s",
-        "put/x",
-        "get/x"
-    );
+    let mut out = line(COLUMNS.iter().map(|(name, _)| name.to_string()).collect());
     for r in rows {
-        out.push_str(&format!(
-            "{:>10} {:>5} {:>4} {:>6} {:>10.1} {:>10} {:>10.1} {:>10} {:>6} {:>6}\n",
-            r.size_bytes,
-            r.parallel,
-            r.runs,
-            r.ops_per_run,
-            r.put_mb_s,
-            opt(r.baseline_set_mb_s, 1),
-            r.get_mb_s,
-            opt(r.baseline_get_mb_s, 1),
-            opt(r.put_ratio, 2),
-            opt(r.get_ratio, 2),
-        ));
+        out.push_str(&line(row_fields(r, 1, 2, "-")));
     }
     out
 }
 
 /// The rows as CSV with a header line; missing baselines are empty fields.
 pub fn to_csv(rows: &[StoreBenchRow]) -> String {
-    let opt = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_default();
-    let mut out = String::from(
-        "size_bytes,parallel,runs,ops_per_run,put_mb_s,get_mb_s,\
-         baseline_set_mb_s,baseline_get_mb_s,put_ratio,get_ratio\n",
-    );
+    let header: Vec<&str> = COLUMNS.iter().map(|(_, name)| *name).collect();
+    let mut out = header.join(",") + "\n";
     for r in rows {
-        out.push_str(&format!(
-            "{},{},{},{},{:.3},{:.3},{},{},{},{}\n",
-            r.size_bytes,
-            r.parallel,
-            r.runs,
-            r.ops_per_run,
-            r.put_mb_s,
-            r.get_mb_s,
-            opt(r.baseline_set_mb_s),
-            opt(r.baseline_get_mb_s),
-            opt(r.put_ratio),
-            opt(r.get_ratio),
-        ));
+        out.push_str(&(row_fields(r, 3, 3, "").join(",") + "\n"));
     }
     out
 }
@@ -367,16 +346,6 @@ pub fn to_csv(rows: &[StoreBenchRow]) -> String {
 mod tests {
     use super::*;
     use crate::MemoryStore;
-
-    #[test]
-    fn parses_redis_benchmark_csv() {
-        let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\
-                   \"SET\",\"11299.43\",\"0.271\"\n\
-                   \"GET\",\"12987.01\",\"0.162\"\n";
-        assert_eq!(parse_benchmark_csv(csv).unwrap(), (11299.43, 12987.01));
-        assert!(parse_benchmark_csv("\"SET\",\"1\"\n").is_err());
-        assert!(parse_benchmark_csv("\"SET\",\"x\"\n\"GET\",\"1\"\n").is_err());
-    }
 
     #[test]
     fn baseline_endpoints() {
@@ -404,6 +373,46 @@ mod tests {
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 
+    /// Three runs whose paired ratios (0.1, 0.8, 3.0) have another median (0.8) than
+    /// the ratio of the medians (20 / 30).
+    fn paired_row() -> StoreBenchRow {
+        let sample = |put_mb_s, set_fresh_mb_s| RunSample {
+            put_mb_s,
+            get_mb_s: 5.0,
+            baseline: Some(Baseline {
+                set_fresh_mb_s,
+                set_one_key_mb_s: 40.0,
+                get_mb_s: 0.0,
+            }),
+        };
+        let samples = [sample(10.0, 100.0), sample(20.0, 25.0), sample(90.0, 30.0)];
+        StoreBenchRow::from_runs(64, 2, 8, &samples)
+    }
+
+    #[test]
+    fn ratios_are_medians_of_paired_runs() {
+        let row = paired_row();
+        assert_eq!((row.runs, row.put_mb_s, row.get_mb_s), (3, 20.0, 5.0));
+        assert_eq!(row.baseline.unwrap().set_fresh_mb_s, 30.0);
+        assert_eq!(row.put_ratio, Some(0.8));
+        assert_eq!(row.put_ratio_one_key, Some(0.5));
+        assert_eq!(row.get_ratio, None, "a zero baseline has no ratio");
+
+        let mut unpaired = [RunSample {
+            put_mb_s: 1.0,
+            get_mb_s: 1.0,
+            baseline: None,
+        }; 2];
+        assert_eq!(StoreBenchRow::from_runs(64, 1, 1, &unpaired).baseline, None);
+        unpaired[0].baseline = paired_row().baseline;
+        let row = StoreBenchRow::from_runs(64, 1, 1, &unpaired);
+        assert_eq!(
+            (row.baseline, row.put_ratio),
+            (None, None),
+            "all runs or none"
+        );
+    }
+
     #[tokio::test]
     async fn benches_the_memory_store_and_renders() {
         let store = Arc::new(MemoryStore::new());
@@ -415,14 +424,17 @@ mod tests {
         assert!(rows.iter().all(|r| r.put_mb_s > 0.0 && r.get_mb_s > 0.0));
         assert!(store.live_keys().is_empty(), "bench must delete its keys");
 
-        let row = rows[0].clone().with_baseline(rows[0].put_mb_s * 2.0, 0.0);
-        assert_eq!(row.put_ratio, Some(0.5));
-        assert_eq!(row.get_ratio, None);
-        let table = render_table(std::slice::from_ref(&row));
-        assert_eq!(table.lines().count(), 2);
-        let csv = to_csv(&[row]);
-        assert_eq!(csv.lines().count(), 2);
-        assert_eq!(csv.lines().nth(1).unwrap().split(',').count(), 10);
+        let row = paired_row();
+        let table = render_table(&[row.clone(), rows[1].clone()]);
+        assert_eq!(table.lines().count(), 3);
+        assert!(table.lines().nth(1).unwrap().contains(" 0.80 "), "{table}");
+        let csv = to_csv(&[row, rows[1].clone()]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines.iter().all(|l| l.split(',').count() == COLUMNS.len()));
+        assert!(lines[1].contains(",0.800,"), "{csv}");
+        let empty = lines[2].split(',').filter(|f| f.is_empty()).count();
+        assert_eq!(empty, 6, "no baseline, empty fields: {csv}");
 
         assert!(
             run_store_bench(store.clone(), &[2], 1, 1, None)

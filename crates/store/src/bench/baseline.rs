@@ -1,0 +1,216 @@
+//! The `redis-benchmark` side of the store bench: what the server does with the same
+//! payload, the same concurrency and the same kind of key, driven by Redis' own client.
+//!
+//! A store put always writes a **fresh key** (every stage output of every query has
+//! its own name), and on the server that costs more than overwriting one key: the value
+//! needs new memory rather than the allocation the old value just gave back. Measured on
+//! one server at 64 KB and 1 MB, `redis-benchmark`'s default SET workload (one key,
+//! `key:__rand_int__`, overwritten) ran about twice as fast as the same SETs spread over
+//! fresh keys with `-r` (docs/results.md). So the baseline a put is compared with
+//! writes fresh keys too (`-r`), with an expiry as the store's puts carry; the one-key
+//! rate is measured beside it and reported, for reference. GET reads one existing key
+//! of the size, as a store get reads one existing key.
+//!
+//! Every key the baseline writes carries a per-call prefix and a TTL, and is deleted
+//! (by a SCAN of that prefix) before the call returns, whether or not it succeeded, so
+//! a bench against a shared server leaves nothing behind.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::error::StoreError;
+
+/// Expiry of baseline keys, in case cleanup cannot reach the server.
+const BASELINE_TTL_SECS: &str = "120";
+/// Key space for fresh keys: `-r` draws from this many names, so collisions (which
+/// would turn a fresh-key SET into an overwrite) are rare at bench sizes.
+const FRESH_KEY_SPACE: &str = "1000000000";
+/// Bound on connecting to and cleaning up the server.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `redis-benchmark` on one server at one payload size, payload MB/s (10^6 bytes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Baseline {
+    /// SETEX of a fresh key per request: the server work of a store put.
+    pub set_fresh_mb_s: f64,
+    /// SETEX overwriting one key, `redis-benchmark`'s usual SET workload: for reference.
+    pub set_one_key_mb_s: f64,
+    /// GET of one existing key holding a value of the size.
+    pub get_mb_s: f64,
+}
+
+/// Runs `redis-benchmark -h host -p port -c clients -n requests -P 1` three times at
+/// `size_bytes`: SETEX of fresh keys, SETEX of one key, GET of that key (see the
+/// module docs), then deletes every key it wrote. The server must not require a
+/// password. Blocks while it runs; call it from `spawn_blocking` or outside the async
+/// runtime.
+pub fn redis_benchmark_baseline(
+    host: &str,
+    port: u16,
+    size_bytes: usize,
+    clients: usize,
+    requests: usize,
+) -> Result<Baseline, StoreError> {
+    let prefix = format!("seqless-bench:baseline:{}:", uuid::Uuid::new_v4());
+    let bench = RedisBenchmark {
+        host,
+        port,
+        clients: clients.max(1),
+        requests: requests.max(1),
+    };
+    let value = vec![b'x'; size_bytes];
+    let fresh_key = format!("{prefix}fresh:__rand_int__");
+    let one_key = format!("{prefix}one");
+    let measured = (|| {
+        let fresh = bench.rps(
+            &[
+                "-r",
+                FRESH_KEY_SPACE,
+                "-x",
+                "SETEX",
+                &fresh_key,
+                BASELINE_TTL_SECS,
+            ],
+            Some(&value),
+        )?;
+        let one = bench.rps(&["-x", "SETEX", &one_key, BASELINE_TTL_SECS], Some(&value))?;
+        let get = bench.rps(&["GET", &one_key], None)?;
+        let mb = |rps: f64| rps * size_bytes as f64 / 1e6;
+        Ok(Baseline {
+            set_fresh_mb_s: mb(fresh),
+            set_one_key_mb_s: mb(one),
+            get_mb_s: mb(get),
+        })
+    })();
+    let cleaned = delete_prefixed(host, port, &prefix);
+    let baseline = measured?;
+    cleaned?;
+    Ok(baseline)
+}
+
+/// One server and load shape, for several `redis-benchmark` runs.
+struct RedisBenchmark<'a> {
+    host: &'a str,
+    port: u16,
+    clients: usize,
+    requests: usize,
+}
+
+impl RedisBenchmark<'_> {
+    /// Requests per second of the single test `command` names, with `stdin` fed to
+    /// `-x` (the value) when given.
+    fn rps(&self, command: &[&str], stdin: Option<&[u8]>) -> Result<f64, StoreError> {
+        let mut child = Command::new("redis-benchmark")
+            .args(["-h", self.host, "-p", &self.port.to_string()])
+            .args(["-c", &self.clients.to_string()])
+            .args(["-n", &self.requests.to_string()])
+            .args(["-P", "1", "--csv"])
+            .args(command)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| tool(format!("cannot run it (is redis-tools installed?): {e}")))?;
+        if let (Some(value), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // redis-benchmark reads all of stdin before it starts; a failed write shows
+            // up as its own error below.
+            let _ = pipe.write_all(value);
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| tool(format!("waiting for it: {e}")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(tool(format!(
+                "`{}` exited with {}: {}{}",
+                command.join(" "),
+                out.status,
+                stdout,
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        parse_single_rps(&stdout).map_err(tool)
+    }
+}
+
+/// Requests per second of the one test in `redis-benchmark --csv` output.
+fn parse_single_rps(csv: &str) -> Result<f64, String> {
+    let row = csv
+        .lines()
+        .map(|line| {
+            line.split(',')
+                .map(|f| f.trim().trim_matches('"'))
+                .collect::<Vec<_>>()
+        })
+        .find(|fields| fields.len() >= 2 && fields[0] != "test")
+        .ok_or_else(|| format!("no result row in its output: {csv}"))?;
+    let rps = row[1];
+    rps.parse::<f64>()
+        .map_err(|e| format!("bad rps `{rps}` for `{}`: {e}", row[0]))
+}
+
+/// Deletes every key under `prefix` (SCAN, then UNLINK), so the baseline leaves
+/// nothing on the server.
+fn delete_prefixed(host: &str, port: u16, prefix: &str) -> Result<(), StoreError> {
+    let cleanup = |e: redis::RedisError| {
+        tool(format!(
+            "cleaning up its keys under `{prefix}` on {host}:{port}: {e}"
+        ))
+    };
+    let client = redis::Client::open((host, port)).map_err(cleanup)?;
+    let mut conn = client
+        .get_connection_with_timeout(CLEANUP_TIMEOUT)
+        .map_err(cleanup)?;
+    conn.set_read_timeout(Some(CLEANUP_TIMEOUT))
+        .map_err(cleanup)?;
+    conn.set_write_timeout(Some(CLEANUP_TIMEOUT))
+        .map_err(cleanup)?;
+    let pattern = format!("{prefix}*");
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(&mut conn)
+            .map_err(cleanup)?;
+        if !keys.is_empty() {
+            redis::cmd("UNLINK")
+                .arg(&keys)
+                .exec(&mut conn)
+                .map_err(cleanup)?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+fn tool(reason: String) -> StoreError {
+    StoreError::Tool {
+        tool: "redis-benchmark".into(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_redis_benchmark_csv() {
+        let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\
+                   \"SETEX seqless-bench:b:fresh:__rand_int__ 120\",\"11299.43\",\"0.271\"\n";
+        assert_eq!(parse_single_rps(csv).unwrap(), 11299.43);
+        assert!(parse_single_rps("\"test\",\"rps\"\n").is_err());
+        assert!(parse_single_rps("\"GET k\",\"x\"\n").is_err());
+    }
+}
