@@ -7,12 +7,12 @@
 //!
 //! - **Same payload.** A row of size `S` moves tensors whose payload is `S` bytes
 //!   (an f32 tensor of `S / 4` elements, so `S` is rounded down to a multiple of
-//!   4); `redis-benchmark -d S` moves `S`-byte values. MB/s counts those `S` bytes
+//!   4); the baseline moves `S`-byte values. MB/s counts those `S` bytes
 //!   per operation on both sides (MB = 10^6 bytes); the blob's 48-byte header is
 //!   overhead the store pays and the baseline does not.
 //! - **Same concurrency.** `parallel` workers each keep one operation in flight,
 //!   like `redis-benchmark -c parallel` without pipelining (`-P 1`). The store
-//!   multiplexes its workers over its shared connection, as the functions do.
+//!   spreads its workers over its own connections, as the functions do.
 //! - **Same server work.** A put writes a fresh key, so the SET baseline writes
 //!   fresh keys too (with an expiry, as puts have); `redis-benchmark`'s usual
 //!   one-key SET, which the server serves about twice as fast, is reported beside it
@@ -23,7 +23,8 @@
 //!   ([`baseline_endpoint`] reads it from the store URL), every run of the store
 //!   is followed at once by a run of [`redis_benchmark_baseline`] with
 //!   `clients = parallel`, so on a shared, noisy machine both sides see the same
-//!   load; each side's figure is the median over the runs.
+//!   load; each side's figure is the median over the runs, and each ratio the
+//!   median of the runs' ratios to their own baseline.
 //!
 //! Each store figure is the median of `runs` runs; each run writes
 //! [`StoreBenchRow::ops_per_run`] tensors (puts), reads them all back (gets), and
