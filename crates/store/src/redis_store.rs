@@ -16,7 +16,7 @@ use redis::{
 use tokio::time::Instant;
 
 use crate::error::StoreError;
-use crate::redis_bulk::{BulkWriter, packed_set};
+use crate::redis_bulk::BulkWriter;
 use crate::tensor::{HEADER_LEN, Header, StoredTensor, decode_blob, tensor_from_payload};
 use crate::url::{Target, TlsFiles, mask, parse};
 use crate::{Fetched, StoreOptions, TensorStore, check_ttl};
@@ -145,7 +145,8 @@ impl RedisStore {
                                 .map_err(|e| bad(e.to_string()))
                         })
                         .collect::<Result<Vec<_>, _>>()?;
-                    let bulk = BulkWriter::new(client, opts.connect_timeout, opts.op_timeout);
+                    let bulk = BulkWriter::new(&client, opts.connect_timeout, opts.op_timeout)
+                        .map_err(|e| bad(e.to_string()))?;
                     Ok((conns, Some(Arc::new(bulk))))
                 }
                 Target::Cluster { nodes, tls } => {
@@ -473,13 +474,12 @@ impl TensorStore for RedisStore {
             .as_ref()
             .filter(|_| tensor.encoded_len() >= BULK_MIN_BYTES)
         {
-            // Shared, not cloned, by retries.
-            let command = Arc::new(packed_set(&full_key, tensor, ttl_millis(ttl)));
             self.run("SET", Some(key), |_| {
-                let command = Arc::clone(&command);
+                // The clone shares the tensor's elements; the key is a few bytes.
+                let (full_key, tensor) = (full_key.clone(), tensor.clone());
                 async move {
                     match bulk
-                        .send(command)
+                        .set(full_key, tensor, ttl_millis(ttl))
                         .await
                         .map_err(|e| self.map_err(Some(key), e))?
                     {

@@ -25,6 +25,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::error::StoreError;
 
@@ -136,10 +137,14 @@ impl fmt::Debug for TensorData {
 ///
 /// The constructors check that the shape matches the data, so every
 /// `StoredTensor` can be encoded, and every decoded one is consistent.
+///
+/// Clones share one copy of the elements (as candle's tensors share storage): a store
+/// can hand a tensor to a writer thread that outlives the `put`'s borrow, and send the
+/// payload from the tensor's own memory, without copying megabytes to do so.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredTensor {
     shape: Vec<usize>,
-    data: TensorData,
+    data: Arc<TensorData>,
 }
 
 impl StoredTensor {
@@ -171,7 +176,10 @@ impl StoredTensor {
                 data.len()
             )));
         }
-        Ok(Self { shape, data })
+        Ok(Self {
+            shape,
+            data: Arc::new(data),
+        })
     }
 
     /// The dimensions, outermost first; empty for a scalar.
@@ -196,7 +204,7 @@ impl StoredTensor {
 
     /// The f32 elements, or [`StoreError::DTypeMismatch`].
     pub fn as_f32(&self) -> Result<&[f32], StoreError> {
-        match &self.data {
+        match &*self.data {
             TensorData::F32(v) => Ok(v),
             other => Err(mismatch(DType::F32, other.dtype())),
         }
@@ -204,23 +212,25 @@ impl StoredTensor {
 
     /// The u16 elements, or [`StoreError::DTypeMismatch`].
     pub fn as_u16(&self) -> Result<&[u16], StoreError> {
-        match &self.data {
+        match &*self.data {
             TensorData::U16(v) => Ok(v),
             other => Err(mismatch(DType::U16, other.dtype())),
         }
     }
 
-    /// The f32 elements without a copy, or [`StoreError::DTypeMismatch`].
+    /// The f32 elements, or [`StoreError::DTypeMismatch`]; without a copy unless a
+    /// clone of this tensor is still alive.
     pub fn into_f32(self) -> Result<Vec<f32>, StoreError> {
-        match self.data {
+        match Arc::unwrap_or_clone(self.data) {
             TensorData::F32(v) => Ok(v),
             other => Err(mismatch(DType::F32, other.dtype())),
         }
     }
 
-    /// The u16 elements without a copy, or [`StoreError::DTypeMismatch`].
+    /// The u16 elements, or [`StoreError::DTypeMismatch`]; without a copy unless a
+    /// clone of this tensor is still alive.
     pub fn into_u16(self) -> Result<Vec<u16>, StoreError> {
-        match self.data {
+        match Arc::unwrap_or_clone(self.data) {
             TensorData::U16(v) => Ok(v),
             other => Err(mismatch(DType::U16, other.dtype())),
         }
@@ -253,9 +263,10 @@ impl StoredTensor {
         out
     }
 
-    /// Streams the blob into `out` without building it in memory first, so a store
-    /// can write a large tensor straight into its outgoing command buffer: one copy of
-    /// the payload instead of two.
+    /// Streams the blob into `out` without building it in memory first: a store can
+    /// write it into a command buffer, or through a `BufWriter` to a socket, which
+    /// passes the payload (larger than its buffer) from the tensor's memory to the
+    /// kernel without copying it.
     pub fn write_encoded(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let mut crc = crc32fast::Hasher::new();
         self.for_each_payload_chunk(|bytes| {
@@ -275,13 +286,13 @@ impl StoredTensor {
         mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         if cfg!(target_endian = "little") {
-            return sink(match &self.data {
+            return sink(match &*self.data {
                 TensorData::F32(v) => bytemuck::cast_slice(v),
                 TensorData::U16(v) => bytemuck::cast_slice(v),
             });
         }
         let mut buf = [0u8; STREAM_CHUNK_BYTES];
-        match &self.data {
+        match &*self.data {
             TensorData::F32(v) => {
                 for chunk in v.chunks(STREAM_CHUNK_BYTES / 4) {
                     let bytes = &mut buf[..chunk.len() * 4];
@@ -593,6 +604,26 @@ mod tests {
         let back = StoredTensor::decode(&u.encode()).unwrap();
         assert_eq!(back.dtype(), DType::U16);
         assert_eq!(back.into_u16().unwrap(), vec![0, 1, 256, 257, u16::MAX]);
+    }
+
+    #[test]
+    fn clones_share_the_elements_and_into_copies_only_while_one_lives() {
+        let t = sample_f32();
+        let clone = t.clone();
+        assert!(std::ptr::eq(
+            t.as_f32().unwrap().as_ptr(),
+            clone.as_f32().unwrap().as_ptr()
+        ));
+        let expected = t.as_f32().unwrap().to_vec();
+        let shared_at = t.as_f32().unwrap().as_ptr();
+        // A clone is alive: taking the elements copies them and leaves the clone intact.
+        let taken = t.into_f32().unwrap();
+        assert_eq!(taken, expected);
+        assert!(!std::ptr::eq(taken.as_ptr(), shared_at));
+        assert_eq!(clone.as_f32().unwrap(), expected.as_slice());
+        // The last one standing gives up its own buffer.
+        let last = clone.into_f32().unwrap();
+        assert!(std::ptr::eq(last.as_ptr(), shared_at));
     }
 
     #[test]
