@@ -7,11 +7,15 @@
 //! each copy; on a 2-core machine that held puts of 64 KB to 1 MB near half of
 //! `redis-benchmark`'s rate (docs/results.md). The blocking `redis::Connection` writes the
 //! bytes it is given to its socket as they are, so here the command is streamed through a
-//! small `BufWriter`: the RESP framing and the blob header collect in its buffer, and the
-//! payload, larger than the buffer, goes from the tensor to the kernel with no copy at all.
-//! That makes one command three writes (framing and header, payload, trailer), so these
-//! sockets set `TCP_NODELAY`: with Nagle's algorithm the small trailer waits for the
-//! server to acknowledge the payload, and 64 KB puts ran at a tenth of their rate.
+//! `BufWriter`. From [`STREAM_FROM_BYTES`] on, its buffer is small: the RESP framing and
+//! the blob header collect in it, and the payload, larger than the buffer, goes from the
+//! tensor to the kernel with no copy at all. That makes one command three writes
+//! (framing and header, payload, trailer), so these sockets set `TCP_NODELAY`: with
+//! Nagle's algorithm the small trailer waits for the server to acknowledge the payload,
+//! and 64 KB puts ran at a tenth of their rate. Below it the buffer holds the whole
+//! command, sent in one write: copying a few hundred kilobytes costs less than two more
+//! writes and TCP pushes (measured at 64 KB; the two ways ran alike at 256 KB, and
+//! streaming was ahead at 1 MB, docs/results.md).
 //!
 //! The blocking calls run on tokio's blocking pool with socket timeouts, one connection
 //! per in-flight put (like `redis-benchmark -c N`); idle connections are kept for reuse,
@@ -29,8 +33,13 @@ use crate::tensor::StoredTensor;
 
 /// Idle blocking connections kept for reuse; more puts than this in flight open more.
 const MAX_IDLE: usize = 16;
-/// Buffer for a command's framing and blob header; what is larger bypasses it.
+/// Blob size from which the payload is streamed from the tensor instead of copied into
+/// the command's buffer (see the module docs).
+const STREAM_FROM_BYTES: usize = 256 * 1024;
+/// Buffer for a streamed command's framing and blob header; the payload bypasses it.
 const FRAMING_BUFFER_BYTES: usize = 8 * 1024;
+/// Room for a command's RESP framing and its TTL, beside the key and the blob.
+const FRAMING_BYTES: usize = 128;
 
 /// A pool of blocking connections to one Redis server, for large SETs.
 pub(crate) struct BulkWriter {
@@ -122,8 +131,14 @@ fn send_set(
     tensor: &StoredTensor,
     ttl_ms: u64,
 ) -> RedisResult<Value> {
+    let blob = tensor.encoded_len();
+    let capacity = if blob < STREAM_FROM_BYTES {
+        blob + key.len() + FRAMING_BYTES
+    } else {
+        FRAMING_BUFFER_BYTES
+    };
     let mut out = BufWriter::with_capacity(
-        FRAMING_BUFFER_BYTES,
+        capacity,
         ConnectionWriter {
             conn: &mut *conn,
             error: None,

@@ -39,13 +39,16 @@ async fn round_trip(h: &Harness) {
     let act = grid(17, 5);
     let ids = StoredTensor::u16(vec![6], vec![1, 2, 3, 256, 257, 0]).unwrap();
     let scalar = StoredTensor::f32(vec![], vec![3.5]).unwrap();
-    // 64 KB: a single Redis server writes tensors this large on its blocking bulk path.
+    // A single Redis server writes tensors from 32 KB on its blocking bulk path: this
+    // one (64 KB) copied into one command buffer, the 512 KB one streamed from the tensor.
     let large = grid(2048, 8);
+    let streamed = grid(16384, 8);
     for (name, t) in [
         ("act", &act),
         ("ids", &ids),
         ("scalar", &scalar),
         ("large", &large),
+        ("streamed", &streamed),
     ] {
         let written = h.store.put(&q.key(name), t, TTL).await.unwrap();
         assert_eq!(written, t.encoded_len() as u64);

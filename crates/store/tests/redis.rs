@@ -391,6 +391,7 @@ async fn store_bench_measures_the_baseline_on_the_same_server() {
     assert!(baseline.set_fresh_mb_s > 0.0, "{row:?}");
     assert!(baseline.set_one_key_mb_s > 0.0, "{row:?}");
     assert!(baseline.get_mb_s > 0.0, "{row:?}");
+    assert!(baseline.get_one_key_mb_s > 0.0, "{row:?}");
     assert!(
         row.put_ratio.unwrap() > 0.0 && row.get_ratio.unwrap() > 0.0,
         "{row:?}"
@@ -398,8 +399,9 @@ async fn store_bench_measures_the_baseline_on_the_same_server() {
     assert_eq!(server.command(&[b"DBSIZE"]).unwrap(), b":0\r\n");
 }
 
-/// The baseline's GET reads a value of the requested size (not a missing key, which
-/// the server answers far faster), and every key it wrote is gone afterwards.
+/// The baseline's GETs read values of the requested size (not missing keys, which the
+/// server answers far faster): the one key, and the distinct keys it fills first under
+/// the names `redis-benchmark -r` draws. Every key it wrote is gone afterwards.
 #[test]
 fn redis_benchmark_baseline_writes_fresh_keys_and_cleans_up() {
     let server = RedisServer::start();
@@ -407,6 +409,7 @@ fn redis_benchmark_baseline_writes_fresh_keys_and_cleans_up() {
     let baseline =
         seqless_store::bench::redis_benchmark_baseline(&host, port, 1000, 2, 50).unwrap();
     assert!(baseline.set_fresh_mb_s > 0.0 && baseline.get_mb_s > 0.0);
+    assert!(baseline.get_one_key_mb_s > 0.0);
     let stats = String::from_utf8(server.command(&[b"INFO", b"stats"]).unwrap()).unwrap();
     let stat = |name: &str| -> u64 {
         stats
@@ -418,6 +421,10 @@ fn redis_benchmark_baseline_writes_fresh_keys_and_cleans_up() {
             .unwrap()
     };
     assert_eq!(stat("keyspace_misses"), 0, "every GET found its value");
-    assert!(stat("keyspace_hits") >= 50, "{stats}");
+    assert_eq!(
+        stat("keyspace_hits"),
+        2 * 50,
+        "both GET runs read their 50: {stats}"
+    );
     assert_eq!(server.command(&[b"DBSIZE"]).unwrap(), b":0\r\n");
 }

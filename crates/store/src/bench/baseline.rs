@@ -8,8 +8,15 @@
 //! `key:__rand_int__`, overwritten) ran about twice as fast as the same SETs spread over
 //! fresh keys with `-r` (docs/results.md). So the baseline a put is compared with
 //! writes fresh keys too (`-r`), with an expiry as the store's puts carry; the one-key
-//! rate is measured beside it and reported, for reference. GET reads one existing key
-//! of the size, as a store get reads one existing key.
+//! rate is measured beside it and reported, for reference.
+//!
+//! Likewise a store get reads **distinct keys**, as many values as the run wrote, spread
+//! over that much server memory; a GET of one key serves the same value from the
+//! server's CPU cache every time, which at 64 KB ran 1.3 to 1.6 times as fast. So the GET
+//! baseline first writes `requests` keys named as `redis-benchmark -r requests` names
+//! them (`__rand_int__` is a 12-digit, zero-padded number below `requests`) and then
+//! reads them at random; every read finds its value. The one-key GET is reported beside
+//! it.
 //!
 //! Every key the baseline writes carries a per-call prefix and a TTL, and is deleted
 //! (by a SCAN of that prefix) before the call returns, whether or not it succeeded, so
@@ -26,8 +33,10 @@ const BASELINE_TTL_SECS: &str = "120";
 /// Key space for fresh keys: `-r` draws from this many names, so collisions (which
 /// would turn a fresh-key SET into an overwrite) are rare at bench sizes.
 const FRESH_KEY_SPACE: &str = "1000000000";
-/// Bound on connecting to and cleaning up the server.
-const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on connecting to the server, and on each call that fills or cleans it up.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most value bytes per pipeline when filling the GET baseline's keys.
+const FILL_BATCH_BYTES: usize = 32 * 1024 * 1024;
 
 /// `redis-benchmark` on one server at one payload size, payload MB/s (10^6 bytes).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,13 +45,17 @@ pub struct Baseline {
     pub set_fresh_mb_s: f64,
     /// SETEX overwriting one key, `redis-benchmark`'s usual SET workload: for reference.
     pub set_one_key_mb_s: f64,
-    /// GET of one existing key holding a value of the size.
+    /// GET of distinct existing keys, as many as the store's run reads: the server
+    /// work of store gets.
     pub get_mb_s: f64,
+    /// GET of one key, over and over: for reference.
+    pub get_one_key_mb_s: f64,
 }
 
-/// Runs `redis-benchmark -h host -p port -c clients -n requests -P 1` three times at
-/// `size_bytes`: SETEX of fresh keys, SETEX of one key, GET of that key (see the
-/// module docs), then deletes every key it wrote. The server must not require a
+/// Runs `redis-benchmark -h host -p port -c clients -n requests -P 1` four times at
+/// `size_bytes`: SETEX of fresh keys, SETEX of one key, GET of that key, GET of
+/// `requests` distinct keys it writes first (see the module docs), then deletes every
+/// key it wrote. The server must not require a
 /// password. Blocks while it runs; call it from `spawn_blocking` or outside the async
 /// runtime.
 pub fn redis_benchmark_baseline(
@@ -75,12 +88,24 @@ pub fn redis_benchmark_baseline(
             Some(&value),
         )?;
         let one = bench.rps(&["-x", "SETEX", &one_key, BASELINE_TTL_SECS], Some(&value))?;
-        let get = bench.rps(&["GET", &one_key], None)?;
+        let get_one = bench.rps(&["GET", &one_key], None)?;
+        let get_prefix = format!("{prefix}get:");
+        fill_keys(host, port, &get_prefix, bench.requests, &value)?;
+        let get = bench.rps(
+            &[
+                "-r",
+                &bench.requests.to_string(),
+                "GET",
+                &format!("{get_prefix}__rand_int__"),
+            ],
+            None,
+        )?;
         let mb = |rps: f64| rps * size_bytes as f64 / 1e6;
         Ok(Baseline {
             set_fresh_mb_s: mb(fresh),
             set_one_key_mb_s: mb(one),
             get_mb_s: mb(get),
+            get_one_key_mb_s: mb(get_one),
         })
     })();
     let cleaned = delete_prefixed(host, port, &prefix);
@@ -154,6 +179,50 @@ fn parse_single_rps(csv: &str) -> Result<f64, String> {
         .map_err(|e| format!("bad rps `{rps}` for `{}`: {e}", row[0]))
 }
 
+/// The name `redis-benchmark -r` gives `__rand_int__` for `n`: 12 digits, zero-padded.
+fn rand_int_name(prefix: &str, n: usize) -> String {
+    format!("{prefix}{n:012}")
+}
+
+/// Writes `count` keys `prefix` + [`rand_int_name`] (0 to `count - 1`) holding `value`,
+/// with the baseline's expiry, in pipelines of at most [`FILL_BATCH_BYTES`] of values.
+fn fill_keys(
+    host: &str,
+    port: u16,
+    prefix: &str,
+    count: usize,
+    value: &[u8],
+) -> Result<(), StoreError> {
+    let failed = |e: redis::RedisError| {
+        tool(format!(
+            "writing the GET baseline's keys under `{prefix}` on {host}:{port}: {e}"
+        ))
+    };
+    let mut conn = connect(host, port).map_err(failed)?;
+    let per_batch = (FILL_BATCH_BYTES / value.len().max(1)).max(1);
+    for first in (0..count).step_by(per_batch) {
+        let mut pipe = redis::pipe();
+        for n in first..count.min(first + per_batch) {
+            pipe.cmd("SETEX")
+                .arg(rand_int_name(prefix, n))
+                .arg(BASELINE_TTL_SECS)
+                .arg(value)
+                .ignore();
+        }
+        pipe.exec(&mut conn).map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// A blocking connection whose every call is bounded by [`SETUP_TIMEOUT`].
+fn connect(host: &str, port: u16) -> redis::RedisResult<redis::Connection> {
+    let client = redis::Client::open((host, port))?;
+    let conn = client.get_connection_with_timeout(SETUP_TIMEOUT)?;
+    conn.set_read_timeout(Some(SETUP_TIMEOUT))?;
+    conn.set_write_timeout(Some(SETUP_TIMEOUT))?;
+    Ok(conn)
+}
+
 /// Deletes every key under `prefix` (SCAN, then UNLINK), so the baseline leaves
 /// nothing on the server.
 fn delete_prefixed(host: &str, port: u16, prefix: &str) -> Result<(), StoreError> {
@@ -162,14 +231,7 @@ fn delete_prefixed(host: &str, port: u16, prefix: &str) -> Result<(), StoreError
             "cleaning up its keys under `{prefix}` on {host}:{port}: {e}"
         ))
     };
-    let client = redis::Client::open((host, port)).map_err(cleanup)?;
-    let mut conn = client
-        .get_connection_with_timeout(CLEANUP_TIMEOUT)
-        .map_err(cleanup)?;
-    conn.set_read_timeout(Some(CLEANUP_TIMEOUT))
-        .map_err(cleanup)?;
-    conn.set_write_timeout(Some(CLEANUP_TIMEOUT))
-        .map_err(cleanup)?;
+    let mut conn = connect(host, port).map_err(cleanup)?;
     let pattern = format!("{prefix}*");
     let mut cursor = 0u64;
     loop {
@@ -204,6 +266,13 @@ fn tool(reason: String) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_keys_as_redis_benchmark_names_rand_int() {
+        // redis-benchmark writes `__rand_int__` as `%012llu` of a number below `-r`.
+        assert_eq!(rand_int_name("p:get:", 0), "p:get:000000000000");
+        assert_eq!(rand_int_name("p:get:", 4095), "p:get:000000004095");
+    }
 
     #[test]
     fn parses_redis_benchmark_csv() {

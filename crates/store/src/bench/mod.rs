@@ -16,7 +16,9 @@
 //! - **Same server work.** A put writes a fresh key, so the SET baseline writes
 //!   fresh keys too (with an expiry, as puts have); `redis-benchmark`'s usual
 //!   one-key SET, which the server serves about twice as fast, is reported beside it
-//!   for reference ([`baseline`] explains). Both sides write
+//!   for reference ([`baseline`] explains). A get reads distinct keys, so the GET
+//!   baseline reads as many distinct keys of the size, spread over as much memory, and
+//!   the one-key GET (served from the server's cache) is reported beside it. Both sides write
 //!   [`StoreBenchRow::ops_per_run`] values per run, so the server's memory grows by
 //!   the same amount.
 //! - **Same server, same moment.** Given the server's endpoint
@@ -75,8 +77,11 @@ pub struct StoreBenchRow {
     /// Put against `baseline.set_one_key_mb_s` (overwriting one key), for reference;
     /// paired as `put_ratio` is.
     pub put_ratio_one_key: Option<f64>,
-    /// Get against `baseline.get_mb_s`, paired as `put_ratio` is.
+    /// Get against `baseline.get_mb_s`, the same server work; paired as `put_ratio` is.
     pub get_ratio: Option<f64>,
+    /// Get against `baseline.get_one_key_mb_s` (one key, read over and over), for
+    /// reference; paired as `put_ratio` is.
+    pub get_ratio_one_key: Option<f64>,
 }
 
 /// One timed run of the store, and the baseline run right after it if there is one.
@@ -111,11 +116,18 @@ impl StoreBenchRow {
             baseline_of(|b| b.set_fresh_mb_s),
             baseline_of(|b| b.set_one_key_mb_s),
             baseline_of(|b| b.get_mb_s),
+            baseline_of(|b| b.get_one_key_mb_s),
         ) {
-            (Some(set_fresh_mb_s), Some(set_one_key_mb_s), Some(get_mb_s)) => Some(Baseline {
+            (
+                Some(set_fresh_mb_s),
+                Some(set_one_key_mb_s),
+                Some(get_mb_s),
+                Some(get_one_key_mb_s),
+            ) => Some(Baseline {
                 set_fresh_mb_s,
                 set_one_key_mb_s,
                 get_mb_s,
+                get_one_key_mb_s,
             }),
             _ => None,
         };
@@ -130,6 +142,7 @@ impl StoreBenchRow {
             put_ratio: of(&|s| ratio(s.put_mb_s, s.baseline?.set_fresh_mb_s)),
             put_ratio_one_key: of(&|s| ratio(s.put_mb_s, s.baseline?.set_one_key_mb_s)),
             get_ratio: of(&|s| ratio(s.get_mb_s, s.baseline?.get_mb_s)),
+            get_ratio_one_key: of(&|s| ratio(s.get_mb_s, s.baseline?.get_one_key_mb_s)),
         }
     }
 }
@@ -280,7 +293,7 @@ pub fn baseline_endpoint(store_url: &str) -> Option<(String, u16)> {
 }
 
 /// Column names of the table and the CSV, in order (see [`row_fields`]).
-const COLUMNS: [(&str, &str); 12] = [
+const COLUMNS: [(&str, &str); 14] = [
     ("size_B", "size_bytes"),
     ("par", "parallel"),
     ("runs", "runs"),
@@ -293,6 +306,8 @@ const COLUMNS: [(&str, &str); 12] = [
     ("get_MB/s", "get_mb_s"),
     ("rget_MB/s", "baseline_get_mb_s"),
     ("get/x", "get_ratio"),
+    ("rget1_MB/s", "baseline_get_one_key_mb_s"),
+    ("get/x1", "get_ratio_one_key"),
 ];
 
 /// A row's fields in [`COLUMNS`] order: MB/s with `mb_prec` decimals, ratios with
@@ -315,12 +330,15 @@ fn row_fields(r: &StoreBenchRow, mb_prec: usize, ratio_prec: usize, missing: &st
         format!("{:.mb_prec$}", r.get_mb_s),
         base(|b| b.get_mb_s),
         opt(r.get_ratio, ratio_prec),
+        base(|b| b.get_one_key_mb_s),
+        opt(r.get_ratio_one_key, ratio_prec),
     ]
 }
 
 /// A plain-text table of the rows, for the terminal: `set` is `redis-benchmark`
 /// writing fresh keys (the put's baseline, `put/x`), `set1` overwriting one key
-/// (`put/x1`, for reference), `rget` its GET.
+/// (`put/x1`, for reference), `rget` its GET of distinct keys (the get's baseline,
+/// `get/x`), `rget1` of one key (`get/x1`, for reference).
 pub fn render_table(rows: &[StoreBenchRow]) -> String {
     let line = |fields: Vec<String>| {
         let cells: Vec<String> = fields.iter().map(|f| format!("{f:>9}")).collect();
@@ -384,6 +402,7 @@ mod tests {
                 set_fresh_mb_s,
                 set_one_key_mb_s: 40.0,
                 get_mb_s: 0.0,
+                get_one_key_mb_s: 10.0,
             }),
         };
         let samples = [sample(10.0, 100.0), sample(20.0, 25.0), sample(90.0, 30.0)];
@@ -398,6 +417,7 @@ mod tests {
         assert_eq!(row.put_ratio, Some(0.8));
         assert_eq!(row.put_ratio_one_key, Some(0.5));
         assert_eq!(row.get_ratio, None, "a zero baseline has no ratio");
+        assert_eq!(row.get_ratio_one_key, Some(0.5));
 
         let mut unpaired = [RunSample {
             put_mb_s: 1.0,
@@ -435,7 +455,7 @@ mod tests {
         assert!(lines.iter().all(|l| l.split(',').count() == COLUMNS.len()));
         assert!(lines[1].contains(",0.800,"), "{csv}");
         let empty = lines[2].split(',').filter(|f| f.is_empty()).count();
-        assert_eq!(empty, 6, "no baseline, empty fields: {csv}");
+        assert_eq!(empty, 8, "no baseline, empty fields: {csv}");
 
         assert!(
             run_store_bench(store.clone(), &[2], 1, 1, None)
