@@ -45,51 +45,60 @@ struct Measured {
     invocations: usize,
 }
 
+/// Columns of the table after bytes and plan, with their widths; the CSV has these and
+/// `invocations` (see [`measured_cells`]).
+const TABLE_COLUMNS: [(&str, usize); 6] = [
+    ("splits", 6),
+    ("median_ms", 11),
+    ("mono_ms", 11),
+    ("ratio", 7),
+    ("bytes_moved", 12),
+    ("serial_bytes", 12),
+];
+
+/// A measured row's cells in CSV order from `splits` on, times and ratio with `prec`
+/// decimals; the table shows all but the last (`invocations`).
+fn measured_cells(m: &Measured, prec: usize) -> [String; 7] {
+    [
+        m.splits_used.to_string(),
+        format!("{:.prec$}", m.median_ms),
+        format!("{:.prec$}", m.monolithic_ms),
+        format!("{:.prec$}", m.median_ms / m.monolithic_ms),
+        m.bytes_moved.to_string(),
+        m.serial_bytes.to_string(),
+        m.invocations.to_string(),
+    ]
+}
+
 fn table_header() -> String {
-    format!(
-        "{:>9} {:>6} {:>6} {:>11} {:>11} {:>7} {:>12} {:>12}",
-        "bytes", "plan", "splits", "median_ms", "mono_ms", "ratio", "bytes_moved", "serial_bytes"
-    )
+    let cells: Vec<String> = TABLE_COLUMNS
+        .iter()
+        .map(|(name, width)| format!("{name:>width$}"))
+        .collect();
+    format!("{:>9} {:>6} {}", "bytes", "plan", cells.join(" "))
 }
 
 fn table_line(row: &Row) -> String {
-    let plan = plan_name(row.plan);
+    let head = format!("{:>9} {:>6}", row.bytes, plan_name(row.plan));
     match &row.outcome {
-        Ok(m) => format!(
-            "{:>9} {plan:>6} {:>6} {:>11.2} {:>11.2} {:>7.2} {:>12} {:>12}",
-            row.bytes,
-            m.splits_used,
-            m.median_ms,
-            m.monolithic_ms,
-            m.median_ms / m.monolithic_ms,
-            m.bytes_moved,
-            m.serial_bytes
-        ),
-        Err(e) => format!("{:>9} {plan:>6} {:>6}  failed: {e}", row.bytes, row.splits),
+        Ok(m) => {
+            let cells: Vec<String> = measured_cells(m, 2)
+                .iter()
+                .zip(TABLE_COLUMNS)
+                .map(|(cell, (_, width))| format!("{cell:>width$}"))
+                .collect();
+            format!("{head} {}", cells.join(" "))
+        }
+        Err(e) => format!("{head} {:>6}  failed: {e}", row.splits),
     }
 }
 
 /// The row in [`CSV_HEADER`]'s columns: numbers empty and `error` set for a failure.
 fn csv_line(row: &Row) -> String {
-    let plan = plan_name(row.plan);
+    let head = format!("{},{}", row.bytes, plan_name(row.plan));
     match &row.outcome {
-        Ok(m) => format!(
-            "{},{plan},{},{:.3},{:.3},{:.3},{},{},{},",
-            row.bytes,
-            m.splits_used,
-            m.median_ms,
-            m.monolithic_ms,
-            m.median_ms / m.monolithic_ms,
-            m.bytes_moved,
-            m.serial_bytes,
-            m.invocations
-        ),
-        Err(e) => format!(
-            "{},{plan},{},,,,,,,\"{}\"",
-            row.bytes,
-            row.splits,
-            e.replace('"', "\"\"")
-        ),
+        Ok(m) => format!("{head},{},", measured_cells(m, 3).join(",")),
+        Err(e) => format!("{head},{},,,,,,,\"{}\"", row.splits, e.replace('"', "\"\"")),
     }
 }
 
