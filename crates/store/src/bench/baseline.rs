@@ -55,9 +55,8 @@ pub struct Baseline {
 /// Runs `redis-benchmark -h host -p port -c clients -n requests -P 1` four times at
 /// `size_bytes`: SETEX of fresh keys, SETEX of one key, GET of that key, GET of
 /// `requests` distinct keys it writes first (see the module docs), then deletes every
-/// key it wrote. The server must not require a
-/// password. Blocks while it runs; call it from `spawn_blocking` or outside the async
-/// runtime.
+/// key it wrote. The server must not require a password. Blocks while it runs; call it
+/// from `spawn_blocking` or outside the async runtime.
 pub fn redis_benchmark_baseline(
     host: &str,
     port: u16,
