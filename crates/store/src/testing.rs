@@ -5,8 +5,8 @@
 //! rather than a mock. Each [`RedisServer`] runs on its own free port on
 //! 127.0.0.1 with persistence off and its files in a temporary directory, so tests
 //! never touch a Redis the machine itself runs on 6379, and can run in parallel.
-//! If `redis-server` is not installed, the first start runs
-//! `apt-get install -y redis-server`.
+//! Nothing here installs software: without `redis-server` on the `PATH` a start fails
+//! with a message saying how to install it (`.ci/run` installs it).
 //!
 //! These helpers panic on setup failure, with the server's log in the message:
 //! a test cannot proceed without its server.
@@ -22,9 +22,6 @@ use std::time::{Duration, Instant};
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Spawn attempts when another process grabs the chosen port first.
 const PORT_ATTEMPTS: usize = 5;
-
-/// Serialises `apt-get` within this process.
-static INSTALL: Mutex<()> = Mutex::new(());
 
 /// Options for [`RedisServer::builder`].
 #[derive(Debug, Clone, Default)]
@@ -396,35 +393,15 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
-/// Makes sure `program` (from the redis-server / redis-tools packages) exists,
-/// installing redis-server with apt-get if it does not.
+/// Checks that `program` (`redis-server`, or `redis-cli` from the redis-tools package that
+/// redis-server depends on) is on the `PATH`, with an error saying how to install it.
 pub fn ensure_installed(program: &str) -> Result<(), String> {
-    if on_path(program) {
-        return Ok(());
-    }
-    let _guard = lock(&INSTALL);
-    if on_path(program) {
-        return Ok(());
-    }
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !apt(&["install", "-y", "redis-server"]) {
-        apt(&["update"]);
-        apt(&["install", "-y", "redis-server"]);
-    }
     if on_path(program) {
         Ok(())
     } else {
         Err(format!(
-            "`{program}` is not installed and `apt-get install -y redis-server` did not \
-             provide it; install Redis to run these tests"
+            "`{program}` is not installed; these tests need a real Redis: \
+             install it with `apt-get install redis-server` (.ci/run does)"
         ))
     }
 }
