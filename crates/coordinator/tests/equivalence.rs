@@ -1,4 +1,4 @@
-//! The serverless pipeline equals the monolithic forward pass, moves what DESIGN.md §2
+//! The serverless pipeline equals the monolithic forward pass, moves what docs/design.md §2
 //! says it moves, and leaves no key behind.
 
 use std::sync::Arc;

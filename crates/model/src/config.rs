@@ -1,4 +1,4 @@
-//! `config.json`: the architecture of a TFiLM-CNN classifier (DESIGN.md §1).
+//! `config.json`: the architecture of a TFiLM-CNN classifier (docs/design.md §1).
 
 use std::path::Path;
 
@@ -57,7 +57,7 @@ pub enum GateActivation {
     HardSigmoid,
 }
 
-/// The whole model description, exactly the fields of DESIGN.md §1.
+/// The whole model description, exactly the fields of docs/design.md §1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -169,7 +169,7 @@ impl ModelConfig {
     }
 
     /// `A`: the smallest length that is a multiple of `P_l * b_l` for every layer, so every
-    /// layer's length is a whole number of its blocks (DESIGN.md §1 step 1).
+    /// layer's length is a whole number of its blocks (docs/design.md §1 step 1).
     pub fn alignment(&self) -> usize {
         self.checked_alignment()
             .expect("validated configs have a representable alignment")

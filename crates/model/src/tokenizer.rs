@@ -3,7 +3,7 @@
 /// The padding token.
 pub const PAD: u16 = 0;
 
-/// Token ids of `bytes`, right-padded with [`PAD`] to `padded_len` (DESIGN.md §1 step 1).
+/// Token ids of `bytes`, right-padded with [`PAD`] to `padded_len` (docs/design.md §1 step 1).
 ///
 /// Any byte sequence is valid input: the model reads bytes, not characters, so invalid UTF-8
 /// needs no special case.

@@ -7,7 +7,7 @@ use safetensors::{Dtype, SafeTensors};
 use crate::config::{BYTE_VOCAB, GateActivation, ModelConfig, Modulation};
 use crate::error::{ModelError, Result};
 
-/// Every tensor a config implies, with its PyTorch shape, in file order (DESIGN.md §1).
+/// Every tensor a config implies, with its PyTorch shape, in file order (docs/design.md §1).
 ///
 /// Loading, training and export all derive names from this one list, so they cannot drift.
 pub fn expected_tensors(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {

@@ -1,4 +1,4 @@
-//! Planning a serverless run (DESIGN.md §2): which function computes which rows, reading
+//! Planning a serverless run (docs/design.md §2): which function computes which rows, reading
 //! and writing which store keys, in which order.
 //!
 //! [`plan`] is a pure function of the model config, the input length and [`Limits`]; the

@@ -70,7 +70,7 @@ pub struct SyntheticLayer {
     pub block_len: usize,
 }
 
-/// A stand-in for the `fused` plan of DESIGN.md §2: per layer, a conv phase
+/// A stand-in for the `fused` plan of docs/design.md §2: per layer, a conv phase
 /// split across functions, then one tfilm function (the head for the last
 /// layer). It lets the simulator run with realistic shapes before the real
 /// planner is wired in.
@@ -129,7 +129,7 @@ impl ShapeModel for SyntheticShape {
             ));
         }
         // Pad to a multiple of every layer's (cumulative pool × block_len), as
-        // the real model does (DESIGN.md §1 step 1).
+        // the real model does (docs/design.md §1 step 1).
         let mut cumulative_pool = 1;
         let mut align = 1;
         for l in &self.layers {

@@ -150,7 +150,7 @@ impl TrainNet {
         }))
     }
 
-    /// Writes `model.safetensors` with the DESIGN.md names.
+    /// Writes `model.safetensors` with the weight names of docs/design.md §1.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         let map: std::collections::HashMap<String, Tensor> = self
             .names
