@@ -25,8 +25,8 @@ type Reply = oneshot::Sender<Result<Prediction, ApiError>>;
 
 /// Queues queries for one worker that collects them into batches and runs each batch as
 /// one blocking job. Inside the job the queries run one after another: each forward pass
-/// already spreads its convolution over the rayon pool, and nesting a parallel loop over the
-/// batch around that was measured 2x slower on 2 cores.
+/// already spreads its convolution over the rayon pool, and a parallel loop over the batch
+/// around that would only make the queries compete for the same cores.
 #[derive(Debug, Clone)]
 pub struct Batcher {
     queue: mpsc::UnboundedSender<(Vec<u8>, Reply)>,

@@ -4,18 +4,15 @@
 //! redis-rs' multiplexed connection packs every command into a second buffer
 //! (`Cmd::get_packed_command`) and copies that again into its framed write buffer, so a
 //! tensor put through it is copied three times in user space and faults in fresh pages for
-//! each copy; on a 2-core machine that held puts of 64 KB to 1 MB near half of
-//! `redis-benchmark`'s rate (docs/results.md). The blocking `redis::Connection` writes the
+//! each copy. The blocking `redis::Connection` writes the
 //! bytes it is given to its socket as they are, so here the command is streamed through a
 //! `BufWriter`. From [`STREAM_FROM_BYTES`] on, its buffer is small: the RESP framing and
 //! the blob header collect in it, and the payload, larger than the buffer, goes from the
 //! tensor to the kernel with no copy at all. That makes one command three writes
 //! (framing and header, payload, trailer), so these sockets set `TCP_NODELAY`: with
-//! Nagle's algorithm the small trailer waits for the server to acknowledge the payload,
-//! and 64 KB puts ran at a tenth of their rate. Below it the buffer holds the whole
-//! command, sent in one write: copying a few hundred kilobytes costs less than two more
-//! writes and TCP pushes (measured at 64 KB; the two ways ran alike at 256 KB, and
-//! streaming was ahead at 1 MB, docs/results.md).
+//! Nagle's algorithm the small trailer would wait for the server to acknowledge the
+//! payload. Below it the buffer holds the whole command, sent in one write: copying a few
+//! hundred kilobytes costs about what two more writes and TCP pushes do.
 //!
 //! The blocking calls run on tokio's blocking pool with socket timeouts, one connection
 //! per in-flight put (like `redis-benchmark -c N`); idle connections are kept for reuse,

@@ -29,9 +29,8 @@ const REDIS_MAX_STRING: usize = 512 * 1024 * 1024;
 const MAX_ATTEMPTS: u32 = 4;
 /// First pause between attempts; doubles each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-/// Encoded size from which a put on a single server goes through [`BulkWriter`]. The two
-/// paths measured the same at 64 KB and the bulk one faster from 1 MB; for small values the
-/// blocking-pool hop's fixed cost outweighs the copies it saves.
+/// Encoded size from which a put on a single server goes through [`BulkWriter`]: for
+/// smaller values the blocking-pool hop's fixed cost outweighs the copies it saves.
 const BULK_MIN_BYTES: usize = 32 * 1024;
 /// Keys per UNLINK, so a huge delete does not become one huge command.
 const DELETE_BATCH: usize = 1024;

@@ -49,10 +49,9 @@ fn init_values(name: &str, shape: &[usize], config: &ModelConfig, rng: &mut StdR
     let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
     let mut values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
     // Start every TFiLM layer close to a positive, nearly constant scale. Random small gammas
-    // of either sign make the modulation a random sign-flip of each channel, which slowed
-    // learning about threefold in our runs; opening the input, cell and output gates
-    // (bias +2) gives h ~ 0.6..0.85 from the first block on, and the affine form starts at
-    // gamma ~ 1, beta ~ 0.
+    // of either sign make the modulation a random sign-flip of each channel, which slows
+    // learning; opening the input, cell and output gates (bias +2) gives h ~ 0.6..0.85 from
+    // the first block on, and the affine form starts at gamma ~ 1, beta ~ 0.
     if name.ends_with("lstm.bias_ih") {
         let c = shape[0] / 4;
         for gate in [0, 2, 3] {
