@@ -21,8 +21,9 @@ pub struct LayerGeometry {
     pub splits: Vec<Range<usize>>,
 }
 
-/// Cuts `blocks` blocks into `splits` contiguous runs as even as possible (the first runs
-/// take the remainder), clamping `splits` to `1..=blocks` so a plan is never wrong.
+/// Cuts `blocks` blocks into `splits` contiguous runs whose sizes differ by at most one
+/// (run `i` starts at block `i * blocks / splits`), clamping `splits` to `1..=blocks` so a
+/// plan is never wrong.
 pub fn split_blocks(blocks: usize, splits: usize) -> Vec<Range<usize>> {
     let s = splits.clamp(1, blocks.max(1));
     (0..s)
