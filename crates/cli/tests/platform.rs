@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
-use seqless_functions::{ErrorKind, InvokeOptions, LocalPlatform, Ping};
+use seqless_functions::{ErrorKind, InvokeOptions, LocalInvoker, ModelFingerprint, Ping};
 use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, ModelConfig, Modulation, TfilmModel};
+use seqless_model::{GateActivation, ModelConfig, Modulation, TfilmModel, fingerprint};
 use seqless_plan::{PlanKind, Splits, StageKind};
 use seqless_platform::PlatformServer;
 use seqless_store::testing::RedisServer;
@@ -37,8 +37,8 @@ fn model(dir: &Path) -> (ModelConfig, TfilmModel) {
     (cfg, TfilmModel::load(dir).unwrap())
 }
 
-fn client(platform: &PlatformServer) -> LocalPlatform {
-    LocalPlatform::new(
+fn client(platform: &PlatformServer) -> LocalInvoker {
+    LocalInvoker::new(
         &platform.endpoint(),
         InvokeOptions {
             function_prefix: DEFAULT_FUNCTION_PREFIX.into(),
@@ -51,6 +51,7 @@ fn client(platform: &PlatformServer) -> LocalPlatform {
 
 async fn coordinator(
     cfg: &ModelConfig,
+    fingerprint: ModelFingerprint,
     redis: &RedisServer,
     platform: &PlatformServer,
     plan: PlanKind,
@@ -64,7 +65,13 @@ async fn coordinator(
         splits: Splits::Fixed(splits),
         ..CoordinatorOptions::default()
     };
-    Coordinator::new(cfg.clone(), store, Arc::new(client(platform)), options)
+    Coordinator::new(
+        cfg.clone(),
+        fingerprint,
+        store,
+        Arc::new(client(platform)),
+        options,
+    )
 }
 
 fn assert_close(got: &[f32], want: &[f32]) {
@@ -105,7 +112,15 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_both_plan
     let input = "Grüße aus Köln — a query long enough to split over several functions. ".repeat(8);
     let want = model.forward(input.as_bytes()).unwrap();
     for (plan, splits) in [(PlanKind::Fused, 3), (PlanKind::Paper, 2)] {
-        let coordinator = coordinator(&cfg, &redis, &platform, plan, splits).await;
+        let coordinator = coordinator(
+            &cfg,
+            fingerprint(dir.path()),
+            &redis,
+            &platform,
+            plan,
+            splits,
+        )
+        .await;
         for _ in 0..2 {
             let got = coordinator.classify(input.as_bytes()).await.unwrap();
             assert_eq!(got.prediction.label, want.label, "{plan:?}");
@@ -264,7 +279,15 @@ async fn processes_stay_within_the_concurrency_limit_and_idle_ones_are_reaped() 
     opts.max_concurrency = 2;
     opts.idle_timeout = Duration::from_millis(500);
     let platform = PlatformServer::start(opts).await.unwrap();
-    let coordinator = coordinator(&cfg, &redis, &platform, PlanKind::Fused, 3).await;
+    let coordinator = coordinator(
+        &cfg,
+        fingerprint(dir.path()),
+        &redis,
+        &platform,
+        PlanKind::Fused,
+        3,
+    )
+    .await;
     let inputs: Vec<String> = (0..6)
         .map(|i| format!("query {i} ").repeat(20 + i))
         .collect();
@@ -328,10 +351,18 @@ async fn a_process_killed_mid_invocation_fails_it_and_the_next_query_succeeds() 
         .unwrap()
         .unwrap()
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Retryable, "{err}");
-    assert!(err.message.contains("Runtime.ExitError"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
+    assert!(err.to_string().contains("Runtime.ExitError"), "{err}");
 
-    let coordinator = coordinator(&cfg, &redis, &platform, PlanKind::Fused, 2).await;
+    let coordinator = coordinator(
+        &cfg,
+        fingerprint(dir.path()),
+        &redis,
+        &platform,
+        PlanKind::Fused,
+        2,
+    )
+    .await;
     let got = coordinator.classify(b"after the crash").await.unwrap();
     assert_close(
         &got.prediction.logits,
@@ -386,8 +417,8 @@ async fn bad_events_and_failed_inits_come_back_as_lambda_function_errors() {
         .ping(StageKind::Conv, Ping::default())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
-    assert!(err.message.contains("model"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
+    assert!(err.to_string().contains("model"), "{err}");
     platform.shutdown().await;
 
     // An unreachable store is an init error worth retrying.
@@ -398,7 +429,7 @@ async fn bad_events_and_failed_inits_come_back_as_lambda_function_errors() {
         .ping(StageKind::Conv, Ping::default())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Retryable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
     platform.shutdown().await;
 }
 

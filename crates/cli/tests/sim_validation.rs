@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
-use seqless_functions::{InvokeOptions, LocalPlatform};
+use seqless_functions::{InvokeOptions, LocalInvoker, ModelFingerprint};
 use seqless_model::ModelConfig;
 use seqless_platform::{PlatformOptions, PlatformServer};
 use seqless_store::testing::RedisServer;
@@ -53,11 +53,16 @@ fn run(args: &[&str]) -> String {
 }
 
 /// Queries per second that `CLIENTS` back-to-back clients get through the platform.
-async fn measured_throughput(config: &ModelConfig, redis: &RedisServer, endpoint: &str) -> f64 {
+async fn measured_throughput(
+    config: &ModelConfig,
+    fingerprint: ModelFingerprint,
+    redis: &RedisServer,
+    endpoint: &str,
+) -> f64 {
     let store = open_store(&redis.url(), StoreOptions::default())
         .await
         .unwrap();
-    let platform = LocalPlatform::new(
+    let invoker = LocalInvoker::new(
         endpoint,
         InvokeOptions {
             function_prefix: DEFAULT_FUNCTION_PREFIX.into(),
@@ -68,8 +73,9 @@ async fn measured_throughput(config: &ModelConfig, redis: &RedisServer, endpoint
     .unwrap();
     let coordinator = Arc::new(Coordinator::new(
         config.clone(),
+        fingerprint,
         store,
-        Arc::new(platform),
+        Arc::new(invoker),
         CoordinatorOptions::default(),
     ));
     let text: Vec<u8> = b"the quick brown fox jumps over the lazy dog "
@@ -140,7 +146,13 @@ async fn simulated_throughput_matches_the_local_platform_within_a_quarter() {
         tokio::task::spawn_blocking(move || run(&args.each_ref().map(String::as_str)))
     };
     calibrate.await.unwrap();
-    let measured = measured_throughput(&config, &redis, &endpoint).await;
+    let measured = measured_throughput(
+        &config,
+        seqless_model::fingerprint(&model_dir).unwrap(),
+        &redis,
+        &endpoint,
+    )
+    .await;
 
     // The platform's process limit is the simulated account's concurrency.
     let mut cal: serde_json::Value =

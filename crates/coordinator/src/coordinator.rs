@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use seqless_cost::{Arch, Pricing};
-use seqless_functions::{FunctionError, Platform, StageEvent};
+use seqless_functions::{ErrorKind, FunctionError, Invoker, ModelFingerprint, StageEvent};
 use seqless_model::{ModelConfig, Prediction, tokenizer};
 use seqless_plan::{INPUT_KEY, Limits, PlanError, PlanKind, Splits, StageKind, plan};
 use seqless_store::{QueryId, StoreError, StoredTensor, TensorStore};
@@ -62,7 +62,7 @@ pub enum CoordinatorError {
         source: StoreError,
     },
     /// A function failed.
-    #[error("{stage} function (layer {layer}, split {split}) on {platform} failed: {source}")]
+    #[error("{stage} function (layer {layer}, split {split}) on {invoker} failed: {source}")]
     Function {
         /// Stage kind.
         stage: &'static str,
@@ -70,8 +70,8 @@ pub enum CoordinatorError {
         layer: usize,
         /// 0-based split.
         split: usize,
-        /// The platform, as described by itself.
-        platform: String,
+        /// The invoker, as described by itself.
+        invoker: String,
         /// The function's error, with its retryability.
         #[source]
         source: FunctionError,
@@ -86,7 +86,7 @@ impl CoordinatorError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Store { source, .. } => source.is_retryable(),
-            Self::Function { source, .. } => source.kind == seqless_functions::ErrorKind::Retryable,
+            Self::Function { source, .. } => source.kind() == ErrorKind::Retryable,
             _ => false,
         }
     }
@@ -105,24 +105,28 @@ pub struct ServerlessPrediction {
 #[derive(Clone)]
 pub struct Coordinator {
     config: Arc<ModelConfig>,
+    fingerprint: ModelFingerprint,
     store: Arc<dyn TensorStore>,
-    platform: Arc<dyn Platform>,
+    invoker: Arc<dyn Invoker>,
     options: CoordinatorOptions,
 }
 
 impl Coordinator {
-    /// A coordinator for a model (only its config is needed here: the weights live in the
-    /// functions).
+    /// A coordinator for a model: its config, and its fingerprint
+    /// ([`seqless_model::fingerprint`]), which every stage event carries so that functions
+    /// loaded with another model refuse. The weights live in the functions.
     pub fn new(
         config: ModelConfig,
+        fingerprint: ModelFingerprint,
         store: Arc<dyn TensorStore>,
-        platform: Arc<dyn Platform>,
+        invoker: Arc<dyn Invoker>,
         options: CoordinatorOptions,
     ) -> Self {
         Self {
             config: Arc::new(config),
+            fingerprint,
             store,
-            platform,
+            invoker,
             options,
         }
     }
@@ -137,9 +141,9 @@ impl Coordinator {
         &self.store
     }
 
-    /// The platform in use.
-    pub fn platform(&self) -> &Arc<dyn Platform> {
-        &self.platform
+    /// Where the stage functions run.
+    pub fn invoker(&self) -> &Arc<dyn Invoker> {
+        &self.invoker
     }
 
     /// The options in use.
@@ -216,10 +220,11 @@ impl Coordinator {
             let calls = phase.iter().map(|stage| async move {
                 let event = StageEvent {
                     query_id: query,
+                    model: self.fingerprint.clone(),
                     stage: stage.clone(),
                 };
                 let sent = Instant::now();
-                let outcome = self.platform.invoke(&event).await;
+                let outcome = self.invoker.invoke(&event).await;
                 (stage, outcome, sent.elapsed())
             });
             for (stage, outcome, round_trip) in join_all(calls).await {
@@ -227,7 +232,7 @@ impl Coordinator {
                     stage: stage.kind.as_str(),
                     layer: stage.layer,
                     split: stage.split,
-                    platform: self.platform.describe(),
+                    invoker: self.invoker.describe(),
                     source,
                 })?;
                 if matches!(stage.kind, StageKind::Head | StageKind::Classifier) {

@@ -2,7 +2,7 @@
 //!
 //! [`Coordinator::classify`] tokenizes the query, plans it ([`seqless_plan::plan`]),
 //! uploads the token ids, invokes every stage of a phase in parallel on a
-//! [`Platform`](seqless_functions::Platform) as soon as the previous phase has finished,
+//! [`Invoker`](seqless_functions::Invoker) as soon as the previous phase has finished,
 //! and returns the prediction with a [`Trace`] of every invocation (cold or warm,
 //! durations, bytes, billing). It deletes every key of the query by name, on success and
 //! on failure; the keys' TTL covers a crash of the coordinator itself.

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use proptest::prelude::*;
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_functions::{
-    FunctionError, InprocOptions, InprocPlatform, InvocationMeta, Platform, StageEvent, StageResult,
+    FunctionError, InprocInvoker, InprocOptions, InvocationMeta, Invoker, ModelFingerprint,
+    StageEvent, StageResult,
 };
 use seqless_model::testing::{config, random, write_model};
 use seqless_model::{GateActivation, Modulation, TfilmModel};
@@ -18,8 +19,9 @@ use seqless_store::{MemoryStore, TensorStore};
 struct Fixture {
     _dir: tempfile::TempDir,
     model: TfilmModel,
+    fingerprint: ModelFingerprint,
     store: Arc<MemoryStore>,
-    platform: Arc<InprocPlatform>,
+    invoker: Arc<InprocInvoker>,
 }
 
 fn fixture(
@@ -32,9 +34,9 @@ fn fixture(
     let cfg = config(embed, layers, modulation, gate, 3);
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), &cfg, &random(&cfg, seed, 0.8));
-    let model = TfilmModel::load(dir.path()).unwrap();
+    let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
     let store = Arc::new(MemoryStore::new());
-    let platform = Arc::new(InprocPlatform::new(
+    let invoker = Arc::new(InprocInvoker::new(
         InprocOptions {
             model_dir: dir.path().to_path_buf(),
             concurrency: 4,
@@ -47,8 +49,9 @@ fn fixture(
     Fixture {
         _dir: dir,
         model,
+        fingerprint,
         store,
-        platform,
+        invoker,
     }
 }
 
@@ -70,8 +73,9 @@ fn coordinator_with_limits(
     };
     Coordinator::new(
         f.model.config.clone(),
+        f.fingerprint.clone(),
         f.store.clone(),
-        f.platform.clone(),
+        f.invoker.clone(),
         options,
     )
 }
@@ -204,14 +208,14 @@ fn trace_records_cold_then_warm_and_billing() {
     assert!(second.trace.cost_usd >= second.trace.invocations.len() as f64 * 0.2e-6);
 }
 
-/// A real platform that fails one stage kind: a failure in the middle of a query.
+/// A real invoker that fails one stage kind: a failure in the middle of a query.
 struct FailingStage {
-    inner: Arc<InprocPlatform>,
+    inner: Arc<InprocInvoker>,
     fail: StageKind,
 }
 
 #[async_trait]
-impl Platform for FailingStage {
+impl Invoker for FailingStage {
     async fn invoke(
         &self,
         event: &StageEvent,
@@ -240,14 +244,15 @@ fn a_failed_query_leaves_no_keys_and_names_the_stage() {
     );
     let rt = runtime();
     for fail in [StageKind::Tfilm, StageKind::Head] {
-        let platform = Arc::new(FailingStage {
-            inner: f.platform.clone(),
+        let invoker = Arc::new(FailingStage {
+            inner: f.invoker.clone(),
             fail,
         });
         let c = Coordinator::new(
             f.model.config.clone(),
+            f.fingerprint.clone(),
             f.store.clone(),
-            platform,
+            invoker,
             CoordinatorOptions::default(),
         );
         let err = rt
@@ -319,7 +324,7 @@ fn idle_instances_are_reaped() {
     let rt = runtime();
     rt.block_on(async {
         let store: Arc<dyn TensorStore> = Arc::new(MemoryStore::new());
-        let platform = Arc::new(InprocPlatform::new(
+        let invoker = Arc::new(InprocInvoker::new(
             InprocOptions {
                 model_dir: dir.path().into(),
                 concurrency: 2,
@@ -331,16 +336,17 @@ fn idle_instances_are_reaped() {
         ));
         let c = Coordinator::new(
             cfg.clone(),
+            seqless_model::fingerprint(dir.path()).unwrap(),
             store,
-            platform.clone(),
+            invoker.clone(),
             CoordinatorOptions {
                 splits: Splits::Fixed(2),
                 ..CoordinatorOptions::default()
             },
         );
         c.classify(&[b'q'; 500]).await.unwrap();
-        assert!(platform.idle_instances() >= 1);
+        assert!(invoker.idle_instances() >= 1);
         tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(platform.idle_instances(), 0);
+        assert_eq!(invoker.idle_instances(), 0);
     });
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
-use seqless_functions::{InprocOptions, InprocPlatform};
+use seqless_functions::{InprocInvoker, InprocOptions};
 use seqless_model::testing::{config, random, write_model};
 use seqless_model::{GateActivation, Modulation, TfilmModel};
 use seqless_plan::{PlanKind, Splits};
@@ -22,13 +22,13 @@ async fn setup(redis: &RedisServer, layers: &str, modulation: Modulation, seed: 
     let cfg = config(4, layers, modulation, GateActivation::Sigmoid, 3);
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), &cfg, &random(&cfg, seed, 0.8));
-    let model = TfilmModel::load(dir.path()).unwrap();
+    let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
     let options = StoreOptions {
         op_timeout: Duration::from_secs(2),
         ..StoreOptions::default()
     };
     let store = open_store(&redis.url(), options).await.unwrap();
-    let platform = Arc::new(InprocPlatform::new(
+    let invoker = Arc::new(InprocInvoker::new(
         InprocOptions {
             model_dir: dir.path().into(),
             concurrency: 4,
@@ -50,7 +50,13 @@ async fn setup(redis: &RedisServer, layers: &str, modulation: Modulation, seed: 
             splits: Splits::Fixed(splits),
             ..CoordinatorOptions::default()
         };
-        Coordinator::new(cfg.clone(), store.clone(), platform.clone(), options)
+        Coordinator::new(
+            cfg.clone(),
+            fingerprint.clone(),
+            store.clone(),
+            invoker.clone(),
+            options,
+        )
     })
     .collect();
     Setup {

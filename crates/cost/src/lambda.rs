@@ -1,16 +1,10 @@
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
 use crate::{Arch, Pricing};
 
-/// Lambda's billed duration for a measured run: rounded up to the next whole
-/// millisecond, and never less than 1 ms, as AWS bills it. Exposed so the
-/// coordinator and the simulator round exactly the same way.
-pub fn billed_ms(duration: Duration) -> u64 {
-    let ms = duration.as_nanos().div_ceil(1_000_000);
-    u64::try_from(ms).unwrap_or(u64::MAX).max(1)
-}
+/// Lambda's billed duration for a measured run, defined with the Lambda wire shapes and
+/// re-exported so the coordinator and the simulator price what the platform bills.
+pub use seqless_wire::billed_ms;
 
 /// GB-seconds, Lambda's duration unit: configured memory in GB (1024 MB) times
 /// billed seconds. Written once so every term uses the same conversion.
@@ -89,15 +83,6 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12 * b.abs().max(1e-9)
-    }
-
-    #[test]
-    fn billing_rounds_up_to_the_millisecond() {
-        assert_eq!(billed_ms(Duration::from_micros(1)), 1);
-        assert_eq!(billed_ms(Duration::ZERO), 1);
-        assert_eq!(billed_ms(Duration::from_micros(1000)), 1);
-        assert_eq!(billed_ms(Duration::from_micros(1001)), 2);
-        assert_eq!(billed_ms(Duration::from_millis(250)), 250);
     }
 
     #[test]

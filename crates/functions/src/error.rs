@@ -1,5 +1,9 @@
 //! Function errors that say whether trying again can help.
 
+use seqless_model::ModelError;
+use seqless_store::StoreError;
+use seqless_wire::lambda::{LambdaErrorBody, PERMANENT_ERROR_TYPE, RETRYABLE_ERROR_TYPE};
+use seqless_wire::{MalformedEvent, ModelFingerprint};
 use serde::{Deserialize, Serialize};
 
 /// Whether a failed invocation is worth retrying.
@@ -12,20 +16,61 @@ pub enum ErrorKind {
     Permanent,
 }
 
-/// A stage function's failure, serialisable so it can cross the Lambda Invoke API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
-pub struct FunctionError {
-    /// Retry or not.
-    pub kind: ErrorKind,
-    /// What happened, naming the stage and key where known.
-    pub message: String,
+/// A stage function's failure. Each message is complete on its own (no `source()` chain to
+/// walk), because across the Lambda Invoke API only the text and the [`ErrorKind`] travel.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    /// The store refused or could not be reached; retryable when the store says so.
+    #[error("{0}{hint}", hint = store_hint(.0))]
+    Store(StoreError),
+    /// The model could not be loaded, or refused the stage's data.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The event is not a stage or ping event.
+    #[error(transparent)]
+    Malformed(#[from] MalformedEvent),
+    /// The coordinator planned the stage for another model than the one this function loaded.
+    #[error(
+        "coordinator and functions were started with different models: the event was planned for {coordinator}, this function loaded {function}; start both from the same model directory (redeploy the functions after changing the model)"
+    )]
+    ModelMismatch {
+        /// The coordinator's model, from the event.
+        coordinator: ModelFingerprint,
+        /// The function's own model.
+        function: ModelFingerprint,
+    },
+    /// Any other failure: the stage's own checks, the platform, the Invoke API, or an error
+    /// a function process reported over it.
+    #[error("{message}")]
+    Failed {
+        /// Retry or not.
+        kind: ErrorKind,
+        /// What happened, naming the stage and key where known.
+        message: String,
+    },
+}
+
+/// Where a key the stage needs is missing, the usual cause is a coordinator and functions
+/// pointed at different stores or key prefixes.
+fn store_hint(err: &StoreError) -> &'static str {
+    match err {
+        StoreError::NotFound { .. } => {
+            "; check that the coordinator and the functions use the same store (--store) and --key-prefix"
+        }
+        _ => "",
+    }
+}
+
+impl From<StoreError> for FunctionError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
 }
 
 impl FunctionError {
     /// A failure that will repeat.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
+        Self::Failed {
             kind: ErrorKind::Permanent,
             message: message.into(),
         }
@@ -33,29 +78,94 @@ impl FunctionError {
 
     /// A failure that may not repeat.
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self {
+        Self::Failed {
             kind: ErrorKind::Retryable,
             message: message.into(),
         }
     }
-}
 
-impl From<seqless_store::StoreError> for FunctionError {
-    fn from(err: seqless_store::StoreError) -> Self {
-        let kind = if err.is_retryable() {
-            ErrorKind::Retryable
-        } else {
-            ErrorKind::Permanent
-        };
-        Self {
-            kind,
-            message: format!("store: {err}"),
+    /// Whether trying again can help.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Store(err) if err.is_retryable() => ErrorKind::Retryable,
+            Self::Failed { kind, .. } => *kind,
+            Self::Store(_) | Self::Model(_) | Self::Malformed(_) | Self::ModelMismatch { .. } => {
+                ErrorKind::Permanent
+            }
         }
     }
 }
 
-impl From<seqless_model::ModelError> for FunctionError {
-    fn from(err: seqless_model::ModelError) -> Self {
-        Self::permanent(format!("model: {err}"))
+impl From<&FunctionError> for LambdaErrorBody {
+    fn from(err: &FunctionError) -> Self {
+        let error_type = match err.kind() {
+            ErrorKind::Retryable => RETRYABLE_ERROR_TYPE,
+            ErrorKind::Permanent => PERMANENT_ERROR_TYPE,
+        };
+        Self::new(error_type, err.to_string())
+    }
+}
+
+impl From<LambdaErrorBody> for FunctionError {
+    /// Our handler's kinds are kept; a failure of the runtime or the sandbox (a crash, a
+    /// timeout) is worth a retry on a fresh instance; anything else is a function bug that
+    /// would repeat.
+    fn from(body: LambdaErrorBody) -> Self {
+        let kind = match body.error_type.as_str() {
+            RETRYABLE_ERROR_TYPE => ErrorKind::Retryable,
+            PERMANENT_ERROR_TYPE => ErrorKind::Permanent,
+            t if t.starts_with("Runtime.") || t.starts_with("Sandbox.") => ErrorKind::Retryable,
+            _ => ErrorKind::Permanent,
+        };
+        let message = match body.error_type.as_str() {
+            RETRYABLE_ERROR_TYPE | PERMANENT_ERROR_TYPE => body.error_message,
+            other => format!("{other}: {}", body.error_message),
+        };
+        Self::Failed { kind, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(err: &FunctionError) -> FunctionError {
+        FunctionError::from(LambdaErrorBody::from(err))
+    }
+
+    #[test]
+    fn error_kinds_and_messages_survive_the_wire() {
+        for err in [
+            FunctionError::permanent("bad event"),
+            FunctionError::retryable("store down"),
+            FunctionError::from(StoreError::NotFound { key: "k".into() }),
+        ] {
+            let back = round_trip(&err);
+            assert_eq!(back.kind(), err.kind());
+            assert_eq!(back.to_string(), err.to_string());
+        }
+    }
+
+    #[test]
+    fn platform_failures_are_retryable_and_foreign_errors_permanent() {
+        let crash =
+            FunctionError::from(LambdaErrorBody::new("Runtime.ExitError", "signal: killed"));
+        assert_eq!(crash.kind(), ErrorKind::Retryable);
+        assert_eq!(crash.to_string(), "Runtime.ExitError: signal: killed");
+        let other = FunctionError::from(LambdaErrorBody::new("alloc::string::String", "boom"));
+        assert_eq!(other.kind(), ErrorKind::Permanent);
+    }
+
+    #[test]
+    fn a_missing_key_says_what_to_check() {
+        let err = FunctionError::from(StoreError::NotFound {
+            key: "q:1:act".into(),
+        });
+        assert_eq!(err.kind(), ErrorKind::Permanent);
+        let text = err.to_string();
+        assert!(
+            text.contains("q:1:act") && text.contains("--key-prefix"),
+            "{text}"
+        );
     }
 }

@@ -1,35 +1,33 @@
-//! Stateless stage functions and the platforms that run them.
+//! Stateless stage functions and the invokers that run them.
 //!
-//! - [`StageEvent`] / [`StageResult`]: the small JSON messages a function takes and returns.
-//!   Tensors never travel in them: a function reads and writes the [`TensorStore`].
-//! - [`handle`]: the one handler for every stage kind of both plans. It calls the model
-//!   crate's stage kernels, so there is no second copy of the maths. Its
-//!   [`FunctionContext`] (model and store) is built once per function instance: that is
-//!   the instance's cold start.
-//! - [`Platform`]: where functions run. [`InprocPlatform`] is the embedded default, a pool
-//!   of instances inside the master's process with a concurrency limit, lazy cold starts,
-//!   warm reuse and idle reaping, recording Lambda-style billing for every invocation.
-//!   `LocalPlatform` (feature `local`) and `LambdaPlatform` (feature `aws`) invoke the same
-//!   handler in function processes through the Lambda Invoke API; [`lambda_api`] holds the
-//!   wire shapes both ends of that API share (error bodies, the REPORT billing line).
+//! - [`handle`]: the one handler for every stage kind of both plans. It takes a
+//!   [`StageEvent`] and returns a [`StageResult`] (defined in `seqless-wire`, with the rest
+//!   of the contract), and calls the model's shared layer steps, so there is no second copy
+//!   of the maths. Its [`FunctionContext`] (model, fingerprint and store) is built once per
+//!   function instance: that is the instance's cold start.
+//! - [`Invoker`]: how the coordinator gets a stage run. [`InprocInvoker`] is the embedded
+//!   default, a pool of instances inside the master's process with a concurrency limit,
+//!   lazy cold starts, warm reuse and idle reaping, recording Lambda-style billing for every
+//!   invocation. `LocalInvoker` (feature `local`) and `LambdaInvoker` (feature `aws`) invoke
+//!   the same handler in function processes through the Lambda Invoke API; [`lambda_api`]
+//!   reads their replies.
 //! - `runtime` (feature `runtime`): the function process's entry point on the Lambda
 //!   Runtime API, the same binary on AWS Lambda and on the local platform.
-//!
-//! [`TensorStore`]: seqless_store::TensorStore
 
 mod error;
-mod event;
 mod handler;
+mod invoker;
 pub mod lambda_api;
-pub mod platform;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 
 pub use error::{ErrorKind, FunctionError};
-pub use event::{FunctionEvent, InitTimes, InvocationMeta, Ping, StageEvent, StageResult};
 pub use handler::{FunctionContext, handle};
 #[cfg(feature = "aws")]
-pub use platform::LambdaPlatform;
+pub use invoker::LambdaInvoker;
 #[cfg(feature = "local")]
-pub use platform::LocalPlatform;
-pub use platform::{InprocOptions, InprocPlatform, InvokeOptions, Platform};
+pub use invoker::LocalInvoker;
+pub use invoker::{InprocInvoker, InprocOptions, InvokeOptions, Invoker};
+pub use seqless_wire::{
+    FunctionEvent, InitTimes, InvocationMeta, ModelFingerprint, Ping, StageEvent, StageResult,
+};

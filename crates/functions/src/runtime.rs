@@ -13,10 +13,11 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use seqless_model::TfilmModel;
 use seqless_store::{StoreOptions, open_store};
 
+use seqless_wire::lambda::LambdaErrorBody;
+use seqless_wire::{FunctionEvent, InitTimes, StageResult};
+
 use crate::error::FunctionError;
-use crate::event::{FunctionEvent, InitTimes, StageResult};
 use crate::handler::{FunctionContext, handle};
-use crate::lambda_api::ErrorBody;
 
 /// The model directory (in the zip, a layer, or on disk locally).
 pub const MODEL_ENV: &str = "SEQLESS_MODEL";
@@ -48,10 +49,10 @@ pub enum RuntimeError {
     NotUnderLambda(&'static str),
     /// The init phase failed; it was reported to the Runtime API.
     #[error("init failed: {0}")]
-    Init(String),
+    Init(FunctionError),
     /// The runtime loop ended with an error.
     #[error("lambda runtime: {0}")]
-    Runtime(String),
+    Runtime(lambda_runtime::Error),
 }
 
 /// One function instance: the stage context and, until the first result takes them, its
@@ -96,14 +97,15 @@ async fn init() -> Result<FunctionContext, FunctionError> {
     };
     let load = {
         let dir = model_dir.clone();
-        tokio::task::spawn_blocking(move || TfilmModel::load(&dir))
+        tokio::task::spawn_blocking(move || TfilmModel::load_fingerprinted(&dir))
     };
     let (model, store) = tokio::join!(load, open_store(&store_url, options));
-    let model = model
-        .map_err(|e| FunctionError::permanent(format!("model load task failed: {e}")))?
-        .map_err(|e| FunctionError::permanent(format!("model {}: {e}", model_dir.display())))?;
+    let (model, fingerprint) =
+        model.map_err(|e| FunctionError::permanent(format!("model load task failed: {e}")))??;
+    tracing::info!(model = %model_dir.display(), %fingerprint, "model loaded");
     Ok(FunctionContext {
         model: Arc::new(model),
+        fingerprint,
         store: store?,
         ttl: Duration::from_secs(ttl_secs.max(1)),
     })
@@ -112,7 +114,7 @@ async fn init() -> Result<FunctionContext, FunctionError> {
 /// Posts an init failure where Lambda expects it, so the caller sees the reason rather
 /// than a bare exit.
 async fn report_init_error(error: &FunctionError) {
-    let body = match serde_json::to_vec(&ErrorBody::from(error)) {
+    let body = match serde_json::to_vec(&LambdaErrorBody::from(error)) {
         Ok(body) => body,
         Err(e) => {
             tracing::error!(error = %e, "could not encode the init error");
@@ -137,13 +139,14 @@ async fn report_init_error(error: &FunctionError) {
 
 async fn invoke(instance: &Instance, event: serde_json::Value) -> Result<StageResult, Diagnostic> {
     let to_diagnostic = |err: FunctionError| {
-        let body = ErrorBody::from(&err);
+        let body = LambdaErrorBody::from(&err);
         Diagnostic {
             error_type: body.error_type,
             error_message: body.error_message,
         }
     };
-    let mut result = match FunctionEvent::from_json(event).map_err(to_diagnostic)? {
+    let event = FunctionEvent::from_json(event).map_err(|e| to_diagnostic(e.into()))?;
+    let mut result = match event {
         FunctionEvent::Ping(ping) => {
             tokio::time::sleep(Duration::from_millis(ping.hold_ms)).await;
             StageResult::default()
@@ -175,7 +178,7 @@ pub async fn run() -> Result<(), RuntimeError> {
         Ok(context) => context,
         Err(err) => {
             report_init_error(&err).await;
-            return Err(RuntimeError::Init(err.message));
+            return Err(RuntimeError::Init(err));
         }
     };
     let init = InitTimes {
@@ -192,5 +195,5 @@ pub async fn run() -> Result<(), RuntimeError> {
         async move { invoke(&instance, event.payload).await }
     }))
     .await
-    .map_err(|e| RuntimeError::Runtime(e.to_string()))
+    .map_err(RuntimeError::Runtime)
 }

@@ -84,8 +84,13 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Reads and validates `config.json`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let config: Self = serde_json::from_str(&text).map_err(|e| ModelError::ConfigSyntax {
+        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+        Self::from_json(&bytes, path)
+    }
+
+    /// As [`ModelConfig::load`], from the file's bytes; `path` is only used in messages.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
+        let config: Self = serde_json::from_slice(bytes).map_err(|e| ModelError::ConfigSyntax {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
@@ -213,18 +218,45 @@ impl ModelConfig {
         flops
     }
 
-    /// Checks a query's byte length against `1..=max_len`, with a message a user can act on.
-    pub fn check_input_len(&self, n_bytes: usize) -> Result<()> {
+    /// Checks a query's byte length against `1..=max_len`: the one place that rule lives,
+    /// for the model, the planner and the server alike.
+    pub fn check_input_len(&self, n_bytes: usize) -> Result<(), InputLenError> {
         if n_bytes == 0 {
-            return Err(ModelError::Input("the text is empty".into()));
+            return Err(InputLenError::Empty);
         }
         if n_bytes > self.max_len {
-            return Err(ModelError::Input(format!(
-                "the text is {n_bytes} bytes, over this model's max_len of {} bytes",
-                self.max_len
-            )));
+            return Err(InputLenError::TooLong {
+                len: n_bytes,
+                max_len: self.max_len,
+            });
         }
         Ok(())
+    }
+}
+
+/// A query length the model cannot take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InputLenError {
+    /// No bytes at all.
+    #[error("the text is empty")]
+    Empty,
+    /// Over the config's `max_len`.
+    #[error("the text is {len} bytes, over this model's max_len of {max_len} bytes")]
+    TooLong {
+        /// The query's length in bytes.
+        len: usize,
+        /// The model's `max_len`.
+        max_len: usize,
+    },
+}
+
+impl InputLenError {
+    /// A stable machine-readable name, as the HTTP API reports it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty_text",
+            Self::TooLong { .. } => "text_too_long",
+        }
     }
 }
 
@@ -324,18 +356,17 @@ mod tests {
     fn input_length_limits() {
         let mut c = config("8:3:2:3");
         c.max_len = 10;
-        assert!(
-            c.check_input_len(0)
-                .unwrap_err()
-                .to_string()
-                .contains("empty")
+        assert_eq!(c.check_input_len(0), Err(InputLenError::Empty));
+        let long = c.check_input_len(11).unwrap_err();
+        assert_eq!(
+            long,
+            InputLenError::TooLong {
+                len: 11,
+                max_len: 10
+            }
         );
-        assert!(
-            c.check_input_len(11)
-                .unwrap_err()
-                .to_string()
-                .contains("max_len")
-        );
+        assert_eq!(long.code(), "text_too_long");
+        assert!(long.to_string().contains("max_len of 10"), "{long}");
         assert!(c.check_input_len(10).is_ok());
     }
 }

@@ -49,6 +49,9 @@ pub enum ModelError {
     /// The query cannot be classified as given.
     #[error("invalid input: {0}")]
     Input(String),
+    /// The query's length is outside what the model takes.
+    #[error(transparent)]
+    InputLen(#[from] crate::config::InputLenError),
     /// A stage kernel was called with buffers that disagree with the model.
     #[error("stage kernel called with inconsistent shapes: {0}")]
     Shape(String),
@@ -63,6 +66,7 @@ pub enum ModelError {
         reason: String,
     },
     /// An error from candle while training or saving.
+    #[cfg(feature = "train")]
     #[error("tensor library: {0}")]
     Candle(#[from] candle_core::Error),
 }

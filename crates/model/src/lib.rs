@@ -5,7 +5,8 @@
 //! - [`kernels`]: the stage kernels (embedding, conv + pool + relu over a row range with
 //!   halo, block stats, the TFiLM LSTM, modulation, head), the one implementation of the
 //!   maths that both the monolithic [`TfilmModel::forward`] and the serverless stages use;
-//! - [`train`]: training with candle autodiff and AdamW, plus the data and metrics it needs.
+//! - `train` (feature `train`): training with candle autodiff and AdamW, plus the data and
+//!   metrics it needs. Serving never builds candle.
 //!
 //! ```no_run
 //! use seqless_model::TfilmModel;
@@ -22,12 +23,15 @@ mod model;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod tokenizer;
+#[cfg(feature = "train")]
 pub mod train;
 pub mod weights;
 
-pub use config::{GateActivation, LayerConfig, ModelConfig, Modulation};
+pub use config::{GateActivation, InputLenError, LayerConfig, ModelConfig, Modulation};
 pub use error::{ModelError, Result};
 pub use model::{
-    CONFIG_FILE, LayerSummary, Prediction, StageTimes, TfilmModel, WEIGHTS_FILE, argmax,
+    CONFIG_FILE, LayerInput, LayerSummary, Prediction, StageTimes, TfilmModel, WEIGHTS_FILE,
+    argmax, fingerprint,
 };
+pub use seqless_wire::ModelFingerprint;
 pub use weights::Weights;

@@ -1,12 +1,14 @@
 //! A loaded model and its monolithic forward pass.
 
+use std::ops::Range;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use seqless_wire::ModelFingerprint;
 use serde::Serialize;
 
 use crate::config::ModelConfig;
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::kernels::{self, BlockStats, Film, InputRows};
 use crate::tokenizer;
 use crate::weights::Weights;
@@ -68,11 +70,65 @@ pub struct LayerSummary {
     pub film: Film,
 }
 
+/// Where a layer step's input rows come from and how to modulate them.
+pub struct LayerInput<'a> {
+    /// Input rows of the layer in global order (token embeddings for the first layer),
+    /// modulated in place when `film` is given.
+    pub rows: &'a mut [f32],
+    /// Global index of the first of `rows`.
+    pub start: usize,
+    /// `T_{l-1}`, which decides where zero padding goes.
+    pub total_rows: usize,
+    /// The previous layer's modulation, and the index of the row of `rows` at which its
+    /// block 0 starts (0 when the film covers the whole sequence).
+    pub film: Option<(&'a Film, usize)>,
+}
+
+/// The two files of a model directory, as bytes.
+struct ModelFiles {
+    config: Vec<u8>,
+    weights: Vec<u8>,
+}
+
+impl ModelFiles {
+    fn read(dir: &Path) -> Result<Self> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| ModelError::io(path, e))
+        };
+        Ok(Self {
+            config: read(CONFIG_FILE)?,
+            weights: read(WEIGHTS_FILE)?,
+        })
+    }
+
+    fn fingerprint(&self) -> ModelFingerprint {
+        ModelFingerprint::of_files(&self.config, &self.weights)
+    }
+}
+
+/// The fingerprint of the model in `dir`, for a coordinator that needs only its config:
+/// every stage event carries it, and a function that loaded another model refuses.
+pub fn fingerprint(dir: &Path) -> Result<ModelFingerprint> {
+    Ok(ModelFiles::read(dir)?.fingerprint())
+}
+
 impl TfilmModel {
     /// Loads `config.json` and `model.safetensors` from a model directory.
     pub fn load(dir: &Path) -> Result<Self> {
-        let config = ModelConfig::load(&dir.join(CONFIG_FILE))?;
-        let weights = Weights::load(&dir.join(WEIGHTS_FILE), &config)?;
+        Self::from_files(dir, &ModelFiles::read(dir)?)
+    }
+
+    /// [`Self::load`], with the directory's [`fingerprint`] from the same bytes: what a
+    /// function instance loads at its cold start.
+    pub fn load_fingerprinted(dir: &Path) -> Result<(Self, ModelFingerprint)> {
+        let files = ModelFiles::read(dir)?;
+        Ok((Self::from_files(dir, &files)?, files.fingerprint()))
+    }
+
+    fn from_files(dir: &Path, files: &ModelFiles) -> Result<Self> {
+        let config = ModelConfig::from_json(&files.config, &dir.join(CONFIG_FILE))?;
+        let weights = Weights::from_safetensors(&files.weights, &dir.join(WEIGHTS_FILE), &config)?;
         Ok(Self { config, weights })
     }
 
@@ -121,6 +177,38 @@ impl TfilmModel {
         self.film_from_lstm(layer, self.lstm_stage(layer, block_max))
     }
 
+    /// The row-parallel step of layer `layer` for pooled output rows `out_rows`: modulate
+    /// the input by the previous layer's TFiLM, conv + pool + relu, then the block
+    /// statistics the serial TFiLM stage needs. The monolithic forward runs it over the
+    /// whole sequence; a conv stage over its split.
+    pub fn layer_step(
+        &self,
+        layer: usize,
+        input: LayerInput<'_>,
+        out_rows: Range<usize>,
+    ) -> Result<(Vec<f32>, BlockStats)> {
+        if let Some((film, first_row)) = input.film {
+            film.apply(input.rows, first_row)?;
+        }
+        let rows = InputRows {
+            rows: input.rows,
+            start: input.start,
+            total_rows: input.total_rows,
+        };
+        let a = self.conv_stage(layer, rows, out_rows)?;
+        let cfg = &self.config.layers[layer];
+        let stats = kernels::block_stats(&a, cfg.channels, cfg.block_len)?;
+        Ok((a, stats))
+    }
+
+    /// The paper plan's TFiLM over a whole activation of layer `layer`: block statistics,
+    /// the LSTM, and the modulation applied in place.
+    pub fn modulate_whole(&self, layer: usize, activation: &mut [f32]) -> Result<()> {
+        let cfg = &self.config.layers[layer];
+        let stats = kernels::block_stats(activation, cfg.channels, cfg.block_len)?;
+        self.tfilm_stage(layer, &stats.max).apply(activation, 0)
+    }
+
     /// Step 4 and 5 from the last layer's block stats and modulation.
     pub fn head(&self, last: &LayerSummary, padded_len: usize) -> Result<Prediction> {
         let g = last.film.pooled_max(&last.stats)?;
@@ -153,20 +241,17 @@ impl TfilmModel {
         let mut total_rows = padded_len;
         let mut last: Option<LayerSummary> = None;
         for (l, cfg) in self.config.layers.iter().enumerate() {
-            if let Some(prev) = &last {
-                prev.film.apply(&mut x, 0)?;
-            }
             let out_len = total_rows / cfg.pool;
-            let input = InputRows {
-                rows: &x,
+            let input = LayerInput {
+                rows: &mut x,
                 start: 0,
                 total_rows,
+                film: last.as_ref().map(|prev| (&prev.film, 0)),
             };
-            let conv_started = Instant::now();
-            let a = self.conv_stage(l, input, 0..out_len)?;
+            let step_started = Instant::now();
+            let (a, stats) = self.layer_step(l, input, 0..out_len)?;
             let tfilm_started = Instant::now();
-            times.conv += tfilm_started - conv_started;
-            let stats = kernels::block_stats(&a, cfg.channels, cfg.block_len)?;
+            times.conv += tfilm_started - step_started;
             let film = self.tfilm_stage(l, &stats.max);
             times.tfilm += tfilm_started.elapsed();
             last = Some(LayerSummary { stats, film });
@@ -183,11 +268,12 @@ impl TfilmModel {
 /// Wall time of one forward pass by kind of stage.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageTimes {
-    /// Convolution, pooling and ReLU: the parallel work that `conv_flops` counts.
+    /// The row-parallel layer steps (modulating the input, convolution, pooling, ReLU and
+    /// block statistics): the work conv stages split, dominated by what `conv_flops` counts.
     pub conv: Duration,
-    /// Block stats, the LSTM and gamma/beta: the serial TFiLM work.
+    /// The LSTM and gamma/beta: the serial TFiLM work.
     pub tfilm: Duration,
-    /// Embedding, modulating the next layer's input, and the head.
+    /// Embedding and the head.
     pub other: Duration,
 }
 

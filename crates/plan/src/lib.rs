@@ -26,7 +26,8 @@ mod geometry;
 mod stages;
 
 pub use geometry::{LayerGeometry, split_blocks};
-pub use stages::{FilmSource, RowSource, Stage, StageKind, StageOp, plan};
+pub use seqless_wire::{FilmSource, RowSource, Stage, StageKind, StageOp};
+pub use stages::plan;
 
 use serde::{Deserialize, Serialize};
 

@@ -13,9 +13,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 
-use crate::errors::ApiError;
+use crate::errors::InvokeApiError;
 use crate::invoke::{Invoked, invoke};
-use crate::metrics::Metrics;
+use crate::metrics::PlatformMetrics;
 use crate::options::FunctionSpec;
 use crate::pool::Pool;
 use crate::worker::function_arn;
@@ -28,7 +28,7 @@ pub struct Shared {
     /// The processes.
     pub pool: Arc<Pool>,
     /// The records.
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<PlatformMetrics>,
     /// The functions, by name.
     pub functions: HashMap<String, Arc<FunctionSpec>>,
 }
@@ -43,13 +43,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/2015-03-31/functions/{function}", get(get_function))
         .route("/metrics", get(metrics))
         .route("/workers", get(workers))
-        .fallback(|uri: Uri| async move { ApiError::UnknownOperation(uri.path().to_owned()) })
+        .fallback(|uri: Uri| async move { InvokeApiError::UnknownOperation(uri.path().to_owned()) })
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
         .with_state(shared)
 }
 
 /// A function by name, partial ARN or ARN, with an optional `:$LATEST` qualifier.
-fn lookup(shared: &Shared, function: &str) -> Result<Arc<FunctionSpec>, ApiError> {
+fn lookup(shared: &Shared, function: &str) -> Result<Arc<FunctionSpec>, InvokeApiError> {
     let name = function
         .rsplit_once("function:")
         .map_or(function, |(_, rest)| rest);
@@ -58,7 +58,7 @@ fn lookup(shared: &Shared, function: &str) -> Result<Arc<FunctionSpec>, ApiError
         .functions
         .get(name)
         .cloned()
-        .ok_or_else(|| ApiError::ResourceNotFound(function_arn(name)))
+        .ok_or_else(|| InvokeApiError::ResourceNotFound(function_arn(name)))
 }
 
 fn header(value: &str) -> HeaderValue {
@@ -101,9 +101,9 @@ async fn invoke_function(
     Path(function): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, InvokeApiError> {
     let spec = lookup(&shared, &function)?;
-    let body = body.map_err(|_| ApiError::RequestTooLarge(MAX_PAYLOAD))?;
+    let body = body.map_err(|_| InvokeApiError::RequestTooLarge(MAX_PAYLOAD))?;
     // Lambda takes an empty payload as `{}`.
     let body = if body.is_empty() {
         Bytes::from_static(b"{}")
@@ -111,14 +111,14 @@ async fn invoke_function(
         body
     };
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
-        return Err(ApiError::InvalidRequestContent(e.to_string()));
+        return Err(InvokeApiError::InvalidRequestContent(e.to_string()));
     }
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let tail = match text("X-Amz-Log-Type") {
         None | Some("None") => false,
         Some("Tail") => true,
         Some(other) => {
-            return Err(ApiError::InvalidParameterValue(format!(
+            return Err(InvokeApiError::InvalidParameterValue(format!(
                 "X-Amz-Log-Type {other:?}: expected Tail or None"
             )));
         }
@@ -138,7 +138,7 @@ async fn invoke_function(
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
-        other => Err(ApiError::InvalidParameterValue(format!(
+        other => Err(InvokeApiError::InvalidParameterValue(format!(
             "X-Amz-Invocation-Type {other:?}: expected RequestResponse, Event or DryRun"
         ))),
     }
@@ -147,7 +147,7 @@ async fn invoke_function(
 async fn get_function(
     State(shared): State<Arc<Shared>>,
     Path(function): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, InvokeApiError> {
     let spec = lookup(&shared, &function)?;
     let timeout = shared.pool.options().timeout.as_secs().max(1);
     Ok(Json(serde_json::json!({
@@ -175,7 +175,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             text,
         )
             .into_response(),
-        Err(e) => ApiError::Service(format!("encoding metrics: {e}")).into_response(),
+        Err(e) => InvokeApiError::Service(format!("encoding metrics: {e}")).into_response(),
     }
 }
 

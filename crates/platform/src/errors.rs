@@ -5,26 +5,26 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-/// Why the platform could not start.
+/// Why the platform could not start. Each message is complete on its own (no `source()`
+/// chain to walk).
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
     /// A setting cannot work.
     #[error("{0}")]
     Options(String),
     /// The Invoke API could not listen.
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}: {reason}")]
     Bind {
         /// The address asked for.
         addr: std::net::SocketAddr,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 }
 
 /// An Invoke API refusal: the call never reached a function.
 #[derive(Debug)]
-pub enum ApiError {
+pub enum InvokeApiError {
     /// No such function (404).
     ResourceNotFound(String),
     /// Every process busy and the queue full (429).
@@ -41,7 +41,7 @@ pub enum ApiError {
     Service(String),
 }
 
-impl ApiError {
+impl InvokeApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
         match self {
             Self::ResourceNotFound(arn) => (
@@ -92,7 +92,7 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for InvokeApiError {
     fn into_response(self) -> Response {
         let (status, error_type, fault, message) = self.parts();
         let mut body = serde_json::json!({ "Type": fault, "message": message });

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use seqless_functions::InitTimes;
-use seqless_functions::lambda_api::{ErrorBody, Report};
+use seqless_wire::{InitTimes, billed_ms};
+use seqless_wire::lambda::{LambdaErrorBody, Report};
 use tokio::sync::oneshot;
 
-use crate::errors::ApiError;
+use crate::errors::InvokeApiError;
 use crate::logs;
-use crate::metrics::{InvocationRecord, Metrics};
+use crate::metrics::{InvocationSample, PlatformMetrics};
 use crate::options::{FunctionSpec, INIT_TIMEOUT};
 use crate::pool::{AcquireError, Pool};
 use crate::worker::{Completion, Finished, Job};
@@ -39,7 +39,7 @@ struct ColdResult {
 }
 
 fn failed(error_type: &str, message: String) -> (Bytes, bool) {
-    let body = ErrorBody::new(error_type, message);
+    let body = LambdaErrorBody::new(error_type, message);
     (
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
         true,
@@ -61,18 +61,18 @@ enum End {
 /// Runs one invocation of `function` to its end.
 pub async fn invoke(
     pool: &Pool,
-    metrics: &Metrics,
+    metrics: &PlatformMetrics,
     function: &Arc<FunctionSpec>,
     payload: Bytes,
-) -> Result<Invoked, ApiError> {
+) -> Result<Invoked, InvokeApiError> {
     let timeout = pool.options().timeout;
     let acquired = match pool.acquire(function, timeout).await {
         Ok(a) => a,
         Err(AcquireError::Throttled) => {
             metrics.throttled(&function.name);
-            return Err(ApiError::TooManyRequests);
+            return Err(InvokeApiError::TooManyRequests);
         }
-        Err(AcquireError::Spawn(why)) => return Err(ApiError::Service(why)),
+        Err(AcquireError::Spawn(why)) => return Err(InvokeApiError::Service(why)),
     };
     let worker = acquired.worker;
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -148,7 +148,7 @@ pub async fn invoke(
     let report = Report {
         request_id: request_id.clone(),
         duration_ms: duration.as_secs_f64() * 1e3,
-        billed_ms: Report::billed(duration),
+        billed_ms: billed_ms(duration),
         memory_mb: function.memory_mb,
         max_memory_used_mb,
         init_ms: init.map(|d| d.as_secs_f64() * 1e3),
@@ -160,7 +160,7 @@ pub async fn invoke(
     } else {
         None
     };
-    metrics.invocation(&InvocationRecord {
+    metrics.invocation(&InvocationSample {
         function: &function.name,
         outcome,
         duration_s: duration.as_secs_f64(),

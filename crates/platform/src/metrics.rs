@@ -30,7 +30,7 @@ fn seconds() -> Histogram {
 }
 
 /// One invocation's record, as the REPORT line gives it.
-pub struct InvocationRecord<'a> {
+pub struct InvocationSample<'a> {
     /// The function.
     pub function: &'a str,
     /// `success`, `error` (the function reported one), `crash` or `timeout`.
@@ -48,7 +48,7 @@ pub struct InvocationRecord<'a> {
 }
 
 /// Every series the platform exports.
-pub struct Metrics {
+pub struct PlatformMetrics {
     registry: Registry,
     invocations: Family<OutcomeLabels, Counter>,
     throttles: Family<FunctionLabel, Counter>,
@@ -65,7 +65,7 @@ pub struct Metrics {
     reaped: Counter,
 }
 
-impl Metrics {
+impl PlatformMetrics {
     /// Registers every series under the `seqless_platform` prefix.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("seqless_platform");
@@ -160,7 +160,7 @@ impl Metrics {
     }
 
     /// A finished invocation.
-    pub fn invocation(&self, r: &InvocationRecord<'_>) {
+    pub fn invocation(&self, r: &InvocationSample<'_>) {
         let label = Self::label(r.function);
         self.invocations
             .get_or_create(&OutcomeLabels {

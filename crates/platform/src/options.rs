@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use seqless_functions::lambda_api::{FUNCTION_KINDS, function_name};
+use seqless_wire::lambda::{FUNCTION_KINDS, function_name};
 
 use crate::PlatformError;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::metrics::Metrics;
+use crate::metrics::PlatformMetrics;
 use crate::options::{FunctionSpec, PlatformOptions};
 use crate::runtime_api;
 use crate::worker::Worker;
@@ -70,7 +70,7 @@ pub struct Pool {
     state: Mutex<PoolState>,
     changed: Notify,
     next_id: AtomicU64,
-    metrics: Arc<Metrics>,
+    metrics: Arc<PlatformMetrics>,
     this: Weak<Pool>,
 }
 
@@ -87,7 +87,7 @@ pub struct WorkerInfo {
 
 impl Pool {
     /// An empty pool.
-    pub fn new(options: PlatformOptions, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(options: PlatformOptions, metrics: Arc<PlatformMetrics>) -> Arc<Self> {
         Arc::new_cyclic(|this| Self {
             options,
             state: Mutex::default(),

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use seqless_functions::lambda_api::ErrorBody;
+use seqless_wire::lambda::LambdaErrorBody;
 use tokio::net::TcpListener;
 
 use crate::errors::runtime_api_error;
@@ -119,13 +119,13 @@ async fn response(
 
 /// Reads an error posted by the function; one that is not Lambda's JSON shape is kept as
 /// text under the type from `Lambda-Runtime-Function-Error-Type`.
-fn posted_error(headers: &HeaderMap, body: &[u8]) -> ErrorBody {
+fn posted_error(headers: &HeaderMap, body: &[u8]) -> LambdaErrorBody {
     serde_json::from_slice(body).unwrap_or_else(|_| {
         let error_type = headers
             .get("Lambda-Runtime-Function-Error-Type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("Runtime.Unknown");
-        ErrorBody::new(error_type, String::from_utf8_lossy(body))
+        LambdaErrorBody::new(error_type, String::from_utf8_lossy(body))
     })
 }
 

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{Shared, router};
 use crate::errors::PlatformError;
-use crate::metrics::Metrics;
+use crate::metrics::PlatformMetrics;
 use crate::options::PlatformOptions;
 use crate::pool::{Pool, WorkerInfo};
 
@@ -33,22 +33,22 @@ impl PlatformServer {
         options.validate()?;
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
-            .map_err(|source| PlatformError::Bind {
+            .map_err(|reason| PlatformError::Bind {
                 addr: options.listen,
-                source,
+                reason,
             })?;
         let addr = listener
             .local_addr()
-            .map_err(|source| PlatformError::Bind {
+            .map_err(|reason| PlatformError::Bind {
                 addr: options.listen,
-                source,
+                reason,
             })?;
         let functions = options
             .functions()
             .into_iter()
             .map(|f| (f.name.clone(), Arc::new(f)))
             .collect();
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(PlatformMetrics::new());
         let period =
             (options.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let pool = Pool::new(options, metrics.clone());

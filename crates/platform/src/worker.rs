@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use seqless_functions::lambda_api::ErrorBody;
+use seqless_wire::lambda::LambdaErrorBody;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::{Notify, oneshot};
@@ -45,7 +45,7 @@ pub enum Completion {
     /// The function posted a result.
     Response(Bytes),
     /// The function posted an error, at init or while handling.
-    Error(ErrorBody),
+    Error(LambdaErrorBody),
     /// The process exited first (its exit status, in words).
     Exited(String),
     /// It ran past its timeout; the process is being killed.
@@ -385,7 +385,7 @@ impl Worker {
 
     /// `/init/error`: fails the job waiting for this process and stops it, as Lambda
     /// discards an environment whose init failed.
-    pub fn init_failed(&self, error: ErrorBody) -> Result<(), RuntimeRefusal> {
+    pub fn init_failed(&self, error: LambdaErrorBody) -> Result<(), RuntimeRefusal> {
         let job = {
             let mut state = self.state();
             if state.init != Init::Running {

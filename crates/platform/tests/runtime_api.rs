@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use seqless_functions::lambda_api::Report;
 use seqless_platform::{PlatformOptions, PlatformServer};
+use seqless_wire::lambda::Report;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 

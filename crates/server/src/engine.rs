@@ -122,10 +122,10 @@ impl Engine {
         let Self::Serverless(coordinator) = self else {
             return Ok(checks);
         };
-        let (store, platform) = (coordinator.store(), coordinator.platform());
+        let (store, invoker) = (coordinator.store(), coordinator.invoker());
         let store_state = probe("store", store.describe(), store.ping()).await?;
         checks.insert("store".into(), store_state);
-        let platform_state = probe("platform", platform.describe(), platform.ready()).await?;
+        let platform_state = probe("platform", invoker.describe(), invoker.ready()).await?;
         checks.insert("platform".into(), platform_state);
         Ok(checks)
     }
@@ -145,7 +145,7 @@ impl Engine {
             "ttl_secs": options.ttl.as_secs(),
             "arch": options.arch,
             "store": coordinator.store().describe(),
-            "platform": coordinator.platform().describe(),
+            "platform": coordinator.invoker().describe(),
         }))
     }
 }

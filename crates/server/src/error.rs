@@ -144,6 +144,7 @@ impl From<ModelError> for ApiError {
     fn from(err: ModelError) -> Self {
         match err {
             ModelError::Input(message) => Self::invalid("invalid_text", message),
+            ModelError::InputLen(e) => Self::invalid(e.code(), e.to_string()),
             other => Self::internal(other.to_string()),
         }
     }

@@ -6,7 +6,7 @@
 //!
 //! - `POST /v1/classify`, `POST /v1/classify/batch`, `GET /v1/models`, `GET /healthz`,
 //!   `GET /readyz`, `GET /metrics` (OpenMetrics text), `GET /openapi.json` ([`document`]);
-//! - [`Limits`]: body size (413), in-flight bound (503 + `Retry-After`), per-request
+//! - [`ServiceLimits`]: body size (413), in-flight bound (503 + `Retry-After`), per-request
 //!   deadline (504), batch size (422);
 //! - one JSON error shape for every failure ([`ApiError`]), including axum's own rejections,
 //!   unknown routes (404) and methods (405), and panics (500);
@@ -37,4 +37,4 @@ pub use metrics::Metrics;
 pub use openapi::{ApiDoc, document};
 pub use routes::router;
 pub use serve::{serve, shutdown_signal};
-pub use service::{Limits, Service};
+pub use service::{Service, ServiceLimits};

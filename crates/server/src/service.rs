@@ -16,7 +16,7 @@ use crate::metrics::{Metrics, Outcome};
 
 /// The limits a server enforces on requests and queries.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct ServiceLimits {
     /// Largest request body, bytes (413 above it).
     pub body_limit: usize,
     /// Queries admitted at once (503 + `Retry-After` above it).
@@ -27,7 +27,7 @@ pub struct Limits {
     pub max_batch: usize,
 }
 
-impl Default for Limits {
+impl Default for ServiceLimits {
     fn default() -> Self {
         Self {
             body_limit: 4 << 20,
@@ -45,7 +45,7 @@ pub struct Service {
     /// Name of the served model (its directory's name).
     pub model_name: String,
     /// The enforced limits.
-    pub limits: Limits,
+    pub limits: ServiceLimits,
     /// The exported metrics.
     pub metrics: Arc<Metrics>,
     /// The in-flight bound.
@@ -70,7 +70,7 @@ impl Service {
     pub fn new(
         engine: Engine,
         model_name: String,
-        limits: Limits,
+        limits: ServiceLimits,
         metrics: Arc<Metrics>,
         token: Option<ApiToken>,
     ) -> Self {
@@ -182,17 +182,10 @@ impl Service {
 
     /// Refuses empty texts and texts over the model's `max_len` before they take a slot.
     fn check_len(&self, len: usize) -> Result<(), ApiError> {
-        let max_len = self.engine.config().max_len;
-        if len == 0 {
-            return Err(ApiError::invalid("empty_text", "the text is empty"));
-        }
-        if len > max_len {
-            return Err(ApiError::invalid(
-                "text_too_long",
-                format!("the text is {len} bytes, over this model's max_len of {max_len} bytes"),
-            ));
-        }
-        Ok(())
+        self.engine
+            .config()
+            .check_input_len(len)
+            .map_err(|e| ApiError::invalid(e.code(), e.to_string()))
     }
 
     /// The reply for one classified text.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::*;
-use seqless_server::{Batching, Limits};
+use seqless_server::{Batching, ServiceLimits};
 use serde_json::json;
 
 const TEXTS: [&str; 4] = [
@@ -163,14 +163,14 @@ async fn check_endpoints(server: &TestServer, mode: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monolithic_serves_every_endpoint() {
-    let server = monolithic(Limits::default(), None, None).await;
+    let server = monolithic(ServiceLimits::default(), None, None).await;
     check_endpoints(&server, "monolithic").await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serverless_memory_store_serves_every_endpoint() {
-    let server = serverless("memory", Limits::default()).await;
+    let server = serverless("memory", ServiceLimits::default()).await;
     check_endpoints(&server, "serverless").await;
     server.shutdown().await;
 }
@@ -181,7 +181,7 @@ async fn dynamic_batching_gives_the_same_answers_and_batches() {
         max: 8,
         wait: Duration::from_millis(20),
     };
-    let server = monolithic(Limits::default(), Some(batching), None).await;
+    let server = monolithic(ServiceLimits::default(), Some(batching), None).await;
     let url = server.at("/v1/classify");
     let replies = futures_util::future::join_all(
         TEXTS
@@ -209,7 +209,7 @@ async fn dynamic_batching_gives_the_same_answers_and_batches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serverless_redis_store_serves_and_reports_the_store_down() {
     let redis = seqless_store::testing::RedisServer::start();
-    let server = serverless(&redis.url(), Limits::default()).await;
+    let server = serverless(&redis.url(), ServiceLimits::default()).await;
     check_endpoints(&server, "serverless").await;
     // Every query deleted its keys.
     let keys = String::from_utf8_lossy(&redis.command(&[b"DBSIZE"]).unwrap()).into_owned();

@@ -3,14 +3,14 @@
 mod common;
 
 use common::*;
-use seqless_server::{ApiToken, Limits};
+use seqless_server::{ApiToken, ServiceLimits};
 use serde_json::json;
 
 const TOKEN: &str = "s3cret-token-for-tests";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_everything_but_healthz_needs_it() {
-    let server = monolithic(Limits::default(), None, Some(TOKEN)).await;
+    let server = monolithic(ServiceLimits::default(), None, Some(TOKEN)).await;
     assert_eq!(get(&server.at("/healthz")).await.0, 200);
     for path in ["/v1/models", "/readyz", "/metrics", "/openapi.json"] {
         let reply = get(&server.at(path)).await;
@@ -62,7 +62,7 @@ async fn with_a_token_everything_but_healthz_needs_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_everything_is_open() {
-    let server = monolithic(Limits::default(), None, None).await;
+    let server = monolithic(ServiceLimits::default(), None, None).await;
     for path in [
         "/healthz",
         "/v1/models",

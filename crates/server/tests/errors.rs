@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use seqless_server::Limits;
+use seqless_server::ServiceLimits;
 use serde_json::json;
 
 async fn raw(
@@ -26,10 +26,10 @@ async fn raw(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_json_errors() {
-    let limits = Limits {
+    let limits = ServiceLimits {
         body_limit: 64 * 1024,
         max_batch: 3,
-        ..Limits::default()
+        ..ServiceLimits::default()
     };
     let server = monolithic(limits, None, None).await;
     let classify = server.at("/v1/classify");
@@ -146,7 +146,7 @@ async fn bad_requests_are_json_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_over_max_len_is_refused() {
-    let server = monolithic(Limits::default(), None, None).await;
+    let server = monolithic(ServiceLimits::default(), None, None).await;
     let max_len = model().config.max_len;
     let text = "a".repeat(max_len + 1);
     let reply = post(&server.at("/v1/classify"), json!({ "text": text })).await;
@@ -162,9 +162,9 @@ async fn text_over_max_len_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_deadline_is_504_and_the_query_still_drains() {
-    let limits = Limits {
+    let limits = ServiceLimits {
         deadline: Duration::from_millis(1),
-        ..Limits::default()
+        ..ServiceLimits::default()
     };
     let server = monolithic(limits, None, None).await;
     let text = "lorem ipsum ".repeat(40_000);
@@ -181,9 +181,9 @@ async fn past_the_deadline_is_504_and_the_query_still_drains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_in_flight_bound_is_503_with_retry_after() {
-    let limits = Limits {
+    let limits = ServiceLimits {
         max_in_flight: 1,
-        ..Limits::default()
+        ..ServiceLimits::default()
     };
     let server = monolithic(limits, None, None).await;
     let long = "lorem ipsum ".repeat(80_000);

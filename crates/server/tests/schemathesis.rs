@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use seqless_server::Limits;
+use seqless_server::ServiceLimits;
 
 const TOKEN: &str = "schemathesis-token";
 /// The release whose command line this test uses, pinned in `.ci/run` too.
@@ -30,10 +30,10 @@ fn schemathesis() -> Command {
 async fn the_server_conforms_to_its_openapi_document() {
     let mut schemathesis = schemathesis();
     // Small bounds, so generated inputs also reach the limit errors quickly.
-    let limits = Limits {
+    let limits = ServiceLimits {
         body_limit: 256 * 1024,
         max_batch: 8,
-        ..Limits::default()
+        ..ServiceLimits::default()
     };
     // With a token, so the auth checks (missing or ignored Authorization) run too.
     let server = monolithic(limits, None, Some(TOKEN)).await;

@@ -12,9 +12,7 @@ use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
-use seqless_functions::{
-    InprocOptions, InprocPlatform, InvokeOptions, LocalPlatform, Ping, Platform,
-};
+use seqless_functions::{InprocInvoker, InprocOptions, InvokeOptions, Invoker, LocalInvoker, Ping};
 use seqless_model::TfilmModel;
 use seqless_plan::{Limits, PlanKind, Splits, StageKind};
 use seqless_platform::{PlatformOptions, PlatformServer};
@@ -44,8 +42,8 @@ fn platform_options(args: &BenchPlatformArgs, model_dir: &Path) -> Result<Platfo
     })
 }
 
-fn client(platform: &PlatformServer) -> Result<LocalPlatform> {
-    Ok(LocalPlatform::new(
+fn client(platform: &PlatformServer) -> Result<LocalInvoker> {
+    Ok(LocalInvoker::new(
         &platform.endpoint(),
         InvokeOptions {
             function_prefix: DEFAULT_FUNCTION_PREFIX.into(),
@@ -107,7 +105,7 @@ async fn cold_starts(args: &BenchPlatformArgs, figures: &mut Figures) -> Result<
 async fn coordinator(
     args: &BenchPlatformArgs,
     model: &TfilmModel,
-    platform: Arc<dyn Platform>,
+    invoker: Arc<dyn Invoker>,
 ) -> Result<Coordinator> {
     let store = super::exec::store(&args.store, "seqless-bench:").await?;
     let options = CoordinatorOptions {
@@ -124,8 +122,9 @@ async fn coordinator(
     };
     Ok(Coordinator::new(
         model.config.clone(),
+        seqless_model::fingerprint(&args.model)?,
         store,
-        platform,
+        invoker,
         options,
     ))
 }
@@ -165,7 +164,7 @@ pub fn run(args: BenchPlatformArgs) -> Result<()> {
         }
         figures.add("warm_ping_round_trip", 0, median(warm), None);
         let store = super::exec::store(&args.store, "seqless-bench:").await?;
-        let inproc: Arc<dyn Platform> = Arc::new(InprocPlatform::new(
+        let inproc: Arc<dyn Invoker> = Arc::new(InprocInvoker::new(
             InprocOptions {
                 model_dir: args.model.clone(),
                 concurrency: 8,

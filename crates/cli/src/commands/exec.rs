@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_cost::Pricing;
 use seqless_functions::{
-    InprocOptions, InprocPlatform, InvokeOptions, LambdaPlatform, LocalPlatform, Platform,
+    InprocInvoker, InprocOptions, InvokeOptions, Invoker, LambdaInvoker, LocalInvoker,
 };
 use seqless_model::ModelConfig;
 use seqless_plan::Limits;
@@ -45,7 +45,7 @@ pub async fn platform(
     model_dir: &Path,
     args: &ExecArgs,
     store: Arc<dyn TensorStore>,
-) -> Result<Arc<dyn Platform>> {
+) -> Result<Arc<dyn Invoker>> {
     let invoke = InvokeOptions {
         function_prefix: args.function_prefix.clone(),
         fallback_memory_mb: args.memory_mb,
@@ -58,13 +58,13 @@ pub async fn platform(
                     "--platform local needs --endpoint http://HOST:PORT (start one with `seqless platform`)"
                 );
             };
-            Arc::new(LocalPlatform::new(endpoint, invoke)?)
+            Arc::new(LocalInvoker::new(endpoint, invoke)?)
         }
         "lambda" => Arc::new(
-            LambdaPlatform::connect(args.endpoint.as_deref(), args.region.as_deref(), invoke)
+            LambdaInvoker::connect(args.endpoint.as_deref(), args.region.as_deref(), invoke)
                 .await?,
         ),
-        _ => Arc::new(InprocPlatform::new(
+        _ => Arc::new(InprocInvoker::new(
             InprocOptions {
                 model_dir: model_dir.to_path_buf(),
                 concurrency: args.concurrency.unwrap_or_else(cores),
@@ -110,5 +110,12 @@ pub async fn coordinator(
         pricing,
         arch: args.arch,
     };
-    Ok(Coordinator::new(config, store, platform, options))
+    let fingerprint = seqless_model::fingerprint(model_dir)?;
+    Ok(Coordinator::new(
+        config,
+        fingerprint,
+        store,
+        platform,
+        options,
+    ))
 }

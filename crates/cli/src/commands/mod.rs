@@ -56,6 +56,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     match err.downcast_ref::<ModelError>() {
         Some(
             ModelError::Input(_)
+            | ModelError::InputLen(_)
             | ModelError::Data { .. }
             | ModelError::Config(_)
             | ModelError::ConfigSyntax { .. }

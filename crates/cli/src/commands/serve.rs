@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use seqless_model::{CONFIG_FILE, ModelConfig, TfilmModel};
 use seqless_server::{
-    ApiToken, Batching, Engine, Limits, Metrics, Service, serve, shutdown_signal,
+    ApiToken, Batching, Engine, Metrics, Service, ServiceLimits, serve, shutdown_signal,
 };
 
 use crate::cli::ServeArgs;
@@ -26,7 +26,7 @@ fn model_name(args: &ServeArgs) -> String {
 
 pub fn run(args: ServeArgs) -> Result<()> {
     let token = ApiToken::from_env_or_file(args.auth_token_file.as_deref())?;
-    let limits = Limits {
+    let limits = ServiceLimits {
         body_limit: args.body_limit,
         max_in_flight: args.max_in_flight,
         deadline: Duration::from_millis(args.deadline_ms.max(1)),

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
-use seqless_functions::{InprocOptions, InprocPlatform};
+use seqless_functions::{InprocInvoker, InprocOptions};
 use seqless_model::TfilmModel;
-use seqless_server::{ApiToken, Batching, Engine, Limits, Metrics, Service, serve};
+use seqless_server::{ApiToken, Batching, Engine, Metrics, Service, ServiceLimits, serve};
 use seqless_store::{StoreOptions, TensorStore, open_store};
 use tokio::sync::oneshot;
 
@@ -31,7 +31,7 @@ impl TestServer {
     pub async fn start(
         engine: Engine,
         metrics: Arc<Metrics>,
-        limits: Limits,
+        limits: ServiceLimits,
         token: Option<&str>,
     ) -> Self {
         let token = token.map(|t| ApiToken::new(t, "test").unwrap());
@@ -82,7 +82,7 @@ pub fn model() -> TfilmModel {
 
 /// A monolithic server.
 pub async fn monolithic(
-    limits: Limits,
+    limits: ServiceLimits,
     batching: Option<Batching>,
     token: Option<&str>,
 ) -> TestServer {
@@ -91,7 +91,7 @@ pub async fn monolithic(
     TestServer::start(engine, metrics, limits, token).await
 }
 
-/// A coordinator over the inproc platform and the store at `store_url`.
+/// A coordinator over the in-process invoker and the store at `store_url`.
 pub async fn coordinator(store_url: &str) -> Coordinator {
     let options = StoreOptions {
         op_timeout: Duration::from_secs(2),
@@ -99,7 +99,7 @@ pub async fn coordinator(store_url: &str) -> Coordinator {
         ..StoreOptions::default()
     };
     let store: Arc<dyn TensorStore> = open_store(store_url, options).await.unwrap();
-    let platform = InprocPlatform::new(
+    let invoker = InprocInvoker::new(
         InprocOptions {
             model_dir: langid(),
             concurrency: 4,
@@ -114,11 +114,12 @@ pub async fn coordinator(store_url: &str) -> Coordinator {
         splits: seqless_plan::Splits::Fixed(2),
         ..CoordinatorOptions::default()
     };
-    Coordinator::new(model().config, store, Arc::new(platform), options)
+    let (model, fingerprint) = TfilmModel::load_fingerprinted(&langid()).unwrap();
+    Coordinator::new(model.config, fingerprint, store, Arc::new(invoker), options)
 }
 
 /// A serverless server over the store at `store_url` (`memory` or a Redis URL).
-pub async fn serverless(store_url: &str, limits: Limits) -> TestServer {
+pub async fn serverless(store_url: &str, limits: ServiceLimits) -> TestServer {
     let metrics = Arc::new(Metrics::new());
     let engine = Engine::Serverless(Box::new(coordinator(store_url).await));
     TestServer::start(engine, metrics, limits, None).await

@@ -1,4 +1,4 @@
-//! The `lambda` platform: stage functions on AWS Lambda through the Invoke API of the AWS
+//! The `lambda` invoker: stage functions on AWS Lambda through the Invoke API of the AWS
 //! SDK (standard credential chain). An endpoint override points the same SDK at the local
 //! platform, which is how the tests exercise this path.
 
@@ -13,16 +13,17 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{InvocationType, LogType};
 use aws_smithy_http_client::tls;
 
-use super::{InvokeOptions, Platform};
+use super::{InvokeOptions, Invoker};
 use crate::error::FunctionError;
-use crate::event::{InvocationMeta, StageEvent, StageResult};
-use crate::lambda_api::{InvokeReply, api_error, function_name};
+use crate::lambda_api::{InvokeReply, api_error};
+use seqless_wire::lambda::function_name;
+use seqless_wire::{InvocationMeta, StageEvent, StageKind, StageResult};
 
 /// The region when neither `--region` nor the environment or profile names one.
 const DEFAULT_REGION: &str = "us-east-1";
 
 /// Invokes functions through `aws-sdk-lambda`.
-pub struct LambdaPlatform {
+pub struct LambdaInvoker {
     client: aws_sdk_lambda::Client,
     endpoint: Option<String>,
     options: InvokeOptions,
@@ -51,7 +52,7 @@ where
     }
 }
 
-impl LambdaPlatform {
+impl LambdaInvoker {
     /// Loads the AWS configuration (credentials, region: `region`, else the environment
     /// and profile, else `us-east-1`) and builds the client; `endpoint` overrides Lambda's.
     pub async fn connect(
@@ -93,7 +94,7 @@ impl LambdaPlatform {
 }
 
 #[async_trait]
-impl Platform for LambdaPlatform {
+impl Invoker for LambdaInvoker {
     async fn invoke(
         &self,
         event: &StageEvent,
@@ -121,7 +122,7 @@ impl Platform for LambdaPlatform {
     }
 
     async fn ready(&self) -> Result<(), FunctionError> {
-        let function = function_name(&self.options.function_prefix, seqless_plan::StageKind::Conv);
+        let function = function_name(&self.options.function_prefix, StageKind::Conv);
         self.client
             .get_function()
             .function_name(&function)

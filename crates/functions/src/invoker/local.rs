@@ -1,24 +1,24 @@
-//! The `local` platform: stage functions invoked through the Lambda Invoke API over plain
+//! The `local` invoker: stage functions invoked through the Lambda Invoke API over plain
 //! HTTP, as served by `seqless platform`.
 
 use std::time::Instant;
 
 use async_trait::async_trait;
-use seqless_plan::StageKind;
 
-use super::{InvokeOptions, Platform};
+use super::{InvokeOptions, Invoker};
 use crate::error::FunctionError;
-use crate::event::{FunctionEvent, InvocationMeta, Ping, StageEvent, StageResult};
-use crate::lambda_api::{InvokeReply, api_error, api_error_message, function_name};
+use crate::lambda_api::{InvokeReply, api_error, api_error_message};
+use seqless_wire::lambda::function_name;
+use seqless_wire::{FunctionEvent, InvocationMeta, Ping, StageEvent, StageKind, StageResult};
 
 /// Invokes functions on a Lambda-compatible endpoint over HTTP, reusing connections.
-pub struct LocalPlatform {
+pub struct LocalInvoker {
     client: reqwest::Client,
     endpoint: String,
     options: InvokeOptions,
 }
 
-impl LocalPlatform {
+impl LocalInvoker {
     /// A client for the Invoke API at `endpoint`, such as `http://127.0.0.1:9000` (no
     /// request is made yet).
     pub fn new(endpoint: &str, options: InvokeOptions) -> Result<Self, FunctionError> {
@@ -108,7 +108,7 @@ impl LocalPlatform {
 }
 
 #[async_trait]
-impl Platform for LocalPlatform {
+impl Invoker for LocalInvoker {
     async fn invoke(
         &self,
         event: &StageEvent,

@@ -1,4 +1,4 @@
-//! The embedded platform: function instances in the master's own process.
+//! The embedded invoker: function instances in the master's own process.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use seqless_model::TfilmModel;
 use seqless_store::TensorStore;
+use seqless_wire::billed_ms;
 use tokio::sync::Semaphore;
 
-use super::Platform;
+use super::Invoker;
 use crate::error::FunctionError;
-use crate::event::{InvocationMeta, StageEvent, StageResult};
 use crate::handler::{FunctionContext, handle};
+use seqless_wire::{InvocationMeta, StageEvent, StageResult};
 
 /// Settings of the in-process pool.
 #[derive(Debug, Clone)]
@@ -66,11 +67,13 @@ impl Pool {
     /// A cold start: load the model from disk, as a fresh Lambda environment would.
     async fn start_instance(&self) -> Result<Arc<FunctionContext>, FunctionError> {
         let dir = self.options.model_dir.clone();
-        let model = tokio::task::spawn_blocking(move || TfilmModel::load(&dir))
-            .await
-            .map_err(|e| FunctionError::permanent(format!("instance start failed: {e}")))??;
+        let (model, fingerprint) =
+            tokio::task::spawn_blocking(move || TfilmModel::load_fingerprinted(&dir))
+                .await
+                .map_err(|e| FunctionError::permanent(format!("instance start failed: {e}")))??;
         Ok(Arc::new(FunctionContext {
             model: Arc::new(model),
+            fingerprint,
             store: self.store.clone(),
             ttl: self.options.ttl,
         }))
@@ -80,11 +83,11 @@ impl Pool {
 /// A pool of function instances inside the master's process, with a concurrency limit,
 /// lazy cold starts, warm reuse and reaping after an idle timeout.
 #[derive(Clone)]
-pub struct InprocPlatform {
+pub struct InprocInvoker {
     pool: Arc<Pool>,
 }
 
-impl InprocPlatform {
+impl InprocInvoker {
     /// Creates the pool and its reaper thread.
     pub fn new(options: InprocOptions, store: Arc<dyn TensorStore>) -> Self {
         let pool = Arc::new(Pool {
@@ -125,16 +128,17 @@ fn spawn_reaper(pool: Weak<Pool>) {
 }
 
 #[async_trait]
-impl Platform for InprocPlatform {
+impl Invoker for InprocInvoker {
     async fn invoke(
         &self,
         event: &StageEvent,
     ) -> Result<(StageResult, InvocationMeta), FunctionError> {
         let pool = &self.pool;
-        let _permit =
-            pool.permits.acquire().await.map_err(|_| {
-                FunctionError::retryable("the in-process platform is shutting down")
-            })?;
+        let _permit = pool
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| FunctionError::retryable("the in-process invoker is shutting down"))?;
         let (context, cold, init_ms) = match pool.take_warm() {
             Some(context) => (context, false, 0.0),
             None => {
@@ -152,7 +156,7 @@ impl Platform for InprocPlatform {
             cold,
             init_ms,
             duration_ms,
-            billed_ms: (duration.as_nanos().div_ceil(1_000_000) as u64).max(1),
+            billed_ms: billed_ms(duration),
             memory_mb: pool.options.memory_mb,
         };
         Ok((result?, meta))

@@ -1,4 +1,4 @@
-//! Where stage functions run.
+//! How the coordinator gets a stage run: in this process, or through the Lambda Invoke API.
 
 mod inproc;
 #[cfg(feature = "aws")]
@@ -6,32 +6,33 @@ mod lambda;
 #[cfg(feature = "local")]
 mod local;
 
-pub use inproc::{InprocOptions, InprocPlatform};
+pub use inproc::{InprocInvoker, InprocOptions};
 #[cfg(feature = "aws")]
-pub use lambda::LambdaPlatform;
+pub use lambda::LambdaInvoker;
 #[cfg(feature = "local")]
-pub use local::LocalPlatform;
+pub use local::LocalInvoker;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::error::FunctionError;
-use crate::event::{InvocationMeta, StageEvent, StageResult};
+use seqless_wire::{InvocationMeta, StageEvent, StageResult};
 
 /// Runs stage functions and reports what each invocation cost.
 ///
-/// Implementations: the in-process pool ([`InprocPlatform`]), and, over the Lambda Invoke
-/// API with the same events, the local Lambda-compatible platform (`LocalPlatform`,
-/// feature `local`) and AWS Lambda (`LambdaPlatform`, feature `aws`).
+/// Implementations: the in-process pool ([`InprocInvoker`]), and, over the Lambda Invoke
+/// API with the same events, the local Lambda-compatible platform (`LocalInvoker`,
+/// feature `local`) and AWS Lambda (`LambdaInvoker`, feature `aws`). Named apart from
+/// `seqless-platform`, the Lambda emulator that `LocalInvoker` talks to.
 #[async_trait]
-pub trait Platform: Send + Sync {
+pub trait Invoker: Send + Sync {
     /// Runs one stage to completion.
     async fn invoke(
         &self,
         event: &StageEvent,
     ) -> Result<(StageResult, InvocationMeta), FunctionError>;
-    /// Whether the platform can take invocations now (for readiness checks).
+    /// Whether the functions can take invocations now (for readiness checks).
     async fn ready(&self) -> Result<(), FunctionError>;
     /// A short name for messages and traces.
     fn describe(&self) -> String;

@@ -1,15 +1,22 @@
 //! The messages between the coordinator and a function.
 
-use seqless_plan::Stage;
-use seqless_store::QueryId;
 use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::ModelFingerprint;
+use crate::query::QueryId;
+use crate::stage::Stage;
 
 /// What a function is asked to do: one stage of one query. Small by design (keys and row
 /// ranges, no tensors), well under Lambda's 6 MB payload limit.
+///
+/// This is the one definition of the stage contract. A field added later must be optional
+/// (`#[serde(default)]`), so that an event without it keeps its meaning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageEvent {
     /// Namespaces every key the stage touches.
     pub query_id: QueryId,
+    /// The model the coordinator planned with; a function that loaded another refuses.
+    pub model: ModelFingerprint,
     /// The stage, with the keys it reads and writes.
     pub stage: Stage,
 }
@@ -63,17 +70,31 @@ pub enum FunctionEvent {
     Ping(Ping),
 }
 
+/// An event that is not JSON of either shape; the serde message names the field.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed {shape} event: {reason}")]
+pub struct MalformedEvent {
+    /// `stage` or `ping`: the shape the event was read as.
+    pub shape: &'static str,
+    /// What serde found wrong.
+    pub reason: serde_json::Error,
+}
+
 impl FunctionEvent {
-    /// Reads an event, refusing a malformed one with the serde message that names the field.
-    pub fn from_json(value: serde_json::Value) -> Result<Self, crate::FunctionError> {
+    /// Reads an event: a ping when it has a `ping` field, else a stage.
+    pub fn from_json(value: serde_json::Value) -> Result<Self, MalformedEvent> {
         match value.get("ping") {
             Some(ping) => serde_json::from_value(ping.clone())
                 .map(Self::Ping)
-                .map_err(|e| crate::FunctionError::permanent(format!("malformed ping event: {e}"))),
+                .map_err(|reason| MalformedEvent {
+                    shape: "ping",
+                    reason,
+                }),
             None => serde_json::from_value(value)
                 .map(|e| Self::Stage(Box::new(e)))
-                .map_err(|e| {
-                    crate::FunctionError::permanent(format!("malformed stage event: {e}"))
+                .map_err(|reason| MalformedEvent {
+                    shape: "stage",
+                    reason,
                 }),
         }
     }
@@ -93,8 +114,29 @@ pub struct InvocationMeta {
     pub init_ms: f64,
     /// Handler time, from event to result.
     pub duration_ms: f64,
-    /// Duration rounded up to the next millisecond, as Lambda bills.
+    /// Duration rounded up to the next millisecond, as Lambda bills
+    /// ([`billed_ms`](crate::billed_ms)).
     pub billed_ms: u64,
     /// Memory size of the function, which prices each billed millisecond.
     pub memory_mb: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pings_and_stages_are_told_apart_and_malformed_events_name_the_field() {
+        let ping = FunctionEvent::from_json(FunctionEvent::ping_json(Ping { hold_ms: 5 }));
+        assert_eq!(ping.unwrap(), FunctionEvent::Ping(Ping { hold_ms: 5 }));
+        let err = FunctionEvent::from_json(serde_json::json!({"query_id": "x"})).unwrap_err();
+        assert_eq!(err.shape, "stage");
+        assert!(
+            err.to_string().starts_with("malformed stage event: "),
+            "{err}"
+        );
+        let err =
+            FunctionEvent::from_json(serde_json::json!({"ping": {"hold_ms": "soon"}})).unwrap_err();
+        assert_eq!(err.shape, "ping");
+    }
 }

@@ -1,0 +1,159 @@
+//! One invocation's store traffic and kernel time: reads that check what they got, writes
+//! with the TTL, and CPU work run off the async reactor.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+use seqless_store::{Fetched, QueryId, StoredTensor};
+use seqless_wire::{FilmSource, RowSource};
+
+use super::FunctionContext;
+use crate::error::FunctionError;
+
+/// A stage's view of the store for one query, counting bytes both ways and kernel time.
+pub(super) struct StageIo<'a> {
+    ctx: &'a FunctionContext,
+    query: QueryId,
+    pub(super) bytes_in: u64,
+    pub(super) bytes_out: u64,
+    pub(super) compute: Duration,
+}
+
+/// A conv stage's input rows as stored: token ids for the first layer, activations after.
+pub(super) enum StoredRows {
+    /// Token ids, embedded with the kernels (off the reactor).
+    Tokens(Vec<u16>),
+    /// `[n, C_{l-1}]` activation rows.
+    Activations(Vec<f32>),
+}
+
+impl<'a> StageIo<'a> {
+    pub(super) fn new(ctx: &'a FunctionContext, query: QueryId) -> Self {
+        Self {
+            ctx,
+            query,
+            bytes_in: 0,
+            bytes_out: 0,
+            compute: Duration::ZERO,
+        }
+    }
+
+    fn read(&mut self, fetched: Fetched) -> StoredTensor {
+        self.bytes_in += fetched.bytes;
+        fetched.tensor
+    }
+
+    /// Writes `[rows, channels]` f32 data under the query's key `name`.
+    pub(super) async fn put_rows(
+        &mut self,
+        name: &str,
+        channels: usize,
+        data: Vec<f32>,
+    ) -> Result<(), FunctionError> {
+        let tensor = StoredTensor::f32(vec![data.len() / channels, channels], data)?;
+        let key = self.query.key(name);
+        self.bytes_out += self.ctx.store.put(&key, &tensor, self.ctx.ttl).await?;
+        Ok(())
+    }
+
+    /// Runs CPU-bound kernel work on the blocking pool and counts its time.
+    pub(super) async fn compute<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce() -> Result<T, FunctionError> + Send + 'static,
+    ) -> Result<T, FunctionError> {
+        let start = Instant::now();
+        let out = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| FunctionError::permanent(format!("kernel task failed: {e}")))??;
+        self.compute += start.elapsed();
+        Ok(out)
+    }
+
+    /// Reads and concatenates the `[n, channels]` f32 tensors under `names`, in order.
+    pub(super) async fn read_concat(
+        &mut self,
+        names: &[String],
+        channels: usize,
+    ) -> Result<Vec<f32>, FunctionError> {
+        if names.is_empty() {
+            return Err(FunctionError::permanent(
+                "the stage names no tensor to read",
+            ));
+        }
+        let keys: Vec<String> = names.iter().map(|n| self.query.key(n)).collect();
+        let mut out = Vec::new();
+        for (name, fetched) in names.iter().zip(self.ctx.store.get_many(&keys).await?) {
+            let tensor = self.read(fetched);
+            out.extend(f32_rows(name, tensor, channels)?);
+        }
+        Ok(out)
+    }
+
+    /// Gathers a conv stage's input rows (own rows plus neighbours' halos) in global order:
+    /// token ids, checked against the vocabulary, when `tokens`; else `channels`-wide rows.
+    pub(super) async fn read_rows(
+        &mut self,
+        sources: &[RowSource],
+        tokens: bool,
+        channels: usize,
+    ) -> Result<StoredRows, FunctionError> {
+        let keys: Vec<String> = sources.iter().map(|s| self.query.key(&s.key)).collect();
+        let store = &self.ctx.store;
+        let fetches = sources
+            .iter()
+            .zip(&keys)
+            .map(|(s, key)| store.get_rows(key, s.rows.clone()));
+        let pieces = try_join_all(fetches).await?;
+        let mut ids = Vec::new();
+        let mut rows = Vec::new();
+        for (source, fetched) in sources.iter().zip(pieces) {
+            let tensor = self.read(fetched);
+            if tokens {
+                ids.extend(token_ids(&source.key, tensor)?);
+            } else {
+                rows.extend(f32_rows(&source.key, tensor, channels)?);
+            }
+        }
+        Ok(if tokens {
+            StoredRows::Tokens(ids)
+        } else {
+            StoredRows::Activations(rows)
+        })
+    }
+
+    /// Reads the blocks of the previous layer's LSTM output that a conv stage modulates with.
+    pub(super) async fn read_film(
+        &mut self,
+        film: &FilmSource,
+        channels: usize,
+    ) -> Result<Vec<f32>, FunctionError> {
+        let key = self.query.key(&film.key);
+        let fetched = self.ctx.store.get_rows(&key, film.blocks.clone()).await?;
+        let tensor = self.read(fetched);
+        f32_rows(&film.key, tensor, channels)
+    }
+}
+
+fn f32_rows(key: &str, tensor: StoredTensor, channels: usize) -> Result<Vec<f32>, FunctionError> {
+    if tensor.shape().len() != 2 || tensor.shape()[1] != channels {
+        return Err(FunctionError::permanent(format!(
+            "{key}: expected rows of {channels} channels, found shape {:?}",
+            tensor.shape()
+        )));
+    }
+    Ok(tensor.into_f32()?)
+}
+
+fn token_ids(key: &str, tensor: StoredTensor) -> Result<Vec<u16>, FunctionError> {
+    let ids = tensor.into_u16()?;
+    if let Some(bad) = ids
+        .iter()
+        .find(|&&id| usize::from(id) >= seqless_model::config::BYTE_VOCAB)
+    {
+        return Err(FunctionError::permanent(format!(
+            "{key}: token id {bad} is out of range for the byte vocabulary of {}",
+            seqless_model::config::BYTE_VOCAB
+        )));
+    }
+    Ok(ids)
+}

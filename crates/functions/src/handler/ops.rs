@@ -1,0 +1,188 @@
+//! One function per stage operation. Each reads what its op names, computes with the
+//! model's shared steps (the same ones the monolithic forward runs), and writes its outputs.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use seqless_model::kernels::{self, BlockStats};
+use seqless_model::{LayerConfig, LayerInput, LayerSummary, TfilmModel};
+use seqless_wire::{FilmSource, RowSource};
+
+use super::io::{StageIo, StoredRows};
+use crate::error::FunctionError;
+
+/// The model and the (checked) layer a stage works on.
+pub(super) struct Layer {
+    pub(super) model: Arc<TfilmModel>,
+    pub(super) index: usize,
+}
+
+impl Layer {
+    fn config(&self) -> &LayerConfig {
+        &self.model.config.layers[self.index]
+    }
+}
+
+/// The rows a conv stage reads and computes.
+pub(super) struct ConvRows<'a> {
+    /// Input row pieces in global order.
+    pub(super) input: &'a [RowSource],
+    /// `T_{l-1}`.
+    pub(super) total: usize,
+    /// Pooled output rows to compute.
+    pub(super) out: Range<usize>,
+}
+
+/// Where a conv stage writes its outputs, each only when a later stage reads it.
+pub(super) struct ConvWrites {
+    pub(super) activation: Option<String>,
+    pub(super) max: Option<String>,
+    pub(super) min: Option<String>,
+}
+
+/// Conv + pool + relu over a row range, with the previous layer's modulation applied to
+/// the input first, writing the activation and block statistics that later stages read.
+pub(super) async fn conv(
+    io: &mut StageIo<'_>,
+    at: Layer,
+    rows: ConvRows<'_>,
+    film: Option<&FilmSource>,
+    writes: ConvWrites,
+) -> Result<(), FunctionError> {
+    let layer = at.index;
+    let start = rows
+        .input
+        .first()
+        .map(|s| s.global_start)
+        .ok_or_else(|| FunctionError::permanent("conv stage without input rows"))?;
+    let model = &at.model;
+    let stored = io
+        .read_rows(rows.input, layer == 0, model.config.in_channels(layer))
+        .await?;
+    // Where block 0 of the film falls in the input rows, and the LSTM output it comes from.
+    let film = match (film, layer) {
+        (None, _) => None,
+        (Some(_), 0) => {
+            return Err(FunctionError::permanent(
+                "conv stage of layer 0 names a modulation, but the first layer has no previous layer",
+            ));
+        }
+        (Some(f), _) => {
+            let prev = &model.config.layers[layer - 1];
+            let offset = start.checked_sub(f.blocks.start * prev.block_len).ok_or_else(|| {
+                FunctionError::permanent(format!(
+                    "modulation blocks start at block {} (row {}), after the input rows starting at row {start}",
+                    f.blocks.start,
+                    f.blocks.start * prev.block_len
+                ))
+            })?;
+            Some((io.read_film(f, prev.channels).await?, offset))
+        }
+    };
+    let channels = at.config().channels;
+    let (input_rows, out_rows) = (rows.total, rows.out);
+    let (a, stats) = io
+        .compute(move || {
+            let model = &at.model;
+            let mut rows = match stored {
+                StoredRows::Tokens(ids) => model.embed_ids(&ids),
+                StoredRows::Activations(rows) => rows,
+            };
+            let film = film.map(|(h, offset)| (model.film_from_lstm(layer - 1, h), offset));
+            let input = LayerInput {
+                rows: &mut rows,
+                start,
+                total_rows: input_rows,
+                film: film.as_ref().map(|(f, offset)| (f, *offset)),
+            };
+            Ok(model.layer_step(layer, input, out_rows)?)
+        })
+        .await?;
+    for (key, data) in [
+        (writes.activation, a),
+        (writes.max, stats.max),
+        (writes.min, stats.min),
+    ] {
+        if let Some(key) = key {
+            io.put_rows(&key, channels, data).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Fused plan: the LSTM over a layer's block maxima, writing `h` for the next layer's conv
+/// stages to modulate with.
+pub(super) async fn tfilm(
+    io: &mut StageIo<'_>,
+    at: Layer,
+    block_max: &[String],
+    write_h: &str,
+) -> Result<(), FunctionError> {
+    let channels = at.config().channels;
+    let max = io.read_concat(block_max, channels).await?;
+    let h = io
+        .compute(move || Ok(at.model.lstm_stage(at.index, &max)))
+        .await?;
+    io.put_rows(write_h, channels, h).await
+}
+
+/// Fused plan: the last layer's TFiLM and the classifier, from block max and min alone.
+pub(super) async fn head(
+    io: &mut StageIo<'_>,
+    at: Layer,
+    block_max: &[String],
+    block_min: &[String],
+    padded_len: usize,
+) -> Result<Vec<f32>, FunctionError> {
+    let channels = at.config().channels;
+    let max = io.read_concat(block_max, channels).await?;
+    let min = io.read_concat(block_min, channels).await?;
+    let prediction = io
+        .compute(move || {
+            let film = at.model.tfilm_stage(at.index, &max);
+            let stats = BlockStats { max, min, channels };
+            Ok(at.model.head(&LayerSummary { stats, film }, padded_len)?)
+        })
+        .await?;
+    Ok(prediction.logits)
+}
+
+/// Paper plan: the whole activation in, TFiLM, the modulated activation back out.
+pub(super) async fn paper_tfilm(
+    io: &mut StageIo<'_>,
+    at: Layer,
+    activations: &[String],
+    write_x: &str,
+) -> Result<(), FunctionError> {
+    let channels = at.config().channels;
+    let a = io.read_concat(activations, channels).await?;
+    let x = io
+        .compute(move || {
+            let mut a = a;
+            at.model.modulate_whole(at.index, &mut a)?;
+            Ok(a)
+        })
+        .await?;
+    io.put_rows(write_x, channels, x).await
+}
+
+/// Paper plan: the global max over the whole modulated last activation, then the classifier.
+pub(super) async fn classifier(
+    io: &mut StageIo<'_>,
+    at: Layer,
+    activation: String,
+    padded_len: usize,
+) -> Result<Vec<f32>, FunctionError> {
+    let channels = at.config().channels;
+    let x = io
+        .read_concat(std::slice::from_ref(&activation), channels)
+        .await?;
+    let prediction = io
+        .compute(move || {
+            Ok(at
+                .model
+                .predict(&kernels::global_max(&x, channels), padded_len))
+        })
+        .await?;
+    Ok(prediction.logits)
+}

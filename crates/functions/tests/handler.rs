@@ -1,0 +1,329 @@
+//! `handle` against a memory store: every stage op of both plans computes what the
+//! monolithic forward computes, and every bad event or missing input is refused with a
+//! permanent error that names the problem.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use seqless_functions::{
+    ErrorKind, FunctionContext, FunctionError, ModelFingerprint, StageEvent, StageResult, handle,
+};
+use seqless_model::testing::{config, random, write_model};
+use seqless_model::{GateActivation, Modulation, TfilmModel, tokenizer};
+use seqless_plan::{INPUT_KEY, Limits, Plan, PlanKind, Splits, Stage, StageKind, StageOp, plan};
+use seqless_store::{MemoryStore, QueryId, StoredTensor, TensorStore};
+
+const TEXT: &[u8] = b"a text long enough for several blocks in every layer of the model";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    ctx: FunctionContext,
+}
+
+/// A two-layer affine model (so the second layer's conv stages modulate their input).
+fn fixture() -> Fixture {
+    let cfg = config(
+        3,
+        "6:3:2:2,5:4:1:2",
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        3,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), &cfg, &random(&cfg, 7, 0.8));
+    let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
+    let ctx = FunctionContext {
+        model: Arc::new(model),
+        fingerprint,
+        store: Arc::new(MemoryStore::new()),
+        ttl: Duration::from_secs(60),
+    };
+    Fixture { _dir: dir, ctx }
+}
+
+impl Fixture {
+    fn plan(&self, kind: PlanKind) -> Plan {
+        let cfg = &self.ctx.model.config;
+        plan(cfg, TEXT.len(), kind, Splits::Fixed(3), &Limits::default()).unwrap()
+    }
+
+    fn event(&self, query: QueryId, stage: Stage) -> StageEvent {
+        StageEvent {
+            query_id: query,
+            model: self.ctx.fingerprint.clone(),
+            stage,
+        }
+    }
+
+    async fn upload(&self, query: QueryId, ids: Vec<u16>) {
+        let tensor = StoredTensor::u16(vec![ids.len()], ids).unwrap();
+        let ttl = self.ctx.ttl;
+        let key = query.key(INPUT_KEY);
+        self.ctx.store.put(&key, &tensor, ttl).await.unwrap();
+    }
+
+    async fn upload_text(&self, query: QueryId) {
+        let padded = self.ctx.model.config.padded_len(TEXT.len());
+        self.upload(query, tokenizer::encode(TEXT, padded)).await;
+    }
+
+    /// Runs every stage of the plan in phase order; the last stage's result.
+    async fn run(&self, plan: &Plan, query: QueryId) -> Vec<(StageKind, StageResult)> {
+        self.upload_text(query).await;
+        let mut results = Vec::new();
+        for stage in plan.phases.iter().flatten() {
+            let kind = stage.kind;
+            let result = handle(&self.ctx, self.event(query, stage.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("{kind:?} stage failed: {e}"));
+            results.push((kind, result));
+        }
+        results
+    }
+
+    /// The first stage of `plan` matching `pick`, for error cases built from a valid stage.
+    fn stage(&self, kind: PlanKind, pick: impl Fn(&Stage) -> bool) -> Stage {
+        let plan = self.plan(kind);
+        plan.phases.into_iter().flatten().find(pick).unwrap()
+    }
+
+    async fn refusal(&self, query: QueryId, stage: Stage) -> FunctionError {
+        handle(&self.ctx, self.event(query, stage))
+            .await
+            .unwrap_err()
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn assert_logits_close(got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+            "{got:?} != {want:?}"
+        );
+    }
+}
+
+fn assert_permanent(err: &FunctionError, needles: &[&str]) {
+    assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
+    let text = err.to_string();
+    for needle in needles {
+        assert!(text.contains(needle), "{needle:?} not in {text:?}");
+    }
+}
+
+#[test]
+fn every_stage_of_both_plans_computes_what_the_forward_pass_does() {
+    let f = fixture();
+    let want = f.ctx.model.forward(TEXT).unwrap().logits;
+    rt().block_on(async {
+        for kind in [PlanKind::Fused, PlanKind::Paper] {
+            let plan = f.plan(kind);
+            let query = QueryId::new();
+            let results = f.run(&plan, query).await;
+            let kinds: Vec<StageKind> = results.iter().map(|(k, _)| *k).collect();
+            let expected_last = match kind {
+                PlanKind::Fused => StageKind::Head,
+                PlanKind::Paper => StageKind::Classifier,
+            };
+            assert_eq!(kinds.last(), Some(&expected_last), "{kinds:?}");
+            for (stage_kind, result) in &results {
+                assert!(result.bytes_in > 0, "{stage_kind:?} read nothing");
+                let is_last = matches!(stage_kind, StageKind::Head | StageKind::Classifier);
+                assert_eq!(result.logits.is_some(), is_last, "{stage_kind:?}");
+                assert_eq!(result.bytes_out > 0, !is_last, "{stage_kind:?}");
+            }
+            let logits = results.last().unwrap().1.logits.as_deref().unwrap();
+            assert_logits_close(logits, &want);
+            // Every key the plan writes is there, at the size the plan accounted for.
+            let written: Vec<String> = plan.written_keys();
+            for key in &written {
+                f.ctx.store.get(&query.key(key)).await.unwrap();
+            }
+            let bytes_out: u64 = results.iter().map(|(_, r)| r.bytes_out).sum();
+            assert!(bytes_out >= plan.stored_bytes() - 2 * plan.padded_len as u64);
+        }
+        // The paper plan's TFiLM stage modulates the activation it was given.
+        let plan = f.plan(PlanKind::Paper);
+        assert!(
+            plan.phases
+                .iter()
+                .flatten()
+                .any(|s| matches!(s.op, StageOp::PaperTfilm { .. }))
+        );
+    });
+}
+
+#[test]
+fn an_event_for_another_model_is_refused_naming_both_fingerprints() {
+    let f = fixture();
+    let stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Conv);
+    let other = ModelFingerprint::of_files(b"{}", b"other weights");
+    let event = StageEvent {
+        query_id: QueryId::new(),
+        model: other.clone(),
+        stage,
+    };
+    let err = rt().block_on(handle(&f.ctx, event)).unwrap_err();
+    assert!(
+        matches!(err, FunctionError::ModelMismatch { .. }),
+        "{err:?}"
+    );
+    assert_permanent(
+        &err,
+        &[
+            "coordinator and functions were started with different models",
+            other.as_str(),
+            f.ctx.fingerprint.as_str(),
+            "same model directory",
+        ],
+    );
+}
+
+#[test]
+fn a_layer_the_model_does_not_have_is_refused() {
+    let f = fixture();
+    let mut stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Tfilm);
+    stage.layer = 2;
+    let err = rt().block_on(f.refusal(QueryId::new(), stage));
+    assert_permanent(&err, &["layer 2", "2 layers"]);
+}
+
+#[test]
+fn token_ids_outside_the_byte_vocabulary_are_refused() {
+    let f = fixture();
+    let stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Conv);
+    let query = QueryId::new();
+    let rt = rt();
+    let padded = f.ctx.model.config.padded_len(TEXT.len());
+    let mut ids = tokenizer::encode(TEXT, padded);
+    ids[0] = 300;
+    rt.block_on(f.upload(query, ids));
+    let err = rt.block_on(f.refusal(query, stage));
+    assert_permanent(&err, &["token id 300", "out of range", INPUT_KEY]);
+}
+
+#[test]
+fn a_modulation_that_starts_after_the_input_rows_is_refused() {
+    let f = fixture();
+    let second_layer_conv = |s: &Stage| {
+        matches!(&s.op, StageOp::Conv { film: Some(_), input, .. }
+            if input.first().is_some_and(|i| i.global_start == 0))
+    };
+    let mut stage = f.stage(PlanKind::Fused, second_layer_conv);
+    let StageOp::Conv {
+        film: Some(film), ..
+    } = &mut stage.op
+    else {
+        unreachable!()
+    };
+    film.blocks = 1..film.blocks.end;
+    let query = QueryId::new();
+    let rt = rt();
+    // The stage's inputs exist, so only the offset can fail it.
+    let plan = f.plan(PlanKind::Fused);
+    rt.block_on(async {
+        f.upload_text(query).await;
+        for earlier in plan.phases.iter().take(2).flatten() {
+            handle(&f.ctx, f.event(query, earlier.clone()))
+                .await
+                .unwrap();
+        }
+    });
+    let err = rt.block_on(f.refusal(query, stage));
+    assert_permanent(&err, &["modulation blocks start at block 1"]);
+}
+
+#[test]
+fn a_modulation_on_the_first_layer_is_refused() {
+    let f = fixture();
+    let film = match f
+        .stage(PlanKind::Fused, |s| {
+            matches!(&s.op, StageOp::Conv { film: Some(_), .. })
+        })
+        .op
+    {
+        StageOp::Conv { film, .. } => film,
+        _ => unreachable!(),
+    };
+    let mut stage = f.stage(PlanKind::Fused, |s| {
+        s.kind == StageKind::Conv && s.layer == 0
+    });
+    let StageOp::Conv { film: f0, .. } = &mut stage.op else {
+        unreachable!()
+    };
+    *f0 = film;
+    let query = QueryId::new();
+    let rt = rt();
+    rt.block_on(f.upload_text(query));
+    let err = rt.block_on(f.refusal(query, stage));
+    assert_permanent(&err, &["layer 0", "no previous layer"]);
+}
+
+#[test]
+fn stages_with_nothing_to_read_are_refused() {
+    let f = fixture();
+    let rt = rt();
+    let mut conv = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Conv);
+    let StageOp::Conv { input, .. } = &mut conv.op else {
+        unreachable!()
+    };
+    input.clear();
+    let err = rt.block_on(f.refusal(QueryId::new(), conv));
+    assert_permanent(&err, &["conv stage without input rows"]);
+
+    let mut tfilm = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Tfilm);
+    let StageOp::Tfilm { block_max, .. } = &mut tfilm.op else {
+        unreachable!()
+    };
+    block_max.clear();
+    let err = rt.block_on(f.refusal(QueryId::new(), tfilm));
+    assert_permanent(&err, &["names no tensor"]);
+}
+
+#[test]
+fn a_missing_key_names_it_and_what_to_check() {
+    let f = fixture();
+    let stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Conv);
+    let query = QueryId::new();
+    // Nothing uploaded: the input is not in this store.
+    let err = rt().block_on(f.refusal(query, stage));
+    assert!(matches!(err, FunctionError::Store(_)), "{err:?}");
+    assert_permanent(
+        &err,
+        &[
+            &query.key(INPUT_KEY),
+            "not found",
+            "--store",
+            "--key-prefix",
+        ],
+    );
+}
+
+#[test]
+fn a_tensor_of_the_wrong_width_is_refused() {
+    let f = fixture();
+    let stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Tfilm);
+    let StageOp::Tfilm { block_max, .. } = &stage.op else {
+        unreachable!()
+    };
+    let query = QueryId::new();
+    let rt = rt();
+    let wrong = StoredTensor::f32(vec![2, 1], vec![0.0, 0.0]).unwrap();
+    rt.block_on(async {
+        for key in block_max {
+            let key = query.key(key);
+            f.ctx.store.put(&key, &wrong, f.ctx.ttl).await.unwrap();
+        }
+    });
+    let err = rt.block_on(f.refusal(query, stage));
+    assert_permanent(&err, &["expected rows of 6 channels", "[2, 1]"]);
+}

@@ -1,0 +1,24 @@
+//! What crosses process boundaries in seqless, defined once and kept light, so that the
+//! Lambda emulator and the function processes agree with the coordinator without building
+//! the model kernels or a Redis client:
+//!
+//! - [`Stage`] and [`StageOp`]: the stage contract the planner builds, and [`StageEvent`]:
+//!   one stage of one query ([`QueryId`]) for one model ([`ModelFingerprint`]), sent to a
+//!   function; [`StageResult`] comes back. Tensors never travel in them: a function reads
+//!   and writes the tensor store.
+//! - [`lambda`]: the Lambda Invoke/Runtime API shapes both ends share (function names,
+//!   error bodies, the `REPORT` billing line) and [`billed_ms`], Lambda's billing rounding.
+
+mod event;
+mod fingerprint;
+pub mod lambda;
+mod query;
+mod stage;
+
+pub use event::{
+    FunctionEvent, InitTimes, InvocationMeta, MalformedEvent, Ping, StageEvent, StageResult,
+};
+pub use fingerprint::ModelFingerprint;
+pub use lambda::billed_ms;
+pub use query::QueryId;
+pub use stage::{FilmSource, RowSource, Stage, StageKind, StageOp};

@@ -1,0 +1,147 @@
+//! The stage contract: what one function invocation reads, computes and writes. The
+//! planner builds these; the coordinator sends them; the functions carry them out.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of function a stage runs, as traces and billing name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageKind {
+    /// Conv + pool + relu over a row range (both plans).
+    Conv,
+    /// The serial LSTM of a TFiLM layer.
+    Tfilm,
+    /// Fused plan: last TFiLM + classifier from block statistics.
+    Head,
+    /// Paper plan: classifier over the whole last activation.
+    Classifier,
+}
+
+impl StageKind {
+    /// The name used in traces, metrics and function names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Conv => "conv",
+            Self::Tfilm => "tfilm",
+            Self::Head => "head",
+            Self::Classifier => "classifier",
+        }
+    }
+
+    /// Serial stages are the ones whose time adds up along the critical path.
+    pub fn is_serial(self) -> bool {
+        !matches!(self, Self::Conv)
+    }
+}
+
+/// Rows `rows` (local to the tensor under `key`) that hold global input rows starting at
+/// `global_start`: how a conv stage gathers its own rows and its neighbours' halos.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowSource {
+    /// Store key name (relative to the query).
+    pub key: String,
+    /// Row range within that tensor.
+    pub rows: Range<usize>,
+    /// Global row index of `rows.start`.
+    pub global_start: usize,
+}
+
+/// The blocks of the previous layer's LSTM output a conv stage needs to modulate its input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilmSource {
+    /// Store key name of `h_{l-1}`, `[B, C]`.
+    pub key: String,
+    /// Block range to read.
+    pub blocks: Range<usize>,
+}
+
+/// What a stage does, with every key it touches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum StageOp {
+    /// Conv + pool + relu for pooled output rows `out_rows`.
+    Conv {
+        /// Input row pieces in global order; for layer 0 these are token ids.
+        input: Vec<RowSource>,
+        /// `T_{l-1}`, which decides where zero padding goes.
+        input_rows: usize,
+        /// Fused plan, layers after the first: the modulation to apply to the input.
+        film: Option<FilmSource>,
+        /// Output rows of this split.
+        out_rows: Range<usize>,
+        /// Where to write the activation rows, when a later stage reads them.
+        write_activation: Option<String>,
+        /// Where to write the block maxima, when a later stage reads them.
+        write_max: Option<String>,
+        /// Where to write the block minima, when a later stage reads them.
+        write_min: Option<String>,
+    },
+    /// Fused plan: the LSTM over all block maxima of a layer.
+    Tfilm {
+        /// Block maxima of every split, in order.
+        block_max: Vec<String>,
+        /// Where to write `h`, `[B, C]`.
+        write_h: String,
+    },
+    /// Fused plan: the last TFiLM and the classifier, from block max and min.
+    Head {
+        /// Block maxima of every split of the last layer, in order.
+        block_max: Vec<String>,
+        /// Block minima of every split of the last layer, in order.
+        block_min: Vec<String>,
+    },
+    /// Paper plan: read the whole activation, run TFiLM, write it back modulated.
+    PaperTfilm {
+        /// Activation pieces of every split, in order.
+        activations: Vec<String>,
+        /// Where to write the modulated activation, `[T_l, C]`.
+        write_x: String,
+    },
+    /// Paper plan: global max over the whole modulated last activation, then the classifier.
+    Classifier {
+        /// The modulated last activation.
+        activation: String,
+    },
+}
+
+/// One function invocation of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    /// Function kind.
+    pub kind: StageKind,
+    /// 0-based layer.
+    pub layer: usize,
+    /// 0-based split within the layer (0 for serial stages).
+    pub split: usize,
+    /// `T_0` of the query, for the final prediction.
+    pub padded_len: usize,
+    /// Bytes of tensor payload this stage writes (headers excluded).
+    pub write_bytes: u64,
+    /// Estimated peak working memory, for sizing functions.
+    pub memory_bytes: u64,
+    /// The work.
+    pub op: StageOp,
+}
+
+impl StageOp {
+    /// Keys written by this stage (their total size is [`Stage::write_bytes`]).
+    pub fn written_keys(&self) -> Vec<String> {
+        match self {
+            Self::Conv {
+                write_activation,
+                write_max,
+                write_min,
+                ..
+            } => [write_activation, write_max, write_min]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            Self::Tfilm { write_h, .. } => vec![write_h.clone()],
+            Self::PaperTfilm { write_x, .. } => vec![write_x.clone()],
+            Self::Head { .. } | Self::Classifier { .. } => Vec::new(),
+        }
+    }
+}
