@@ -85,21 +85,12 @@ impl ShapeModel for PlanShape {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config() -> ModelConfig {
-        use seqless_model::{GateActivation, Modulation};
-        seqless_model::testing::config(
-            4,
-            "8:3:2:4,6:3:2:4",
-            Modulation::Scale,
-            GateActivation::Sigmoid,
-            2,
-        )
-    }
+    use seqless_model::{GateActivation, Modulation, testing};
 
     fn shape(kind: PlanKind) -> PlanShape {
+        let layers = "8:3:2:4,6:3:2:4,4:3:1:2";
         PlanShape {
-            config: config(),
+            config: testing::config(4, layers, Modulation::Scale, GateActivation::Sigmoid, 2),
             kind,
             splits: Splits::Fixed(4),
             limits: Limits {
@@ -110,20 +101,27 @@ mod tests {
     }
 
     #[test]
-    fn plan_phases_map_to_sim_phases_with_consistent_bytes() {
+    fn every_stage_is_an_invocation_with_the_plans_traffic() {
         for kind in [PlanKind::Fused, PlanKind::Paper] {
             let model = shape(kind);
             let p = plan(&model.config, 10_000, kind, model.splits, &model.limits).unwrap();
+            let traffic = p.traffic(&model.config);
             let s = model.shape(10_000).unwrap();
+            let invocations: Vec<&Invocation> =
+                s.phases.iter().flat_map(|ph| &ph.invocations).collect();
+            let stages: Vec<_> = p
+                .phases
+                .iter()
+                .flatten()
+                .zip(traffic.iter().flatten())
+                .collect();
             assert_eq!(s.phases.len(), p.phases.len());
-            for (sim, stages) in s.phases.iter().zip(&p.phases) {
-                assert_eq!(sim.invocations.len(), stages.len());
-                for (inv, stage) in sim.invocations.iter().zip(stages) {
-                    assert_eq!(inv.kind, stage.kind.as_str());
-                    assert_eq!(inv.bytes_out, stage.write_bytes);
-                    assert_eq!(inv.memory_mb, 1769);
-                    assert!(inv.rows > 0 && inv.bytes_in > 0, "{kind:?} {inv:?}");
-                }
+            assert_eq!(invocations.len(), stages.len());
+            for (inv, (stage, t)) in invocations.iter().zip(&stages) {
+                assert_eq!(inv.kind, stage.kind.as_str());
+                assert_eq!((inv.bytes_in, inv.bytes_out), (t.bytes_in, t.bytes_out));
+                assert_eq!(inv.memory_mb, 1769);
+                assert!(inv.rows > 0, "{kind:?} {inv:?}");
             }
             // Layer 0's convs cover every input row once.
             let rows: usize = s.phases[0].invocations.iter().map(|i| i.rows).sum();
