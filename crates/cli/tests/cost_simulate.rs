@@ -52,9 +52,9 @@ const TRACE: &str = r#"{"label":"a","logits":[0.1,0.2],"probabilities":[0.4,0.6]
 "trace":{"plan":"fused","splits":[2],"total_ms":130.0,"bytes_moved":1000,"serial_bytes":100,
 "billed_gb_s":0.205,"cost_usd":0.0,"cost":{"requests_usd":0,"duration_usd":0,"init_usd":0,"total_usd":0},
 "invocations":[
- {"stage":"conv","layer":0,"split":0,"cold":false,"init_ms":0.0,"duration_ms":99.2,"billed_ms":100,"memory_mb":1024,"compute_ms":90.0,"bytes_in":300,"bytes_out":200},
- {"stage":"conv","layer":0,"split":1,"cold":false,"init_ms":0.0,"duration_ms":99.5,"billed_ms":100,"memory_mb":1024,"compute_ms":90.0,"bytes_in":300,"bytes_out":200},
- {"stage":"head","layer":0,"split":0,"cold":false,"init_ms":0.0,"duration_ms":9.1,"billed_ms":10,"memory_mb":512,"compute_ms":8.0,"bytes_in":100,"bytes_out":0}
+ {"stage":"conv","layer":0,"split":0,"cold":false,"init_ms":0.0,"duration_ms":99.2,"billed_ms":100,"memory_mb":1024,"compute_ms":90.0,"bytes_in":300,"bytes_out":200,"round_trip_ms":101.0},
+ {"stage":"conv","layer":0,"split":1,"cold":false,"init_ms":0.0,"duration_ms":99.5,"billed_ms":100,"memory_mb":1024,"compute_ms":90.0,"bytes_in":300,"bytes_out":200,"round_trip_ms":101.0},
+ {"stage":"head","layer":0,"split":0,"cold":false,"init_ms":0.0,"duration_ms":9.1,"billed_ms":10,"memory_mb":512,"compute_ms":8.0,"bytes_in":100,"bytes_out":0,"round_trip_ms":9.5}
 ]}}"#;
 
 #[test]
@@ -140,6 +140,14 @@ fn cost_refuses_bad_input_by_name() {
     let err = fails(&["cost", "--trace", bad.to_str().unwrap()]);
     assert!(
         err.contains("bad.json") && err.contains("trace.invocations"),
+        "{err}"
+    );
+    // A field renamed in the trace fails to read rather than billing zero.
+    let renamed = dir.path().join("renamed.json");
+    std::fs::write(&renamed, TRACE.replacen("billed_ms", "billed", 1)).unwrap();
+    let err = fails(&["cost", "--trace", renamed.to_str().unwrap()]);
+    assert!(
+        err.contains("renamed.json") && err.contains("billed_ms"),
         "{err}"
     );
     let err = fails(&[

@@ -1,12 +1,15 @@
 //! What a serverless query did and cost.
 
-use seqless_cost::{Arch, BilledInvocation, CostBreakdown, Pricing, query_cost};
+use seqless_cost::{
+    Arch, BilledInvocation, CostBreakdown, MeteredInvocation, Pricing, QueryUsage, query_cost,
+};
 use seqless_functions::{InvocationMeta, StageResult};
 use seqless_plan::{PlanKind, Stage, StageKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// One function invocation as the trace reports it.
-#[derive(Debug, Clone, Serialize)]
+/// One function invocation as the trace reports it. Every field is required when a trace
+/// is read back, so a renamed field fails to parse rather than reading as zero.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InvocationRecord {
     /// `conv`, `tfilm`, `head` or `classifier`.
     pub stage: StageKind,
@@ -59,10 +62,22 @@ impl InvocationRecord {
             round_trip_ms: round_trip.as_secs_f64() * 1e3,
         }
     }
+
+    /// What the bill counts of it.
+    pub fn metered(&self) -> MeteredInvocation {
+        MeteredInvocation {
+            stage: self.stage.as_str().to_owned(),
+            memory_mb: self.memory_mb,
+            billed_ms: self.billed_ms,
+            cold: self.cold,
+            init_ms: self.init_ms,
+        }
+    }
 }
 
-/// The whole query: every invocation, the totals, and the bill.
-#[derive(Debug, Clone, Serialize)]
+/// The whole query: every invocation, the totals, and the bill. It reads back from the
+/// JSON it writes (`seqless cost --trace`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trace {
     /// The plan that ran.
     pub plan: PlanKind,
@@ -109,14 +124,8 @@ impl Trace {
             .iter()
             .map(|i| seqless_cost::gb_seconds(i.billed_ms, i.memory_mb))
             .sum();
-        let billed: Vec<BilledInvocation> = invocations
-            .iter()
-            .map(|i| BilledInvocation {
-                billed_ms: i.billed_ms,
-                memory_mb: i.memory_mb,
-                init_billed_ms: if i.cold { i.init_ms.ceil() as u64 } else { 0 },
-            })
-            .collect();
+        let billed: Vec<BilledInvocation> =
+            invocations.iter().map(|i| i.metered().billed()).collect();
         let cost = query_cost(pricing, arch, &billed);
         Self {
             plan,
@@ -128,6 +137,18 @@ impl Trace {
             billed_gb_s,
             cost_usd: cost.total_usd,
             cost,
+        }
+    }
+
+    /// The query as the cost model's usage summary reads it.
+    pub fn usage(&self) -> QueryUsage {
+        QueryUsage {
+            invocations: self
+                .invocations
+                .iter()
+                .map(InvocationRecord::metered)
+                .collect(),
+            store_bytes: self.bytes_moved,
         }
     }
 }

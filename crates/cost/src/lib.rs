@@ -13,7 +13,9 @@
 //!   for one p2.xlarge hour), term by term ([`PaperCost`]).
 //! - [`FullCostInput`] → [`FullCost`]: the fuller model with duration, INIT,
 //!   master, cache and traffic terms, cost per million queries and the
-//!   break-even utilisation of an instance.
+//!   break-even utilisation of an instance; [`summarise`] turns metered queries
+//!   ([`QueryUsage`]) into its per-stage usage, and [`Comparison`] sets the result
+//!   against an instance.
 //!
 //! ```
 //! use seqless_cost::{query_cost, Arch, BilledInvocation, Pricing};
@@ -35,6 +37,7 @@ mod full;
 mod lambda;
 mod paper;
 mod pricing;
+mod usage;
 
 pub use error::CostError;
 pub use fmt::count as format_count;
@@ -44,3 +47,6 @@ pub use lambda::{
 };
 pub use paper::{PaperCost, paper_cost};
 pub use pricing::{Arch, DEFAULT_PRICING_TOML, DataTransferPricing, LambdaPricing, Pricing};
+pub use usage::{
+    Comparison, DEFAULT_INIT_MS, MeteredInvocation, QueryUsage, UsageSummary, summarise,
+};

@@ -24,10 +24,12 @@
 
 mod geometry;
 mod stages;
+mod traffic;
 
 pub use geometry::{LayerGeometry, split_blocks};
 pub use seqless_wire::{FilmSource, RowSource, Stage, StageKind, StageOp};
 pub use stages::plan;
+pub use traffic::{F32_BYTES, StageTraffic, TOKEN_ID_BYTES, f32_bytes};
 
 use serde::{Deserialize, Serialize};
 
@@ -181,7 +183,7 @@ impl Plan {
     /// Bytes the store holds at its peak if nothing is deleted before the end: the memory a
     /// shared Redis needs per in-flight query (plus per-key overhead).
     pub fn stored_bytes(&self) -> u64 {
-        let input = 2 * self.padded_len as u64;
+        let input = TOKEN_ID_BYTES * self.padded_len as u64;
         input
             + self
                 .phases

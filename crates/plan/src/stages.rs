@@ -6,12 +6,11 @@ use seqless_model::ModelConfig;
 use seqless_model::kernels::conv_input_span;
 
 use crate::geometry::{LayerGeometry, split_blocks};
+use crate::traffic::{conv_value_bytes, f32_bytes};
 use crate::{
     FilmSource, INPUT_KEY, Limits, Plan, PlanError, PlanKind, RowSource, Splits, Stage, StageKind,
     StageOp,
 };
-
-const F32: u64 = 4;
 
 fn activation_key(layer: usize, split: usize) -> String {
     format!("act/{layer}/{split}")
@@ -19,11 +18,11 @@ fn activation_key(layer: usize, split: usize) -> String {
 
 fn conv_memory(config: &ModelConfig, layer: usize, out_rows: usize) -> u64 {
     let cfg = &config.layers[layer];
-    let in_rows = (out_rows * cfg.pool + cfg.kernel) as u64;
-    let in_bytes = in_rows * config.in_channels(layer) as u64 * F32;
-    let out_bytes = out_rows as u64 * cfg.channels as u64 * F32;
+    let in_rows = out_rows * cfg.pool + cfg.kernel;
+    let in_bytes = f32_bytes(in_rows, config.in_channels(layer));
+    let out_bytes = f32_bytes(out_rows, cfg.channels);
     // Input as read plus its modulated/embedded copy, the output, and per-thread tiles.
-    2 * in_bytes + 2 * out_bytes + 4 * 512 * cfg.channels as u64 * F32
+    2 * in_bytes + 2 * out_bytes + 4 * f32_bytes(512, cfg.channels)
 }
 
 fn mb(bytes: u64) -> u64 {
@@ -78,7 +77,7 @@ pub fn plan(
             } else {
                 widest / cfg.block_len
             };
-            let value = stored_rows as u64 * cfg.channels as u64 * F32;
+            let value = f32_bytes(stored_rows, cfg.channels);
             let value_fits = limits.max_value_bytes.is_none_or(|max| value <= max);
             if need <= limit_bytes && value_fits {
                 break ranges;
@@ -161,7 +160,7 @@ fn check_serial_values(
             ),
             PlanKind::Fused => continue,
         };
-        let bytes = (rows * geometry.channels) as u64 * F32;
+        let bytes = f32_bytes(rows, geometry.channels);
         if bytes > limit {
             return Err(PlanError::Value {
                 layer: l,
@@ -223,13 +222,10 @@ fn conv_stages(
                 }
             });
             let (write_activation, write_max, write_min) = writes(i);
-            let blocks = (out_rows.len() / cfg.block_len) as u64;
-            let c = cfg.channels as u64;
-            let write_bytes = write_activation
-                .as_ref()
-                .map_or(0, |_| out_rows.len() as u64 * c * F32)
-                + write_max.as_ref().map_or(0, |_| blocks * c * F32)
-                + write_min.as_ref().map_or(0, |_| blocks * c * F32);
+            let (activation, stats) = conv_value_bytes(out_rows.len(), cfg.block_len, cfg.channels);
+            let write_bytes = write_activation.as_ref().map_or(0, |_| activation)
+                + write_max.as_ref().map_or(0, |_| stats)
+                + write_min.as_ref().map_or(0, |_| stats);
             Stage {
                 kind: StageKind::Conv,
                 layer: l,
@@ -285,7 +281,7 @@ fn fused_phases(
         phases.push(convs);
         let maxima: Vec<String> = (0..splits).map(|i| format!("max/{l}/{i}")).collect();
         let geometry = &layers[l];
-        let bc = (geometry.blocks * geometry.channels) as u64;
+        let bc = f32_bytes(geometry.blocks, geometry.channels);
         if is_last {
             phases.push(vec![Stage {
                 kind: StageKind::Head,
@@ -293,7 +289,7 @@ fn fused_phases(
                 split: 0,
                 padded_len,
                 write_bytes: 0,
-                memory_bytes: 4 * bc * F32,
+                memory_bytes: 4 * bc,
                 op: StageOp::Head {
                     block_max: maxima,
                     block_min: (0..splits).map(|i| format!("min/{l}/{i}")).collect(),
@@ -305,8 +301,8 @@ fn fused_phases(
                 layer: l,
                 split: 0,
                 padded_len,
-                write_bytes: bc * F32,
-                memory_bytes: 3 * bc * F32,
+                write_bytes: bc,
+                memory_bytes: 3 * bc,
                 op: StageOp::Tfilm {
                     block_max: maxima,
                     write_h: format!("h/{l}"),
@@ -337,7 +333,7 @@ fn paper_phases(
         });
         let splits = convs.len();
         phases.push(convs);
-        let whole = (geometry.rows * geometry.channels) as u64 * F32;
+        let whole = f32_bytes(geometry.rows, geometry.channels);
         // The TFiLM function holds the pieces it read and the modulated whole.
         let memory = 2 * whole;
         if memory > limit_bytes {
@@ -369,7 +365,7 @@ fn paper_phases(
         split: 0,
         padded_len,
         write_bytes: 0,
-        memory_bytes: (layers[last].rows * layers[last].channels) as u64 * F32,
+        memory_bytes: f32_bytes(layers[last].rows, layers[last].channels),
         op: StageOp::Classifier {
             activation: format!("x/{last}"),
         },

@@ -12,8 +12,6 @@
 //!   unknown routes (404) and methods (405), and panics (500);
 //! - optional bearer-token auth ([`ApiToken`]) on everything but `/healthz`;
 //! - graceful shutdown ([`serve`], [`shutdown_signal`]) that drains admitted queries.
-//!
-//! [`load`] is the client side: the closed-loop load generator behind `seqless bench load`.
 
 mod admission;
 mod api;
@@ -21,7 +19,6 @@ mod auth;
 mod batcher;
 mod engine;
 mod error;
-pub mod load;
 mod metrics;
 mod openapi;
 mod routes;

@@ -156,7 +156,7 @@ impl Default for Calibration {
                 ("classifier".to_string(), stage(0.5, 0.001)),
             ]),
             store: StoreCalibration::default(),
-            cold_start_ms: 250.0,
+            cold_start_ms: seqless_cost::DEFAULT_INIT_MS as f64,
             warm_overhead_ms: 15.0,
             limits: LambdaLimits::default(),
         }

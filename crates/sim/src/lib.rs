@@ -10,10 +10,13 @@
 //!   the [`Calibration`] of the real system, both deployments
 //!   ([`ServerlessConfig`], [`InstanceConfig`]) and the [`seqless_cost::Pricing`].
 //! - [`ShapeModel`]: input length → [`QueryShape`] (phases of parallel
-//!   [`Invocation`]s). [`SyntheticShape`] stands in for the real planner.
+//!   [`Invocation`]s). [`PlanShape`] is the real planner's stage graph;
+//!   [`SyntheticShape`] stands in for it without a model.
 //! - [`run`] → [`SimReport`]: throughput, latency percentiles (cold-start tails
 //!   apart), timelines, cost of both and the crossover load; JSON and CSV.
-//! - [`sweep`] → [`Sweep`]: the same at several loads; [`plot`] draws them.
+//! - [`sweep`] → [`Sweep`]: the same at several loads; [`plot`] draws them,
+//!   [`SimReport::render`] and [`Sweep::render`] summarise them, and [`write_outputs`]
+//!   writes every file of a run.
 //!
 //! Time is integer microseconds and ties break by insertion order, so the same
 //! configuration (seed included) always gives a byte-identical report.
@@ -39,8 +42,11 @@ mod config;
 mod error;
 mod events;
 mod instances;
+mod output;
+mod plan_shape;
 pub mod plot;
 mod record;
+mod render;
 mod report;
 mod serverless;
 mod shape;
@@ -52,6 +58,8 @@ pub use config::{
     StoreCalibration,
 };
 pub use error::SimError;
+pub use output::write_outputs;
+pub use plan_shape::PlanShape;
 pub use record::{DeploymentStats, LatencyStats, QueryRecord, TimelinePoint};
 pub use report::{InstanceReport, ServerlessReport, SimReport};
 pub use shape::{

@@ -530,9 +530,9 @@ pub struct MeasuredPanel {
     pub log_y: bool,
 }
 
-/// Measured lines in side-by-side panels, each on its own y scale: for benchmarks outside
-/// the simulator (`seqless bench load`), so every chart of the project renders alike (same
-/// embedded font, marks and formats).
+/// Measured lines in side-by-side panels, each on its own y scale: the primitive the
+/// benchmarks' charts (`seqless-bench`) draw with, so every chart of the project renders
+/// alike (same embedded font, marks and formats).
 pub fn measured_chart(panels: &[MeasuredPanel], path: impl AsRef<Path>) -> Result<(), SimError> {
     let palette = [
         SERVERLESS,

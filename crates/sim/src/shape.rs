@@ -1,6 +1,7 @@
 //! What one query asks of the functions, described independently of the real
 //! planner so the simulator can run before (and without) a trained model.
 
+use seqless_plan::F32_BYTES as F32;
 use serde::{Deserialize, Serialize};
 
 /// One function invocation: which stage kind runs, over how many rows, moving
@@ -43,9 +44,9 @@ pub struct QueryShape {
 #[error("{0}")]
 pub struct ShapeError(pub String);
 
-/// Maps an input length in bytes to the query's shape. A trait, so that the CLI
-/// can plug in the real planner while tests and studies use a closure or
-/// [`SyntheticShape`].
+/// Maps an input length in bytes to the query's shape. A trait, so that a
+/// simulation can run the real planner ([`PlanShape`](crate::PlanShape)) while
+/// tests and studies use a closure or [`SyntheticShape`].
 pub trait ShapeModel {
     /// The shape of a query of `input_len` bytes.
     fn shape(&self, input_len: usize) -> Result<QueryShape, ShapeError>;
@@ -113,8 +114,6 @@ impl Default for SyntheticShape {
         }
     }
 }
-
-const F32: u64 = 4;
 
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }

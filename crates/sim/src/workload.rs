@@ -106,6 +106,24 @@ impl ArrivalProcess {
         }
     }
 
+    /// The process's mean rate, q/s, where it has one: file traces and closed loops have
+    /// none (their rate comes from the file or from the answers).
+    pub fn mean_rate(&self) -> Option<f64> {
+        match self {
+            ArrivalProcess::Constant { rate_qps } | ArrivalProcess::Poisson { rate_qps } => {
+                Some(*rate_qps)
+            }
+            ArrivalProcess::Bursty {
+                on_rate_qps,
+                off_rate_qps,
+                on_s,
+                off_s,
+            } => Some((on_rate_qps * on_s + off_rate_qps * off_s) / (on_s + off_s)),
+            ArrivalProcess::Diurnal { mean_rate_qps, .. } => Some(*mean_rate_qps),
+            ArrivalProcess::File { .. } | ArrivalProcess::ClosedLoop { .. } => None,
+        }
+    }
+
     /// The same process rescaled to a mean of `rate_qps`, keeping its shape
     /// (burst ratio, diurnal swing), so a sweep varies load and nothing else.
     /// File traces and closed loops have no rate to set and are refused.
@@ -120,8 +138,7 @@ impl ArrivalProcess {
                 on_s,
                 off_s,
             } => {
-                let mean = (on_rate_qps * on_s + off_rate_qps * off_s) / (on_s + off_s);
-                let k = rate_qps / mean;
+                let k = rate_qps / self.mean_rate().unwrap_or(rate_qps);
                 ArrivalProcess::Bursty {
                     on_rate_qps: on_rate_qps * k,
                     off_rate_qps: off_rate_qps * k,
@@ -499,6 +516,26 @@ mod tests {
             "{first_half} of {}",
             d.len()
         );
+    }
+
+    #[test]
+    fn mean_rates() {
+        let bursty = ArrivalProcess::Bursty {
+            on_rate_qps: 100.0,
+            off_rate_qps: 10.0,
+            on_s: 1.0,
+            off_s: 9.0,
+        };
+        assert_eq!(bursty.mean_rate(), Some(19.0));
+        assert_eq!(
+            ArrivalProcess::Poisson { rate_qps: 3.0 }.mean_rate(),
+            Some(3.0)
+        );
+        let closed = ArrivalProcess::ClosedLoop {
+            clients: 2,
+            think_s: 0.0,
+        };
+        assert_eq!(closed.mean_rate(), None);
     }
 
     #[test]

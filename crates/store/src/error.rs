@@ -105,15 +105,6 @@ pub enum StoreError {
         /// What was wrong with it.
         reason: String,
     },
-
-    /// An external tool (`redis-benchmark`) failed or printed something unexpected.
-    #[error("{tool} failed: {reason}")]
-    Tool {
-        /// The program that was run.
-        tool: String,
-        /// What went wrong.
-        reason: String,
-    },
 }
 
 impl StoreError {

@@ -18,7 +18,6 @@
 //! - [`QueryId`]: an unguessable per-query id whose [`QueryId::key`] namespaces the
 //!   query's keys, so concurrent queries never collide and a query's keys can be
 //!   deleted by name when it finishes.
-//! - [`bench`](mod@bench): store throughput against `redis-benchmark` on the same server.
 //!
 //! # Store URLs
 //!
@@ -94,7 +93,6 @@
 //! # }).unwrap();
 //! ```
 
-pub mod bench;
 mod error;
 mod memory;
 mod redis_bulk;

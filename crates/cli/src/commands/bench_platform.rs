@@ -3,13 +3,15 @@
 //! no-op ping's round trip), and serverless latency on it against the in-process platform
 //! measured in the same run, both over the same Redis.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use seqless_bench::platform::Figures;
+use seqless_bench::serverless::time_queries;
+use seqless_bench::stats::median;
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
 use seqless_functions::{InprocInvoker, InprocOptions, InvokeOptions, Invoker, LocalInvoker, Ping};
@@ -18,11 +20,6 @@ use seqless_plan::{Limits, PlanKind, Splits, StageKind};
 use seqless_platform::{PlatformOptions, PlatformServer};
 
 use crate::cli::BenchPlatformArgs;
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
-}
 
 fn platform_options(args: &BenchPlatformArgs, model_dir: &Path) -> Result<PlatformOptions> {
     Ok(PlatformOptions {
@@ -53,28 +50,6 @@ fn client(platform: &PlatformServer) -> Result<LocalInvoker> {
     )?)
 }
 
-/// One row per figure: the sample median, and its baseline where it has one.
-struct Figures {
-    csv: String,
-}
-
-impl Figures {
-    fn add(&mut self, figure: &str, bytes: usize, median_ms: f64, baseline_ms: Option<f64>) {
-        let ratio = baseline_ms.map(|b| median_ms / b);
-        println!(
-            "{figure:<26} {bytes:>9} {median_ms:>10.3} {:>11} {:>7}",
-            baseline_ms.map_or("-".into(), |b| format!("{b:.3}")),
-            ratio.map_or("-".into(), |r| format!("{r:.2}")),
-        );
-        let _ = writeln!(
-            self.csv,
-            "{figure},{bytes},{median_ms:.3},{},{}",
-            baseline_ms.map_or(String::new(), |b| format!("{b:.3}")),
-            ratio.map_or(String::new(), |r| format!("{r:.3}")),
-        );
-    }
-}
-
 /// Cold starts: a fresh platform per sample, so the ping meets no process.
 async fn cold_starts(args: &BenchPlatformArgs, figures: &mut Figures) -> Result<()> {
     let (mut total, mut init, mut process, mut model) = (vec![], vec![], vec![], vec![]);
@@ -84,7 +59,7 @@ async fn cold_starts(args: &BenchPlatformArgs, figures: &mut Figures) -> Result<
         let outcome = client(&platform)?
             .ping(StageKind::Conv, Ping::default())
             .await;
-        let round_trip = started.elapsed().as_secs_f64() * 1e3;
+        let round_trip = seqless_bench::ms(started.elapsed());
         platform.shutdown().await;
         let (result, meta) = outcome?;
         let Some(split) = result.init.filter(|_| meta.cold) else {
@@ -95,10 +70,14 @@ async fn cold_starts(args: &BenchPlatformArgs, figures: &mut Figures) -> Result<
         process.push(split.process_start_ms.unwrap_or(f64::NAN));
         model.push(split.model_load_ms);
     }
-    figures.add("cold_start_round_trip", 0, median(total), None);
-    figures.add("cold_init_duration", 0, median(init), None);
-    figures.add("cold_process_start", 0, median(process), None);
-    figures.add("cold_model_load", 0, median(model), None);
+    for (name, samples) in [
+        ("cold_start_round_trip", total),
+        ("cold_init_duration", init),
+        ("cold_process_start", process),
+        ("cold_model_load", model),
+    ] {
+        println!("{}", figures.add(name, 0, &samples, None));
+    }
     Ok(())
 }
 
@@ -129,28 +108,13 @@ async fn coordinator(
     ))
 }
 
-/// Median wall time of `runs` queries after one warm-up (which starts the instances).
-async fn latency(coordinator: &Coordinator, input: &[u8], runs: usize) -> Result<f64> {
-    coordinator.classify(input).await?;
-    let mut ms = Vec::new();
-    for _ in 0..runs.max(1) {
-        ms.push(coordinator.classify(input).await?.trace.total_ms);
-    }
-    Ok(median(ms))
-}
-
 pub fn run(args: BenchPlatformArgs) -> Result<()> {
     if args.store == "memory" {
         bail!("--store memory: function processes share no memory; give a redis:// URL");
     }
     let model = TfilmModel::load(&args.model)?;
-    let mut figures = Figures {
-        csv: String::from("figure,bytes,median_ms,baseline_ms,ratio\n"),
-    };
-    println!(
-        "{:<26} {:>9} {:>10} {:>11} {:>7}",
-        "figure", "bytes", "median_ms", "baseline_ms", "ratio"
-    );
+    let mut figures = Figures::default();
+    println!("{}", Figures::table_header());
     super::exec::runtime()?.block_on(async {
         cold_starts(&args, &mut figures).await?;
         let platform = PlatformServer::start(platform_options(&args, &args.model)?).await?;
@@ -160,9 +124,9 @@ pub fn run(args: BenchPlatformArgs) -> Result<()> {
         for _ in 0..args.runs.max(1) * 10 {
             let started = Instant::now();
             local.ping(StageKind::Conv, Ping::default()).await?;
-            warm.push(started.elapsed().as_secs_f64() * 1e3);
+            warm.push(seqless_bench::ms(started.elapsed()));
         }
-        figures.add("warm_ping_round_trip", 0, median(warm), None);
+        println!("{}", figures.add("warm_ping_round_trip", 0, &warm, None));
         let store = super::exec::store(&args.store, "seqless-bench:").await?;
         let inproc: Arc<dyn Invoker> = Arc::new(InprocInvoker::new(
             InprocOptions {
@@ -180,9 +144,10 @@ pub fn run(args: BenchPlatformArgs) -> Result<()> {
         for &n in &args.bytes {
             let n = n.min(model.config.max_len);
             let input: Vec<u8> = (0..n).map(|_| rng.random()).collect();
-            let base = latency(&on_inproc, &input, args.runs).await?;
-            let local_ms = latency(&on_local, &input, args.runs).await?;
-            figures.add("serverless_local_vs_inproc", n, local_ms, Some(base));
+            let (base, _) = time_queries(&on_inproc, &input, args.runs).await?;
+            let (local, _) = time_queries(&on_local, &input, args.runs).await?;
+            let line = figures.add("serverless_local_vs_inproc", n, &local, median(&base));
+            println!("{line}");
         }
         platform.shutdown().await;
         anyhow::Ok(())
@@ -191,7 +156,7 @@ pub fn run(args: BenchPlatformArgs) -> Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, &figures.csv)?;
+        std::fs::write(path, figures.csv())?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! `seqless bench store`: tensor put/get throughput, against redis-benchmark.
 
 use anyhow::Result;
-use seqless_store::bench::{baseline_endpoint, render_table, run_store_bench, to_csv};
+use seqless_bench::store::{baseline_endpoint, render_table, run_store_bench, to_csv};
 use seqless_store::{StoreOptions, open_store};
 
 use crate::cli::BenchStoreArgs;

@@ -25,7 +25,7 @@
 //!   ([`baseline_endpoint`] reads it from the store URL), every run of the store
 //!   is followed at once by a run of [`redis_benchmark_baseline`] with
 //!   `clients = parallel`, so on a shared, noisy machine both sides see the same
-//!   load; each side's figure is the median over the runs, and each ratio the
+//!   load; each side's figure is the median over the runs ([`crate::stats`]), and each ratio the
 //!   median of the runs' ratios to their own baseline.
 //!
 //! Each store figure is the median of `runs` runs; each run writes
@@ -37,11 +37,11 @@ pub mod baseline;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use seqless_store::{QueryId, StoredTensor, TensorStore};
 use tokio::task::JoinSet;
 
-use crate::error::StoreError;
-use crate::tensor::StoredTensor;
-use crate::{QueryId, TensorStore};
+use crate::BenchError;
+use crate::stats::median;
 
 pub use baseline::{Baseline, redis_benchmark_baseline};
 
@@ -107,8 +107,7 @@ impl StoreBenchRow {
         samples: &[RunSample],
     ) -> Self {
         let of = |field: &dyn Fn(&RunSample) -> Option<f64>| -> Option<f64> {
-            let mut xs = samples.iter().map(field).collect::<Option<Vec<f64>>>()?;
-            (!xs.is_empty()).then(|| median(&mut xs))
+            median(&samples.iter().map(field).collect::<Option<Vec<f64>>>()?)
         };
         let ratio = |ours: f64, theirs: f64| (theirs > 0.0).then(|| ours / theirs);
         let baseline_of = |field: fn(&Baseline) -> f64| of(&|s| s.baseline.as_ref().map(field));
@@ -158,17 +157,17 @@ pub async fn run_store_bench(
     runs: usize,
     parallel: usize,
     baseline: Option<(String, u16)>,
-) -> Result<Vec<StoreBenchRow>, StoreError> {
+) -> Result<Vec<StoreBenchRow>, BenchError> {
     if runs == 0 || parallel == 0 {
-        return Err(StoreError::invalid(
-            "bench needs runs >= 1 and parallel >= 1",
+        return Err(BenchError::Invalid(
+            "bench needs runs >= 1 and parallel >= 1".into(),
         ));
     }
     let mut rows = Vec::with_capacity(sizes_bytes.len());
     for &size in sizes_bytes {
         let elems = size / 4;
         if elems == 0 {
-            return Err(StoreError::invalid(format!(
+            return Err(BenchError::Invalid(format!(
                 "bench payload size {size} is below 4 bytes (one f32)"
             )));
         }
@@ -206,7 +205,7 @@ pub async fn run_store_bench(
                     redis_benchmark_baseline(&host, port, size, parallel, ops)
                 })
                 .await
-                .map_err(|e| StoreError::Tool {
+                .map_err(|e| BenchError::Tool {
                     tool: "redis-benchmark".into(),
                     reason: e.to_string(),
                 })??;
@@ -232,7 +231,7 @@ async fn timed(
     keys: &[String],
     parallel: usize,
     op: Op,
-) -> Result<Duration, StoreError> {
+) -> Result<Duration, BenchError> {
     let per_worker = keys.len().div_ceil(parallel);
     let start = Instant::now();
     let mut workers = JoinSet::new();
@@ -247,16 +246,16 @@ async fn timed(
                     Op::Get(elems) => {
                         let got = store.get(key).await?;
                         if got.tensor.shape() != [*elems] {
-                            return Err(StoreError::corrupt(key, "bench read back another shape"));
+                            return Err(BenchError::ReadBack { key: key.clone() });
                         }
                     }
                 }
             }
-            Ok::<(), StoreError>(())
+            Ok::<(), BenchError>(())
         });
     }
     while let Some(done) = workers.join_next().await {
-        done.map_err(|e| StoreError::Tool {
+        done.map_err(|e| BenchError::Tool {
             tool: "store bench worker".into(),
             reason: e.to_string(),
         })??;
@@ -266,15 +265,6 @@ async fn timed(
 
 fn mb_per_s(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64().max(1e-9) / 1e6
-}
-
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
 }
 
 /// The `(host, port)` to give [`redis_benchmark_baseline`] for a store URL: only
@@ -364,7 +354,7 @@ pub fn to_csv(rows: &[StoreBenchRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStore;
+    use seqless_store::MemoryStore;
 
     #[test]
     fn baseline_endpoints() {
@@ -384,12 +374,6 @@ mod tests {
         ] {
             assert_eq!(baseline_endpoint(url), None, "{url}");
         }
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 
     /// Three runs whose paired ratios (0.1, 0.8, 3.0) have another median (0.8) than

@@ -26,7 +26,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::error::StoreError;
+use crate::BenchError;
 
 /// Expiry of baseline keys, in case cleanup cannot reach the server.
 const BASELINE_TTL_SECS: &str = "120";
@@ -63,7 +63,7 @@ pub fn redis_benchmark_baseline(
     size_bytes: usize,
     clients: usize,
     requests: usize,
-) -> Result<Baseline, StoreError> {
+) -> Result<Baseline, BenchError> {
     let prefix = format!("seqless-bench:baseline:{}:", uuid::Uuid::new_v4());
     let bench = RedisBenchmark {
         host,
@@ -124,7 +124,7 @@ struct RedisBenchmark<'a> {
 impl RedisBenchmark<'_> {
     /// Requests per second of the single test `command` names, with `stdin` fed to
     /// `-x` (the value) when given.
-    fn rps(&self, command: &[&str], stdin: Option<&[u8]>) -> Result<f64, StoreError> {
+    fn rps(&self, command: &[&str], stdin: Option<&[u8]>) -> Result<f64, BenchError> {
         let mut child = Command::new("redis-benchmark")
             .args(["-h", self.host, "-p", &self.port.to_string()])
             .args(["-c", &self.clients.to_string()])
@@ -191,7 +191,7 @@ fn fill_keys(
     prefix: &str,
     count: usize,
     value: &[u8],
-) -> Result<(), StoreError> {
+) -> Result<(), BenchError> {
     let failed = |e: redis::RedisError| {
         tool(format!(
             "writing the GET baseline's keys under `{prefix}` on {host}:{port}: {e}"
@@ -224,7 +224,7 @@ fn connect(host: &str, port: u16) -> redis::RedisResult<redis::Connection> {
 
 /// Deletes every key under `prefix` (SCAN, then UNLINK), so the baseline leaves
 /// nothing on the server.
-fn delete_prefixed(host: &str, port: u16, prefix: &str) -> Result<(), StoreError> {
+fn delete_prefixed(host: &str, port: u16, prefix: &str) -> Result<(), BenchError> {
     let cleanup = |e: redis::RedisError| {
         tool(format!(
             "cleaning up its keys under `{prefix}` on {host}:{port}: {e}"
@@ -255,8 +255,8 @@ fn delete_prefixed(host: &str, port: u16, prefix: &str) -> Result<(), StoreError
     }
 }
 
-fn tool(reason: String) -> StoreError {
-    StoreError::Tool {
+fn tool(reason: String) -> BenchError {
+    BenchError::Tool {
         tool: "redis-benchmark".into(),
         reason,
     }

@@ -2,6 +2,10 @@
 //! clients each send their next query as soon as the previous one is answered, which
 //! measures the throughput the server sustains and the latency it costs at that load.
 
+mod chart;
+
+pub use chart::load_chart;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -9,6 +13,12 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+
+use crate::BenchError;
+use crate::stats::{quantile, rank};
+
+/// Distinct queries a run cycles through, so caches see realistic variety.
+pub const DISTINCT_TEXTS: usize = 64;
 
 /// What to send and how.
 #[derive(Debug, Clone)]
@@ -42,20 +52,13 @@ pub struct LoadPoint {
     pub speedup: f64,
 }
 
-/// A failure to run the benchmark at all (as opposed to failed requests, which are counted).
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The HTTP client could not be built.
-    #[error("building the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
-    /// Every request of a run failed: the server is not there or refuses everything.
-    #[error("every request to {url} failed; first error: {first}")]
-    AllFailed {
-        /// The endpoint.
-        url: String,
-        /// The first failure.
-        first: String,
-    },
+/// The [`DISTINCT_TEXTS`] queries of `bytes` bytes a load run sends: cut from `corpus`
+/// when given, else random words.
+pub fn texts(corpus: Option<&str>, bytes: usize) -> Vec<String> {
+    match corpus {
+        Some(corpus) => texts_from(corpus, bytes, DISTINCT_TEXTS),
+        None => random_texts(bytes, DISTINCT_TEXTS, 0),
+    }
 }
 
 /// `count` texts of exactly `bytes` bytes each: random lower-case words, so every query differs
@@ -182,26 +185,18 @@ async fn run_once(
     run
 }
 
-/// The `q`-quantile of sorted values (nearest rank).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// Runs every concurrency level in order, `options.runs` times each, and reports the median
 /// run of each level (by throughput) with its speedup over the first level.
 pub async fn sweep(
     options: &LoadOptions,
     texts: Vec<String>,
     levels: &[usize],
-) -> Result<Vec<LoadPoint>, LoadError> {
+) -> Result<Vec<LoadPoint>, BenchError> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(levels.iter().copied().max().unwrap_or(1))
         .timeout(Duration::from_secs(300))
-        .build()?;
+        .build()
+        .map_err(BenchError::Client)?;
     let texts = Arc::new(texts);
     let mut points: Vec<LoadPoint> = Vec::new();
     for &concurrency in levels {
@@ -211,7 +206,7 @@ pub async fn sweep(
         for _ in 0..options.runs.max(1) {
             let run = run_once(&client, options, &texts, concurrency, options.requests).await;
             if run.latencies_ms.is_empty() {
-                return Err(LoadError::AllFailed {
+                return Err(BenchError::AllFailed {
                     url: options.url.clone(),
                     first: run.first_error.unwrap_or_default(),
                 });
@@ -221,8 +216,7 @@ pub async fn sweep(
         let errors = runs.iter().map(|r| r.errors).sum();
         let qps = |r: &Run| r.latencies_ms.len() as f64 / r.seconds;
         runs.sort_by(|a, b| qps(a).total_cmp(&qps(b)));
-        let median = &mut runs[(options.runs.max(1) - 1) / 2];
-        median.latencies_ms.sort_by(f64::total_cmp);
+        let median = &runs[rank(runs.len(), 0.5).unwrap_or(0)];
         let qps = qps(median);
         let baseline = points.first().map_or(qps, |p| p.qps);
         points.push(LoadPoint {
@@ -230,12 +224,27 @@ pub async fn sweep(
             requests: options.requests,
             errors,
             qps,
-            p50_ms: quantile(&median.latencies_ms, 0.5),
-            p99_ms: quantile(&median.latencies_ms, 0.99),
+            p50_ms: quantile(&median.latencies_ms, 0.5).unwrap_or(f64::NAN),
+            p99_ms: quantile(&median.latencies_ms, 0.99).unwrap_or(f64::NAN),
             speedup: qps / baseline,
         });
     }
     Ok(points)
+}
+
+/// The points as a plain-text table, for the terminal.
+pub fn render_table(points: &[LoadPoint]) -> String {
+    let mut out = format!(
+        "{:>11} {:>8} {:>6} {:>10} {:>9} {:>9} {:>8}\n",
+        "concurrency", "requests", "errors", "queries/s", "p50 ms", "p99 ms", "speedup"
+    );
+    for p in points {
+        out.push_str(&format!(
+            "{:>11} {:>8} {:>6} {:>10.1} {:>9.2} {:>9.2} {:>7.2}x\n",
+            p.concurrency, p.requests, p.errors, p.qps, p.p50_ms, p.p99_ms, p.speedup
+        ));
+    }
+    out
 }
 
 /// The points as CSV with a header row.
@@ -267,11 +276,10 @@ mod tests {
     }
 
     #[test]
-    fn nearest_rank_quantiles() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(quantile(&v, 0.5), 50.0);
-        assert_eq!(quantile(&v, 0.99), 99.0);
-        assert_eq!(quantile(&[3.0], 0.99), 3.0);
-        assert!(quantile(&[], 0.5).is_nan());
+    fn a_corpus_gives_texts_cut_from_it() {
+        let cut = texts(Some("abc "), 10);
+        assert_eq!(cut.len(), DISTINCT_TEXTS);
+        assert!(cut.iter().all(|t| t.len() == 10 && t.contains("abc")));
+        assert_eq!(texts(None, 10), random_texts(10, DISTINCT_TEXTS, 0));
     }
 }

@@ -1,0 +1,157 @@
+//! `seqless bench calibrate`: measures what the simulator needs (per-stage compute as a
+//! function of rows, the store's round trip and bandwidth, cold start, warm overhead) on
+//! the real system, as a [`Calibration`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use seqless_coordinator::{Coordinator, InvocationRecord};
+use seqless_plan::plan;
+use seqless_sim::{
+    Calibration, PlanShape, QueryShape, ShapeModel, StageCalibration, StoreCalibration,
+};
+use seqless_store::{QueryId, StoredTensor, TensorStore};
+
+use crate::stats::median;
+use crate::{BenchError, ms};
+
+/// Round trips timed for the store's latency.
+const PINGS: usize = 50;
+/// Payload of the bandwidth probe.
+const PROBE_BYTES: usize = 1 << 20;
+/// How many times the probe is written and read.
+const PROBES: usize = 9;
+
+/// What the runs measured, before fitting.
+#[derive(Default)]
+struct Samples {
+    /// (rows, compute ms) per stage kind.
+    compute: BTreeMap<String, Vec<(usize, f64)>>,
+    /// Start-up time of every cold invocation.
+    cold_ms: Vec<f64>,
+    /// Coordinator round trip minus handler time, for warm invocations alone in a phase.
+    overhead_ms: Vec<f64>,
+}
+
+impl Samples {
+    /// Adds one query's invocations, matched to the shape the simulator would use.
+    ///
+    /// The overhead is taken from phases of one invocation only: in a wider phase the
+    /// round trip also holds the wait for a free instance when the platform runs fewer
+    /// at once than the phase has (as on a small machine), which is queueing, not what
+    /// the platform adds to one invocation.
+    fn add(&mut self, shape: &QueryShape, invocations: &[InvocationRecord]) {
+        let mut ran = invocations.iter();
+        for phase in &shape.phases {
+            let alone = phase.invocations.len() == 1;
+            for (planned, ran) in phase.invocations.iter().zip(ran.by_ref()) {
+                self.compute
+                    .entry(planned.kind.clone())
+                    .or_default()
+                    .push((planned.rows, ran.compute_ms));
+                if ran.cold {
+                    self.cold_ms.push(ran.init_ms);
+                } else if alone {
+                    self.overhead_ms
+                        .push((ran.round_trip_ms - ran.duration_ms).max(0.0));
+                }
+            }
+        }
+    }
+}
+
+/// The store's round trip (median PING) and its single-stream bandwidth (1 MB tensors
+/// written and read back, round trips taken out).
+async fn measure_store(store: &Arc<dyn TensorStore>) -> Result<StoreCalibration, BenchError> {
+    let mut pings = Vec::with_capacity(PINGS);
+    for _ in 0..PINGS {
+        let t = Instant::now();
+        store.ping().await?;
+        pings.push(ms(t.elapsed()));
+    }
+    let rtt_ms = median(&pings).unwrap_or(0.0);
+    let elems = PROBE_BYTES / 4;
+    let probe = StoredTensor::f32(vec![elems], vec![0.5; elems])?;
+    let key = QueryId::new().key("calibrate/probe");
+    let mut transfers = Vec::with_capacity(2 * PROBES);
+    for _ in 0..PROBES {
+        let t = Instant::now();
+        store.put(&key, &probe, Duration::from_secs(60)).await?;
+        transfers.push(ms(t.elapsed()));
+        let t = Instant::now();
+        store.get(&key).await?;
+        transfers.push(ms(t.elapsed()));
+    }
+    store.delete(std::slice::from_ref(&key)).await?;
+    let per_transfer = median(&transfers).unwrap_or(0.0);
+    let bandwidth_mb_per_s = PROBE_BYTES as f64 / 1e6 / ((per_transfer - rtt_ms).max(1e-3) / 1e3);
+    Ok(StoreCalibration {
+        rtt_ms,
+        bandwidth_mb_per_s,
+    })
+}
+
+/// Measures `coordinator`'s system: the store, then `runs + 1` queries of every size in
+/// `sizes` (the first of each can start instances cold), fitted into a calibration.
+/// Every size is planned before anything is timed, so a bad split or memory setting
+/// fails at once. `progress` receives a line per size done, and a note when no cold
+/// start was seen (the default cold start is kept then).
+pub async fn calibrate(
+    coordinator: &Coordinator,
+    sizes: &[usize],
+    runs: usize,
+    mut progress: impl FnMut(&str),
+) -> Result<Calibration, BenchError> {
+    let options = coordinator.options();
+    let config = coordinator.config();
+    if sizes.is_empty() || sizes.contains(&0) {
+        return Err(BenchError::Invalid(
+            "calibration needs one or more sizes of at least 1 byte".into(),
+        ));
+    }
+    for &n in sizes {
+        plan(config, n, options.plan, options.splits, &options.limits)?;
+    }
+    let shape = PlanShape {
+        config: config.clone(),
+        kind: options.plan,
+        splits: options.splits,
+        limits: options.limits,
+    };
+    let store = measure_store(coordinator.store()).await?;
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut samples = Samples::default();
+    for &n in sizes {
+        let input: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+        let query_shape = shape
+            .shape(n)
+            .map_err(|e| BenchError::Invalid(e.to_string()))?;
+        for _ in 0..=runs {
+            let result = coordinator.classify(&input).await?;
+            samples.add(&query_shape, &result.trace.invocations);
+        }
+        progress(&format!("calibrate: {n} bytes done ({} runs)", runs + 1));
+    }
+    let stages = samples
+        .compute
+        .iter()
+        .filter_map(|(kind, points)| Some((kind.clone(), StageCalibration::fit(points)?)))
+        .collect();
+    let defaults = Calibration::default();
+    let cold_start_ms = median(&samples.cold_ms).unwrap_or_else(|| {
+        progress(&format!(
+            "calibrate: no cold start seen (the platform was warm); keeping {} ms",
+            defaults.cold_start_ms
+        ));
+        defaults.cold_start_ms
+    });
+    Ok(Calibration {
+        stages,
+        store,
+        cold_start_ms,
+        warm_overhead_ms: median(&samples.overhead_ms).unwrap_or(0.0),
+        ..defaults
+    })
+}

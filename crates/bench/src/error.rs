@@ -1,0 +1,52 @@
+//! What stops a bench from producing its figures (a failed request inside a load run is
+//! counted, not an error).
+
+use seqless_coordinator::CoordinatorError;
+use seqless_plan::PlanError;
+use seqless_sim::SimError;
+use seqless_store::StoreError;
+
+/// A bench that could not run or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The parameters cannot give a measurement (zero runs, a payload under one f32).
+    #[error("{0}")]
+    Invalid(String),
+    /// A query of the bench could not be planned.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A query of the bench failed.
+    #[error(transparent)]
+    Coordinator(#[from] CoordinatorError),
+    /// The store under test failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A value the store bench read back is not the tensor it wrote.
+    #[error("store bench: `{key}` read back with another shape than it was written with")]
+    ReadBack {
+        /// The key.
+        key: String,
+    },
+    /// An external tool (`redis-benchmark`) or a bench worker failed.
+    #[error("{tool} failed: {reason}")]
+    Tool {
+        /// The program or task that ran.
+        tool: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The load generator's HTTP client could not be built.
+    #[error("building the HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// Every request of a load run failed: the server is not there or refuses everything.
+    #[error("every request to {url} failed; first error: {first}")]
+    AllFailed {
+        /// The endpoint.
+        url: String,
+        /// The first failure.
+        first: String,
+    },
+    /// A chart could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] SimError),
+}

@@ -1,0 +1,28 @@
+//! The benchmark toolkit behind `seqless bench`: what is measured, how samples are
+//! summarised, and how results are tabled, written as CSV and drawn. The libraries do not
+//! depend on it, so no server, store or function carries bench code.
+//!
+//! - [`stats`]: the one median and quantile rule (nearest rank) every figure uses.
+//! - [`store`]: tensor put/get throughput through a store, against `redis-benchmark` on the
+//!   same server in the same run.
+//! - [`load`]: a closed-loop HTTP load generator for a running server, and its chart.
+//! - [`serverless`]: the serverless-against-monolithic sweep's rows, table and CSV.
+//! - [`platform`]: the local platform's figures (cold start, warm round trip, overhead).
+//! - [`calibrate`]: what the simulator's calibration is fitted from.
+
+#![warn(missing_docs)]
+
+pub mod calibrate;
+mod error;
+pub mod load;
+pub mod platform;
+pub mod serverless;
+pub mod stats;
+pub mod store;
+
+pub use error::BenchError;
+
+/// Milliseconds in `d`, as every bench reports time.
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

@@ -1,0 +1,73 @@
+//! The load sweep as a chart: throughput, and p50 and p99 latency, against concurrency.
+
+use std::path::Path;
+
+use seqless_sim::plot::{MeasuredLine, MeasuredPanel, measured_chart};
+
+use super::LoadPoint;
+use crate::BenchError;
+
+/// Draws `points` at `path` (.svg or .png): throughput and latency (log scale) side by
+/// side, each panel captioned with `title`.
+pub fn load_chart(title: &str, points: &[LoadPoint], path: &Path) -> Result<(), BenchError> {
+    let along = |f: fn(&LoadPoint) -> f64| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .map(|p| (p.concurrency as f64, f(p)))
+            .collect()
+    };
+    let line = |label: &str, points| MeasuredLine {
+        label: label.into(),
+        points,
+    };
+    let panel = |what: &str, y_label: &str, lines, log_y| MeasuredPanel {
+        title: format!("{title}: {what}"),
+        x_label: "concurrent clients".into(),
+        y_label: y_label.into(),
+        lines,
+        log_y,
+    };
+    let panels = [
+        panel(
+            "throughput",
+            "queries/s",
+            vec![line("throughput", along(|p| p.qps))],
+            false,
+        ),
+        panel(
+            "latency",
+            "latency (ms)",
+            vec![
+                line("p50", along(|p| p.p50_ms)),
+                line("p99", along(|p| p.p99_ms)),
+            ],
+            true,
+        ),
+    ];
+    Ok(measured_chart(&panels, path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_both_panels() {
+        let point = |concurrency, qps| LoadPoint {
+            concurrency,
+            requests: 10,
+            errors: 0,
+            qps,
+            p50_ms: 2.0,
+            p99_ms: 9.0,
+            speedup: qps / 100.0,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("load.svg");
+        load_chart("test", &[point(1, 100.0), point(4, 350.0)], &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        for text in ["test: throughput", "test: latency", "p99"] {
+            assert!(svg.contains(text), "no {text:?} in the chart");
+        }
+    }
+}
