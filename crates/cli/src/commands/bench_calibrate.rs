@@ -136,7 +136,9 @@ pub fn run(args: BenchCalibrateArgs) -> Result<()> {
     }
     let rt = super::exec::runtime()?;
     let calibration = rt.block_on(async {
-        let coordinator = super::exec::coordinator(&args.model, config.clone(), &args.exec).await?;
+        let coordinator =
+            super::exec::coordinator(&args.model, config.clone(), &args.plan, &args.serverless)
+                .await?;
         let options = coordinator.options();
         let shape = PlanShape {
             config: config.clone(),

@@ -14,7 +14,9 @@ use seqless_model::TfilmModel;
 use seqless_plan::{PlanKind, Splits};
 
 use super::bench_forward::time_runs;
-use crate::cli::{BenchServerlessArgs, ExecArgs};
+use crate::cli::{
+    BenchServerlessArgs, FunctionHost, InprocArgs, LambdaArgs, PlanArgs, RemoteArgs, ServerlessArgs,
+};
 
 const CSV_HEADER: &str =
     "bytes,plan,splits,median_ms,monolithic_ms,ratio,bytes_moved,serial_bytes,invocations,error\n";
@@ -114,7 +116,7 @@ fn sweep(
     for (bytes, plan, splits) in configs {
         let outcome = measure(bytes, plan, splits).map_err(|e| {
             failed += 1;
-            crate::describe(&e)
+            format!("{e:#}")
         });
         let row = Row {
             bytes,
@@ -154,28 +156,38 @@ pub fn run(args: BenchServerlessArgs) -> Result<()> {
                 (input, mono)
             }
         };
-        let exec = ExecArgs {
-            mode: "serverless".into(),
+        let plan_args = PlanArgs {
             plan,
             splits: Splits::Fixed(splits),
             max_splits: splits.max(1),
             min_rows_per_split: 1,
             memory_mb: 10_240,
+        };
+        let serverless = ServerlessArgs {
             store: args.store.clone(),
             key_prefix: "seqless-bench:".into(),
             ttl_secs: 120,
-            platform: "inproc".into(),
-            endpoint: None,
-            region: None,
-            function_prefix: String::new(),
-            concurrency: args.concurrency,
-            idle_timeout_secs: 600,
+            platform: FunctionHost::Inproc,
+            inproc: InprocArgs {
+                concurrency: args.concurrency,
+                idle_timeout_secs: 600,
+            },
+            remote: RemoteArgs {
+                endpoint: None,
+                function_prefix: String::new(),
+                lambda: LambdaArgs { region: None },
+            },
             pricing: None,
             arch: seqless_cost::Arch::X86_64,
         };
         let (median_ms, last) = rt.block_on(async {
-            let coordinator =
-                super::exec::coordinator(&args.model, model.config.clone(), &exec).await?;
+            let coordinator = super::exec::coordinator(
+                &args.model,
+                model.config.clone(),
+                &plan_args,
+                &serverless,
+            )
+            .await?;
             // Warm-up: instances start (cold) here, not in the timed runs.
             let mut last = coordinator.classify(&input).await?;
             let mut ms = Vec::new();
