@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use seqless_cost::Arch;
+#[cfg(feature = "train")]
+use seqless_model::{GateActivation, Modulation};
+use seqless_plan::{PlanKind, Splits};
 
 /// Serve sequence neural networks the serverless way.
 #[derive(Debug, Parser)]
@@ -19,16 +23,12 @@ impl Command {
     /// than panic on the closed pipe; servers and benches that drive child processes
     /// keep Rust's default, where a closed pipe is an error to handle.
     pub fn is_one_shot(&self) -> bool {
-        matches!(
-            self,
-            Self::Train(_)
-                | Self::Init(_)
-                | Self::Eval(_)
-                | Self::Classify(_)
-                | Self::Data(_)
-                | Self::Cost(_)
-                | Self::Simulate(_)
-        )
+        match self {
+            #[cfg(feature = "train")]
+            Self::Train(_) | Self::Init(_) | Self::Eval(_) => true,
+            Self::Classify(_) | Self::Data(_) | Self::Cost(_) | Self::Simulate(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -36,11 +36,14 @@ impl Command {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a TFiLM classifier on a labelled data file.
+    #[cfg(feature = "train")]
     Train(TrainArgs),
     /// Write an untrained model of a given architecture (random weights, training's
     /// initialisation): for timing, planning and simulating at any scale without training.
+    #[cfg(feature = "train")]
     Init(InitArgs),
     /// Score a model on a labelled data file: accuracy, macro-F1, confusion matrix.
+    #[cfg(feature = "train")]
     Eval(EvalArgs),
     /// Classify one text.
     Classify(ClassifyArgs),
@@ -60,13 +63,16 @@ pub enum Command {
     /// Run as a function process on the Lambda Runtime API (AWS Lambda's `bootstrap`, or
     /// spawned by `seqless platform`); configured by SEQLESS_MODEL, SEQLESS_STORE,
     /// SEQLESS_KEY_PREFIX and SEQLESS_TTL_SECS (docs/lambda.md).
+    #[cfg(feature = "function")]
     Function,
     /// Run a Lambda-compatible local platform: the Invoke API for callers, function
     /// processes on the Runtime API (docs/platform.md).
+    #[cfg(feature = "platform")]
     Platform(PlatformArgs),
 }
 
 /// `seqless platform`.
+#[cfg(feature = "platform")]
 #[derive(Debug, Args)]
 pub struct PlatformArgs {
     /// Address of the Invoke API (port 0 picks a free one; the URL is printed).
@@ -86,19 +92,19 @@ pub struct PlatformArgs {
     pub ttl_secs: u64,
     /// Function processes alive at once, over all functions.
     #[arg(long, default_value_t = 8)]
-    pub max_concurrency: usize,
+    pub concurrency: usize,
     /// Invocations that may wait for a busy platform before it throttles (429); 0
     /// throttles at once, as Lambda does.
     #[arg(long, default_value_t = 256)]
     pub queue: usize,
     /// Seconds an idle function process stays warm.
     #[arg(long, default_value_t = 600.0)]
-    pub idle_timeout: f64,
+    pub idle_timeout_secs: f64,
     /// Seconds an invocation may run before it is failed and its process killed.
     #[arg(long, default_value_t = 60.0)]
-    pub timeout: f64,
+    pub timeout_secs: f64,
     /// Memory size of every function, MB (billing and AWS_LAMBDA_FUNCTION_MEMORY_SIZE).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = DEFAULT_MEMORY_MB, value_parser = memory_mb)]
     pub memory_mb: u32,
     /// Memory sizes by stage kind, such as tfilm=256,head=256.
     #[arg(long, default_value = "", value_parser = seqless_platform::parse_function_memory)]
@@ -111,7 +117,30 @@ pub struct PlatformArgs {
     pub worker_exe: Option<PathBuf>,
 }
 
+/// Lambda's memory sizes, MB: the only ones a function can be given, so the only ones priced.
+pub const LAMBDA_MEMORY_MB: std::ops::RangeInclusive<i64> = 128..=10_240;
+
+/// The default function memory: 1,769 MB is where Lambda gives a function one full vCPU,
+/// which the compute-bound stages use (and the simulator's calibration assumes).
+pub const DEFAULT_MEMORY_MB: u32 = 1769;
+
+/// Parses `--memory-mb` within [`LAMBDA_MEMORY_MB`].
+fn memory_mb(s: &str) -> Result<u32, String> {
+    let mb: i64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of MB"))?;
+    if !LAMBDA_MEMORY_MB.contains(&mb) {
+        return Err(format!(
+            "{mb} MB is outside Lambda's {} to {} MB",
+            LAMBDA_MEMORY_MB.start(),
+            LAMBDA_MEMORY_MB.end()
+        ));
+    }
+    Ok(mb as u32)
+}
+
 /// `seqless train`.
+#[cfg(feature = "train")]
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training data: JSON lines of {"text", "label"}, or CSV/TSV with a text,label header.
@@ -131,10 +160,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Peak learning rate (AdamW, cosine-decayed).
-    #[arg(long, default_value_t = 3e-3)]
+    #[arg(long, default_value_t = 3e-3, allow_negative_numbers = true)]
     pub lr: f64,
     /// AdamW weight decay.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
     pub weight_decay: f64,
     /// Seed for initialisation, the held-out split and batch order.
     #[arg(long, default_value_t = 0)]
@@ -153,6 +182,7 @@ pub struct TrainArgs {
 }
 
 /// A model architecture, as `train` and `init` take it.
+#[cfg(feature = "train")]
 #[derive(Debug, Args)]
 pub struct ArchArgs {
     /// Embedding width E.
@@ -162,17 +192,18 @@ pub struct ArchArgs {
     #[arg(long, default_value = "64:5:2:8,64:3:2:8")]
     pub layers: String,
     /// FiLM form: scale (gamma only) or affine (gamma and beta).
-    #[arg(long, default_value = "scale", value_parser = ["scale", "affine"])]
-    pub modulation: String,
+    #[arg(long, value_enum, default_value = "scale")]
+    pub modulation: Modulation,
     /// LSTM gate activation.
-    #[arg(long, default_value = "sigmoid", value_parser = ["sigmoid", "hard_sigmoid"])]
-    pub gate: String,
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    pub gate: GateActivation,
     /// Longest query the trained model accepts, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_len: usize,
 }
 
 /// `seqless init`.
+#[cfg(feature = "train")]
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Directory to write config.json and model.safetensors into.
@@ -190,6 +221,7 @@ pub struct InitArgs {
 }
 
 /// `seqless eval`.
+#[cfg(feature = "train")]
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Model directory (config.json + model.safetensors).
@@ -203,27 +235,77 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// How a query is executed: in one process, or split across stage functions.
+/// How a query runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// One forward pass in this process.
+    Monolithic,
+    /// The plan's stages as functions exchanging tensors through a store.
+    Serverless,
+}
+
+/// Where the serverless mode's functions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FunctionHost {
+    /// A pool in this process.
+    Inproc,
+    /// `seqless platform` at --endpoint.
+    Local,
+    /// AWS Lambda through the SDK (--endpoint overrides its URL).
+    Lambda,
+}
+
+impl FunctionHost {
+    /// The flag value, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Inproc => "inproc",
+            Self::Local => "local",
+            Self::Lambda => "lambda",
+        }
+    }
+}
+
+/// The execution mode, and the settings that only the serverless mode reads.
 #[derive(Debug, Clone, Args)]
 pub struct ExecArgs {
     /// monolithic: one forward pass in this process; serverless: plan, store, functions.
-    #[arg(long, default_value = "monolithic", value_parser = ["monolithic", "serverless"])]
-    pub mode: String,
+    #[arg(long, value_enum, default_value = "monolithic")]
+    pub mode: Mode,
+    /// The stage graph.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Store and functions.
+    #[command(flatten)]
+    pub serverless: ServerlessArgs,
+}
+
+/// How a query is cut into stage functions.
+#[derive(Debug, Clone, Args)]
+#[group(id = "plan_args")]
+pub struct PlanArgs {
     /// Stage graph: fused (block stats through the serial stages) or paper.
-    #[arg(long, default_value = "fused")]
-    pub plan: seqless_plan::PlanKind,
-    /// Conv functions per layer: a number, or auto (from length and --min-rows-per-split).
+    #[arg(long, value_enum, default_value = "fused")]
+    pub plan: PlanKind,
+    /// Conv functions per layer: a number up to --max-splits, or auto (from length and
+    /// --min-rows-per-split). A layer never has more splits than blocks.
     #[arg(long, default_value = "auto")]
-    pub splits: seqless_plan::Splits,
+    pub splits: Splits,
     /// Upper bound on conv functions per layer.
     #[arg(long, default_value_t = 16)]
     pub max_splits: usize,
     /// Under --splits auto, the fewest input rows given a function of their own.
     #[arg(long, default_value_t = 65_536)]
     pub min_rows_per_split: usize,
-    /// Memory of each function, in MB (billing, and the plan's memory bound).
-    #[arg(long, default_value_t = 1024)]
+    /// Memory of each function, MB, 128 to 10,240 (billing, and the plan's memory bound).
+    #[arg(long, default_value_t = DEFAULT_MEMORY_MB, value_parser = memory_mb)]
     pub memory_mb: u32,
+}
+
+/// The store and the functions of the serverless mode.
+#[derive(Debug, Clone, Args)]
+#[group(id = "serverless_args")]
+pub struct ServerlessArgs {
     /// Tensor store: memory, redis://host:port/db, rediss://..., redis+cluster://h1:p1,h2:p2.
     #[arg(long, default_value = "memory")]
     pub store: String,
@@ -234,32 +316,176 @@ pub struct ExecArgs {
     #[arg(long, default_value_t = 300)]
     pub ttl_secs: u64,
     /// Where functions run: inproc (a pool in this process), local (`seqless platform` at
-    /// --endpoint) or lambda (AWS Lambda through the SDK; --endpoint overrides its URL).
-    /// local and lambda need a shared store (Redis).
-    #[arg(long, default_value = "inproc", value_parser = ["inproc", "local", "lambda"])]
-    pub platform: String,
-    /// Invoke API base URL: required by local, optional for lambda.
+    /// --endpoint) or lambda (AWS Lambda through the SDK). local and lambda need a shared
+    /// store (Redis).
+    #[arg(long, value_enum, default_value = "inproc")]
+    pub platform: FunctionHost,
+    /// The in-process pool.
+    #[command(flatten)]
+    pub inproc: InprocArgs,
+    /// The Invoke API of local and lambda.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// A pricing TOML overriding the default AWS prices.
     #[arg(long)]
-    pub endpoint: Option<String>,
-    /// AWS region for lambda [default: the SDK's chain, else us-east-1].
-    #[arg(long)]
-    pub region: Option<String>,
-    /// Function names are this prefix plus the stage kind (seqless-conv, ...).
-    #[arg(long, default_value = "seqless-")]
-    pub function_prefix: String,
+    pub pricing: Option<PathBuf>,
+    /// Function architecture for prices.
+    #[arg(long, value_enum, default_value = "x86_64")]
+    pub arch: Arch,
+}
+
+/// The pool of `--platform inproc`.
+#[derive(Debug, Clone, Args)]
+#[group(id = "inproc_args")]
+pub struct InprocArgs {
     /// Function invocations at once (default: cores).
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Seconds an idle function instance stays warm.
     #[arg(long, default_value_t = 600)]
     pub idle_timeout_secs: u64,
-    /// A pricing TOML overriding the default AWS prices.
-    #[arg(long)]
-    pub pricing: Option<PathBuf>,
-    /// Function architecture for prices: x86_64 or arm64.
-    #[arg(long, default_value = "x86_64")]
-    pub arch: seqless_cost::Arch,
 }
+
+/// The Invoke API of `--platform local` and `--platform lambda`.
+#[derive(Debug, Clone, Args)]
+#[group(id = "remote_args")]
+pub struct RemoteArgs {
+    /// Invoke API base URL, http://HOST:PORT: required by local, optional for lambda.
+    #[arg(long, value_parser = endpoint_url)]
+    pub endpoint: Option<String>,
+    /// Function names are this prefix plus the stage kind (seqless-conv, ...).
+    #[arg(long, default_value = "seqless-")]
+    pub function_prefix: String,
+    /// AWS region for lambda.
+    #[command(flatten)]
+    pub lambda: LambdaArgs,
+}
+
+/// What only `--platform lambda` reads.
+#[derive(Debug, Clone, Args)]
+#[group(id = "lambda_args")]
+pub struct LambdaArgs {
+    /// AWS region [default: the SDK's chain, else us-east-1].
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+/// Checks an `--endpoint` URL's scheme, host and port here, so a typo is named as such
+/// rather than by the HTTP client at the first invocation.
+fn endpoint_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or_else(|| format!("{s:?} is not an http:// or https:// URL"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(']') {
+        Some((v6, after)) => (v6, after.strip_prefix(':')),
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(format!("{s:?} names no host"));
+    }
+    if let Some(port) = port
+        && !matches!(port.parse::<u16>(), Ok(p) if p > 0)
+    {
+        return Err(format!(
+            "port `{port}` in {s:?} is not a TCP port (1 to 65535)"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// The dynamic batching of the monolithic mode of `serve`.
+#[derive(Debug, Clone, Args)]
+#[group(id = "batching_args")]
+pub struct BatchingArgs {
+    /// Run up to this many queries as one job (1: off).
+    #[arg(long, default_value_t = 1)]
+    pub batch_max: usize,
+    /// Longest a query waits for others to join its job, ms.
+    #[arg(long, default_value_t = 2)]
+    pub batch_wait_ms: u64,
+}
+
+/// What a scoped group of flags needs of another flag to take effect.
+#[derive(Debug, Clone, Copy)]
+pub enum Needs {
+    /// The flag has one of these values (given or by default).
+    OneOf(&'static [&'static str]),
+    /// The flag is given.
+    Given,
+}
+
+/// A group of flags that takes effect only under a setting of another flag.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    /// The clap group id of the scoped flags.
+    pub group: &'static str,
+    /// The flag whose setting they need.
+    pub flag: &'static str,
+    /// The setting.
+    pub needs: Needs,
+}
+
+/// The one rule for flags that some settings ignore: such a flag, given where it would have
+/// no effect, is refused (exit 2) rather than silently ignored, so a run never looks like it
+/// tested something it did not. Checked in order; the first broken scope is reported. Every
+/// command that has both the group and the flag is covered.
+pub const SCOPES: &[Scope] = &[
+    Scope {
+        group: "plan_args",
+        flag: "mode",
+        needs: Needs::OneOf(&["serverless"]),
+    },
+    Scope {
+        group: "serverless_args",
+        flag: "mode",
+        needs: Needs::OneOf(&["serverless"]),
+    },
+    Scope {
+        group: "inproc_args",
+        flag: "mode",
+        needs: Needs::OneOf(&["serverless"]),
+    },
+    Scope {
+        group: "remote_args",
+        flag: "mode",
+        needs: Needs::OneOf(&["serverless"]),
+    },
+    Scope {
+        group: "lambda_args",
+        flag: "mode",
+        needs: Needs::OneOf(&["serverless"]),
+    },
+    Scope {
+        group: "batching_args",
+        flag: "mode",
+        needs: Needs::OneOf(&["monolithic"]),
+    },
+    Scope {
+        group: "plan_args",
+        flag: "model",
+        needs: Needs::Given,
+    },
+    Scope {
+        group: "inproc_args",
+        flag: "platform",
+        needs: Needs::OneOf(&["inproc"]),
+    },
+    Scope {
+        group: "remote_args",
+        flag: "platform",
+        needs: Needs::OneOf(&["local", "lambda"]),
+    },
+    Scope {
+        group: "lambda_args",
+        flag: "platform",
+        needs: Needs::OneOf(&["lambda"]),
+    },
+];
 
 /// `seqless classify`.
 #[derive(Debug, Args)]
@@ -270,7 +496,8 @@ pub struct ClassifyArgs {
     /// Execution mode and its settings.
     #[command(flatten)]
     pub exec: ExecArgs,
-    /// Print JSON: label, logits, probabilities (in label order), padded_len.
+    /// Print JSON: label, labels, logits (in label order), probabilities (by label),
+    /// padded_len, and with --mode serverless the trace.
     #[arg(long)]
     pub json: bool,
     /// Read the text from a file instead (any bytes).
@@ -295,6 +522,7 @@ pub enum BenchCommand {
     /// Queries/s and latency of a running `seqless serve` at rising client concurrency.
     Load(BenchLoadArgs),
     /// The local Lambda platform: cold start, warm overhead, latency against inproc.
+    #[cfg(feature = "platform")]
     Platform(BenchPlatformArgs),
     /// Measure stage compute, store, cold start and overhead; write a simulator calibration.
     Calibrate(BenchCalibrateArgs),
@@ -319,12 +547,16 @@ pub struct BenchCalibrateArgs {
     /// The calibration JSON to write (for `seqless simulate --calibration`).
     #[arg(long, default_value = "calibration.json")]
     pub out: PathBuf,
-    /// Where and how the stages run (the serverless settings are used; --mode is ignored).
+    /// The stage graph.
     #[command(flatten)]
-    pub exec: ExecArgs,
+    pub plan: PlanArgs,
+    /// Where the stages run.
+    #[command(flatten)]
+    pub serverless: ServerlessArgs,
 }
 
 /// `seqless bench platform`.
+#[cfg(feature = "platform")]
 #[derive(Debug, Args)]
 pub struct BenchPlatformArgs {
     /// Model directory.
@@ -374,12 +606,9 @@ pub struct ServeArgs {
     /// Read the bearer token from this file instead of $SEQLESS_API_TOKEN (no token: no auth).
     #[arg(long)]
     pub auth_token_file: Option<PathBuf>,
-    /// Monolithic dynamic batching: run up to this many queries as one job (1: off).
-    #[arg(long, default_value_t = 1)]
-    pub batch_max: usize,
-    /// Monolithic dynamic batching: longest a query waits for others to join its job, ms.
-    #[arg(long, default_value_t = 2)]
-    pub batch_wait_ms: u64,
+    /// Monolithic dynamic batching.
+    #[command(flatten)]
+    pub batching: BatchingArgs,
 }
 
 /// `seqless bench load`.
@@ -431,7 +660,7 @@ pub struct BenchServerlessArgs {
     pub splits: Vec<usize>,
     /// Plans, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "fused,paper")]
-    pub plan: Vec<seqless_plan::PlanKind>,
+    pub plan: Vec<PlanKind>,
     /// Timed runs per case (after a warm-up); the median is reported.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -513,64 +742,68 @@ pub struct LangidArgs {
 }
 
 /// `seqless cost`.
+///
+/// `--paper` reproduces fixed figures and takes only `--json`; every other flag belongs to the
+/// full model (the `full_model` group) and is refused beside it.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("full_model").multiple(true)))]
 pub struct CostArgs {
     /// Reproduce the paper's arithmetic exactly ($3.944 serverless against $0.9), term by term.
-    #[arg(long, conflicts_with_all = ["trace", "stage"])]
+    #[arg(long, conflicts_with = "full_model")]
     pub paper: bool,
     /// Print JSON (the FullCost, plus a `comparison` with the instance; or the paper's terms).
     #[arg(long)]
     pub json: bool,
     /// Per-stage usage from a trace: the output of `seqless classify --mode serverless --json`
     /// (one or more queries, JSON lines or a JSON array).
-    #[arg(long)]
+    #[arg(long, group = "full_model")]
     pub trace: Option<PathBuf>,
     /// Per-stage usage by hand, NAME:INVOCATIONS_PER_QUERY:BILLED_MS:MEMORY_MB[:COLD_FRACTION];
     /// repeat for each stage.
-    #[arg(long, conflicts_with = "trace")]
+    #[arg(long, group = "full_model", conflicts_with = "trace")]
     pub stage: Vec<String>,
     /// Queries served in the period.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, group = "full_model", default_value_t = 1_000_000)]
     pub queries: u64,
     /// Length of the period, hours (the master and cache nodes are paid by the hour).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, group = "full_model", default_value_t = 1.0)]
     pub hours: f64,
-    /// Function architecture: x86_64 or arm64.
-    #[arg(long, default_value = "x86_64")]
-    pub arch: seqless_cost::Arch,
+    /// Function architecture.
+    #[arg(long, group = "full_model", value_enum, default_value = "x86_64")]
+    pub arch: Arch,
     /// A pricing TOML overriding the embedded AWS prices.
-    #[arg(long)]
+    #[arg(long, group = "full_model")]
     pub pricing: Option<PathBuf>,
     /// ElastiCache node type (a key of the price list's [instances]).
-    #[arg(long, default_value = "cache.m5.large")]
+    #[arg(long, group = "full_model", default_value = "cache.m5.large")]
     pub cache_node: String,
     /// Number of cache nodes.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, group = "full_model", default_value_t = 1)]
     pub cache_nodes: u32,
     /// Instance type of the master (a key of the price list's [instances]).
-    #[arg(long, default_value = "paper-master")]
+    #[arg(long, group = "full_model", default_value = "paper-master")]
     pub master: String,
     /// Billed INIT of one cold start, ms [default: the trace's mean, else 250].
-    #[arg(long)]
+    #[arg(long, group = "full_model")]
     pub init_ms: Option<u64>,
     /// Fraction of every stage's invocations that start cold [default: the trace's, or the
     /// --stage field].
-    #[arg(long)]
+    #[arg(long, group = "full_model")]
     pub cold_start_fraction: Option<f64>,
     /// Store bytes (reads + writes) per query [default: the trace's, else 0].
-    #[arg(long)]
+    #[arg(long, group = "full_model")]
     pub store_bytes_per_query: Option<u64>,
     /// Fraction of store traffic crossing Availability Zones (billed per GB).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, group = "full_model", default_value_t = 0.0)]
     pub cross_az_fraction: f64,
     /// Instance to compare with (a key of the price list's [instances]).
-    #[arg(long, default_value = "p2.xlarge")]
+    #[arg(long, group = "full_model", default_value = "p2.xlarge")]
     pub instance: String,
     /// Hourly price of that instance [default: its price in the price list].
-    #[arg(long)]
+    #[arg(long, group = "full_model")]
     pub instance_hourly: Option<f64>,
     /// Queries per second the instance serves at full use (the paper's p2.xlarge: 1,000).
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, group = "full_model", default_value_t = 1000.0)]
     pub instance_qps: f64,
 }
 
@@ -629,19 +862,7 @@ pub struct SimulateArgs {
     /// Query shapes from the real planner over this model directory (or config.json).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// With --model: the stage graph, fused or paper.
-    #[arg(long, default_value = "fused")]
-    pub plan: seqless_plan::PlanKind,
-    /// With --model: conv functions per layer, a number or auto.
-    #[arg(long, default_value = "auto")]
-    pub splits: seqless_plan::Splits,
-    /// With --model: upper bound on conv functions per layer.
-    #[arg(long, default_value_t = 16)]
-    pub max_splits: usize,
-    /// With --model: under --splits auto, the fewest input rows given a function of their own.
-    #[arg(long, default_value_t = 65_536)]
-    pub min_rows_per_split: usize,
-    /// With --model: memory of every function, MB (one vCPU at 1,769 MB, as calibrated).
-    #[arg(long, default_value_t = 1769)]
-    pub memory_mb: u32,
+    /// With --model: the stage graph.
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }

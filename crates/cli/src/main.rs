@@ -1,11 +1,17 @@
-//! The `seqless` binary: parse arguments, set up logging, delegate, map errors to exit codes.
+//! The `seqless` binary: parse arguments, refuse flags that would be ignored, set up
+//! logging, delegate, map errors to exit codes.
 
 mod cli;
 mod commands;
+#[cfg(test)]
+mod doc_examples;
+mod scope;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
 
 /// mimalloc keeps freed memory for reuse, where glibc returns large blocks (over its mmap
 /// threshold) to the kernel: every activation or store blob of a megabyte or more would
@@ -16,7 +22,10 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if cli.command.is_one_shot() {
         stop_quietly_on_closed_pipe();
     }
@@ -25,34 +34,61 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("SEQLESS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", describe(&err));
+            // Library errors carry their causes in their own messages, so the chain is
+            // each cause once.
+            eprintln!("error: {err:#}");
             ExitCode::from(commands::exit_code(&err))
         }
     }
 }
 
-/// The error and its causes, joined by ": ", each said once.
-///
-/// Several of the workspace's error types put their source into their own message (so a
-/// plain `to_string()`, as the HTTP API sends, is complete) and also expose it as the
-/// source; anyhow's `{:#}` would then print that cause twice. A cause already at the end
-/// of the message so far is skipped.
-fn describe(err: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if message.is_empty() {
-            message = text;
-        } else if !message.ends_with(&text) {
-            message = format!("{message}: {text}");
+/// The command line, or the exit code of a refusal already printed: help and version exit
+/// 0, a usage error 2 with one line.
+fn parse() -> Result<cli::Cli, ExitCode> {
+    let command = cli::Cli::command();
+    let parsed = command
+        .clone()
+        .try_get_matches()
+        .and_then(|matches| Ok((cli::Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version: clap prints them to stdout.
+            let _ = err.print();
+            return Err(ExitCode::SUCCESS);
         }
+        Err(err) if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            return Err(ExitCode::from(commands::USAGE));
+        }
+        Err(err) => {
+            eprintln!("{}", one_line(&err.render().to_string()));
+            return Err(ExitCode::from(commands::USAGE));
+        }
+    };
+    if let Err(refusal) = scope::check(&command, &matches) {
+        eprintln!("error: {refusal}");
+        return Err(ExitCode::from(commands::USAGE));
     }
-    message
+    Ok(cli)
+}
+
+/// clap's message without its usage block, on one line: scripts and logs keep one line
+/// per failure.
+fn one_line(rendered: &str) -> String {
+    let parts: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    format!("{} (see --help)", parts.join(" "))
 }
 
 /// Lets a write to a closed stdout end the process by SIGPIPE, silently, instead of
@@ -69,33 +105,3 @@ fn stop_quietly_on_closed_pipe() {
 /// Nothing to do where there is no SIGPIPE.
 #[cfg(not(unix))]
 fn stop_quietly_on_closed_pipe() {}
-
-#[cfg(test)]
-mod tests {
-    use super::describe;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("reading {path}: {source}")]
-    struct Wrapped {
-        path: &'static str,
-        source: std::io::Error,
-    }
-
-    #[test]
-    fn a_cause_inside_the_message_is_not_repeated() {
-        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
-        let err = anyhow::Error::new(Wrapped {
-            path: "m.json",
-            source: io,
-        })
-        .context("loading the model");
-        assert_eq!(
-            describe(&err),
-            "loading the model: reading m.json: no such file"
-        );
-        assert_eq!(
-            format!("{err:#}"),
-            "loading the model: reading m.json: no such file: no such file"
-        );
-    }
-}

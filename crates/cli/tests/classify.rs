@@ -49,16 +49,120 @@ fn json_output_has_the_documented_fields() {
         "--json",
         "hello there",
     ]));
-    assert!(out["label"].is_string());
-    assert_eq!(out["logits"].as_array().unwrap().len(), 3);
-    let p: f64 = out["probabilities"]
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
+    let labels: Vec<&str> = config["labels"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_f64().unwrap())
-        .sum();
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(out["labels"], config["labels"]);
+    assert_eq!(out["logits"].as_array().unwrap().len(), labels.len());
+    // Every probability is named by its label, as the HTTP API answers.
+    let probabilities = out["probabilities"].as_object().unwrap();
+    let mut named: Vec<&str> = probabilities.keys().map(String::as_str).collect();
+    named.sort_unstable();
+    let mut sorted_labels = labels.clone();
+    sorted_labels.sort_unstable();
+    assert_eq!(named, sorted_labels);
+    let p: f64 = probabilities.values().map(|v| v.as_f64().unwrap()).sum();
     assert!((p - 1.0).abs() < 1e-5);
+    // The top label has the highest probability, and the logits are in label order.
+    let top = out["label"].as_str().unwrap();
+    let best = probabilities
+        .iter()
+        .max_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap()))
+        .unwrap()
+        .0;
+    assert_eq!(top, best);
+    let logits = out["logits"].as_array().unwrap();
+    let best_logit = (0..labels.len())
+        .max_by(|&a, &b| {
+            logits[a]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&logits[b].as_f64().unwrap())
+        })
+        .unwrap();
+    assert_eq!(labels[best_logit], top);
     assert_eq!(out["padded_len"], 16);
+}
+
+#[test]
+fn the_human_output_says_the_splits_that_ran_and_why_they_differ() {
+    let dir = model_dir();
+    let run = |splits: &str, text: &str| {
+        let out = seqless(&[
+            "classify",
+            "--model",
+            path(dir.path()),
+            "--mode",
+            "serverless",
+            "--splits",
+            splits,
+            text,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let trace_splits = |splits: &str, text: &str| -> Vec<String> {
+        let out = json(&seqless(&[
+            "classify",
+            "--model",
+            path(dir.path()),
+            "--mode",
+            "serverless",
+            "--splits",
+            splits,
+            "--json",
+            text,
+        ]));
+        out["trace"]["splits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    // A 2-byte text has fewer blocks than 4 in some layer: the line says what ran and why.
+    let short = run("4", "hi");
+    let ran = trace_splits("4", "hi").join(", ");
+    assert!(
+        short.contains(&format!(
+            "plan fused, conv functions per layer: {ran} (fewer than --splits 4"
+        )),
+        "{short}"
+    );
+    // A long text takes the 2 asked for in every layer, and nothing is explained.
+    let text = "a longer text, split in two ".repeat(4);
+    let long = run("2", &text);
+    assert!(trace_splits("2", &text).iter().all(|s| s == "2"));
+    assert!(long.contains("conv functions per layer: 2, 2\n"), "{long}");
+}
+
+#[test]
+fn splits_over_max_splits_are_refused() {
+    let dir = model_dir();
+    let out = seqless(&[
+        "classify",
+        "--model",
+        path(dir.path()),
+        "--mode",
+        "serverless",
+        "--splits",
+        "17",
+        "hello",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--splits 17 is over --max-splits 16"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 #[test]
@@ -172,6 +276,7 @@ fn refusals_are_clear_and_exit_2() {
     assert!(String::from_utf8_lossy(&broken.stderr).contains("model.safetensors"));
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn train_then_eval_writes_a_model_and_a_report() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,6 +338,7 @@ fn train_then_eval_writes_a_model_and_a_report() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("data.jsonl"));
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn init_writes_a_loadable_untrained_model_and_refuses_bad_architectures() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! and a real redis-server: results equal to the monolithic model over both plans and both
 //! invokers (our HTTP client and the AWS SDK), the concurrency limit, idle reaping, crash
 //! recovery, and Lambda-shaped failures.
+#![cfg(feature = "platform")]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -192,6 +193,7 @@ impl Drop for PlatformProcess {
     }
 }
 
+#[cfg(feature = "aws")]
 #[test]
 fn the_aws_sdk_invokes_the_same_functions_through_the_endpoint_override() {
     let redis = RedisServer::start();
@@ -262,12 +264,35 @@ fn the_aws_sdk_invokes_the_same_functions_through_the_endpoint_override() {
         ])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("--store memory") && err.contains("share no memory"),
         "{err}"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_platform_with_exit_0() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    model(dir.path());
+    let mut platform = PlatformProcess::start(dir.path(), &redis);
+    let kill = Command::new("kill")
+        .args(["-TERM", &platform.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = platform.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! `seqless serve` as a process: a load of 500 queries at concurrency 32 answered without
-//! error and equal to the model and to `seqless classify`, and a graceful SIGTERM.
+//! error and equal to the model and to `seqless classify`, a graceful SIGTERM, and a store
+//! that is down at startup.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -235,4 +236,39 @@ fn sigterm_lets_the_in_flight_query_finish_then_exits_0() {
     // Nothing listens any more.
     let refused = rt.block_on(reqwest::get(format!("{url}/healthz")));
     assert!(refused.is_err(), "still accepting after shutdown");
+}
+
+/// A store down at startup makes `serve` not ready rather than stopping it (as `seqless
+/// platform` starts); once Redis answers, it is ready and classifies.
+#[test]
+fn a_store_down_at_startup_is_not_ready_until_it_comes_up() {
+    let redis = seqless_store::testing::RedisServer::start();
+    redis.kill();
+    let serve = Serve::start(&["--mode", "serverless", "--store", &redis.url()]);
+    let rt = runtime();
+    let ready = |url: String| async move {
+        reqwest::get(format!("{url}/readyz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(rt.block_on(ready(serve.url.clone())), 503);
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt.block_on(ready(serve.url.clone())) != 200 {
+        assert!(Instant::now() < deadline, "never ready after Redis came up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reply = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/v1/classify", serve.url))
+            .json(&json!({ "text": "Der schnelle braune Fuchs" }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(reply, 200);
 }

@@ -7,6 +7,7 @@
 //! processes of this machine share its cores, which Lambda environments do not (each has
 //! its own CPU share), so the simulator, rightly, would not match; the simulator's
 //! concurrency limits and queueing are checked by its own invariant tests.
+#![cfg(feature = "platform")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -127,8 +128,8 @@ async fn simulated_throughput_matches_the_local_platform_within_a_quarter() {
             "calibrate",
             "--model",
             &model,
-            "--mode",
-            "serverless",
+            "--memory-mb",
+            "1024",
             "--platform",
             "local",
             "--endpoint",

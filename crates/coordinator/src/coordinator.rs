@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use seqless_cost::{Arch, Pricing};
 use seqless_functions::{ErrorKind, FunctionError, Invoker, ModelFingerprint, StageEvent};
+use seqless_model::error::InputLenError;
 use seqless_model::{ModelConfig, Prediction, tokenizer};
 use seqless_plan::{INPUT_KEY, Limits, PlanError, PlanKind, Splits, StageKind, plan};
 use seqless_store::{QueryId, StoreError, StoredTensor, TensorStore};
@@ -47,22 +48,21 @@ impl Default for CoordinatorOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
     /// The query itself is unacceptable (empty, too long).
-    #[error("{0}")]
-    Input(String),
+    #[error("invalid input: {0}")]
+    Input(InputLenError),
     /// No plan fits the limits.
     #[error("planning failed: {0}")]
-    Plan(#[from] PlanError),
+    Plan(PlanError),
     /// The store refused or was unreachable.
-    #[error("store {store}: {source}")]
+    #[error("store {store}: {cause}")]
     Store {
         /// The store, as described by itself (passwords masked).
         store: String,
         /// What failed.
-        #[source]
-        source: StoreError,
+        cause: StoreError,
     },
     /// A function failed.
-    #[error("{stage} function (layer {layer}, split {split}) on {invoker} failed: {source}")]
+    #[error("{stage} function (layer {layer}, split {split}) on {invoker} failed: {cause}")]
     Function {
         /// Stage kind.
         stage: &'static str,
@@ -73,20 +73,25 @@ pub enum CoordinatorError {
         /// The invoker, as described by itself.
         invoker: String,
         /// The function's error, with its retryability.
-        #[source]
-        source: FunctionError,
+        cause: FunctionError,
     },
     /// The final stage returned no logits (a function bug or a foreign function).
     #[error("the {0} stage returned no logits")]
     NoLogits(&'static str),
 }
 
+impl From<PlanError> for CoordinatorError {
+    fn from(err: PlanError) -> Self {
+        Self::Plan(err)
+    }
+}
+
 impl CoordinatorError {
     /// Whether retrying the same query may succeed (transient store or platform trouble).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Store { source, .. } => source.is_retryable(),
-            Self::Function { source, .. } => source.kind() == ErrorKind::Retryable,
+            Self::Store { cause, .. } => cause.is_retryable(),
+            Self::Function { cause, .. } => cause.kind() == ErrorKind::Retryable,
             _ => false,
         }
     }
@@ -151,10 +156,10 @@ impl Coordinator {
         &self.options
     }
 
-    fn store_error(&self, source: StoreError) -> CoordinatorError {
+    fn store_error(&self, cause: StoreError) -> CoordinatorError {
         CoordinatorError::Store {
             store: self.store.describe(),
-            source,
+            cause,
         }
     }
 
@@ -163,7 +168,7 @@ impl Coordinator {
         let started = Instant::now();
         self.config
             .check_input_len(bytes.len())
-            .map_err(|e| CoordinatorError::Input(e.to_string()))?;
+            .map_err(CoordinatorError::Input)?;
         // The tighter of the configured bound and what the store takes.
         let limits = Limits {
             max_value_bytes: (self.options.limits.max_value_bytes.into_iter())
@@ -228,12 +233,12 @@ impl Coordinator {
                 (stage, outcome, sent.elapsed())
             });
             for (stage, outcome, round_trip) in join_all(calls).await {
-                let (result, meta) = outcome.map_err(|source| CoordinatorError::Function {
+                let (result, meta) = outcome.map_err(|cause| CoordinatorError::Function {
                     stage: stage.kind.as_str(),
                     layer: stage.layer,
                     split: stage.split,
                     invoker: self.invoker.describe(),
-                    source,
+                    cause,
                 })?;
                 if matches!(stage.kind, StageKind::Head | StageKind::Classifier) {
                     logits = result.logits.clone();

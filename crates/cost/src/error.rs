@@ -1,26 +1,27 @@
 use std::path::PathBuf;
 
 /// Every way pricing input or a cost model can be refused, so that a caller (the
-/// CLI, the simulator) can tell the user exactly which file, key or field to fix.
+/// CLI, the simulator) can tell the user exactly which file, key or field to fix. A wrapped
+/// error is part of the message, not also a `source`, so a printed chain says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
     /// The pricing file could not be read at all.
-    #[error("cannot read pricing file {}: {source}", path.display())]
+    #[error("cannot read pricing file {}: {cause}", path.display())]
     Io {
         /// The file that was asked for.
         path: PathBuf,
         /// The underlying I/O failure.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The pricing text is not valid TOML for [`crate::Pricing`]: a syntax error,
     /// a missing or unknown key, or a wrong type. The TOML error names the line,
     /// column and key.
-    #[error("invalid pricing in {origin}: {source}")]
+    #[error("invalid pricing in {origin}: {cause}")]
     Parse {
         /// The file path, or `<string>` for text given directly.
         origin: String,
         /// The parser's message, with line and key.
-        source: toml::de::Error,
+        cause: toml::de::Error,
     },
     /// A price is negative, NaN or infinite; such a price would silently turn a
     /// cost into nonsense, so it is refused at load.

@@ -15,13 +15,16 @@ pub const DEFAULT_PRICING_TOML: &str = include_str!("../pricing.default.toml");
 /// The CPU architecture of a Lambda function. It matters because AWS bills
 /// arm64 (Graviton) duration about 20% cheaper than x86_64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Arch {
     /// Intel/AMD, Lambda's default architecture.
     #[default]
     #[serde(rename = "x86_64")]
+    #[cfg_attr(feature = "clap", value(name = "x86_64"))]
     X86_64,
     /// AWS Graviton.
     #[serde(rename = "arm64")]
+    #[cfg_attr(feature = "clap", value(name = "arm64"))]
     Arm64,
 }
 
@@ -130,17 +133,17 @@ impl Pricing {
     /// parser, the line and key.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, CostError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| CostError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| CostError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Pricing::parse(&text, &path.display().to_string())
     }
 
     fn parse(text: &str, origin: &str) -> Result<Self, CostError> {
-        let pricing: Pricing = toml::from_str(text).map_err(|source| CostError::Parse {
+        let pricing: Pricing = toml::from_str(text).map_err(|cause| CostError::Parse {
             origin: origin.to_string(),
-            source,
+            cause,
         })?;
         pricing.validate(origin)?;
         Ok(pricing)

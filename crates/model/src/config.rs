@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ModelError, Result};
+use crate::error::{InputLenError, ModelError, Result};
 
 /// The only config format this crate reads; bumped when the maths changes.
 pub const FORMAT: &str = "seqless-tfilm/1";
@@ -39,6 +39,7 @@ impl LayerConfig {
 
 /// How a TFiLM layer turns its LSTM output into a per-block modulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Modulation {
     /// `gamma = h`, `beta = 0` (the reference code).
@@ -49,11 +50,13 @@ pub enum Modulation {
 
 /// The LSTM's gate non-linearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum GateActivation {
     /// The logistic function (PyTorch).
     Sigmoid,
     /// `clip(0.2x + 0.5, 0, 1)` (Keras 1 weights).
+    #[cfg_attr(feature = "clap", value(name = "hard_sigmoid"))]
     HardSigmoid,
 }
 

@@ -5,17 +5,17 @@ use std::path::PathBuf;
 /// Everything that can go wrong while loading, running or training a model.
 ///
 /// Each variant names the offending file, tensor or field, so a refusal can be acted on
-/// without reading the source.
+/// without reading the source. A wrapped error is part of the message and not also exposed
+/// as [`std::error::Error::source`], so a printed chain says each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file involved.
         path: PathBuf,
         /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// `config.json` is not valid JSON or does not match the schema.
     #[error("{path}: invalid model config: {reason}")]
@@ -71,14 +71,37 @@ pub enum ModelError {
     Candle(#[from] candle_core::Error),
 }
 
+/// A query whose length the model cannot take. Typed, so the planner and the coordinator
+/// carry it as it is and a caller can tell it from other refusals.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputLenError {
+    /// No bytes at all.
+    #[error("the text is empty")]
+    Empty,
+    /// More bytes than the model's `max_len`.
+    #[error("the text is {len} bytes, over this model's max_len of {max_len} bytes")]
+    TooLong {
+        /// The query's length, bytes.
+        len: usize,
+        /// The model's bound.
+        max_len: usize,
+    },
+}
+
+impl From<InputLenError> for ModelError {
+    fn from(err: InputLenError) -> Self {
+        Self::Input(err.to_string())
+    }
+}
+
 /// Shorthand used throughout the crate.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 impl ModelError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

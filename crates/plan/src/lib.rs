@@ -31,10 +31,12 @@ pub use seqless_wire::{FilmSource, RowSource, Stage, StageKind, StageOp};
 pub use stages::plan;
 pub use traffic::{F32_BYTES, StageTraffic, TOKEN_ID_BYTES, f32_bytes};
 
+use seqless_model::error::InputLenError;
 use serde::{Deserialize, Serialize};
 
 /// Which stage graph to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum PlanKind {
     /// Block statistics through the serial stages; modulation applied by consumers.
@@ -113,8 +115,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// The input length is outside `1..=max_len`.
-    #[error("{0}")]
-    Input(String),
+    #[error("invalid input: {0}")]
+    Input(InputLenError),
     /// A stage would need more memory than a function has.
     #[error(
         "layer {layer} split {split} needs about {needed_mb} MB, over the function memory of {limit_mb} MB; use more splits or larger functions"
@@ -148,6 +150,12 @@ pub enum PlanError {
     /// A limit is unusable.
     #[error("invalid limits: {0}")]
     Limits(String),
+}
+
+impl From<InputLenError> for PlanError {
+    fn from(err: InputLenError) -> Self {
+        Self::Input(err)
+    }
 }
 
 /// A whole serverless run of one query.

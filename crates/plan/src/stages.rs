@@ -41,9 +41,7 @@ pub fn plan(
     splits: Splits,
     limits: &Limits,
 ) -> Result<Plan, PlanError> {
-    config
-        .check_input_len(input_len)
-        .map_err(|e| PlanError::Input(e.to_string()))?;
+    config.check_input_len(input_len)?;
     if limits.max_splits == 0 || limits.min_rows_per_split == 0 || limits.function_memory_mb == 0 {
         return Err(PlanError::Limits(
             "max_splits, min_rows_per_split and function_memory_mb must all be at least 1".into(),

@@ -45,6 +45,21 @@ pub struct BatchRequest {
     pub trace: bool,
 }
 
+/// A request body that must be a JSON object, as the OpenAPI document says. serde's derived
+/// structs also accept an array of their fields in order, which would take `["hi"]` for
+/// `{"text": "hi"}`; this refuses anything but an object (422), then reads the fields.
+#[derive(Debug)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        T::deserialize(serde_json::Value::Object(fields))
+            .map(Object)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// An optional field that, when present, must hold a value: `null` is refused like any
 /// other wrong type, as the OpenAPI document says.
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(

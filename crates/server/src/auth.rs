@@ -89,12 +89,19 @@ pub async fn require_token(
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        .and_then(|v| bearer_credentials(v.as_bytes()));
     match presented {
         Some(p) if token.matches(p) => next.run(request).await,
         Some(_) => unauthorized("the bearer token is not valid"),
         None => unauthorized("this server requires `Authorization: Bearer <token>`"),
     }
+}
+
+/// The credentials of a `Bearer` authorization. The scheme name is case-insensitive
+/// (RFC 7235 §2.1), and some clients send `bearer`.
+fn bearer_credentials(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    (scheme.eq_ignore_ascii_case(b"bearer ")).then_some(rest)
 }
 
 fn unauthorized(message: &str) -> Response {

@@ -35,9 +35,16 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, snake_case code, such as `text_too_long` or `overloaded`.
     pub code: String,
-    /// A human-readable explanation.
+    /// A human-readable explanation; for a 500, only "internal error".
     pub message: String,
+    /// For a 500: the id under which the server logged the detail, to quote in a report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
+
+/// What a client is told of a fault of the server: its detail may name internal hosts,
+/// paths or data, so it goes only to the log, under [`ErrorDetail::request_id`].
+pub const INTERNAL_MESSAGE: &str = "internal error";
 
 impl ApiError {
     /// An error with this status, code and message.
@@ -67,7 +74,8 @@ impl ApiError {
         }
     }
 
-    /// A failure of the server itself; the details go to the log, not only to the client.
+    /// A failure of the server itself; the detail goes to the log, and the client gets
+    /// [`INTERNAL_MESSAGE`] and a request id.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -81,13 +89,21 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::warn!(status = %self.status, code = self.code, message = %self.message, "request failed");
-        }
+        let (message, request_id) = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            let request_id = format!("{:032x}", rand::random::<u128>());
+            tracing::error!(%request_id, code = self.code, message = %self.message, "internal error");
+            (INTERNAL_MESSAGE.to_owned(), Some(request_id))
+        } else {
+            if self.status.is_server_error() {
+                tracing::warn!(status = %self.status, code = self.code, message = %self.message, "request failed");
+            }
+            (self.message, None)
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
-                message: self.message,
+                message,
+                request_id,
             },
         };
         let mut response = (self.status, Json(body)).into_response();
@@ -147,5 +163,42 @@ impl From<ModelError> for ApiError {
             ModelError::InputLen(e) => Self::invalid(e.code(), e.to_string()),
             other => Self::internal(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(error: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_500_answers_a_generic_message_and_a_request_id_only() {
+        let detail = "store redis://10.1.2.3:6379: tensor `q:abc:x` is corrupt";
+        let (status, json) = body(ApiError::internal(detail)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(json["error"]["code"], "internal");
+        assert_eq!(json["error"]["message"], INTERNAL_MESSAGE);
+        let id = json["error"]["request_id"].as_str().unwrap();
+        assert_eq!(id.len(), 32);
+        assert!(!json.to_string().contains("10.1.2.3"), "{json}");
+        // Another 500 gets another id.
+        let (_, again) = body(ApiError::internal(detail)).await;
+        assert_ne!(again["error"]["request_id"], json["error"]["request_id"]);
+    }
+
+    #[tokio::test]
+    async fn a_4xx_keeps_its_message_and_has_no_request_id() {
+        let (status, json) = body(ApiError::invalid("invalid_text", "the text is empty")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json["error"]["message"], "the text is empty");
+        assert!(json["error"].get("request_id").is_none());
     }
 }

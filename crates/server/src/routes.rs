@@ -15,7 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::api::{
     BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, ModelInfo, ModelsResponse,
-    StatusResponse,
+    Object, StatusResponse,
 };
 use crate::auth::require_token;
 use crate::error::{ApiError, ErrorBody};
@@ -44,9 +44,9 @@ type Shared = State<Arc<Service>>;
 )]
 pub async fn classify(
     State(service): Shared,
-    body: Result<Json<ClassifyRequest>, JsonRejection>,
+    body: Result<Json<Object<ClassifyRequest>>, JsonRejection>,
 ) -> Result<Json<ClassifyResponse>, ApiError> {
-    let Json(request) = body?;
+    let Json(Object(request)) = body?;
     let trace = request.trace;
     let bytes = request.bytes()?;
     let mut answers = service.classify(vec![bytes], trace, false).await?;
@@ -75,9 +75,9 @@ pub async fn classify(
 )]
 pub async fn classify_batch(
     State(service): Shared,
-    body: Result<Json<BatchRequest>, JsonRejection>,
+    body: Result<Json<Object<BatchRequest>>, JsonRejection>,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    let Json(request) = body?;
+    let Json(Object(request)) = body?;
     let trace = request.trace;
     let texts = request.bytes()?;
     let results = service.classify(texts, trace, true).await?;

@@ -40,14 +40,25 @@ async fn with_a_token_everything_but_healthz_needs_it() {
             .unwrap();
         assert_error(&split(response).await, 401, "unauthorized");
     }
+    // The scheme name is case-insensitive (RFC 7235); the token is not.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = client()
+            .post(server.at("/v1/classify"))
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .json(&json!({ "text": "hello" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
     let response = client()
         .post(server.at("/v1/classify"))
-        .bearer_auth(TOKEN)
+        .header("authorization", format!("bearer {}", TOKEN.to_uppercase()))
         .json(&json!({ "text": "hello" }))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 401);
     for path in ["/v1/models", "/readyz", "/metrics", "/openapi.json"] {
         let response = client()
             .get(server.at(path))

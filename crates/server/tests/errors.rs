@@ -75,6 +75,15 @@ async fn bad_requests_are_json_errors() {
         422,
         "invalid_request",
     );
+    // The fields as an array, which serde's derived structs would read in order: refused
+    // as the OpenAPI document says, on both endpoints.
+    assert_error(
+        &post(&classify, json!(["hi"])).await,
+        422,
+        "invalid_request",
+    );
+    assert_error(&post(&classify, json!("hi")).await, 422, "invalid_request");
+    assert_error(&post(&batch, json!([["hi"]])).await, 422, "invalid_request");
     assert_error(
         &post(&classify, json!({ "text": "a", "text_base64": "YQ==" })).await,
         422,

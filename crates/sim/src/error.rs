@@ -1,25 +1,26 @@
 use std::path::PathBuf;
 
 /// Every way a simulation can be refused or fail, each naming the file, line,
-/// field or input length at fault so a CLI user can fix it without reading code.
+/// field or input length at fault so a CLI user can fix it without reading code. A wrapped
+/// error is part of the message, not also a `source`, so a printed chain says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O failure.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A JSON document (configuration, calibration, shape) did not parse or did
     /// not match its type; serde_json's message carries the line, column and key.
-    #[error("invalid JSON in {origin}: {source}")]
+    #[error("invalid JSON in {origin}: {cause}")]
     Json {
         /// The file path, or `<string>`.
         origin: String,
         /// The parser's message.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// A line of a trace file (timestamps or lengths) is not usable.
     #[error("{}:{line}: {reason}", path.display())]
@@ -79,9 +80,9 @@ pub(crate) fn check_range(field: &str, value: f64, min: f64, strict: bool) -> Re
 pub(crate) fn load_json<T: serde::de::DeserializeOwned>(
     path: &std::path::Path,
 ) -> Result<T, SimError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+    let text = std::fs::read_to_string(path).map_err(|cause| SimError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     parse_json(&text, &path.display().to_string())
 }
@@ -91,8 +92,8 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     text: &str,
     origin: &str,
 ) -> Result<T, SimError> {
-    serde_json::from_str(text).map_err(|source| SimError::Json {
+    serde_json::from_str(text).map_err(|cause| SimError::Json {
         origin: origin.to_string(),
-        source,
+        cause,
     })
 }

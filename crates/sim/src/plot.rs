@@ -238,9 +238,9 @@ fn save(fig: &Figure, path: &Path) -> Result<(), SimError> {
         path: path.to_path_buf(),
         reason,
     };
-    let io = |source| SimError::Io {
+    let io = |cause| SimError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     ensure_font().map_err(refuse)?;
     let size = (fig.width, fig.height);

@@ -231,9 +231,9 @@ impl LengthDistribution {
 /// Reads one value per line; `#` comments and blank lines are skipped, and
 /// a bad line is reported with its number.
 fn read_lines<T: FromStr>(path: &Path, what: &str) -> Result<Vec<(usize, T)>, SimError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+    let text = std::fs::read_to_string(path).map_err(|cause| SimError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let mut values = Vec::new();
     for (i, line) in text.lines().enumerate() {

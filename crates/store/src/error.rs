@@ -11,7 +11,9 @@ use crate::tensor::DType;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The key does not exist: never written, already expired, or deleted.
-    #[error("tensor `{key}` not found (never written, expired or deleted)")]
+    #[error(
+        "tensor `{key}` not found (never written, expired or deleted); check that the coordinator and the functions use the same --store and --key-prefix"
+    )]
     NotFound {
         /// The key as the caller named it (without the store's key prefix).
         key: String,

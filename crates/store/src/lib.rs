@@ -200,10 +200,28 @@ impl Default for StoreOptions {
 /// and pings, so a wrong URL or an unreachable server fails here, within
 /// `opts.connect_timeout`, rather than in the first query.
 pub async fn open_store(url: &str, opts: StoreOptions) -> Result<Arc<dyn TensorStore>, StoreError> {
+    open(url, opts, true).await
+}
+
+/// As [`open_store`], for a service that starts before its store: a single Redis server
+/// that is down is not an error, its connections are made when it answers (a cluster
+/// still needs a node up to learn its topology); a bad URL still is an error.
+pub async fn open_store_lazily(
+    url: &str,
+    opts: StoreOptions,
+) -> Result<Arc<dyn TensorStore>, StoreError> {
+    open(url, opts, false).await
+}
+
+async fn open(
+    url: &str,
+    opts: StoreOptions,
+    check: bool,
+) -> Result<Arc<dyn TensorStore>, StoreError> {
     match url::parse(url)? {
         url::Target::Memory => Ok(Arc::new(MemoryStore::new())),
         url::Target::Node { .. } | url::Target::Cluster { .. } => {
-            Ok(Arc::new(RedisStore::connect(url, opts).await?))
+            Ok(Arc::new(RedisStore::open(url, opts, check).await?))
         }
     }
 }

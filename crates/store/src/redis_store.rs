@@ -112,12 +112,25 @@ impl RedisStore {
     /// answers within [`StoreOptions::connect_timeout`], so a wrong URL or a down
     /// server is reported at startup with the (masked) URL in the message.
     pub async fn connect(url: &str, opts: StoreOptions) -> Result<Self, StoreError> {
+        Self::open(url, opts, true).await
+    }
+
+    /// As [`RedisStore::connect`]; with `check` false, a single server that does not answer
+    /// yet is not an error: its connections are made on first use and retried after, so a
+    /// long-running service can start first, report itself not ready, and recover when
+    /// Redis comes up. A cluster always needs one node to answer, to learn its topology.
+    pub(crate) async fn open(
+        url: &str,
+        opts: StoreOptions,
+        check: bool,
+    ) -> Result<Self, StoreError> {
         let name = mask(url.trim());
         let bad = |reason: String| StoreError::BadUrl {
             url: name.clone(),
             reason,
         };
         let target = parse(url)?;
+        let lazy = !check && matches!(target, Target::Node { .. });
         if url.trim().to_ascii_lowercase().starts_with("rediss") {
             install_crypto_provider();
         }
@@ -176,6 +189,9 @@ impl RedisStore {
             name,
             op_timeout: opts.op_timeout,
         };
+        if lazy {
+            return Ok(store);
+        }
         let mut conn = store.conn();
         let ping = async move { redis::cmd("PING").query_async::<Value>(&mut conn).await };
         match tokio::time::timeout(opts.connect_timeout, ping).await {
@@ -410,9 +426,16 @@ fn is_wrongtype(e: &RedisError) -> bool {
 }
 
 fn unavailable(store: &str, e: &RedisError) -> StoreError {
+    let reason = if e.kind() == ErrorKind::Parse {
+        // Another service on the port answers with bytes that are not RESP.
+        "the server there does not speak the Redis protocol; check the URL's host and port"
+            .to_owned()
+    } else {
+        e.to_string()
+    };
     StoreError::Unavailable {
         store: store.to_owned(),
-        reason: e.to_string(),
+        reason,
     }
 }
 

@@ -117,6 +117,7 @@ pub(crate) fn parse(raw: &str) -> Result<Target, StoreError> {
             if host.is_empty() {
                 return Err(bad("empty node in the cluster node list".into()));
             }
+            check_port(host).map_err(bad)?;
             nodes.push(format!("{base}://{creds}{host}{suffix}"));
         }
         return Ok(Target::Cluster { nodes, tls: files });
@@ -129,10 +130,28 @@ pub(crate) fn parse(raw: &str) -> Result<Target, StoreError> {
             "several hosts: use {base}+cluster:// for a Redis Cluster"
         )));
     }
+    check_port(hosts).map_err(bad)?;
     Ok(Target::Node {
         url: format!("{base}://{creds}{hosts}{path}{suffix}"),
         tls: files,
     })
+}
+
+/// Refuses a `host:port` whose port is not a TCP port, before redis-rs reports it as an
+/// opaque client configuration error.
+fn check_port(host: &str) -> Result<(), String> {
+    // After an IPv6 literal's `]`, or after the only colon of a name or IPv4 address.
+    let port = match host.rsplit_once(']') {
+        Some((_, after)) => after.strip_prefix(':'),
+        None => host.split_once(':').map(|(_, p)| p),
+    };
+    match port {
+        None => Ok(()),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err(format!("port `{p}` is not a TCP port (1 to 65535)")),
+        },
+    }
 }
 
 /// Splits a query string into our TLS parameters and the rest (kept for redis-rs,
@@ -180,6 +199,22 @@ mod tests {
             Target::Node { url, tls } => (url, tls),
             other => panic!("{url}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn ports_out_of_range_are_refused_by_name() {
+        for url in [
+            "redis://127.0.0.1:99999",
+            "redis://h:0",
+            "redis://h:x/0",
+            "redis+cluster://a:1,b:70000",
+            "redis://[::1]:65536",
+        ] {
+            let err = parse(url).unwrap_err().to_string();
+            assert!(err.contains("not a TCP port"), "{url}: {err}");
+        }
+        assert_eq!(node("redis://[::1]:6379").0, "redis://[::1]:6379");
+        assert_eq!(node("redis://h").0, "redis://h");
     }
 
     #[test]

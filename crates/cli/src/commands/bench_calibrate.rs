@@ -11,7 +11,8 @@ pub fn run(args: BenchCalibrateArgs) -> Result<()> {
     let config = super::simulate::load_model_config(&args.model)?;
     let rt = super::exec::runtime()?;
     let calibration = rt.block_on(async {
-        let coordinator = super::exec::coordinator(&args.model, config, &args.exec).await?;
+        let coordinator =
+            super::exec::coordinator(&args.model, config, &args.plan, &args.serverless).await?;
         anyhow::Ok(
             calibrate(&coordinator, &args.bytes, args.runs, |note| {
                 eprintln!("{note}")

@@ -8,30 +8,42 @@ use seqless_model::TfilmModel;
 use seqless_plan::Splits;
 
 use super::bench_forward::time_runs;
-use crate::cli::{BenchServerlessArgs, ExecArgs};
+use crate::cli::{
+    BenchServerlessArgs, FunctionHost, InprocArgs, LambdaArgs, PlanArgs, RemoteArgs, ServerlessArgs,
+};
 
-/// The execution flags of one configuration: in-process functions over `--store`, the
-/// split count fixed, and memory that no split exceeds.
-fn exec_args(args: &BenchServerlessArgs, plan: seqless_plan::PlanKind, splits: usize) -> ExecArgs {
-    ExecArgs {
-        mode: "serverless".into(),
+/// The flags of one configuration: in-process functions over `--store`, the split count
+/// fixed, and memory that no split exceeds.
+fn configuration(
+    args: &BenchServerlessArgs,
+    plan: seqless_plan::PlanKind,
+    splits: usize,
+) -> (PlanArgs, ServerlessArgs) {
+    let plan_args = PlanArgs {
         plan,
         splits: Splits::Fixed(splits),
         max_splits: splits.max(1),
         min_rows_per_split: 1,
         memory_mb: 10_240,
+    };
+    let serverless = ServerlessArgs {
         store: args.store.clone(),
         key_prefix: "seqless-bench:".into(),
         ttl_secs: 120,
-        platform: "inproc".into(),
-        endpoint: None,
-        region: None,
-        function_prefix: String::new(),
-        concurrency: args.concurrency,
-        idle_timeout_secs: 600,
+        platform: FunctionHost::Inproc,
+        inproc: InprocArgs {
+            concurrency: args.concurrency,
+            idle_timeout_secs: 600,
+        },
+        remote: RemoteArgs {
+            endpoint: None,
+            function_prefix: String::new(),
+            lambda: LambdaArgs { region: None },
+        },
         pricing: None,
         arch: seqless_cost::Arch::X86_64,
-    }
+    };
+    (plan_args, serverless)
 }
 
 pub fn run(args: BenchServerlessArgs) -> Result<()> {
@@ -60,10 +72,15 @@ pub fn run(args: BenchServerlessArgs) -> Result<()> {
                 (input, mono)
             }
         };
-        let exec = exec_args(&args, plan, splits);
+        let (plan_args, serverless) = configuration(&args, plan, splits);
         let (ms, trace) = rt.block_on(async {
-            let coordinator =
-                super::exec::coordinator(&args.model, model.config.clone(), &exec).await?;
+            let coordinator = super::exec::coordinator(
+                &args.model,
+                model.config.clone(),
+                &plan_args,
+                &serverless,
+            )
+            .await?;
             anyhow::Ok(time_queries(&coordinator, &input, args.runs).await?)
         })?;
         Ok(Measured::new(&ms, mono, &trace))
@@ -71,7 +88,7 @@ pub fn run(args: BenchServerlessArgs) -> Result<()> {
     println!("{}", table_header());
     let (csv, failed) = sweep(
         configs,
-        |n, plan, splits| measure(n, plan, splits).map_err(|e| crate::describe(&e)),
+        |n, plan, splits| measure(n, plan, splits).map_err(|e| format!("{e:#}")),
         |line| println!("{line}"),
     );
     if let Some(path) = &args.csv {

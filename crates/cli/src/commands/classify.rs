@@ -2,10 +2,13 @@
 
 use std::io::Read;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use seqless_coordinator::Trace;
 use seqless_model::{Prediction, TfilmModel};
+use seqless_plan::Splits;
 
-use crate::cli::ClassifyArgs;
+use super::usage;
+use crate::cli::{ClassifyArgs, Mode};
 
 /// Reads the query from the argument, a file or standard input, as raw bytes.
 fn read_input(args: &ClassifyArgs) -> Result<Vec<u8>> {
@@ -21,18 +24,45 @@ fn read_input(args: &ClassifyArgs) -> Result<Vec<u8>> {
             Ok(buf)
         }
         Some(text) => Ok(text.as_bytes().to_vec()),
-        None => bail!("give a TEXT, --file PATH, or - to read standard input"),
+        None => usage!("give a TEXT, --file PATH, or - to read standard input"),
     }
 }
 
-/// The JSON form of a prediction, shared by every mode.
-pub fn prediction_json(prediction: &Prediction) -> serde_json::Value {
+/// The JSON form of a prediction, shared by every mode: probabilities keyed by label, as the
+/// HTTP API answers; logits stay an array in label order, which `cost --trace` reads.
+pub fn prediction_json(prediction: &Prediction, labels: &[String]) -> serde_json::Value {
+    let probabilities: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .cloned()
+        .zip(prediction.probabilities.iter().map(|&p| p.into()))
+        .collect();
     serde_json::json!({
         "label": prediction.label,
+        "labels": labels,
         "logits": prediction.logits,
-        "probabilities": prediction.probabilities,
+        "probabilities": probabilities,
         "padded_len": prediction.padded_len,
     })
+}
+
+/// The plan and the conv functions per layer that ran, and why they differ from `--splits`.
+fn splits_line(trace: &Trace, asked: Splits) -> String {
+    let plan = serde_json::to_value(trace.plan)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let ran: Vec<String> = trace.splits.iter().map(usize::to_string).collect();
+    let why = match asked {
+        Splits::Fixed(n) if trace.splits.iter().any(|&s| s != n) => format!(
+            " (fewer than --splits {n} where a layer has fewer blocks at this length: a split takes whole blocks)"
+        ),
+        Splits::Fixed(_) => String::new(),
+        Splits::Auto => " (--splits auto: one per --min-rows-per-split input rows, at most --max-splits and at most one per block, more where a split would not fit in --memory-mb)".into(),
+    };
+    format!(
+        "plan {plan}, conv functions per layer: {}{why}",
+        ran.join(", ")
+    )
 }
 
 /// Label and the `top` most likely labels, one per line.
@@ -52,19 +82,23 @@ pub fn render_prediction(prediction: &Prediction, labels: &[String], top: usize)
 pub fn run(args: ClassifyArgs) -> Result<()> {
     let model = TfilmModel::load(&args.model)?;
     let input = read_input(&args)?;
-    let (prediction, trace) = if args.exec.mode == "serverless" {
-        let rt = super::exec::runtime()?;
-        let labels = model.config.clone();
-        let result = rt.block_on(async {
-            let coordinator = super::exec::coordinator(&args.model, labels, &args.exec).await?;
-            anyhow::Ok(coordinator.classify(&input).await?)
-        })?;
-        (result.prediction, Some(result.trace))
-    } else {
-        (model.forward(&input)?, None)
+    let (prediction, trace) = match args.exec.mode {
+        Mode::Serverless => {
+            let rt = super::exec::runtime()?;
+            let config = model.config.clone();
+            let exec = &args.exec;
+            let result = rt.block_on(async {
+                let coordinator =
+                    super::exec::coordinator(&args.model, config, &exec.plan, &exec.serverless)
+                        .await?;
+                anyhow::Ok(coordinator.classify(&input).await?)
+            })?;
+            (result.prediction, Some(result.trace))
+        }
+        Mode::Monolithic => (model.forward(&input)?, None),
     };
     if args.json {
-        let mut json = prediction_json(&prediction);
+        let mut json = prediction_json(&prediction, &model.config.labels);
         if let Some(trace) = &trace {
             json["trace"] = serde_json::to_value(trace)?;
         }
@@ -75,6 +109,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
             render_prediction(&prediction, &model.config.labels, args.top)
         );
         if let Some(t) = &trace {
+            println!("{}", splits_line(t, args.exec.plan.splits));
             println!(
                 "serverless: {} invocations, {:.1} ms, {} bytes moved ({} serial), {:.6} GB-s, ${:.9}",
                 t.invocations.len(),

@@ -4,17 +4,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_cost::Pricing;
-use seqless_functions::{
-    InprocInvoker, InprocOptions, InvokeOptions, Invoker, LambdaInvoker, LocalInvoker,
-};
+use seqless_functions::{InprocInvoker, InprocOptions, InvokeOptions, Invoker, LocalInvoker};
 use seqless_model::ModelConfig;
-use seqless_plan::Limits;
-use seqless_store::{StoreOptions, TensorStore, open_store};
+use seqless_plan::{Limits, Splits};
+use seqless_store::{StoreOptions, TensorStore, open_store, open_store_lazily};
 
-use crate::cli::ExecArgs;
+use super::usage;
+use crate::cli::{FunctionHost, PlanArgs, ServerlessArgs};
 
 /// A multi-threaded runtime for the commands that do I/O.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -28,13 +27,31 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Opens the store named by a URL with the given key prefix.
+/// What a store that is down when a command starts means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreDown {
+    /// A failure now: a one-shot command cannot do its work.
+    Fails,
+    /// Not ready yet: a service starts, reports not-ready and recovers when the store
+    /// comes up (as `seqless platform` does).
+    NotReady,
+}
+
+/// Opens the store named by a URL with the given key prefix; it must answer now.
 pub async fn store(url: &str, key_prefix: &str) -> Result<Arc<dyn TensorStore>> {
+    store_when(url, key_prefix, StoreDown::Fails).await
+}
+
+/// Opens the store named by a URL with the given key prefix.
+async fn store_when(url: &str, key_prefix: &str, down: StoreDown) -> Result<Arc<dyn TensorStore>> {
     let options = StoreOptions {
         key_prefix: key_prefix.to_string(),
         ..StoreOptions::default()
     };
-    Ok(open_store(url, options).await?)
+    Ok(match down {
+        StoreDown::Fails => open_store(url, options).await?,
+        StoreDown::NotReady => open_store_lazily(url, options).await?,
+    })
 }
 
 /// Upper bound on one invocation through the Invoke API: Lambda's longest timeout.
@@ -43,33 +60,40 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(900);
 /// Where the functions run, from `--platform` and its flags.
 pub async fn platform(
     model_dir: &Path,
-    args: &ExecArgs,
+    plan: &PlanArgs,
+    args: &ServerlessArgs,
     store: Arc<dyn TensorStore>,
 ) -> Result<Arc<dyn Invoker>> {
     let invoke = InvokeOptions {
-        function_prefix: args.function_prefix.clone(),
-        fallback_memory_mb: args.memory_mb,
+        function_prefix: args.remote.function_prefix.clone(),
+        fallback_memory_mb: plan.memory_mb,
         timeout: INVOKE_TIMEOUT,
     };
-    Ok(match args.platform.as_str() {
-        "local" => {
-            let Some(endpoint) = &args.endpoint else {
-                bail!(
-                    "--platform local needs --endpoint http://HOST:PORT (start one with `seqless platform`)"
-                );
-            };
+    let endpoint = args.remote.endpoint.as_deref();
+    Ok(match args.platform {
+        FunctionHost::Local => {
+            let endpoint = endpoint.context("--platform local needs --endpoint")?;
             Arc::new(LocalInvoker::new(endpoint, invoke)?)
         }
-        "lambda" => Arc::new(
-            LambdaInvoker::connect(args.endpoint.as_deref(), args.region.as_deref(), invoke)
-                .await?,
+        #[cfg(feature = "aws")]
+        FunctionHost::Lambda => Arc::new(
+            seqless_functions::LambdaInvoker::connect(
+                endpoint,
+                args.remote.lambda.region.as_deref(),
+                invoke,
+            )
+            .await?,
         ),
-        _ => Arc::new(InprocInvoker::new(
+        #[cfg(not(feature = "aws"))]
+        FunctionHost::Lambda => usage!(
+            "--platform lambda needs the `aws` feature: build with `cargo build --release -p seqless --features aws`"
+        ),
+        FunctionHost::Inproc => Arc::new(InprocInvoker::new(
             InprocOptions {
                 model_dir: model_dir.to_path_buf(),
-                concurrency: args.concurrency.unwrap_or_else(cores),
-                idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-                memory_mb: args.memory_mb,
+                concurrency: args.inproc.concurrency.unwrap_or_else(cores),
+                idle_timeout: Duration::from_secs(args.inproc.idle_timeout_secs),
+                memory_mb: plan.memory_mb,
                 ttl: Duration::from_secs(args.ttl_secs.max(1)),
             },
             store,
@@ -77,35 +101,80 @@ pub async fn platform(
     })
 }
 
+impl PlanArgs {
+    /// The planner's bounds; a fixed split count over `--max-splits` is refused here, so a
+    /// run never uses more functions than the user capped.
+    pub fn limits(&self) -> Result<Limits> {
+        if let Splits::Fixed(n) = self.splits
+            && n > self.max_splits
+        {
+            usage!(
+                "--splits {n} is over --max-splits {}; lower --splits or raise --max-splits",
+                self.max_splits
+            );
+        }
+        Ok(Limits {
+            function_memory_mb: self.memory_mb,
+            max_splits: self.max_splits,
+            min_rows_per_split: self.min_rows_per_split,
+            max_value_bytes: None,
+        })
+    }
+}
+
 /// Builds the master for a model directory: store, platform and plan settings.
 pub async fn coordinator(
     model_dir: &Path,
     config: ModelConfig,
-    args: &ExecArgs,
+    plan: &PlanArgs,
+    args: &ServerlessArgs,
 ) -> Result<Coordinator> {
-    if args.platform != "inproc" && args.store == "memory" {
-        bail!(
-            "--platform {} with --store memory: function processes share no memory with this one, so stages could not read each other's tensors; give a shared store such as --store redis://127.0.0.1:6379",
-            args.platform
+    build_coordinator(model_dir, config, plan, args, StoreDown::Fails).await
+}
+
+/// As [`coordinator`], for `serve`: a store that is down at startup makes it not ready
+/// rather than stopping it.
+pub async fn service_coordinator(
+    model_dir: &Path,
+    config: ModelConfig,
+    plan: &PlanArgs,
+    args: &ServerlessArgs,
+) -> Result<Coordinator> {
+    build_coordinator(model_dir, config, plan, args, StoreDown::NotReady).await
+}
+
+async fn build_coordinator(
+    model_dir: &Path,
+    config: ModelConfig,
+    plan: &PlanArgs,
+    args: &ServerlessArgs,
+    down: StoreDown,
+) -> Result<Coordinator> {
+    // Every refusal of the flags comes before a connection is tried.
+    let limits = plan.limits()?;
+    if args.platform == FunctionHost::Local && args.remote.endpoint.is_none() {
+        usage!(
+            "--platform local needs --endpoint http://HOST:PORT (start one with `seqless platform`)"
         );
     }
-    let store = store(&args.store, &args.key_prefix).await?;
+    if args.platform != FunctionHost::Inproc && args.store == "memory" {
+        usage!(
+            "--platform {} with --store memory: function processes share no memory with this one, so stages could not read each other's tensors; give a shared store such as --store redis://127.0.0.1:6379",
+            args.platform.name()
+        );
+    }
+    let store = store_when(&args.store, &args.key_prefix, down).await?;
     let ttl = Duration::from_secs(args.ttl_secs.max(1));
-    let platform = platform(model_dir, args, store.clone()).await?;
+    let platform = platform(model_dir, plan, args, store.clone()).await?;
     let pricing = match &args.pricing {
         Some(path) => Pricing::load(path)
             .with_context(|| format!("loading prices from {}", path.display()))?,
         None => Pricing::default(),
     };
     let options = CoordinatorOptions {
-        plan: args.plan,
-        splits: args.splits,
-        limits: Limits {
-            function_memory_mb: args.memory_mb,
-            max_splits: args.max_splits,
-            min_rows_per_split: args.min_rows_per_split,
-            max_value_bytes: None,
-        },
+        plan: plan.plan,
+        splits: plan.splits,
+        limits,
         ttl,
         pricing,
         arch: args.arch,

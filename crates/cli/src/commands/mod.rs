@@ -3,18 +3,23 @@
 mod bench_calibrate;
 mod bench_forward;
 mod bench_load;
+#[cfg(feature = "platform")]
 mod bench_platform;
 mod bench_serverless;
 mod bench_store;
 mod classify;
 mod cost;
 mod data_langid;
+#[cfg(feature = "train")]
 mod eval;
 mod exec;
+#[cfg(feature = "function")]
 mod function;
+#[cfg(feature = "platform")]
 mod platform;
 mod serve;
 mod simulate;
+#[cfg(feature = "train")]
 mod train;
 
 use anyhow::Result;
@@ -25,46 +30,124 @@ use crate::cli::{BenchCommand, Cli, Command, DataCommand};
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        #[cfg(feature = "train")]
         Command::Train(args) => train::run(args),
+        #[cfg(feature = "train")]
         Command::Init(args) => train::init(args),
+        #[cfg(feature = "train")]
         Command::Eval(args) => eval::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Bench(BenchCommand::Forward(args)) => bench_forward::run(args),
         Command::Bench(BenchCommand::Serverless(args)) => bench_serverless::run(args),
         Command::Bench(BenchCommand::Store(args)) => bench_store::run(args),
         Command::Bench(BenchCommand::Load(args)) => bench_load::run(args),
+        #[cfg(feature = "platform")]
         Command::Bench(BenchCommand::Platform(args)) => bench_platform::run(args),
         Command::Bench(BenchCommand::Calibrate(args)) => bench_calibrate::run(args),
         Command::Data(DataCommand::Langid(args)) => data_langid::run(args),
         Command::Cost(args) => cost::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Serve(args) => serve::run(args),
+        #[cfg(feature = "function")]
         Command::Function => function::run(),
+        #[cfg(feature = "platform")]
         Command::Platform(args) => platform::run(args),
     }
 }
 
-/// 2 for input the user must fix (bad text, model or data files), 1 for everything else.
+/// The exit code of a refusal the user fixes: a bad or missing input, model, data file, flag
+/// or URL (README, "Exit codes"). Everything else, a fault of the environment, exits 1.
+pub const USAGE: u8 = 2;
+
+/// A refusal of the command line itself, found by a command rather than by clap.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Returns a [`UsageError`] from a format string.
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err($crate::commands::UsageError(format!($($arg)*)).into())
+    };
+}
+pub(crate) use usage;
+
+/// [`USAGE`] when any cause in the chain is the user's to fix, else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if let Some(
-        seqless_coordinator::CoordinatorError::Input(_)
-        | seqless_coordinator::CoordinatorError::Plan(_),
-    ) = err.downcast_ref()
+    if err.chain().any(user_must_fix) {
+        USAGE
+    } else {
+        1
+    }
+}
+
+/// Whether one error is about what the user gave rather than the machine it runs on.
+fn user_must_fix(err: &(dyn std::error::Error + 'static)) -> bool {
+    use seqless_coordinator::CoordinatorError;
+    use seqless_cost::CostError;
+    use seqless_sim::SimError;
+    use seqless_store::StoreError;
+
+    let named_path_missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let store = |e: &StoreError| {
+        matches!(
+            e,
+            StoreError::BadUrl { .. } | StoreError::InvalidInput { .. }
+        )
+    };
+    if err.is::<UsageError>()
+        || err.is::<seqless_plan::PlanError>()
+        || err.is::<seqless_server::TokenError>()
     {
-        return 2;
+        return true;
     }
-    match err.downcast_ref::<ModelError>() {
-        Some(
-            ModelError::Input(_)
+    if let Some(e) = err.downcast_ref::<ModelError>() {
+        return match e {
+            ModelError::Io { cause, .. } => named_path_missing(cause),
+            ModelError::ConfigSyntax { .. }
             | ModelError::InputLen(_)
-            | ModelError::Data { .. }
             | ModelError::Config(_)
-            | ModelError::ConfigSyntax { .. }
             | ModelError::Weights { .. }
-            | ModelError::SafeTensors { .. },
-        ) => 2,
-        _ => 1,
+            | ModelError::SafeTensors { .. }
+            | ModelError::Input(_)
+            | ModelError::Data { .. } => true,
+            _ => false,
+        };
     }
+    if let Some(e) = err.downcast_ref::<CoordinatorError>() {
+        return match e {
+            CoordinatorError::Input(_) | CoordinatorError::Plan(_) => true,
+            CoordinatorError::Store { cause, .. } => store(cause),
+            _ => false,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<StoreError>() {
+        return store(e);
+    }
+    if let Some(e) = err.downcast_ref::<CostError>() {
+        return match e {
+            CostError::Io { cause, .. } => named_path_missing(cause),
+            CostError::Parse { .. }
+            | CostError::BadPrice { .. }
+            | CostError::UnknownInstance { .. }
+            | CostError::InvalidInput { .. } => true,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<SimError>() {
+        return match e {
+            SimError::Io { cause, .. } => named_path_missing(cause),
+            SimError::Json { .. }
+            | SimError::TraceLine { .. }
+            | SimError::Config { .. }
+            | SimError::Shape { .. } => true,
+            SimError::Cost(cost) => user_must_fix(cost),
+            SimError::Plot { .. } => false,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<std::io::Error>() {
+        return named_path_missing(e);
+    }
+    false
 }
 
 /// Builds a rayon pool of `threads` workers (0 or `None`: all cores).

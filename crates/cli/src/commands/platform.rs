@@ -1,4 +1,5 @@
-//! `seqless platform`: the local Lambda platform, until Ctrl-C.
+//! `seqless platform`: the local Lambda platform, until Ctrl-C or SIGTERM (then it drains
+//! and exits 0, as `serve` does).
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -9,7 +10,10 @@ use seqless_platform::{PlatformOptions, PlatformServer};
 use crate::cli::PlatformArgs;
 
 fn seconds(flag: &str, s: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(s).with_context(|| format!("{flag} {s}: not a number of seconds"))
+    match Duration::try_from_secs_f64(s) {
+        Ok(d) => Ok(d),
+        Err(_) => super::usage!("{flag} {s}: not a number of seconds"),
+    }
 }
 
 /// The platform's options from its flags; the function binary defaults to this one.
@@ -28,10 +32,10 @@ pub fn options(args: PlatformArgs) -> Result<PlatformOptions> {
         ttl_secs: args.ttl_secs.max(1),
         worker_exe,
         function_prefix: args.function_prefix,
-        max_concurrency: args.max_concurrency,
+        max_concurrency: args.concurrency,
         queue_bound: args.queue,
-        idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
-        timeout: seconds("--timeout", args.timeout)?,
+        idle_timeout: seconds("--idle-timeout-secs", args.idle_timeout_secs)?,
+        timeout: seconds("--timeout-secs", args.timeout_secs)?,
         memory_mb: args.memory_mb,
         function_memory: args.function_memory,
     })
@@ -44,8 +48,8 @@ pub fn run(args: PlatformArgs) -> Result<()> {
         // The first line of stdout is the endpoint, for scripts and tests.
         println!("listening on {}", platform.endpoint());
         std::io::stdout().flush()?;
-        tokio::signal::ctrl_c().await?;
-        eprintln!("stopping: killing function processes");
+        seqless_server::shutdown_signal().await;
+        eprintln!("stopping: draining the Invoke API, then stopping function processes");
         platform.shutdown().await;
         anyhow::Ok(())
     })

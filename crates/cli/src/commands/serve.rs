@@ -10,7 +10,7 @@ use seqless_server::{
     ApiToken, Batching, Engine, Metrics, Service, ServiceLimits, serve, shutdown_signal,
 };
 
-use crate::cli::ServeArgs;
+use crate::cli::{Mode, ServeArgs};
 
 /// The model's name in `GET /v1/models`: its directory's name.
 fn model_name(args: &ServeArgs) -> String {
@@ -35,18 +35,28 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let rt = super::exec::runtime()?;
     rt.block_on(async {
         let metrics = Arc::new(Metrics::new());
-        let engine = if args.exec.mode == "serverless" {
-            // The functions hold the weights; the master needs only the config.
-            let config = ModelConfig::load(&args.model.join(CONFIG_FILE))?;
-            Engine::Serverless(Box::new(
-                super::exec::coordinator(&args.model, config, &args.exec).await?,
-            ))
-        } else {
-            let batching = Batching {
-                max: args.batch_max,
-                wait: Duration::from_millis(args.batch_wait_ms),
-            };
-            Engine::monolithic(TfilmModel::load(&args.model)?, Some(batching), &metrics)
+        let engine = match args.exec.mode {
+            Mode::Serverless => {
+                // The functions hold the weights; the master needs only the config.
+                let config = ModelConfig::load(&args.model.join(CONFIG_FILE))?;
+                let exec = &args.exec;
+                Engine::Serverless(Box::new(
+                    super::exec::service_coordinator(
+                        &args.model,
+                        config,
+                        &exec.plan,
+                        &exec.serverless,
+                    )
+                    .await?,
+                ))
+            }
+            Mode::Monolithic => {
+                let batching = Batching {
+                    max: args.batching.batch_max,
+                    wait: Duration::from_millis(args.batching.batch_wait_ms),
+                };
+                Engine::monolithic(TfilmModel::load(&args.model)?, Some(batching), &metrics)
+            }
         };
         let mode = engine.mode();
         let auth = if token.is_some() {

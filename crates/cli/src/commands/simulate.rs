@@ -102,25 +102,20 @@ fn shape_model(
     if let Some(dir) = &args.model {
         let model = load_model_config(dir)?;
         config.max_len = config.max_len.min(model.max_len);
-        let limits = Limits {
-            function_memory_mb: args.memory_mb,
-            max_splits: args.max_splits,
-            min_rows_per_split: args.min_rows_per_split,
-            max_value_bytes: None,
-        };
-        let plan_name = match args.plan {
+        let limits = args.plan.limits()?;
+        let plan_name = match args.plan.plan {
             PlanKind::Fused => "fused",
             PlanKind::Paper => "paper",
         };
         let label = format!(
             "the {plan_name} plan of {} at {} MB",
             dir.display(),
-            args.memory_mb
+            args.plan.memory_mb
         );
         let shape = PlanShape {
             config: model,
-            kind: args.plan,
-            splits: args.splits,
+            kind: args.plan.plan,
+            splits: args.plan.splits,
             limits,
         };
         return Ok((Box::new(shape), label));

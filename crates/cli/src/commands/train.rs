@@ -8,8 +8,9 @@ use seqless_model::config::{FORMAT, parse_layers};
 use seqless_model::train::{
     EpochReport, TrainNet, TrainOptions, TrainProgress, load_examples, train,
 };
-use seqless_model::{CONFIG_FILE, GateActivation, ModelConfig, Modulation, WEIGHTS_FILE};
+use seqless_model::{CONFIG_FILE, ModelConfig, WEIGHTS_FILE};
 
+use super::usage;
 use crate::cli::{ArchArgs, InitArgs, TrainArgs};
 
 /// Draws one indicatif bar per epoch with the running loss and accuracy.
@@ -61,21 +62,79 @@ fn model_config(arch: &ArchArgs, labels: Vec<String>) -> Result<ModelConfig> {
         vocab_size: seqless_model::config::BYTE_VOCAB,
         embed_dim: arch.embed_dim,
         layers: parse_layers(&arch.layers)?,
-        modulation: if arch.modulation == "affine" {
-            Modulation::Affine
-        } else {
-            Modulation::Scale
-        },
-        gate_activation: if arch.gate == "hard_sigmoid" {
-            GateActivation::HardSigmoid
-        } else {
-            GateActivation::Sigmoid
-        },
+        modulation: arch.modulation,
+        gate_activation: arch.gate,
         labels,
         max_len: arch.max_len,
     };
     config.validate()?;
     Ok(config)
+}
+
+/// Refuses an `--out` that cannot become a model directory: an existing file, or a path under
+/// one. Checked before anything is read or written, so a refusal leaves no files.
+fn check_out_dir(out: &Path) -> Result<()> {
+    let mut existing = Some(out);
+    while let Some(path) = existing {
+        if path.as_os_str().is_empty() {
+            break;
+        }
+        if path.exists() {
+            if !path.is_dir() {
+                usage!(
+                    "--out {}: {} is a file, not a directory; give a new or existing directory",
+                    out.display(),
+                    path.display()
+                );
+            }
+            break;
+        }
+        existing = path.parent();
+    }
+    Ok(())
+}
+
+/// Refuses training options that cannot train: every one is checked before the data is
+/// read or a worker starts, so a long run never fails late on a flag.
+fn check_train_options(args: &TrainArgs) -> Result<()> {
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        usage!(
+            "--lr {}: the learning rate must be a finite number above 0",
+            args.lr
+        );
+    }
+    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
+        usage!(
+            "--weight-decay {}: must be a finite number of at least 0",
+            args.weight_decay
+        );
+    }
+    if args.batch_size == 0 {
+        usage!("--batch-size 0: a batch needs at least 1 document");
+    }
+    if args.epochs == 0 {
+        usage!("--epochs 0: training needs at least 1 epoch");
+    }
+    if !(args.valid_fraction > 0.0 && args.valid_fraction < 1.0) {
+        usage!(
+            "--valid-fraction {}: must be above 0 and below 1 (some data to validate on, some to train on)",
+            args.valid_fraction
+        );
+    }
+    if let Some(dir) = &args.init_from
+        && !dir.join(CONFIG_FILE).is_file()
+    {
+        usage!(
+            "--init-from {}: no {CONFIG_FILE} there; give a model directory",
+            dir.display()
+        );
+    }
+    // The architecture flags, with stand-in labels: the real ones come from the data.
+    model_config(&args.arch, vec!["a".into(), "b".into()])?;
+    if args.threads == Some(0) {
+        usage!("--threads 0: give at least 1, or leave it out for all cores");
+    }
+    check_out_dir(&args.out)
 }
 
 /// Writes a model directory: config and weights.
@@ -92,11 +151,9 @@ pub fn init(args: InitArgs) -> Result<()> {
     labels.sort();
     labels.dedup();
     if labels.len() < 2 {
-        return Err(seqless_model::ModelError::Input(
-            "--labels needs at least two distinct labels".into(),
-        )
-        .into());
+        usage!("--labels needs at least two distinct labels");
     }
+    check_out_dir(&args.out)?;
     let config = model_config(&args.arch, labels)?;
     let net = TrainNet::init(&config, args.seed)?;
     write_model_dir(&args.out, &config, &net)?;
@@ -115,6 +172,7 @@ pub fn init(args: InitArgs) -> Result<()> {
 
 /// Runs `seqless train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    check_train_options(&args)?;
     let examples = load_examples(&args.data, true)?;
     let mut labels: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
     labels.sort();

@@ -7,6 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::Region;
+use aws_sdk_lambda::config::ProvideCredentials;
 use aws_sdk_lambda::config::http::HttpResponse;
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
@@ -18,6 +19,9 @@ use crate::error::FunctionError;
 use crate::lambda_api::{InvokeReply, api_error};
 use seqless_wire::lambda::function_name;
 use seqless_wire::{InvocationMeta, StageEvent, StageKind, StageResult};
+
+/// What to do when the SDK's credential chain finds nothing.
+const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance or task role applies";
 
 /// The region when neither `--region` nor the environment or profile names one.
 const DEFAULT_REGION: &str = "us-east-1";
@@ -78,6 +82,15 @@ impl LambdaInvoker {
         }
         // The loader's own region chain (environment, profile, IMDS) uses the client above.
         let shared = loader.load().await;
+        // Resolved once here, so a machine without credentials is told so in one line at
+        // startup rather than by the SDK's error chain at the first invocation.
+        let credentials = match shared.credentials_provider() {
+            Some(provider) => provider.provide_credentials().await.ok(),
+            None => None,
+        };
+        if credentials.is_none() {
+            return Err(FunctionError::permanent(NO_CREDENTIALS));
+        }
         let mut config = aws_sdk_lambda::config::Builder::from(&shared);
         if shared.region().is_none() {
             config = config.region(Region::new(DEFAULT_REGION));

@@ -260,9 +260,9 @@ pub fn train(
         .sum();
     if let Some(dir) = &options.checkpoint_dir {
         // The config never changes during a run: write it once, the weights every epoch.
-        std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+        std::fs::create_dir_all(dir).map_err(|cause| ModelError::Io {
             path: dir.clone(),
-            source,
+            cause,
         })?;
         config.save(&dir.join(crate::CONFIG_FILE))?;
     }
