@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use seqless_model::ModelConfig;
-use seqless_model::kernels::conv_input_span;
+use seqless_model::kernels::{CONV_TILE_ROWS, conv_input_span};
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::{LayerGeometry, split_blocks};
@@ -162,7 +162,7 @@ fn conv_memory(config: &ModelConfig, layer: usize, out_rows: usize) -> u64 {
     let in_bytes = in_rows * config.in_channels(layer) as u64 * F32;
     let out_bytes = out_rows as u64 * cfg.channels as u64 * F32;
     // Input as read plus its modulated/embedded copy, the output, and per-thread tiles.
-    2 * in_bytes + 2 * out_bytes + 4 * 512 * cfg.channels as u64 * F32
+    2 * in_bytes + 2 * out_bytes + 4 * CONV_TILE_ROWS as u64 * cfg.channels as u64 * F32
 }
 
 fn mb(bytes: u64) -> u64 {
