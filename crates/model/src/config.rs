@@ -28,12 +28,19 @@ pub struct LayerConfig {
 impl LayerConfig {
     /// Zero rows the "same" convolution reads before the first row: `(k-1) div 2`.
     pub fn pad_left(&self) -> usize {
-        (self.kernel - 1) / 2
+        Self::same_padding(self.kernel).0
     }
 
     /// Zero rows the "same" convolution reads after the last row: `k-1-left`.
     pub fn pad_right(&self) -> usize {
-        self.kernel - 1 - self.pad_left()
+        Self::same_padding(self.kernel).1
+    }
+
+    /// `(left, right)` zero rows of a "same" convolution of width `kernel` (at least 1),
+    /// PyTorch's split: the extra row of an even kernel goes on the right.
+    pub fn same_padding(kernel: usize) -> (usize, usize) {
+        let left = (kernel - 1) / 2;
+        (left, kernel - 1 - left)
     }
 }
 

@@ -9,13 +9,16 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::config::GateActivation;
+use crate::config::LayerConfig;
 use crate::error::{ModelError, Result};
 use crate::weights::{AffineWeights, ConvWeights, LstmWeights};
 
+pub mod lstm;
+mod vmath;
+
 /// Conv output rows computed per GEMM call: large enough to amortise packing, small enough
 /// that the `[tile, C_out]` result stays in L2 before it is pooled.
-const CONV_TILE_ROWS: usize = 512;
+pub const CONV_TILE_ROWS: usize = 512;
 
 /// Step 2: `x_0 = embedding[ids]`, `[ids.len(), E]`.
 pub fn embed(embedding: &[f32], embed_dim: usize, ids: &[u16]) -> Vec<f32> {
@@ -70,8 +73,7 @@ pub fn conv_pool_relu(
     out_rows: Range<usize>,
 ) -> Result<Vec<f32>> {
     let (c_in, c_out, k) = (conv.in_channels, conv.out_channels, conv.kernel);
-    let left = (k - 1) / 2;
-    let right = k - 1 - left;
+    let (left, right) = LayerConfig::same_padding(k);
     if !input.rows.len().is_multiple_of(c_in) {
         return Err(ModelError::Shape(format!(
             "input holds {} values, not a whole number of {c_in}-channel rows",
@@ -168,7 +170,7 @@ fn conv_tile(
     rows: Range<usize>,
 ) -> Vec<f32> {
     let (c_in, c_out, k) = (conv.in_channels, conv.out_channels, conv.kernel);
-    let left = (k - 1) / 2;
+    let (left, _) = LayerConfig::same_padding(k);
     // Window of input rows this tile reads, in signed global coordinates.
     let lo = rows.start as isize - left as isize;
     let hi = lo + (rows.len() + k - 1) as isize;
@@ -350,61 +352,15 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-fn gate(kind: GateActivation, x: f32) -> f32 {
-    match kind {
-        GateActivation::Sigmoid => sigmoid(x),
-        GateActivation::HardSigmoid => (0.2 * x + 0.5).clamp(0.0, 1.0),
-    }
-}
-
 impl LstmWeights {
-    /// The recurrent half of one PyTorch LSTM step (gate order i, f, g, o): `gates` holds
-    /// `W_ih s + b_ih + b_hh` on entry.
-    fn recur(&self, gates: &mut [f32], state: &mut LstmState) {
-        let c = self.hidden;
-        // gates += h @ W_hh^T, with W_hh `[4c, c]` read transposed through its strides.
-        gemm_accumulate(
-            gates,
-            Operand {
-                data: &state.h,
-                row_stride: c,
-                col_stride: 1,
-            },
-            Operand {
-                data: &self.weight_hh,
-                row_stride: 1,
-                col_stride: c,
-            },
-            1,
-            4 * c,
-            c,
-        );
-        for j in 0..c {
-            let i = gate(self.gate, gates[j]);
-            let f = gate(self.gate, gates[c + j]);
-            let g = gates[2 * c + j].tanh();
-            let o = gate(self.gate, gates[3 * c + j]);
-            state.c[j] = f * state.c[j] + i * g;
-            state.h[j] = o * state.c[j].tanh();
-        }
-    }
-
     /// Step 3, bullet 5: `h_1..h_B = LSTM(s_1..s_B)` from the zero state, `[B, C]`.
     ///
-    /// The input projections of all blocks are one GEMM; only the recurrence is sequential.
+    /// The input projections of all blocks are one GEMM; only the recurrence
+    /// ([`lstm::run`]) is sequential.
     pub fn run(&self, block_max: &[f32]) -> Vec<f32> {
-        let c = self.hidden;
-        let mut projected = linear_rows(block_max, &self.weight_ih, &self.bias);
-        let mut state = LstmState::zero(c);
-        let mut h = Vec::with_capacity(block_max.len());
-        for gates in projected.chunks_exact_mut(4 * c) {
-            self.recur(gates, &mut state);
-            h.extend_from_slice(&state.h);
-        }
+        let projected = linear_rows(block_max, &self.weight_ih, &self.bias);
+        let mut h = vec![0.0; block_max.len()];
+        lstm::run(&self.weight_hh, self.gate, &projected, &mut h);
         h
     }
 }

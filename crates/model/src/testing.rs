@@ -133,7 +133,7 @@ pub fn naive_logits(config: &ModelConfig, t: &Tensors, bytes: &[u8]) -> Vec<f64>
         let (c_out, c_in, k) = (layer.channels, config.in_channels(l), layer.kernel);
         let w = get(&format!("{p}.conv.weight"));
         let bias = get(&format!("{p}.conv.bias"));
-        let left = (k - 1) / 2;
+        let left = layer.pad_left();
         let len = x.len();
         let conv: Vec<Vec<f64>> = (0..len)
             .map(|ti| {

@@ -6,6 +6,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::{BYTE_VOCAB, GateActivation, ModelConfig, Modulation};
 use crate::error::{ModelError, Result};
+use crate::kernels::lstm::RecurrentWeights;
 
 /// Every tensor a config implies, with its PyTorch shape, in file order (docs/design.md §1).
 ///
@@ -86,8 +87,8 @@ pub struct LstmWeights {
     pub hidden: usize,
     /// `[4C, C]`, row-major.
     pub weight_ih: Vec<f32>,
-    /// `[4C, C]`, row-major.
-    pub weight_hh: Vec<f32>,
+    /// `W_hh`, packed once here for the recurrence's GEMV.
+    pub weight_hh: RecurrentWeights,
     /// `bias_ih + bias_hh`, `[4C]`: the two always appear summed.
     pub bias: Vec<f32>,
     /// Gate non-linearity.
@@ -214,7 +215,10 @@ impl Weights {
                 let lstm = LstmWeights {
                     hidden: c,
                     weight_ih: take(&format!("{p}.tfilm.lstm.weight_ih")),
-                    weight_hh: take(&format!("{p}.tfilm.lstm.weight_hh")),
+                    weight_hh: RecurrentWeights::pack(
+                        &take(&format!("{p}.tfilm.lstm.weight_hh")),
+                        c,
+                    ),
                     bias: bias_ih.iter().zip(&bias_hh).map(|(a, b)| a + b).collect(),
                     gate: config.gate_activation,
                 };

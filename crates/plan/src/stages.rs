@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use seqless_model::ModelConfig;
-use seqless_model::kernels::conv_input_span;
+use seqless_model::kernels::{CONV_TILE_ROWS, conv_input_span};
 
 use crate::geometry::{LayerGeometry, split_blocks};
 use crate::traffic::{conv_value_bytes, f32_bytes};
@@ -22,7 +22,7 @@ fn conv_memory(config: &ModelConfig, layer: usize, out_rows: usize) -> u64 {
     let in_bytes = f32_bytes(in_rows, config.in_channels(layer));
     let out_bytes = f32_bytes(out_rows, cfg.channels);
     // Input as read plus its modulated/embedded copy, the output, and per-thread tiles.
-    2 * in_bytes + 2 * out_bytes + 4 * f32_bytes(512, cfg.channels)
+    2 * in_bytes + 2 * out_bytes + 4 * f32_bytes(CONV_TILE_ROWS, cfg.channels)
 }
 
 fn mb(bytes: u64) -> u64 {
