@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
+mod baseline;
 mod bench_calibrate;
 mod bench_forward;
 mod bench_load;
@@ -8,7 +9,7 @@ mod bench_serverless;
 mod bench_store;
 mod classify;
 mod cost;
-mod data_langid;
+mod data;
 mod eval;
 mod exec;
 mod function;
@@ -35,7 +36,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Load(args)) => bench_load::run(args),
         Command::Bench(BenchCommand::Platform(args)) => bench_platform::run(args),
         Command::Bench(BenchCommand::Calibrate(args)) => bench_calibrate::run(args),
-        Command::Data(DataCommand::Langid(args)) => data_langid::run(args),
+        Command::Data(DataCommand::Langid(args)) => data::langid(args),
+        Command::Data(DataCommand::Codelang(args)) => data::codelang(args),
+        Command::Baseline(args) => baseline::run(args),
         Command::Cost(args) => cost::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Serve(args) => serve::run(args),
