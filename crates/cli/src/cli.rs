@@ -26,7 +26,11 @@ impl Command {
         match self {
             #[cfg(feature = "train")]
             Self::Train(_) | Self::Init(_) | Self::Eval(_) => true,
-            Self::Classify(_) | Self::Data(_) | Self::Cost(_) | Self::Simulate(_) => true,
+            Self::Classify(_)
+            | Self::Data(_)
+            | Self::Baseline(_)
+            | Self::Cost(_)
+            | Self::Simulate(_) => true,
             _ => false,
         }
     }
@@ -53,6 +57,8 @@ pub enum Command {
     /// Build data sets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Score the fixed baseline (byte n-gram naive Bayes, tuned on a validation file).
+    Baseline(BaselineArgs),
     /// Price serving: the paper's arithmetic (--paper) or the full model, with break-even.
     Cost(CostArgs),
     /// Simulate serverless functions against instances on one seeded trace, with plots.
@@ -723,6 +729,49 @@ pub struct BenchForwardArgs {
 pub enum DataCommand {
     /// Build the language-identification data set from the lingua crates' test sentences.
     Langid(LangidArgs),
+    /// Build the source-language data set: whole files from installed Debian packages,
+    /// held out by package (docs/codelang.md).
+    Codelang(CodelangArgs),
+}
+
+/// `seqless data codelang`.
+#[derive(Debug, Args)]
+pub struct CodelangArgs {
+    /// Directory to write train.jsonl, valid.jsonl, test.jsonl and train-windows.jsonl into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// File-system root the listed packages are installed under.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Seed of the file sample, the package split and the training windows.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Most documents taken from one package.
+    #[arg(long, default_value_t = 16)]
+    pub per_package: usize,
+    /// Longest training window, in bytes (whole lines).
+    #[arg(long, default_value_t = 2048)]
+    pub window: usize,
+    /// Training windows cut from each training document.
+    #[arg(long, default_value_t = 1)]
+    pub windows_per_doc: usize,
+}
+
+/// `seqless baseline`.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Training documents (JSON lines, CSV or TSV).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Validation documents: choose the smoothing and n-gram order.
+    #[arg(long)]
+    pub valid: PathBuf,
+    /// Test documents: the reported scores.
+    #[arg(long)]
+    pub test: PathBuf,
+    /// Print JSON instead of a report.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `seqless data langid`.

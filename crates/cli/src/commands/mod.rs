@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
+mod baseline;
 mod bench_calibrate;
 mod bench_forward;
 mod bench_load;
@@ -9,7 +10,7 @@ mod bench_serverless;
 mod bench_store;
 mod classify;
 mod cost;
-mod data_langid;
+mod data;
 #[cfg(feature = "train")]
 mod eval;
 mod exec;
@@ -44,7 +45,9 @@ pub fn run(cli: Cli) -> Result<()> {
         #[cfg(feature = "platform")]
         Command::Bench(BenchCommand::Platform(args)) => bench_platform::run(args),
         Command::Bench(BenchCommand::Calibrate(args)) => bench_calibrate::run(args),
-        Command::Data(DataCommand::Langid(args)) => data_langid::run(args),
+        Command::Data(DataCommand::Langid(args)) => data::langid(args),
+        Command::Data(DataCommand::Codelang(args)) => data::codelang(args),
+        Command::Baseline(args) => baseline::run(args),
         Command::Cost(args) => cost::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Serve(args) => serve::run(args),
