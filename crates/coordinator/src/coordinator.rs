@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use seqless_cost::{Arch, Pricing};
 use seqless_functions::{ErrorKind, FunctionError, Invoker, ModelFingerprint, StageEvent};
-use seqless_model::error::InputLenError;
+use seqless_model::InputLenError;
 use seqless_model::{ModelConfig, Prediction, tokenizer};
 use seqless_plan::{INPUT_KEY, Limits, PlanError, PlanKind, Splits, StageKind, plan};
 use seqless_store::{QueryId, StoreError, StoredTensor, TensorStore};

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{InputLenError, ModelError, Result};
+use crate::error::{ModelError, Result};
 
 /// The only config format this crate reads; bumped when the maths changes.
 pub const FORMAT: &str = "seqless-tfilm/1";

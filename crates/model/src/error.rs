@@ -71,29 +71,6 @@ pub enum ModelError {
     Candle(#[from] candle_core::Error),
 }
 
-/// A query whose length the model cannot take. Typed, so the planner and the coordinator
-/// carry it as it is and a caller can tell it from other refusals.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InputLenError {
-    /// No bytes at all.
-    #[error("the text is empty")]
-    Empty,
-    /// More bytes than the model's `max_len`.
-    #[error("the text is {len} bytes, over this model's max_len of {max_len} bytes")]
-    TooLong {
-        /// The query's length, bytes.
-        len: usize,
-        /// The model's bound.
-        max_len: usize,
-    },
-}
-
-impl From<InputLenError> for ModelError {
-    fn from(err: InputLenError) -> Self {
-        Self::Input(err.to_string())
-    }
-}
-
 /// Shorthand used throughout the crate.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 

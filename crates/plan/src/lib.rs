@@ -31,7 +31,7 @@ pub use seqless_wire::{FilmSource, RowSource, Stage, StageKind, StageOp};
 pub use stages::plan;
 pub use traffic::{F32_BYTES, StageTraffic, TOKEN_ID_BYTES, f32_bytes};
 
-use seqless_model::error::InputLenError;
+use seqless_model::InputLenError;
 use serde::{Deserialize, Serialize};
 
 /// Which stage graph to build.

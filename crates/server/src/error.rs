@@ -90,7 +90,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (message, request_id) = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
-            let request_id = format!("{:032x}", rand::random::<u128>());
+            let request_id = uuid::Uuid::new_v4().simple().to_string();
             tracing::error!(%request_id, code = self.code, message = %self.message, "internal error");
             (INTERNAL_MESSAGE.to_owned(), Some(request_id))
         } else {

@@ -7,9 +7,9 @@ use crate::{SimError, SimReport, Sweep, plot};
 /// Writes `contents` to `dir/name`, naming the file in any error; returns the path.
 fn write(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, SimError> {
     let path = dir.join(name);
-    std::fs::write(&path, contents).map_err(|source| SimError::Io {
+    std::fs::write(&path, contents).map_err(|cause| SimError::Io {
         path: path.clone(),
-        source,
+        cause,
     })?;
     Ok(path)
 }
@@ -21,9 +21,9 @@ pub fn write_outputs(
     report: &SimReport,
     sweep: Option<&Sweep>,
 ) -> Result<Vec<PathBuf>, SimError> {
-    std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
+    std::fs::create_dir_all(dir).map_err(|cause| SimError::Io {
         path: dir.to_path_buf(),
-        source,
+        cause,
     })?;
     let mut written = vec![
         write(dir, "report.json", &(report.to_json() + "\n"))?,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use seqless_model::{CONFIG_FILE, ModelConfig};
-use seqless_plan::{Limits, PlanKind};
+use seqless_plan::PlanKind;
 use seqless_sim::{
     ArrivalProcess, LengthDistribution, LoadLevel, PlanShape, ShapeModel, SimConfig, SyntheticShape,
 };
