@@ -115,7 +115,7 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_both_plan
     for (plan, splits) in [(PlanKind::Fused, 3), (PlanKind::Paper, 2)] {
         let coordinator = coordinator(
             &cfg,
-            fingerprint(dir.path()),
+            fingerprint(dir.path()).expect("model fingerprint"),
             &redis,
             &platform,
             plan,
@@ -306,7 +306,7 @@ async fn processes_stay_within_the_concurrency_limit_and_idle_ones_are_reaped() 
     let platform = PlatformServer::start(opts).await.unwrap();
     let coordinator = coordinator(
         &cfg,
-        fingerprint(dir.path()),
+        fingerprint(dir.path()).expect("model fingerprint"),
         &redis,
         &platform,
         PlanKind::Fused,
@@ -381,7 +381,7 @@ async fn a_process_killed_mid_invocation_fails_it_and_the_next_query_succeeds() 
 
     let coordinator = coordinator(
         &cfg,
-        fingerprint(dir.path()),
+        fingerprint(dir.path()).expect("model fingerprint"),
         &redis,
         &platform,
         PlanKind::Fused,
