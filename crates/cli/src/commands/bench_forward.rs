@@ -281,9 +281,13 @@ pub fn run(args: BenchForwardArgs) -> Result<()> {
                 })
             })
             .collect();
-        let total = |key: &str| -> f64 { layers.iter().map(|v| v[key].as_f64().unwrap_or(0.0)).sum() };
-        let (conv_ms, lstm_ms, roofline_ms) =
-            (total("conv_ms"), total("lstm_ms"), total("lstm_roofline_ms"));
+        let total =
+            |key: &str| -> f64 { layers.iter().map(|v| v[key].as_f64().unwrap_or(0.0)).sum() };
+        let (conv_ms, lstm_ms, roofline_ms) = (
+            total("conv_ms"),
+            total("lstm_ms"),
+            total("lstm_roofline_ms"),
+        );
         let (stats_ms, film_ms) = (total("stats_ms"), total("film_ms"));
         let flops = model.config.conv_flops(padded);
         // Two rates: the conv layers alone (what the GEMM peak bounds), and the conv FLOPs
@@ -317,7 +321,14 @@ pub fn run(args: BenchForwardArgs) -> Result<()> {
         );
         println!(
             "{:>6} {:>7} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12}",
-            "layer", "blocks", "conv_ms", "stats_ms", "lstm_ms", "film_ms", "roofline_ms", "of_roofline"
+            "layer",
+            "blocks",
+            "conv_ms",
+            "stats_ms",
+            "lstm_ms",
+            "film_ms",
+            "roofline_ms",
+            "of_roofline"
         );
         for v in &layers {
             println!(

@@ -69,7 +69,11 @@ impl RecurrentWeights {
 
     fn check_shapes(&self, h: &[f32], gates: &[f32]) {
         assert_eq!(h.len(), self.hidden, "h has C values");
-        assert_eq!(gates.len(), self.padded_rows(), "gates has the padded 4C rows");
+        assert_eq!(
+            gates.len(),
+            self.padded_rows(),
+            "gates has the padded 4C rows"
+        );
     }
 }
 
@@ -176,10 +180,7 @@ fn recurrence<const FMA: bool>(
     let c = weights.hidden;
     let mut state = LstmState::zero(c);
     let mut gates = vec![0.0; weights.padded_rows()];
-    for (input, h) in projected
-        .chunks_exact(4 * c)
-        .zip(h_out.chunks_exact_mut(c))
-    {
+    for (input, h) in projected.chunks_exact(4 * c).zip(h_out.chunks_exact_mut(c)) {
         gates[..4 * c].copy_from_slice(input);
         gemv::<FMA>(&weights.panels, &state.h, &mut gates);
         cell_update_with::<FMA>(kind, &gates, &mut state);
@@ -189,12 +190,7 @@ fn recurrence<const FMA: bool>(
 
 /// `h_1..h_B` from the zero state, given each block's input projection `W_ih s_j + b`
 /// (`projected`, `[B, 4C]`); writes `[B, C]` into `h_out`.
-pub fn run(
-    weights: &RecurrentWeights,
-    kind: GateActivation,
-    projected: &[f32],
-    h_out: &mut [f32],
-) {
+pub fn run(weights: &RecurrentWeights, kind: GateActivation, projected: &[f32], h_out: &mut [f32]) {
     let c = weights.hidden;
     assert!(c > 0 && projected.len() / (4 * c) == h_out.len() / c);
     recurrence_best(weights, kind, projected, h_out)
@@ -207,7 +203,12 @@ mod tests {
     /// `W x` in f64 from the PyTorch layout.
     fn matvec(w: &[f32], x: &[f32]) -> Vec<f64> {
         w.chunks_exact(x.len())
-            .map(|row| row.iter().zip(x).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum())
+            .map(|row| {
+                row.iter()
+                    .zip(x)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum()
+            })
             .collect()
     }
 
@@ -224,9 +225,15 @@ mod tests {
             packed.gemv_accumulate(&h, &mut gates);
             let want = matvec(&w, &h);
             for (r, (&got, want)) in gates.iter().zip(&want).enumerate() {
-                assert!((f64::from(got) - 0.5 - want).abs() < 1e-5, "C={hidden} row {r}");
+                assert!(
+                    (f64::from(got) - 0.5 - want).abs() < 1e-5,
+                    "C={hidden} row {r}"
+                );
             }
-            assert!(gates[4 * hidden..].iter().all(|&g| g == 0.5), "padding rows stay zero");
+            assert!(
+                gates[4 * hidden..].iter().all(|&g| g == 0.5),
+                "padding rows stay zero"
+            );
         }
     }
 
@@ -236,7 +243,9 @@ mod tests {
         let w: Vec<f32> = (0..4 * hidden * hidden)
             .map(|i| (i as f32 * 0.61).cos() * 0.9)
             .collect();
-        let projected: Vec<f32> = (0..2 * 4 * hidden).map(|i| (i as f32 * 0.23).sin()).collect();
+        let projected: Vec<f32> = (0..2 * 4 * hidden)
+            .map(|i| (i as f32 * 0.23).sin())
+            .collect();
         let packed = RecurrentWeights::pack(&w, hidden);
         let mut h_out = vec![0.0; 2 * hidden];
         run(&packed, GateActivation::Sigmoid, &projected, &mut h_out);
@@ -255,7 +264,11 @@ mod tests {
                 c[j] = f * c[j] + i * g;
                 h[j] = o * c[j].tanh();
                 let got = f64::from(h_out[block * hidden + j]);
-                assert!((got - h[j]).abs() < 1e-6, "block {block} unit {j}: {got} vs {}", h[j]);
+                assert!(
+                    (got - h[j]).abs() < 1e-6,
+                    "block {block} unit {j}: {got} vs {}",
+                    h[j]
+                );
             }
         }
     }
