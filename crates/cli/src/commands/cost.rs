@@ -235,6 +235,29 @@ pub fn parse_stage(spec: &str) -> Result<StageUsage> {
     })
 }
 
+/// Sums `--hourly NAME[:COUNT]` charges, each priced by name in the price list.
+pub fn other_hourly_usd(pricing: &Pricing, specs: &[String]) -> Result<f64> {
+    specs.iter().try_fold(0.0, |sum, spec| {
+        let (name, count) = match spec.split_once(':') {
+            Some((name, count)) => {
+                let count: f64 = count
+                    .parse()
+                    .ok()
+                    .filter(|c: &f64| c.is_finite() && *c >= 0.0)
+                    .with_context(|| {
+                        format!("--hourly {spec:?}: count {count:?} is not a number >= 0")
+                    })?;
+                (name, count)
+            }
+            None => (spec.as_str(), 1.0),
+        };
+        let hourly = pricing
+            .hourly(name)
+            .with_context(|| format!("--hourly {spec:?}"))?;
+        Ok(sum + hourly * count)
+    })
+}
+
 /// Loads `--pricing FILE`, or the embedded default prices.
 pub fn load_pricing(path: Option<&Path>) -> Result<Pricing> {
     match path {
@@ -333,6 +356,7 @@ pub fn run(args: CostArgs) -> Result<()> {
         hours: args.hours,
         store_bytes_per_query: args.store_bytes_per_query.or(measured_store).unwrap_or(0),
         cross_az_fraction: args.cross_az_fraction,
+        other_hourly_usd: other_hourly_usd(&pricing, &args.hourly)?,
     };
     let cost = FullCost::compute(&pricing, &input)?;
     let hourly_usd = match args.instance_hourly {
@@ -441,6 +465,31 @@ mod tests {
         ] {
             let err = parse_stage(bad).unwrap_err().to_string();
             assert!(err.contains("--stage"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn hourly_charges_are_priced_by_name_and_count() {
+        let pricing = Pricing::default();
+        let endpoint = pricing.hourly("vpc-interface-endpoint-az").unwrap();
+        let secret = pricing.hourly("secretsmanager-secret").unwrap();
+        let specs = [
+            "vpc-interface-endpoint-az:2".to_owned(),
+            "secretsmanager-secret".to_owned(),
+        ];
+        let sum = other_hourly_usd(&pricing, &specs).unwrap();
+        assert!((sum - (2.0 * endpoint + secret)).abs() < 1e-12);
+        assert_eq!(other_hourly_usd(&pricing, &[]).unwrap(), 0.0);
+        for bad in [
+            "nat:1",
+            "vpc-interface-endpoint-az:x",
+            "vpc-interface-endpoint-az:-1",
+        ] {
+            let err = format!(
+                "{:#}",
+                other_hourly_usd(&pricing, &[bad.to_owned()]).unwrap_err()
+            );
+            assert!(err.contains("--hourly"), "{bad}: {err}");
         }
     }
 
