@@ -15,8 +15,23 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The command line, with `function` supplied when this binary runs as a Lambda
+/// `bootstrap`: the deployment zip ships this one binary under that name, so it must
+/// know to be the function process without being told.
+fn arguments() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let named_bootstrap = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        == Some(seqless_functions::runtime::LAMBDA_BOOTSTRAP.as_ref());
+    if named_bootstrap && args.len() == 1 {
+        args.push("function".into());
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(arguments());
     if cli.command.is_one_shot() {
         stop_quietly_on_closed_pipe();
     }

@@ -13,7 +13,8 @@
 //!   handler in function processes through the Lambda Invoke API; [`lambda_api`] holds the
 //!   wire shapes both ends of that API share (error bodies, the REPORT billing line).
 //! - `runtime` (feature `runtime`): the function process's entry point on the Lambda
-//!   Runtime API, the same binary on AWS Lambda and on the local platform.
+//!   Runtime API, the same binary on AWS Lambda and on the local platform; `store_secret`
+//!   reads the store's password from AWS Secrets Manager at init.
 //!
 //! [`TensorStore`]: seqless_store::TensorStore
 
@@ -24,6 +25,8 @@ pub mod lambda_api;
 pub mod platform;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(feature = "runtime")]
+pub mod store_secret;
 
 pub use error::{ErrorKind, FunctionError};
 pub use event::{FunctionEvent, InitTimes, InvocationMeta, Ping, StageEvent, StageResult};
