@@ -832,6 +832,10 @@ pub struct CostArgs {
     /// Instance type of the master (a key of the price list's [instances]).
     #[arg(long, group = "full_model", default_value = "paper-master")]
     pub master: String,
+    /// Another hourly charge of the deployment, a key of the price list's [instances]
+    /// times a count, such as vpc-interface-endpoint-az:2 (repeatable).
+    #[arg(long, value_name = "NAME[:COUNT]")]
+    pub hourly: Vec<String>,
     /// Billed INIT of one cold start, ms [default: the trace's mean, else 250].
     #[arg(long, group = "full_model")]
     pub init_ms: Option<u64>,

@@ -21,6 +21,28 @@ use clap::{CommandFactory, FromArgMatches};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The command line, with `function` supplied when this binary runs as a Lambda
+/// `bootstrap`: the deployment zip ships this one binary under that name, so it must
+/// know to be the function process without being told.
+#[cfg(feature = "function")]
+fn arguments() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let named_bootstrap = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        == Some(seqless_functions::runtime::LAMBDA_BOOTSTRAP.as_ref());
+    if named_bootstrap && args.len() == 1 {
+        args.push("function".into());
+    }
+    args
+}
+
+/// Without the function process built in, the command line is taken as it is.
+#[cfg(not(feature = "function"))]
+fn arguments() -> Vec<std::ffi::OsString> {
+    std::env::args_os().collect()
+}
+
 fn main() -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,
@@ -54,7 +76,7 @@ fn parse() -> Result<cli::Cli, ExitCode> {
     let command = cli::Cli::command();
     let parsed = command
         .clone()
-        .try_get_matches()
+        .try_get_matches_from(arguments())
         .and_then(|matches| Ok((cli::Cli::from_arg_matches(&matches)?, matches)));
     let (cli, matches) = match parsed {
         Ok(parsed) => parsed,

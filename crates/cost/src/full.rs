@@ -51,6 +51,11 @@ pub struct FullCostInput {
     /// Fraction of that traffic crossing Availability Zones (0 when the cache and
     /// functions share an AZ, the only case ElastiCache traffic is free).
     pub cross_az_fraction: f64,
+    /// Everything else a deployment pays by the hour whatever the load (VPC endpoints,
+    /// secrets, a NAT gateway), USD per hour, summed. Without it a stack's idle cost
+    /// would be understated by exactly the parts that keep it private.
+    #[serde(default)]
+    pub other_hourly_usd: f64,
 }
 
 /// The prices a [`FullCost`] was computed with, kept in the result so a saved
@@ -67,6 +72,8 @@ pub struct UnitPrices {
     pub master_hourly_usd: f64,
     /// USD per hour of one cache node.
     pub cache_node_hourly_usd: f64,
+    /// USD per hour of everything else paid by the hour.
+    pub other_hourly_usd: f64,
 }
 
 /// One stage's Lambda bill, so a report shows which stage dominates.
@@ -134,6 +141,8 @@ pub struct FullCost {
     pub cache_usd: f64,
     /// Inter-AZ store traffic.
     pub transfer_usd: f64,
+    /// The other hourly charges for the period.
+    pub other_usd: f64,
     /// Sum of all terms.
     pub total_usd: f64,
     /// `total_usd / queries` (0 when there were no queries).
@@ -161,6 +170,7 @@ impl FullCostInput {
         check("hours", self.hours, None)?;
         check("cache_node_hourly_usd", self.cache_node_hourly_usd, None)?;
         check("master_hourly_usd", self.master_hourly_usd, None)?;
+        check("other_hourly_usd", self.other_hourly_usd, None)?;
         check("cross_az_fraction", self.cross_az_fraction, Some(1.0))?;
         for (i, s) in self.stages.iter().enumerate() {
             let field = |name: &str| format!("stages[{i}] ({}).{name}", s.stage);
@@ -191,6 +201,7 @@ impl FullCost {
             inter_az_usd_per_gb: p.data_transfer.inter_az_usd_per_gb,
             master_hourly_usd: input.master_hourly_usd,
             cache_node_hourly_usd: input.cache_node_hourly_usd,
+            other_hourly_usd: input.other_hourly_usd,
         };
         let queries = input.queries as f64;
         let stages: Vec<StageCost> = input
@@ -227,8 +238,14 @@ impl FullCost {
         let store_gb = queries * input.store_bytes_per_query as f64 / 1e9;
         let cross_az_gb = store_gb * input.cross_az_fraction;
         let transfer_usd = cross_az_gb * prices.inter_az_usd_per_gb;
-        let total_usd =
-            requests_usd + duration_usd + init_usd + master_usd + cache_usd + transfer_usd;
+        let other_usd = input.other_hourly_usd * input.hours;
+        let total_usd = requests_usd
+            + duration_usd
+            + init_usd
+            + master_usd
+            + cache_usd
+            + transfer_usd
+            + other_usd;
         let cost_per_query_usd = if input.queries == 0 {
             0.0
         } else {
@@ -254,6 +271,7 @@ impl FullCost {
             master_usd,
             cache_usd,
             transfer_usd,
+            other_usd,
             total_usd,
             cost_per_query_usd,
             cost_per_million_queries_usd: cost_per_query_usd * 1e6,
@@ -303,10 +321,11 @@ impl FullCost {
         }
     }
 
-    /// The master's and cache's price per hour, paid whatever the load.
+    /// The master's, cache's and other hourly charges per hour, paid whatever the load.
     pub fn fixed_usd_per_hour(&self) -> f64 {
         self.prices.master_hourly_usd
             + f64::from(self.cache_nodes) * self.prices.cache_node_hourly_usd
+            + self.prices.other_hourly_usd
     }
 
     /// The steady load, queries per second, at which this deployment's hourly
@@ -374,6 +393,12 @@ impl FullCost {
                 format!("${} per cross-AZ GB", p.inter_az_usd_per_gb),
                 self.transfer_usd,
             ),
+            (
+                "Other hourly".to_string(),
+                hours.clone(),
+                format!("${} per h", p.other_hourly_usd),
+                self.other_usd,
+            ),
         ];
         let mut out = format!(
             "{:<26} {:<36} {:<24} {:>14}\n",
@@ -406,7 +431,8 @@ impl FullCost {
         }
         out += "\nNot billed: ElastiCache requests, same-AZ store traffic.\n\
                 Not modelled: the free tier, tiered GB-s discounts, ephemeral storage \
-                above 512 MB, NAT gateway and CloudWatch Logs charges.\n";
+                above 512 MB, CloudWatch Logs charges; NAT gateways, VPC endpoints and \
+                secrets only when given as other hourly charges.\n";
         out
     }
 
@@ -439,6 +465,7 @@ mod tests {
             hours: 1.0,
             store_bytes_per_query: 0,
             cross_az_fraction: 0.0,
+            other_hourly_usd: 0.0,
         }
     }
 
@@ -448,7 +475,10 @@ mod tests {
         let paper = paper_cost();
         assert!((cost.requests_usd - paper.lambda_requests_usd).abs() < 1e-9);
         assert!((cost.total_usd - paper.serverless_usd).abs() < 1e-9);
-        assert_eq!(cost.duration_usd + cost.init_usd + cost.transfer_usd, 0.0);
+        assert_eq!(
+            cost.duration_usd + cost.init_usd + cost.transfer_usd + cost.other_usd,
+            0.0
+        );
         // Serverless is cheaper than a p2.xlarge (1000 q/s at full) below ~11.4% use.
         let u = cost.break_even_utilisation(0.9, 1000.0).unwrap();
         assert!(
@@ -516,6 +546,29 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
         assert_eq!(json["stages"][0]["stage"], "conv");
         assert_eq!(json["arch"], "x86_64");
+    }
+
+    #[test]
+    fn other_hourly_charges_are_fixed_costs() {
+        let mut input = paper_input();
+        input.hours = 2.0;
+        let base = FullCost::compute(&Pricing::default(), &input).unwrap();
+        input.other_hourly_usd = 0.03;
+        let c = FullCost::compute(&Pricing::default(), &input).unwrap();
+        assert!((c.other_usd - 0.06).abs() < 1e-12);
+        assert!((c.total_usd - base.total_usd - 0.06).abs() < 1e-12);
+        assert!((c.fixed_usd_per_hour() - base.fixed_usd_per_hour() - 0.03).abs() < 1e-12);
+        // They grow with time, not with load.
+        assert_eq!(
+            c.variable_cost_per_query_usd(),
+            base.variable_cost_per_query_usd()
+        );
+        assert!(c.render().contains("Other hourly"));
+        input.other_hourly_usd = -1.0;
+        let err = FullCost::compute(&Pricing::default(), &input)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("other_hourly_usd"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   the same handler in function processes through the Lambda Invoke API; [`lambda_api`]
 //!   reads their replies.
 //! - `runtime` (feature `runtime`): the function process's entry point on the Lambda
-//!   Runtime API, the same binary on AWS Lambda and on the local platform.
+//!   Runtime API, the same binary on AWS Lambda and on the local platform; `store_secret`
+//!   reads the store's password from AWS Secrets Manager at init.
 
 mod error;
 mod handler;
@@ -20,6 +21,8 @@ mod invoker;
 pub mod lambda_api;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(feature = "runtime")]
+pub mod store_secret;
 
 pub use error::{ErrorKind, FunctionError};
 pub use handler::{FunctionContext, handle};

@@ -4,6 +4,7 @@
 //! The model and store are loaded once, at init, from the environment. An init failure
 //! is posted to the Runtime API's `/runtime/init/error` here, because `lambda_runtime`
 //! 1.5 posts init errors only for SnapStart hooks, and the process then exits non-zero.
+//! On AWS the store's password comes from Secrets Manager at init ([`crate::store_secret`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,8 @@ use seqless_wire::{FunctionEvent, InitTimes, StageResult};
 
 use crate::error::FunctionError;
 use crate::handler::{FunctionContext, handle};
+pub use crate::store_secret::STORE_SECRET_ENV;
+use crate::store_secret::store_url_with_secret;
 
 /// The model directory (in the zip, a layer, or on disk locally).
 pub const MODEL_ENV: &str = "SEQLESS_MODEL";
@@ -27,6 +30,20 @@ pub const STORE_ENV: &str = "SEQLESS_STORE";
 pub const KEY_PREFIX_ENV: &str = "SEQLESS_KEY_PREFIX";
 /// Expiry of the keys the functions write, seconds (default 300).
 pub const TTL_ENV: &str = "SEQLESS_TTL_SECS";
+/// The variables a deployment sets for the function (the local platform sets the same
+/// ones, bar the secret); deploy/template.yaml is checked against this list.
+pub const CONFIG_ENV: [&str; 5] = [
+    MODEL_ENV,
+    STORE_ENV,
+    STORE_SECRET_ENV,
+    KEY_PREFIX_ENV,
+    TTL_ENV,
+];
+/// The Lambda runtime the function binary targets: Amazon Linux 2023, glibc 2.34.
+pub const LAMBDA_RUNTIME: &str = "provided.al2023";
+/// The executable an OS-only Lambda runtime starts, with no arguments; the deployment zip
+/// ships this binary under that name.
+pub const LAMBDA_BOOTSTRAP: &str = "bootstrap";
 /// Microseconds since the Unix epoch when the platform spawned the process, so the process
 /// can tell its start-up apart from its model load (set by the local platform only).
 pub const SPAWNED_AT_ENV: &str = "SEQLESS_SPAWNED_AT_US";
@@ -77,7 +94,7 @@ async fn init() -> Result<FunctionContext, FunctionError> {
     let model_dir = env(MODEL_ENV).map(PathBuf::from).ok_or_else(|| {
         FunctionError::permanent(format!("{MODEL_ENV} is not set (the model directory)"))
     })?;
-    let store_url = env(STORE_ENV).ok_or_else(|| {
+    let mut store_url = env(STORE_ENV).ok_or_else(|| {
         FunctionError::permanent(format!("{STORE_ENV} is not set (the Redis URL)"))
     })?;
     if store_url == "memory" {
@@ -91,6 +108,9 @@ async fn init() -> Result<FunctionContext, FunctionError> {
         })?,
         None => 300,
     };
+    if let Some(secret_id) = env(STORE_SECRET_ENV) {
+        store_url = store_url_with_secret(&store_url, &secret_id).await?;
+    }
     let options = StoreOptions {
         key_prefix: env(KEY_PREFIX_ENV).unwrap_or_else(|| StoreOptions::default().key_prefix),
         ..StoreOptions::default()

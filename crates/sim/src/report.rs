@@ -111,6 +111,7 @@ pub(crate) fn assemble(
         hours,
         store_bytes_per_query: (serverless.store_bytes as f64 / s_basis as f64).round() as u64,
         cross_az_fraction: config.serverless.cross_az_fraction,
+        other_hourly_usd: 0.0,
     };
     let cost = FullCost::compute(p, &cost_input)?;
     let mut s_stats = serverless.stats;

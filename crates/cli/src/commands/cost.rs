@@ -57,6 +57,29 @@ fn read_traces(path: &Path) -> Result<Vec<Trace>> {
         .collect()
 }
 
+/// Sums `--hourly NAME[:COUNT]` charges, each priced by name in the price list.
+pub fn other_hourly_usd(pricing: &Pricing, specs: &[String]) -> Result<f64> {
+    specs.iter().try_fold(0.0, |sum, spec| {
+        let (name, count) = match spec.split_once(':') {
+            Some((name, count)) => {
+                let count: f64 = count
+                    .parse()
+                    .ok()
+                    .filter(|c: &f64| c.is_finite() && *c >= 0.0)
+                    .with_context(|| {
+                        format!("--hourly {spec:?}: count {count:?} is not a number >= 0")
+                    })?;
+                (name, count)
+            }
+            None => (spec.as_str(), 1.0),
+        };
+        let hourly = pricing
+            .hourly(name)
+            .with_context(|| format!("--hourly {spec:?}"))?;
+        Ok(sum + hourly * count)
+    })
+}
+
 /// Loads `--pricing FILE`, or the embedded default prices.
 pub fn load_pricing(path: Option<&Path>) -> Result<Pricing> {
     match path {
@@ -146,6 +169,7 @@ pub fn run(args: CostArgs) -> Result<()> {
         hours: args.hours,
         store_bytes_per_query: args.store_bytes_per_query.or(measured_store).unwrap_or(0),
         cross_az_fraction: args.cross_az_fraction,
+        other_hourly_usd: other_hourly_usd(&pricing, &args.hourly)?,
     };
     let cost = FullCost::compute(&pricing, &input)?;
     let hourly_usd = match args.instance_hourly {
