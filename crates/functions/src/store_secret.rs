@@ -104,11 +104,14 @@ pub async fn fetch(
         "http://127.0.0.1:{port}/secretsmanager/get?secretId={}",
         utf8_percent_encode(secret_id, NON_ALPHANUMERIC)
     );
-    let failed = |what: String| {
-        FunctionError::permanent(format!(
+    let describe = |what: String| {
+        format!(
             "{STORE_SECRET_ENV}: reading secret {secret_id} through the Parameters and Secrets \
              extension on port {port}: {what}"
-        ))
+        )
+    };
+    let failed = |what: String| {
+        FunctionError::permanent(describe(what))
     };
     // The extension is always on loopback: never send this through a configured proxy.
     let client = reqwest::Client::builder()
@@ -128,11 +131,11 @@ pub async fn fetch(
     let status = response.status();
     let body = response.text().await.map_err(|e| failed(e.to_string()))?;
     if !status.is_success() {
-        let err = failed(format!("HTTP {status}: {}", body.trim()));
+        let what = format!("HTTP {status}: {}", body.trim());
         return Err(if status.is_server_error() {
-            FunctionError::retryable(err.message)
+            FunctionError::retryable(describe(what))
         } else {
-            err
+            failed(what)
         });
     }
     let value: GetSecretValue =
