@@ -74,7 +74,7 @@ pub fn redis_benchmark_baseline(
     let value = vec![b'x'; size_bytes];
     let fresh_key = format!("{prefix}fresh:__rand_int__");
     let one_key = format!("{prefix}one");
-    let measured = (|| {
+    let measured = (|| -> Result<Baseline, BenchError> {
         let fresh = bench.rps(
             &[
                 "-r",
