@@ -25,12 +25,10 @@ impl Command {
     pub fn is_one_shot(&self) -> bool {
         match self {
             #[cfg(feature = "train")]
-            Self::Train(_) | Self::Init(_) | Self::Eval(_) => true,
-            Self::Classify(_)
-            | Self::Data(_)
-            | Self::Baseline(_)
-            | Self::Cost(_)
-            | Self::Simulate(_) => true,
+            Self::Train(_) | Self::Init(_) | Self::Eval(_) | Self::Data(_) | Self::Baseline(_) => {
+                true
+            }
+            Self::Classify(_) | Self::Cost(_) | Self::Simulate(_) => true,
             _ => false,
         }
     }
@@ -55,9 +53,11 @@ pub enum Command {
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Build data sets.
+    #[cfg(feature = "train")]
     #[command(subcommand)]
     Data(DataCommand),
     /// Score the fixed baseline (byte n-gram naive Bayes, tuned on a validation file).
+    #[cfg(feature = "train")]
     Baseline(BaselineArgs),
     /// Price serving: the paper's arithmetic (--paper) or the full model, with break-even.
     Cost(CostArgs),
@@ -725,6 +725,7 @@ pub struct BenchForwardArgs {
 }
 
 /// `seqless data ...`.
+#[cfg(feature = "train")]
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Build the language-identification data set from the lingua crates' test sentences.
@@ -735,6 +736,7 @@ pub enum DataCommand {
 }
 
 /// `seqless data codelang`.
+#[cfg(feature = "train")]
 #[derive(Debug, Args)]
 pub struct CodelangArgs {
     /// Directory to write train.jsonl, valid.jsonl, test.jsonl and train-windows.jsonl into.
@@ -758,6 +760,7 @@ pub struct CodelangArgs {
 }
 
 /// `seqless baseline`.
+#[cfg(feature = "train")]
 #[derive(Debug, Args)]
 pub struct BaselineArgs {
     /// Training documents (JSON lines, CSV or TSV).
@@ -775,6 +778,7 @@ pub struct BaselineArgs {
 }
 
 /// `seqless data langid`.
+#[cfg(feature = "train")]
 #[derive(Debug, Args)]
 pub struct LangidArgs {
     /// Directory to write train.jsonl, test.jsonl and test-single.jsonl into.

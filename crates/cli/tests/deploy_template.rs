@@ -9,7 +9,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use seqless_functions::lambda_api::{DEFAULT_FUNCTION_PREFIX, FUNCTION_KINDS, function_name};
+use seqless_wire::lambda::{DEFAULT_FUNCTION_PREFIX, FUNCTION_KINDS, function_name};
 use seqless_functions::runtime::{CONFIG_ENV, LAMBDA_BOOTSTRAP, LAMBDA_RUNTIME, STORE_ENV};
 use serde_yaml_ng::Value;
 

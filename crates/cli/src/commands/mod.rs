@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
+#[cfg(feature = "train")]
 mod baseline;
 mod bench_calibrate;
 mod bench_forward;
@@ -10,6 +11,7 @@ mod bench_serverless;
 mod bench_store;
 mod classify;
 mod cost;
+#[cfg(feature = "train")]
 mod data;
 #[cfg(feature = "train")]
 mod eval;
@@ -26,7 +28,9 @@ mod train;
 use anyhow::Result;
 use seqless_model::ModelError;
 
-use crate::cli::{BenchCommand, Cli, Command, DataCommand};
+#[cfg(feature = "train")]
+use crate::cli::DataCommand;
+use crate::cli::{BenchCommand, Cli, Command};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -45,8 +49,11 @@ pub fn run(cli: Cli) -> Result<()> {
         #[cfg(feature = "platform")]
         Command::Bench(BenchCommand::Platform(args)) => bench_platform::run(args),
         Command::Bench(BenchCommand::Calibrate(args)) => bench_calibrate::run(args),
+        #[cfg(feature = "train")]
         Command::Data(DataCommand::Langid(args)) => data::langid(args),
+        #[cfg(feature = "train")]
         Command::Data(DataCommand::Codelang(args)) => data::codelang(args),
+        #[cfg(feature = "train")]
         Command::Baseline(args) => baseline::run(args),
         Command::Cost(args) => cost::run(args),
         Command::Simulate(args) => simulate::run(args),
