@@ -191,7 +191,7 @@ mod tests {
             token("bare-token")
         );
         let err = Credentials::parse(r#"{"pass":"x"}"#).unwrap_err();
-        assert!(err.message.contains("password"), "{}", err.message);
+        assert!(err.to_string().contains("password"), "{}", err.to_string());
         assert!(Credentials::parse(" ").is_err());
     }
 
@@ -217,9 +217,9 @@ mod tests {
         assert_eq!(user.apply("rediss://h:1").unwrap(), "rediss://svc:x@h:1");
         let err = t.apply("rediss://:old@h:1").unwrap_err();
         assert!(
-            err.message.contains("already has a password"),
+            err.to_string().contains("already has a password"),
             "{}",
-            err.message
+            err.to_string()
         );
         assert!(t.apply("cache.example:6379").is_err());
     }
@@ -279,21 +279,21 @@ mod tests {
         let (port, _served) =
             one_shot_server("400 Bad Request", r#"{"__type":"AccessDeniedException"}"#).await;
         let err = fetch(port, "t", "cache").await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Permanent);
+        assert_eq!(err.kind(), ErrorKind::Permanent);
         assert!(
-            err.message.contains("cache") && err.message.contains("AccessDenied"),
+            err.to_string().contains("cache") && err.to_string().contains("AccessDenied"),
             "{}",
-            err.message
+            err.to_string()
         );
         let (port, _served) = one_shot_server("500 Internal Server Error", "{}").await;
         assert_eq!(
-            fetch(port, "t", "cache").await.unwrap_err().kind,
+            fetch(port, "t", "cache").await.unwrap_err().kind(),
             ErrorKind::Retryable
         );
         let unused = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = unused.local_addr().unwrap().port();
         drop(unused);
         let err = fetch(port, "t", "cache").await.unwrap_err();
-        assert!(err.message.contains("extension"), "{}", err.message);
+        assert!(err.to_string().contains("extension"), "{}", err.to_string());
     }
 }

@@ -11,7 +11,7 @@ use seqless_functions::{
 use seqless_model::testing::{config, random, write_model};
 use seqless_model::{GateActivation, Modulation, TfilmModel, tokenizer};
 use seqless_plan::{INPUT_KEY, Limits, Plan, PlanKind, Splits, Stage, StageKind, StageOp, plan};
-use seqless_store::{MemoryStore, QueryId, StoredTensor, TensorStore};
+use seqless_store::{MemoryStore, QueryId, StoredTensor};
 
 const TEXT: &[u8] = b"a text long enough for several blocks in every layer of the model";
 
