@@ -211,4 +211,3 @@ pub fn build(out: &Path, seed: u64, word_lists: bool) -> Result<String> {
         out.display()
     ))
 }
-

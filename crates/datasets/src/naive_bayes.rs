@@ -106,7 +106,11 @@ impl Counts {
         }
         let vocab = tables
             .iter()
-            .map(|t| t.chunks(k.max(1)).filter(|row| row.iter().any(|&x| x > 0)).count())
+            .map(|t| {
+                t.chunks(k.max(1))
+                    .filter(|row| row.iter().any(|&x| x > 0))
+                    .count()
+            })
             .collect();
         let n_docs = train.len() as f64;
         let log_prior = docs.iter().map(|&d| (d as f64 / n_docs).ln()).collect();
@@ -161,9 +165,11 @@ impl Counts {
                 for (t, own) in totals.iter_mut().zip(&self.totals[o]) {
                     *t += own;
                 }
-                argmax((0..k).map(|c| {
-                    self.log_prior[c] + sums[c] - seen * (totals[c] + alpha * vocab).ln()
-                }))
+                argmax(
+                    (0..k).map(|c| {
+                        self.log_prior[c] + sums[c] - seen * (totals[c] + alpha * vocab).ln()
+                    }),
+                )
             })
             .collect()
     }
@@ -179,7 +185,9 @@ impl Counts {
 fn argmax(scores: impl Iterator<Item = f64>) -> usize {
     scores
         .enumerate()
-        .fold((0, f64::NEG_INFINITY), |best, (i, s)| if s > best.1 { (i, s) } else { best })
+        .fold((0, f64::NEG_INFINITY), |best, (i, s)| {
+            if s > best.1 { (i, s) } else { best }
+        })
         .0
 }
 
@@ -260,7 +268,10 @@ pub fn tune_and_test(
         for (a, &alpha) in ALPHAS.iter().enumerate() {
             let e = Evaluation::from_pairs(
                 &counts.labels,
-                valid_truth.iter().copied().zip(predictions[a][order - 1].iter().copied()),
+                valid_truth
+                    .iter()
+                    .copied()
+                    .zip(predictions[a][order - 1].iter().copied()),
             );
             grid.push(GridPoint {
                 params: Params { order, alpha },
@@ -269,22 +280,30 @@ pub fn tune_and_test(
             });
         }
     }
-    let best = grid
-        .iter()
-        .enumerate()
-        .fold(0, |best, (i, g)| {
-            let b = &grid[best];
-            if (g.macro_f1, g.accuracy) > (b.macro_f1, b.accuracy) { i } else { best }
-        });
+    let best = grid.iter().enumerate().fold(0, |best, (i, g)| {
+        let b = &grid[best];
+        if (g.macro_f1, g.accuracy) > (b.macro_f1, b.accuracy) {
+            i
+        } else {
+            best
+        }
+    });
     let chosen = grid[best].params;
     // The grid runs over orders, then over every alpha: its index says which alpha.
     let a = best % ALPHAS.len();
     let valid_eval = Evaluation::from_pairs(
         &counts.labels,
-        valid_truth.iter().copied().zip(predictions[a][chosen.order - 1].iter().copied()),
+        valid_truth
+            .iter()
+            .copied()
+            .zip(predictions[a][chosen.order - 1].iter().copied()),
     );
-    let test_predicted: Vec<usize> = test.par_iter().map(|e| counts.predict(&e.text, chosen)).collect();
-    let test_eval = Evaluation::from_pairs(&counts.labels, test_truth.into_iter().zip(test_predicted));
+    let test_predicted: Vec<usize> = test
+        .par_iter()
+        .map(|e| counts.predict(&e.text, chosen))
+        .collect();
+    let test_eval =
+        Evaluation::from_pairs(&counts.labels, test_truth.into_iter().zip(test_predicted));
     Ok(Report {
         grid,
         chosen,
@@ -331,7 +350,10 @@ mod tests {
         assert_eq!(report.test.accuracy, 1.0);
         assert_eq!(report.grid.len(), MAX_ORDER * ALPHAS.len());
         let unigram = report.grid.iter().find(|g| g.params.order == 1).unwrap();
-        assert!(unigram.accuracy < 1.0, "unigrams should not separate the classes");
+        assert!(
+            unigram.accuracy < 1.0,
+            "unigrams should not separate the classes"
+        );
     }
 
     #[test]

@@ -45,11 +45,19 @@ fn fake_root(root: &Path) -> Vec<(String, String)> {
         for p in 0..10 {
             let package = format!("{}-{p}", label.to_lowercase());
             let mut files: Vec<(String, String)> = (0..6)
-                .map(|i| (format!("m{i}.{ext}"), source(&package, i, MIN_BYTES + 1000 * i)))
+                .map(|i| {
+                    (
+                        format!("m{i}.{ext}"),
+                        source(&package, i, MIN_BYTES + 1000 * i),
+                    )
+                })
                 .collect();
             files.push((format!("short.{ext}"), "x = 1\n".into()));
             files.push(("README.txt".into(), source(&package, 99, MIN_BYTES * 2)));
-            files.push((format!("dist/bundle.{ext}"), source(&package, 98, MIN_BYTES * 2)));
+            files.push((
+                format!("dist/bundle.{ext}"),
+                source(&package, 98, MIN_BYTES * 2),
+            ));
             install(root, &package, &files);
             listed.push((label.to_string(), package));
         }
@@ -83,7 +91,12 @@ fn held_out_by_package_filtered_and_repeatable() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let summary = build_from(&options(root.path(), a.path()), &listed).unwrap();
     build_from(&options(root.path(), b.path()), &listed).unwrap();
-    for file in ["train.jsonl", "valid.jsonl", "test.jsonl", "train-windows.jsonl"] {
+    for file in [
+        "train.jsonl",
+        "valid.jsonl",
+        "test.jsonl",
+        "train-windows.jsonl",
+    ] {
         assert_eq!(
             std::fs::read(a.path().join(file)).unwrap(),
             std::fs::read(b.path().join(file)).unwrap(),
@@ -101,11 +114,17 @@ fn held_out_by_package_filtered_and_repeatable() {
             let (package, path) = (d["package"].as_str().unwrap(), d["path"].as_str().unwrap());
             let text = d["text"].as_str().unwrap();
             assert!(text.len() >= MIN_BYTES, "{path} is short");
-            assert!(!path.contains("/dist/") && !path.ends_with(".txt"), "{path}");
+            assert!(
+                !path.contains("/dist/") && !path.ends_with(".txt"),
+                "{path}"
+            );
             assert_eq!(d["license"], format!("MIT-{package}"));
             let on_disk = std::fs::read_to_string(root.path().join(path.trim_start_matches('/')));
             assert_eq!(on_disk.unwrap(), text, "{path} is not the whole file");
-            packages_of.entry(split).or_default().insert(package.to_string());
+            packages_of
+                .entry(split)
+                .or_default()
+                .insert(package.to_string());
         }
     }
     // Per language: 2 test packages, 1 validation, 7 training; none in two splits.
@@ -115,7 +134,11 @@ fn held_out_by_package_filtered_and_repeatable() {
     assert!(packages_of["test"].is_disjoint(&packages_of["train"]));
     assert!(packages_of["valid"].is_disjoint(&packages_of["train"]));
     assert!(packages_of["test"].is_disjoint(&packages_of["valid"]));
-    assert_eq!(records(&a.path().join("train.jsonl")).len(), 14 * 4, "4 files a package");
+    assert_eq!(
+        records(&a.path().join("train.jsonl")).len(),
+        14 * 4,
+        "4 files a package"
+    );
 
     // Windows: at most two a training document, whole lines within the window, cut from it.
     let train = records(&a.path().join("train.jsonl"));

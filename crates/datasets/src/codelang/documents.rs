@@ -70,8 +70,14 @@ mod tests {
     #[test]
     fn labels_by_extension() {
         assert_eq!(language_of("/usr/include/curl/curl.h"), Some("C"));
-        assert_eq!(language_of("/usr/share/perl5/LWP/UserAgent.pm"), Some("Perl"));
-        assert_eq!(language_of("/usr/share/nodejs/acorn/index.mjs"), Some("JavaScript"));
+        assert_eq!(
+            language_of("/usr/share/perl5/LWP/UserAgent.pm"),
+            Some("Perl")
+        );
+        assert_eq!(
+            language_of("/usr/share/nodejs/acorn/index.mjs"),
+            Some("JavaScript")
+        );
         assert_eq!(language_of("/usr/share/doc/x/README"), None);
         assert_eq!(language_of("/usr/share/doc/x.d/notes.txt"), None);
     }
@@ -81,7 +87,10 @@ mod tests {
         let line = "int x = 1;\n";
         let source = line.repeat(MIN_BYTES / line.len() + 1);
         assert!(document_text("/a/b.c", source.clone().into_bytes()).is_some());
-        assert!(document_text("/a/b.c", b"int x;\n".to_vec()).is_none(), "short");
+        assert!(
+            document_text("/a/b.c", b"int x;\n".to_vec()).is_none(),
+            "short"
+        );
         let huge = line.repeat(MAX_BYTES / line.len() + 1);
         assert!(document_text("/a/b.c", huge.into_bytes()).is_none(), "long");
         let minified = format!("{source}{}\n", "x".repeat(MAX_LINE + 1));

@@ -53,7 +53,10 @@ pub fn parse_packages(list: &str) -> Result<Vec<(String, String)>> {
         let mut fields = line.split_whitespace();
         let (Some(label), Some(package), None) = (fields.next(), fields.next(), fields.next())
         else {
-            bail!("package list line {}: expected LANGUAGE PACKAGE, got {line:?}", i + 1);
+            bail!(
+                "package list line {}: expected LANGUAGE PACKAGE, got {line:?}",
+                i + 1
+            );
         };
         if !LANGUAGES.iter().any(|(l, _)| *l == label) {
             bail!("package list line {}: unknown language {label:?}", i + 1);
@@ -89,7 +92,10 @@ pub fn build_from(options: &Options, packages: &[(String, String)]) -> Result<St
         names.sort();
         names.dedup();
         let assigned = split::assign(&names, &mut rng).with_context(|| {
-            format!("{label}: only {} packages with documents; 3 are needed", names.len())
+            format!(
+                "{label}: only {} packages with documents; 3 are needed",
+                names.len()
+            )
         })?;
         for (package, split) in assigned {
             splits
@@ -145,8 +151,8 @@ fn collect(
             if !is_regular_file(&on_disk) {
                 continue;
             }
-            let bytes =
-                std::fs::read(&on_disk).with_context(|| format!("reading {}", on_disk.display()))?;
+            let bytes = std::fs::read(&on_disk)
+                .with_context(|| format!("reading {}", on_disk.display()))?;
             let Some(text) = documents::document_text(&path, bytes) else {
                 continue;
             };
@@ -218,10 +224,14 @@ fn training_windows(train: &[Document], options: &Options, rng: &mut StdRng) -> 
             full = pieces;
         }
         full.shuffle(rng);
-        out.extend(full.into_iter().take(options.windows_per_doc).map(|piece| Document {
-            text: piece.to_string(),
-            ..doc.clone()
-        }));
+        out.extend(
+            full.into_iter()
+                .take(options.windows_per_doc)
+                .map(|piece| Document {
+                    text: piece.to_string(),
+                    ..doc.clone()
+                }),
+        );
     }
     out
 }

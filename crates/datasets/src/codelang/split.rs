@@ -73,7 +73,10 @@ mod tests {
         let packages: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
         let a = assign(&packages, &mut StdRng::seed_from_u64(1)).unwrap();
         let count = |s| a.iter().filter(|(_, x)| *x == s).count();
-        assert_eq!((count(Split::Test), count(Split::Valid), count(Split::Train)), (2, 1, 7));
+        assert_eq!(
+            (count(Split::Test), count(Split::Valid), count(Split::Train)),
+            (2, 1, 7)
+        );
         assert_eq!(a, assign(&packages, &mut StdRng::seed_from_u64(1)).unwrap());
         assert_ne!(a, assign(&packages, &mut StdRng::seed_from_u64(2)).unwrap());
         assert!(assign(&packages[..2], &mut StdRng::seed_from_u64(1)).is_none());
