@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test suite, as the README gives it: formatting, lints, then every test of every crate
-# with every feature. It installs nothing: the tests that need redis-server or schemathesis
-# fail with a message saying how to install them (.ci/run installs both).
+# The test suite, as the README gives it: formatting, lints, the deployment template's
+# checks, then every test of every crate with every feature. It installs nothing: the tests
+# that need redis-server or schemathesis, and the template checks (cfn-lint, sam), fail with
+# a message saying how to install them (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+deploy/check.sh
 cargo test --workspace --all-features

@@ -309,22 +309,25 @@ pub struct PlanArgs {
 }
 
 /// The store and the functions of the serverless mode.
+///
+/// clap's derive leaves a group empty when its struct flattens another, so the direct
+/// fields name their group themselves (`group = ...`); the scope rule reads the groups.
 #[derive(Debug, Clone, Args)]
 #[group(id = "serverless_args")]
 pub struct ServerlessArgs {
     /// Tensor store: memory, redis://host:port/db, rediss://..., redis+cluster://h1:p1,h2:p2.
-    #[arg(long, default_value = "memory")]
+    #[arg(long, default_value = "memory", group = "serverless_args")]
     pub store: String,
     /// Prefix of every store key (for a shared Redis).
-    #[arg(long, default_value = "seqless:")]
+    #[arg(long, default_value = "seqless:", group = "serverless_args")]
     pub key_prefix: String,
     /// Expiry of every stored tensor, in seconds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, group = "serverless_args")]
     pub ttl_secs: u64,
     /// Where functions run: inproc (a pool in this process), local (`seqless platform` at
     /// --endpoint) or lambda (AWS Lambda through the SDK). local and lambda need a shared
     /// store (Redis).
-    #[arg(long, value_enum, default_value = "inproc")]
+    #[arg(long, value_enum, default_value = "inproc", group = "serverless_args")]
     pub platform: FunctionHost,
     /// The in-process pool.
     #[command(flatten)]
@@ -333,10 +336,10 @@ pub struct ServerlessArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
     /// A pricing TOML overriding the default AWS prices.
-    #[arg(long)]
+    #[arg(long, group = "serverless_args")]
     pub pricing: Option<PathBuf>,
     /// Function architecture for prices.
-    #[arg(long, value_enum, default_value = "x86_64")]
+    #[arg(long, value_enum, default_value = "x86_64", group = "serverless_args")]
     pub arch: Arch,
 }
 
@@ -357,10 +360,10 @@ pub struct InprocArgs {
 #[group(id = "remote_args")]
 pub struct RemoteArgs {
     /// Invoke API base URL, http://HOST:PORT: required by local, optional for lambda.
-    #[arg(long, value_parser = endpoint_url)]
+    #[arg(long, value_parser = endpoint_url, group = "remote_args")]
     pub endpoint: Option<String>,
     /// Function names are this prefix plus the stage kind (seqless-conv, ...).
-    #[arg(long, default_value = "seqless-")]
+    #[arg(long, default_value = "seqless-", group = "remote_args")]
     pub function_prefix: String,
     /// AWS region for lambda.
     #[command(flatten)]

@@ -1,10 +1,6 @@
 //! Every `seqless` command in the README's and the docs' shell blocks parses as written and
 //! passes the scope rule, so a renamed or removed flag cannot linger in an example.
 
-use clap::CommandFactory;
-
-use crate::cli::Cli;
-
 /// The documents whose shell examples are checked, by path from the workspace root.
 const DOCUMENTS: &[(&str, &str)] = &[
     ("README.md", include_str!("../../../README.md")),
@@ -80,7 +76,7 @@ fn words(command: &str) -> Vec<String> {
 
 #[test]
 fn every_documented_command_parses_and_passes_the_scope_rule() {
-    let root = Cli::command();
+    let root = crate::scope::built_command();
     let mut checked = 0;
     for (document, text) in DOCUMENTS {
         for command in commands(text) {

@@ -10,8 +10,8 @@ mod scope;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use clap::FromArgMatches;
 use clap::error::ErrorKind;
-use clap::{CommandFactory, FromArgMatches};
 
 /// mimalloc keeps freed memory for reuse, where glibc returns large blocks (over its mmap
 /// threshold) to the kernel: every activation or store blob of a megabyte or more would
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
 /// The command line, or the exit code of a refusal already printed: help and version exit
 /// 0, a usage error 2 with one line.
 fn parse() -> Result<cli::Cli, ExitCode> {
-    let command = cli::Cli::command();
+    let command = scope::built_command();
     let parsed = command
         .clone()
         .try_get_matches_from(arguments())

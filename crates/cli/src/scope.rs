@@ -6,7 +6,16 @@ use clap::{ArgMatches, Command, Id};
 
 use crate::cli::{Needs, SCOPES};
 
+/// The command tree, built: an argument's own `group = ...` joins its group only when the
+/// command is built, and the scope rule reads group membership.
+pub fn built_command() -> Command {
+    let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+    command.build();
+    command
+}
+
 /// Checks the subcommand that ran against every scope; the first broken one is the error.
+/// `command` must be built ([`built_command`]).
 pub fn check(command: &Command, matches: &ArgMatches) -> Result<(), String> {
     if let Some((name, sub_matches)) = matches.subcommand() {
         let sub = command
@@ -87,10 +96,7 @@ pub fn group_args(command: &Command, group: &str) -> Vec<Id> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
-    use crate::cli::Cli;
 
     /// A value clap accepts for the argument: its default, else its first possible value,
     /// else the first of a number or a URL that its parser takes.
@@ -195,7 +201,7 @@ mod tests {
     /// scopes does not hold.
     #[test]
     fn every_scoped_flag_is_refused_exactly_where_it_has_no_effect() {
-        let root = Cli::command();
+        let root = built_command();
         let mut commands = Vec::new();
         leaves(&root, &[], &mut commands);
         let mut refused = std::collections::BTreeSet::new();
@@ -292,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_flag_given_in_the_mode_that_uses_it_passes() {
-        let root = Cli::command();
+        let root = built_command();
         let matches = root
             .clone()
             .try_get_matches_from([

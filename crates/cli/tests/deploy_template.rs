@@ -9,8 +9,8 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use seqless_wire::lambda::{DEFAULT_FUNCTION_PREFIX, FUNCTION_KINDS, function_name};
 use seqless_functions::runtime::{CONFIG_ENV, LAMBDA_BOOTSTRAP, LAMBDA_RUNTIME, STORE_ENV};
+use seqless_wire::lambda::{DEFAULT_FUNCTION_PREFIX, FUNCTION_KINDS, function_name};
 use serde_yaml_ng::Value;
 
 const SEQLESS: &str = env!("CARGO_BIN_EXE_seqless");
@@ -167,7 +167,10 @@ fn memory_defaults_are_the_local_platform_s() {
     let help = help("platform");
     let memory_mb = help_default(&help, "--memory-mb").expect("--memory-mb has a default");
     let per_kind = seqless_platform::parse_function_memory(
-        &help_default(&help, "--function-memory").unwrap_or_default(),
+        // An empty default shows as `""` in the help.
+        help_default(&help, "--function-memory")
+            .unwrap_or_default()
+            .trim_matches('"'),
     )
     .unwrap();
     let functions = resources(&t, "AWS::Serverless::Function");

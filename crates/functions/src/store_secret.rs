@@ -110,9 +110,7 @@ pub async fn fetch(
              extension on port {port}: {what}"
         )
     };
-    let failed = |what: String| {
-        FunctionError::permanent(describe(what))
-    };
+    let failed = |what: String| FunctionError::permanent(describe(what));
     // The extension is always on loopback: never send this through a configured proxy.
     let client = reqwest::Client::builder()
         .no_proxy()

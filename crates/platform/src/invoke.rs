@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use seqless_wire::{InitTimes, billed_ms};
 use seqless_wire::lambda::{LambdaErrorBody, Report};
+use seqless_wire::{InitTimes, billed_ms};
 use tokio::sync::oneshot;
 
 use crate::errors::InvokeApiError;

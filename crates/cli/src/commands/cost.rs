@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use seqless_coordinator::Trace;
 use seqless_cost::format_count as thousands;
 use seqless_cost::{
@@ -20,6 +20,7 @@ use seqless_cost::{
 };
 use serde::Deserialize;
 
+use super::usage;
 use crate::cli::CostArgs;
 
 /// Reads a trace file: one JSON document or several (JSON lines, or documents one after
@@ -142,8 +143,8 @@ pub fn run(args: CostArgs) -> Result<()> {
                 .collect::<Result<Vec<StageUsage>>>()?;
             (stages, None, None, "--stage flags".to_string())
         }
-        (Some(_), false) => bail!("give either --trace or --stage, not both"),
-        (None, true) => bail!(
+        (Some(_), false) => usage!("give either --trace or --stage, not both"),
+        (None, true) => usage!(
             "the full cost model needs per-stage usage: --trace FILE (the output of \
              `seqless classify --mode serverless --json`) or --stage NAME:INVOCATIONS:MS:MB[:COLD] \
              (repeatable); or --paper for the paper's arithmetic"
