@@ -3,7 +3,7 @@
 //! Activations are time-major `[rows, channels]` row-major `f32` slices. The monolithic
 //! forward ([`crate::TfilmModel::forward`]) is a loop over these functions, and the
 //! serverless stages call the same functions on row ranges, which is why a split run
-//! equals the whole one. Equation numbers refer to DESIGN.md §1.
+//! equals the whole one. Equation numbers refer to docs/design.md §1.
 
 use std::ops::Range;
 
@@ -235,7 +235,7 @@ fn pool_relu(conv_out: &[f32], pool: usize, channels: usize, out: &mut [f32]) {
 }
 
 /// Per-block summaries of an activation: `s_l[j]` (the max) feeds the LSTM, and the min
-/// lets the head apply a negative gamma without seeing the activation (DESIGN.md §2).
+/// lets the head apply a negative gamma without seeing the activation (docs/design.md §2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockStats {
     /// `[blocks, channels]`, the maximum over each block.
@@ -291,7 +291,7 @@ pub struct LstmState {
 }
 
 impl LstmState {
-    /// The zero initial state of DESIGN.md §1.
+    /// The zero initial state of docs/design.md §1.
     pub fn zero(hidden: usize) -> Self {
         Self {
             h: vec![0.0; hidden],
@@ -456,7 +456,7 @@ impl Film {
 
     /// Step 4 from block stats alone: `max_t (gamma a + beta)` is `gamma max + beta` where
     /// `gamma >= 0` and `gamma min + beta` where `gamma < 0`, since monotone maps commute
-    /// with max (DESIGN.md §2). Exact, not an approximation.
+    /// with max (docs/design.md §2). Exact, not an approximation.
     pub fn pooled_max(&self, stats: &BlockStats) -> Result<Vec<f32>> {
         let c = self.channels;
         if stats.channels != c || stats.blocks() != self.blocks() || self.blocks() == 0 {

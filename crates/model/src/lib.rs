@@ -1,4 +1,4 @@
-//! The TFiLM-CNN text classifier of DESIGN.md §1.
+//! The TFiLM-CNN text classifier of docs/design.md §1.
 //!
 //! - [`ModelConfig`] (`config.json`) and [`Weights`] (`model.safetensors`), checked against
 //!   each other at load;

@@ -1,5 +1,5 @@
 //! Test support (feature `test-support`): random model directories for tests in this and
-//! other crates, and a naive, independent f64 forward pass written straight from DESIGN.md §1.
+//! other crates, and a naive, independent f64 forward pass written straight from docs/design.md §1.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -107,7 +107,7 @@ fn act(gate: GateActivation, x: f64) -> f64 {
     }
 }
 
-/// DESIGN.md §1 in f64 with plain loops over `[t][c]` vectors: slow, obvious, independent
+/// docs/design.md §1 in f64 with plain loops over `[t][c]` vectors: slow, obvious, independent
 /// of the kernels (no tiling, no packing, no block-stat shortcut in the head).
 pub fn naive_logits(config: &ModelConfig, t: &Tensors, bytes: &[u8]) -> Vec<f64> {
     let get = |name: &str| -> Vec<f64> { t[name].1.iter().map(|&v| f64::from(v)).collect() };

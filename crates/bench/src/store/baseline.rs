@@ -3,16 +3,15 @@
 //!
 //! A store put always writes a **fresh key** (every stage output of every query has
 //! its own name), and on the server that costs more than overwriting one key: the value
-//! needs new memory rather than the allocation the old value just gave back. Measured on
-//! one server at 64 KB and 1 MB, `redis-benchmark`'s default SET workload (one key,
-//! `key:__rand_int__`, overwritten) ran about twice as fast as the same SETs spread over
-//! fresh keys with `-r` (docs/results.md). So the baseline a put is compared with
-//! writes fresh keys too (`-r`), with an expiry as the store's puts carry; the one-key
-//! rate is measured beside it and reported, for reference.
+//! needs new memory rather than the allocation the old value just gave back, so
+//! `redis-benchmark`'s default SET workload (one key, overwritten) runs faster than the
+//! same SETs spread over fresh keys with `-r` (docs/results.md, store-redis.csv). So the
+//! baseline a put is compared with writes fresh keys too (`-r`), with an expiry as the
+//! store's puts carry; the one-key rate is measured beside it and reported, for reference.
 //!
 //! Likewise a store get reads **distinct keys**, as many values as the run wrote, spread
 //! over that much server memory; a GET of one key serves the same value from the
-//! server's CPU cache every time, which at 64 KB ran 1.3 to 1.6 times as fast. So the GET
+//! server's CPU cache every time, which runs faster. So the GET
 //! baseline first writes `requests` keys named as `redis-benchmark -r requests` names
 //! them (`__rand_int__` is a 12-digit, zero-padded number below `requests`) and then
 //! reads them at random; every read finds its value. The one-key GET is reported beside
