@@ -15,9 +15,10 @@ pub enum BenchError {
     /// A query of the bench could not be planned.
     #[error(transparent)]
     Plan(#[from] PlanError),
-    /// A query of the bench failed.
+    /// A query of the bench failed (boxed: the coordinator's error is large, and every
+    /// bench result carries this type).
     #[error(transparent)]
-    Coordinator(#[from] CoordinatorError),
+    Coordinator(Box<CoordinatorError>),
     /// The store under test failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -49,4 +50,10 @@ pub enum BenchError {
     /// A chart could not be drawn or written.
     #[error(transparent)]
     Plot(#[from] SimError),
+}
+
+impl From<CoordinatorError> for BenchError {
+    fn from(err: CoordinatorError) -> Self {
+        Self::Coordinator(Box::new(err))
+    }
 }

@@ -38,6 +38,7 @@ enum StoreDown {
 }
 
 /// Opens the store named by a URL with the given key prefix; it must answer now.
+#[cfg(feature = "platform")]
 pub async fn store(url: &str, key_prefix: &str) -> Result<Arc<dyn TensorStore>> {
     store_when(url, key_prefix, StoreDown::Fails).await
 }
