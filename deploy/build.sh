@@ -57,8 +57,10 @@ mkdir -p "$stage/model"
 
 cd "$repo"
 start=$(date +%s)
-cargo lambda build --release -p seqless --bin seqless --target "$rust_target.$max_glibc" \
-    --lambda-dir "$dist/lambda"
+# `function`: the binary is the functions' bootstrap; `aws`: the master on EC2 runs the same
+# binary as `serve --platform lambda`.
+cargo lambda build --release -p seqless --bin seqless --features function,aws \
+    --target "$rust_target.$max_glibc" --lambda-dir "$dist/lambda"
 echo "build.sh: cargo lambda build took $(( $(date +%s) - start )) s"
 
 bootstrap="$dist/lambda/seqless/bootstrap"
