@@ -39,16 +39,17 @@ fn path(dir: &Path) -> &str {
     dir.to_str().unwrap()
 }
 
+/// `seqless classify --model MODEL ARGS...`.
+fn classify(model: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["classify", "--model", path(model)];
+    all.extend_from_slice(args);
+    seqless(&all)
+}
+
 #[test]
 fn json_output_has_the_documented_fields() {
     let dir = model_dir();
-    let out = json(&seqless(&[
-        "classify",
-        "--model",
-        path(dir.path()),
-        "--json",
-        "hello there",
-    ]));
+    let out = json(&classify(dir.path(), &["--json", "hello there"]));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
             .unwrap();
@@ -94,16 +95,10 @@ fn json_output_has_the_documented_fields() {
 fn the_human_output_says_the_splits_that_ran_and_why_they_differ() {
     let dir = model_dir();
     let run = |splits: &str, text: &str| {
-        let out = seqless(&[
-            "classify",
-            "--model",
-            path(dir.path()),
-            "--mode",
-            "serverless",
-            "--splits",
-            splits,
-            text,
-        ]);
+        let out = classify(
+            dir.path(),
+            &["--mode", "serverless", "--splits", splits, text],
+        );
         assert!(
             out.status.success(),
             "{}",
@@ -112,17 +107,10 @@ fn the_human_output_says_the_splits_that_ran_and_why_they_differ() {
         String::from_utf8(out.stdout).unwrap()
     };
     let trace_splits = |splits: &str, text: &str| -> Vec<String> {
-        let out = json(&seqless(&[
-            "classify",
-            "--model",
-            path(dir.path()),
-            "--mode",
-            "serverless",
-            "--splits",
-            splits,
-            "--json",
-            text,
-        ]));
+        let out = json(&classify(
+            dir.path(),
+            &["--mode", "serverless", "--splits", splits, "--json", text],
+        ));
         out["trace"]["splits"]
             .as_array()
             .unwrap()
@@ -149,16 +137,10 @@ fn the_human_output_says_the_splits_that_ran_and_why_they_differ() {
 #[test]
 fn splits_over_max_splits_are_refused() {
     let dir = model_dir();
-    let out = seqless(&[
-        "classify",
-        "--model",
-        path(dir.path()),
-        "--mode",
-        "serverless",
-        "--splits",
-        "17",
-        "hello",
-    ]);
+    let out = classify(
+        dir.path(),
+        &["--mode", "serverless", "--splits", "17", "hello"],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--splits 17 is over --max-splits 16"), "{err}");
@@ -170,27 +152,21 @@ fn serverless_mode_matches_and_adds_a_trace() {
     let dir = model_dir();
     let text =
         "a somewhat longer text so that the plan has several blocks to split across functions";
-    let mono = json(&seqless(&[
-        "classify",
-        "--model",
-        path(dir.path()),
-        "--json",
-        text,
-    ]));
+    let mono = json(&classify(dir.path(), &["--json", text]));
     for plan in ["fused", "paper"] {
-        let out = json(&seqless(&[
-            "classify",
-            "--model",
-            path(dir.path()),
-            "--json",
-            "--mode",
-            "serverless",
-            "--plan",
-            plan,
-            "--splits",
-            "3",
-            text,
-        ]));
+        let out = json(&classify(
+            dir.path(),
+            &[
+                "--json",
+                "--mode",
+                "serverless",
+                "--plan",
+                plan,
+                "--splits",
+                "3",
+                text,
+            ],
+        ));
         assert_eq!(out["label"], mono["label"]);
         for (a, b) in out["logits"]
             .as_array()
@@ -234,31 +210,20 @@ fn input_from_file_and_stdin_including_invalid_utf8() {
     let dir = model_dir();
     let file = dir.path().join("input.bin");
     std::fs::write(&file, [0xff, 0xfe, 0x00, b'a']).unwrap();
-    let out = json(&seqless(&[
-        "classify",
-        "--model",
-        path(dir.path()),
-        "--json",
-        "--file",
-        file.to_str().unwrap(),
-    ]));
+    let out = json(&classify(
+        dir.path(),
+        &["--json", "--file", file.to_str().unwrap()],
+    ));
     assert!(out["label"].is_string());
 }
 
 #[test]
 fn refusals_are_clear_and_exit_2() {
     let dir = model_dir();
-    let empty = seqless(&["classify", "--model", path(dir.path()), ""]);
+    let empty = classify(dir.path(), &[""]);
     assert_eq!(empty.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&empty.stderr).contains("empty"));
-    let empty = seqless(&[
-        "classify",
-        "--model",
-        path(dir.path()),
-        "--mode",
-        "serverless",
-        "",
-    ]);
+    let empty = classify(dir.path(), &["--mode", "serverless", ""]);
     assert_eq!(empty.status.code(), Some(2));
     // Over max_len.
     let cfg_path = dir.path().join("config.json");
@@ -266,12 +231,12 @@ fn refusals_are_clear_and_exit_2() {
         serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     cfg["max_len"] = 5.into();
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    let long = seqless(&["classify", "--model", path(dir.path()), "too long for five"]);
+    let long = classify(dir.path(), &["too long for five"]);
     assert_eq!(long.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&long.stderr).contains("max_len"));
     // A broken model directory names the tensor.
     std::fs::write(dir.path().join("model.safetensors"), b"garbage").unwrap();
-    let broken = seqless(&["classify", "--model", path(dir.path()), "x"]);
+    let broken = classify(dir.path(), &["x"]);
     assert_eq!(broken.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&broken.stderr).contains("model.safetensors"));
 }

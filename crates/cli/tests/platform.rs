@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
-use seqless_functions::{ErrorKind, InvokeOptions, LocalInvoker, ModelFingerprint, Ping};
+use seqless_functions::{ErrorKind, InvokeOptions, LocalInvoker, Ping};
 use seqless_model::testing::{config, random, write_model};
 use seqless_model::{GateActivation, ModelConfig, Modulation, TfilmModel, fingerprint};
 use seqless_plan::{PlanKind, Splits, StageKind};
@@ -50,9 +50,10 @@ fn client(platform: &PlatformServer) -> LocalInvoker {
     .unwrap()
 }
 
+/// A coordinator for the model written to `model_dir`, over the platform and Redis.
 async fn coordinator(
+    model_dir: &Path,
     cfg: &ModelConfig,
-    fingerprint: ModelFingerprint,
     redis: &RedisServer,
     platform: &PlatformServer,
     plan: PlanKind,
@@ -68,7 +69,7 @@ async fn coordinator(
     };
     Coordinator::new(
         cfg.clone(),
-        fingerprint,
+        fingerprint(model_dir).expect("model fingerprint"),
         store,
         Arc::new(client(platform)),
         options,
@@ -113,15 +114,7 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_both_plan
     let input = "Grüße aus Köln — a query long enough to split over several functions. ".repeat(8);
     let want = model.forward(input.as_bytes()).unwrap();
     for (plan, splits) in [(PlanKind::Fused, 3), (PlanKind::Paper, 2)] {
-        let coordinator = coordinator(
-            &cfg,
-            fingerprint(dir.path()).expect("model fingerprint"),
-            &redis,
-            &platform,
-            plan,
-            splits,
-        )
-        .await;
+        let coordinator = coordinator(dir.path(), &cfg, &redis, &platform, plan, splits).await;
         for _ in 0..2 {
             let got = coordinator.classify(input.as_bytes()).await.unwrap();
             assert_eq!(got.prediction.label, want.label, "{plan:?}");
@@ -304,15 +297,7 @@ async fn processes_stay_within_the_concurrency_limit_and_idle_ones_are_reaped() 
     opts.max_concurrency = 2;
     opts.idle_timeout = Duration::from_millis(500);
     let platform = PlatformServer::start(opts).await.unwrap();
-    let coordinator = coordinator(
-        &cfg,
-        fingerprint(dir.path()).expect("model fingerprint"),
-        &redis,
-        &platform,
-        PlanKind::Fused,
-        3,
-    )
-    .await;
+    let coordinator = coordinator(dir.path(), &cfg, &redis, &platform, PlanKind::Fused, 3).await;
     let inputs: Vec<String> = (0..6)
         .map(|i| format!("query {i} ").repeat(20 + i))
         .collect();
@@ -379,15 +364,7 @@ async fn a_process_killed_mid_invocation_fails_it_and_the_next_query_succeeds() 
     assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
     assert!(err.to_string().contains("Runtime.ExitError"), "{err}");
 
-    let coordinator = coordinator(
-        &cfg,
-        fingerprint(dir.path()).expect("model fingerprint"),
-        &redis,
-        &platform,
-        PlanKind::Fused,
-        2,
-    )
-    .await;
+    let coordinator = coordinator(dir.path(), &cfg, &redis, &platform, PlanKind::Fused, 2).await;
     let got = coordinator.classify(b"after the crash").await.unwrap();
     assert_close(
         &got.prediction.logits,
