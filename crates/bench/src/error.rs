@@ -2,6 +2,8 @@
 //! counted, not an error).
 
 use seqless_coordinator::CoordinatorError;
+use seqless_functions::FunctionError;
+use seqless_model::ModelError;
 use seqless_plan::PlanError;
 use seqless_sim::SimError;
 use seqless_store::StoreError;
@@ -12,6 +14,16 @@ pub enum BenchError {
     /// The parameters cannot give a measurement (zero runs, a payload under one f32).
     #[error("{0}")]
     Invalid(String),
+    /// A function invocation failed (platform bench pings).
+    #[error(transparent)]
+    Function(#[from] FunctionError),
+    /// The local platform under test could not start.
+    #[cfg(feature = "platform")]
+    #[error(transparent)]
+    Platform(#[from] seqless_platform::PlatformError),
+    /// The model refused the bench's input.
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// A query of the bench could not be planned.
     #[error(transparent)]
     Plan(#[from] PlanError),

@@ -2,20 +2,26 @@
 //! summarised, and how results are tabled, written as CSV and drawn. The libraries do not
 //! depend on it, so no server, store or function carries bench code.
 //!
+//! - [`forward`]: the monolithic forward per layer and stage, against the machine's GEMM
+//!   peak and the LSTM's roofline.
 //! - [`stats`]: the one median and quantile rule (nearest rank) every figure uses.
 //! - [`store`]: tensor put/get throughput through a store, against `redis-benchmark` on the
 //!   same server in the same run.
 //! - [`load`]: a closed-loop HTTP load generator for a running server, and its chart.
 //! - [`serverless`]: the serverless-against-monolithic sweep's rows, table and CSV.
-//! - [`platform`]: the local platform's figures (cold start, warm round trip, overhead).
+//! - [`platform`]: the local platform's figures (cold start, warm round trip, overhead);
+//!   `platform_run` (feature `platform`) measures them.
 //! - [`calibrate`]: what the simulator's calibration is fitted from.
 
 #![warn(missing_docs)]
 
 pub mod calibrate;
 mod error;
+pub mod forward;
 pub mod load;
 pub mod platform;
+#[cfg(feature = "platform")]
+pub mod platform_run;
 pub mod serverless;
 pub mod stats;
 pub mod store;

@@ -1,17 +1,12 @@
 //! The `seqless` binary: parse arguments, refuse flags that would be ignored, set up
 //! logging, delegate, map errors to exit codes.
 
-mod cli;
-mod commands;
-#[cfg(test)]
-mod doc_examples;
-mod scope;
-
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::FromArgMatches;
 use clap::error::ErrorKind;
+use seqless::{cli, commands, scope};
 
 /// mimalloc keeps freed memory for reuse, where glibc returns large blocks (over its mmap
 /// threshold) to the kernel: every activation or store blob of a megabyte or more would

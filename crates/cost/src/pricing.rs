@@ -186,6 +186,33 @@ impl Pricing {
         Ok(())
     }
 
+    /// The prices in `path`, or the embedded defaults where no file is given.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, CostError> {
+        path.map_or_else(|| Ok(Self::default()), Self::load)
+    }
+
+    /// The summed hourly price of charges written `NAME[:COUNT]` (count 1 if absent), each
+    /// priced by name, as `seqless cost --hourly` takes them.
+    pub fn hourly_charges(&self, specs: &[String]) -> Result<f64, CostError> {
+        specs.iter().try_fold(0.0, |sum, spec| {
+            let (name, count) = match spec.split_once(':') {
+                Some((name, count)) => {
+                    let count = count
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|c| c.is_finite() && *c >= 0.0)
+                        .ok_or_else(|| CostError::InvalidInput {
+                            field: format!("hourly charge {spec:?}"),
+                            reason: format!("count {count:?} is not a number >= 0"),
+                        })?;
+                    (name, count)
+                }
+                None => (spec.as_str(), 1.0),
+            };
+            Ok(sum + self.hourly(name)? * count)
+        })
+    }
+
     /// The hourly price of an instance type by name, refusing unknown names
     /// rather than guessing, because a wrong instance price silently skews every
     /// comparison.

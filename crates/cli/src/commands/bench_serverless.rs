@@ -7,10 +7,10 @@ use seqless_bench::serverless::{Measured, sweep, table_header, time_queries};
 use seqless_model::TfilmModel;
 use seqless_plan::Splits;
 
-use super::bench_forward::time_runs;
 use crate::cli::{
     BenchServerlessArgs, FunctionHost, InprocArgs, LambdaArgs, PlanArgs, RemoteArgs, ServerlessArgs,
 };
+use seqless_bench::forward::time_runs;
 
 /// The flags of one configuration: in-process functions over `--store`, the split count
 /// fixed, and memory that no split exceeds.
@@ -66,8 +66,7 @@ pub fn run(args: BenchServerlessArgs) -> Result<()> {
             Some((size, input, mono)) if *size == n => (input.clone(), *mono),
             _ => {
                 let input: Vec<u8> = (0..n).map(|_| rng.random()).collect();
-                let mono =
-                    time_runs(args.runs, || Ok(model.forward(&input).map(|_| ())?))?.median_ms;
+                let mono = time_runs(args.runs, || model.forward(&input).map(|_| ()))?.median_ms;
                 current = Some((n, input.clone(), mono));
                 (input, mono)
             }

@@ -58,39 +58,6 @@ fn read_traces(path: &Path) -> Result<Vec<Trace>> {
         .collect()
 }
 
-/// Sums `--hourly NAME[:COUNT]` charges, each priced by name in the price list.
-pub fn other_hourly_usd(pricing: &Pricing, specs: &[String]) -> Result<f64> {
-    specs.iter().try_fold(0.0, |sum, spec| {
-        let (name, count) = match spec.split_once(':') {
-            Some((name, count)) => {
-                let count: f64 = count
-                    .parse()
-                    .ok()
-                    .filter(|c: &f64| c.is_finite() && *c >= 0.0)
-                    .with_context(|| {
-                        format!("--hourly {spec:?}: count {count:?} is not a number >= 0")
-                    })?;
-                (name, count)
-            }
-            None => (spec.as_str(), 1.0),
-        };
-        let hourly = pricing
-            .hourly(name)
-            .with_context(|| format!("--hourly {spec:?}"))?;
-        Ok(sum + hourly * count)
-    })
-}
-
-/// Loads `--pricing FILE`, or the embedded default prices.
-pub fn load_pricing(path: Option<&Path>) -> Result<Pricing> {
-    match path {
-        Some(path) => {
-            Pricing::load(path).with_context(|| format!("loading prices from {}", path.display()))
-        }
-        None => Ok(Pricing::default()),
-    }
-}
-
 /// Runs `seqless cost`.
 pub fn run(args: CostArgs) -> Result<()> {
     if args.paper {
@@ -102,7 +69,7 @@ pub fn run(args: CostArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let pricing = load_pricing(args.pricing.as_deref())?;
+    let pricing = Pricing::load_or_default(args.pricing.as_deref())?;
     let (mut stages, measured_init, measured_store, source) = match (
         &args.trace,
         args.stage.is_empty(),
@@ -170,7 +137,7 @@ pub fn run(args: CostArgs) -> Result<()> {
         hours: args.hours,
         store_bytes_per_query: args.store_bytes_per_query.or(measured_store).unwrap_or(0),
         cross_az_fraction: args.cross_az_fraction,
-        other_hourly_usd: other_hourly_usd(&pricing, &args.hourly)?,
+        other_hourly_usd: pricing.hourly_charges(&args.hourly).context("--hourly")?,
     };
     let cost = FullCost::compute(&pricing, &input)?;
     let hourly_usd = match args.instance_hourly {

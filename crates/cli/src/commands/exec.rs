@@ -37,12 +37,6 @@ enum StoreDown {
     NotReady,
 }
 
-/// Opens the store named by a URL with the given key prefix; it must answer now.
-#[cfg(feature = "platform")]
-pub async fn store(url: &str, key_prefix: &str) -> Result<Arc<dyn TensorStore>> {
-    store_when(url, key_prefix, StoreDown::Fails).await
-}
-
 /// Opens the store named by a URL with the given key prefix.
 async fn store_when(url: &str, key_prefix: &str, down: StoreDown) -> Result<Arc<dyn TensorStore>> {
     let options = StoreOptions {
@@ -58,13 +52,13 @@ async fn store_when(url: &str, key_prefix: &str, down: StoreDown) -> Result<Arc<
 /// Upper bound on one invocation through the Invoke API: Lambda's longest timeout.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// Where the functions run, from `--platform` and its flags.
-pub async fn platform(
-    model_dir: &Path,
+/// The functions on another host (`--platform local` or `lambda`), connected before the
+/// store so that a refusal of the host's own settings comes first; `None` for in-process
+/// functions, which need the store ([`inproc`]).
+async fn remote_invoker(
     plan: &PlanArgs,
     args: &ServerlessArgs,
-    store: Arc<dyn TensorStore>,
-) -> Result<Arc<dyn Invoker>> {
+) -> Result<Option<Arc<dyn Invoker>>> {
     let invoke = InvokeOptions {
         function_prefix: args.remote.function_prefix.clone(),
         fallback_memory_mb: plan.memory_mb,
@@ -74,32 +68,42 @@ pub async fn platform(
     Ok(match args.platform {
         FunctionHost::Local => {
             let endpoint = endpoint.context("--platform local needs --endpoint")?;
-            Arc::new(LocalInvoker::new(endpoint, invoke)?)
+            Some(Arc::new(LocalInvoker::new(endpoint, invoke)?))
         }
         #[cfg(feature = "aws")]
-        FunctionHost::Lambda => Arc::new(
-            seqless_functions::LambdaInvoker::connect(
-                endpoint,
-                args.remote.lambda.region.as_deref(),
-                invoke,
-            )
-            .await?,
-        ),
+        FunctionHost::Lambda => {
+            let region = args.remote.lambda.region.as_deref();
+            match seqless_functions::LambdaInvoker::connect(endpoint, region, invoke).await {
+                Ok(invoker) => Some(Arc::new(invoker)),
+                // It fails only on what the user configures: credentials.
+                Err(missing) => usage!("{missing}"),
+            }
+        }
         #[cfg(not(feature = "aws"))]
         FunctionHost::Lambda => usage!(
             "--platform lambda needs the `aws` feature: build with `cargo build --release -p seqless --features aws`"
         ),
-        FunctionHost::Inproc => Arc::new(InprocInvoker::new(
-            InprocOptions {
-                model_dir: model_dir.to_path_buf(),
-                concurrency: args.inproc.concurrency.unwrap_or_else(cores),
-                idle_timeout: Duration::from_secs(args.inproc.idle_timeout_secs),
-                memory_mb: plan.memory_mb,
-                ttl: Duration::from_secs(args.ttl_secs.max(1)),
-            },
-            store,
-        )),
+        FunctionHost::Inproc => None,
     })
+}
+
+/// In-process functions over `store`.
+fn inproc(
+    model_dir: &Path,
+    plan: &PlanArgs,
+    args: &ServerlessArgs,
+    store: Arc<dyn TensorStore>,
+) -> Arc<dyn Invoker> {
+    Arc::new(InprocInvoker::new(
+        InprocOptions {
+            model_dir: model_dir.to_path_buf(),
+            concurrency: args.inproc.concurrency.unwrap_or_else(cores),
+            idle_timeout: Duration::from_secs(args.inproc.idle_timeout_secs),
+            memory_mb: plan.memory_mb,
+            ttl: Duration::from_secs(args.ttl_secs.max(1)),
+        },
+        store,
+    ))
 }
 
 impl PlanArgs {
@@ -164,9 +168,10 @@ async fn build_coordinator(
             args.platform.name()
         );
     }
+    let remote = remote_invoker(plan, args).await?;
     let store = store_when(&args.store, &args.key_prefix, down).await?;
     let ttl = Duration::from_secs(args.ttl_secs.max(1));
-    let platform = platform(model_dir, plan, args, store.clone()).await?;
+    let platform = remote.unwrap_or_else(|| inproc(model_dir, plan, args, store.clone()));
     let pricing = match &args.pricing {
         Some(path) => Pricing::load(path)
             .with_context(|| format!("loading prices from {}", path.display()))?,

@@ -83,7 +83,7 @@ pub fn build_config(args: &SimulateArgs) -> Result<SimConfig> {
         config.instances.count = n;
     }
     if let Some(path) = &args.pricing {
-        config.pricing = super::cost::load_pricing(Some(path))?;
+        config.pricing = seqless_cost::Pricing::load(path)?;
     }
     if let Some(path) = &args.calibration {
         config.calibration = seqless_sim::Calibration::load(path)
