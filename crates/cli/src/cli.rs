@@ -444,57 +444,26 @@ pub struct Scope {
 /// tested something it did not. Checked in order; the first broken scope is reported. Every
 /// command that has both the group and the flag is covered.
 pub const SCOPES: &[Scope] = &[
-    Scope {
-        group: "plan_args",
-        flag: "mode",
-        needs: Needs::OneOf(&["serverless"]),
-    },
-    Scope {
-        group: "serverless_args",
-        flag: "mode",
-        needs: Needs::OneOf(&["serverless"]),
-    },
-    Scope {
-        group: "inproc_args",
-        flag: "mode",
-        needs: Needs::OneOf(&["serverless"]),
-    },
-    Scope {
-        group: "remote_args",
-        flag: "mode",
-        needs: Needs::OneOf(&["serverless"]),
-    },
-    Scope {
-        group: "lambda_args",
-        flag: "mode",
-        needs: Needs::OneOf(&["serverless"]),
-    },
-    Scope {
-        group: "batching_args",
-        flag: "mode",
-        needs: Needs::OneOf(&["monolithic"]),
-    },
-    Scope {
-        group: "plan_args",
-        flag: "model",
-        needs: Needs::Given,
-    },
-    Scope {
-        group: "inproc_args",
-        flag: "platform",
-        needs: Needs::OneOf(&["inproc"]),
-    },
-    Scope {
-        group: "remote_args",
-        flag: "platform",
-        needs: Needs::OneOf(&["local", "lambda"]),
-    },
-    Scope {
-        group: "lambda_args",
-        flag: "platform",
-        needs: Needs::OneOf(&["lambda"]),
-    },
+    scope("plan_args", "mode", Needs::OneOf(&["serverless"])),
+    scope("serverless_args", "mode", Needs::OneOf(&["serverless"])),
+    scope("inproc_args", "mode", Needs::OneOf(&["serverless"])),
+    scope("remote_args", "mode", Needs::OneOf(&["serverless"])),
+    scope("lambda_args", "mode", Needs::OneOf(&["serverless"])),
+    scope("batching_args", "mode", Needs::OneOf(&["monolithic"])),
+    scope("plan_args", "model", Needs::Given),
+    scope("inproc_args", "platform", Needs::OneOf(&["inproc"])),
+    scope(
+        "remote_args",
+        "platform",
+        Needs::OneOf(&["local", "lambda"]),
+    ),
+    scope("lambda_args", "platform", Needs::OneOf(&["lambda"])),
 ];
+
+/// A [`Scope`], written on one line.
+const fn scope(group: &'static str, flag: &'static str, needs: Needs) -> Scope {
+    Scope { group, flag, needs }
+}
 
 /// `seqless classify`.
 #[derive(Debug, Args)]

@@ -233,11 +233,8 @@ fn sigterm_lets_the_in_flight_query_finish_then_exits_0() {
 
 /// A store down at startup makes `serve` not ready rather than stopping it (as `seqless
 /// platform` starts); once Redis answers, it is ready and classifies.
-#[test]
-fn a_store_down_at_startup_is_not_ready_until_it_comes_up() {
-    let redis = seqless_store::testing::RedisServer::start();
-    redis.kill();
-    let serve = Serve::start(&["--mode", "serverless", "--store", &redis.url()]);
+fn down_at_startup_then_ready(url: &str, bring_up: impl FnOnce()) {
+    let serve = Serve::start(&["--mode", "serverless", "--store", url]);
     let rt = runtime();
     let ready = |url: String| async move {
         reqwest::get(format!("{url}/readyz"))
@@ -246,11 +243,14 @@ fn a_store_down_at_startup_is_not_ready_until_it_comes_up() {
             .status()
             .as_u16()
     };
-    assert_eq!(rt.block_on(ready(serve.url.clone())), 503);
-    redis.restart();
+    assert_eq!(rt.block_on(ready(serve.url.clone())), 503, "{url}");
+    bring_up();
     let deadline = Instant::now() + Duration::from_secs(30);
     while rt.block_on(ready(serve.url.clone())) != 200 {
-        assert!(Instant::now() < deadline, "never ready after Redis came up");
+        assert!(
+            Instant::now() < deadline,
+            "{url}: never ready after Redis came up"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let reply = rt.block_on(async {
@@ -263,5 +263,25 @@ fn a_store_down_at_startup_is_not_ready_until_it_comes_up() {
             .status()
             .as_u16()
     });
-    assert_eq!(reply, 200);
+    assert_eq!(reply, 200, "{url}");
+}
+
+#[test]
+fn a_server_down_at_startup_is_not_ready_until_it_comes_up() {
+    let redis = seqless_store::testing::RedisServer::start();
+    redis.kill();
+    down_at_startup_then_ready(&redis.url(), || redis.restart());
+}
+
+#[test]
+fn a_cluster_down_at_startup_is_not_ready_until_it_comes_up() {
+    let cluster = seqless_store::testing::RedisCluster::start(3);
+    for node in cluster.nodes() {
+        node.kill();
+    }
+    down_at_startup_then_ready(&cluster.url(), || {
+        for node in cluster.nodes() {
+            node.restart();
+        }
+    });
 }

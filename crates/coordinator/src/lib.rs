@@ -11,4 +11,4 @@ mod coordinator;
 mod trace;
 
 pub use coordinator::{Coordinator, CoordinatorError, CoordinatorOptions, ServerlessPrediction};
-pub use trace::{InvocationRecord, Trace};
+pub use trace::{InvocationRecord, Trace, TraceReadError};

@@ -99,7 +99,52 @@ pub struct Trace {
     pub cost: CostBreakdown,
 }
 
+/// Why a text is not a set of traces.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceReadError {
+    /// The text is not JSON.
+    #[error("not valid JSON: {0}")]
+    Json(serde_json::Error),
+    /// The text holds no document.
+    #[error("holds no query; expected the output of `seqless classify --mode serverless --json`")]
+    Empty,
+    /// A document is not a trace.
+    #[error(
+        "query {query}: not a seqless trace (expected `trace.invocations` as written by \
+         `seqless classify --mode serverless --json`): {cause}"
+    )]
+    NotATrace {
+        /// 1-based position of the document.
+        query: usize,
+        /// The field that did not parse.
+        cause: serde_json::Error,
+    },
+}
+
 impl Trace {
+    /// The traces in a text of one or more JSON documents (JSON lines, documents one after
+    /// another, or one array). Each is the output of `seqless classify --mode serverless
+    /// --json`, whose trace is under `trace`, or a bare trace.
+    pub fn read_many(text: &str) -> Result<Vec<Trace>, TraceReadError> {
+        let mut docs = Vec::new();
+        for value in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
+            match value.map_err(TraceReadError::Json)? {
+                serde_json::Value::Array(items) => docs.extend(items),
+                other => docs.push(other),
+            }
+        }
+        if docs.is_empty() {
+            return Err(TraceReadError::Empty);
+        }
+        docs.iter()
+            .enumerate()
+            .map(|(n, doc)| {
+                Trace::deserialize(doc.get("trace").unwrap_or(doc))
+                    .map_err(|cause| TraceReadError::NotATrace { query: n + 1, cause })
+            })
+            .collect()
+    }
+
     /// Totals and prices a finished run's invocations.
     pub fn new(
         plan: PlanKind,

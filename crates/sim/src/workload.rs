@@ -67,6 +67,35 @@ pub enum ArrivalProcess {
 }
 
 impl ArrivalProcess {
+    /// An arrival process written as a JSON object, or as the bare kind `constant` or
+    /// `poisson` at `rate` q/s (else at `self`'s mean rate), as `seqless simulate
+    /// --arrivals` takes it.
+    pub fn with_spec(&self, spec: &str, rate: Option<f64>) -> Result<ArrivalProcess, SimError> {
+        let spec = spec.trim();
+        let refuse = |reason: String| SimError::Config {
+            field: "arrivals".into(),
+            reason,
+        };
+        if spec.starts_with('{') {
+            return serde_json::from_str(spec)
+                .map_err(|e| refuse(format!("{spec} is not an arrival process: {e}")));
+        }
+        let rate = rate.or_else(|| self.mean_rate()).ok_or_else(|| {
+            refuse(format!(
+                "{spec} needs a rate: the configured arrivals have no mean rate"
+            ))
+        })?;
+        check_range("arrivals rate", rate, 0.0, true)?;
+        match spec {
+            "constant" => Ok(ArrivalProcess::Constant { rate_qps: rate }),
+            "poisson" => Ok(ArrivalProcess::Poisson { rate_qps: rate }),
+            other => Err(refuse(format!(
+                "{other:?}: expected constant, poisson, or a JSON object such as \
+                 '{{\"kind\":\"bursty\",\"on_rate_qps\":500,\"off_rate_qps\":0,\"on_s\":5,\"off_s\":25}}'"
+            ))),
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), SimError> {
         match self {
             ArrivalProcess::Constant { rate_qps } | ArrivalProcess::Poisson { rate_qps } => {

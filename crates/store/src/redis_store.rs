@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisWrite, ServerErrorKind, ToRedisArgs,
@@ -75,14 +75,36 @@ impl std::fmt::Debug for RedisStore {
 #[derive(Clone)]
 enum Conn {
     Node(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(LazyCluster),
+}
+
+/// A Cluster connection made on first use, as a single server's `ConnectionManager` is:
+/// a service can start while every node is down, and connect once one answers. Clones
+/// share the one connection, which keeps its own per-node connections.
+#[derive(Clone)]
+struct LazyCluster {
+    client: Arc<ClusterClient>,
+    conn: Arc<tokio::sync::OnceCell<ClusterConnection>>,
+}
+
+impl LazyCluster {
+    /// The shared connection, made now if no call has made it yet.
+    async fn connection(&self) -> redis::RedisResult<ClusterConnection> {
+        self.conn
+            .get_or_try_init(|| self.client.get_async_connection())
+            .await
+            .cloned()
+    }
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Node(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => Box::pin(async move {
+                let mut conn = c.connection().await?;
+                conn.req_packed_command(cmd).await
+            }),
         }
     }
 
@@ -94,14 +116,18 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => Box::pin(async move {
+                let mut conn = c.connection().await?;
+                conn.req_packed_commands(pipeline, offset, count).await
+            }),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Self::Node(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
+            // A Cluster has only database 0.
+            Self::Cluster(_) => 0,
         }
     }
 }
@@ -115,10 +141,10 @@ impl RedisStore {
         Self::open(url, opts, true).await
     }
 
-    /// As [`RedisStore::connect`]; with `check` false, a single server that does not answer
-    /// yet is not an error: its connections are made on first use and retried after, so a
-    /// long-running service can start first, report itself not ready, and recover when
-    /// Redis comes up. A cluster always needs one node to answer, to learn its topology.
+    /// As [`RedisStore::connect`]; with `check` false, a server or Cluster that does not
+    /// answer yet is not an error: its connections are made on first use and retried
+    /// after, so a long-running service can start first, report itself not ready, and
+    /// recover when Redis comes up.
     pub(crate) async fn open(
         url: &str,
         opts: StoreOptions,
@@ -130,7 +156,7 @@ impl RedisStore {
             reason,
         };
         let target = parse(url)?;
-        let lazy = !check && matches!(target, Target::Node { .. });
+        let lazy = !check;
         if url.trim().to_ascii_lowercase().starts_with("rediss") {
             install_crypto_provider();
         }
@@ -170,11 +196,11 @@ impl RedisStore {
                         builder = builder.certs(certificates(&tls, &bad)?);
                     }
                     let client = builder.build().map_err(|e| bad(e.to_string()))?;
-                    let conn = client
-                        .get_async_connection()
-                        .await
-                        .map_err(|e| unavailable(&name, &e))?;
-                    Ok((vec![Conn::Cluster(conn)], None))
+                    let cluster = LazyCluster {
+                        client: Arc::new(client),
+                        conn: Default::default(),
+                    };
+                    Ok((vec![Conn::Cluster(cluster)], None))
                 }
             }
         };
@@ -361,8 +387,12 @@ impl RedisStore {
                     // A Cluster pipeline must stay in one slot; independent GETs are
                     // routed per key and multiplexed per node instead.
                     Conn::Cluster(cluster) => {
+                        let connection = cluster
+                            .connection()
+                            .await
+                            .map_err(|e| self.map_err(None, e))?;
                         let reads = keys.iter().zip(full).map(|(k, f)| {
-                            let mut c = cluster.clone();
+                            let mut c = connection.clone();
                             async move {
                                 let v = redis::cmd("GET")
                                     .arg(f)

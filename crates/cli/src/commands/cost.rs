@@ -18,44 +18,15 @@ use seqless_cost::{
     Comparison, DEFAULT_INIT_MS, FullCost, FullCostInput, Pricing, StageUsage, paper_cost,
     summarise,
 };
-use serde::Deserialize;
 
 use super::usage;
 use crate::cli::CostArgs;
 
-/// Reads a trace file: one JSON document or several (JSON lines, or documents one after
-/// another, or one JSON array). Each document is the output of `seqless classify --json`
-/// (the trace under `trace`) or a bare trace.
+/// Reads a trace file (see [`Trace::read_many`]).
 fn read_traces(path: &Path) -> Result<Vec<Trace>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading trace {}", path.display()))?;
-    let mut docs = Vec::new();
-    for value in serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>() {
-        let value = value.with_context(|| format!("trace {} is not valid JSON", path.display()))?;
-        match value {
-            serde_json::Value::Array(items) => docs.extend(items),
-            other => docs.push(other),
-        }
-    }
-    ensure!(
-        !docs.is_empty(),
-        "trace {} holds no query; expected the output of `seqless classify --mode serverless --json`",
-        path.display()
-    );
-    docs.iter()
-        .enumerate()
-        .map(|(n, doc)| {
-            let trace = doc.get("trace").unwrap_or(doc);
-            Trace::deserialize(trace).with_context(|| {
-                format!(
-                    "trace {}, query {}: not a seqless trace (expected `trace.invocations` as \
-                     written by `seqless classify --mode serverless --json`)",
-                    path.display(),
-                    n + 1
-                )
-            })
-        })
-        .collect()
+    Trace::read_many(&text).with_context(|| format!("trace {}", path.display()))
 }
 
 /// Runs `seqless cost`.

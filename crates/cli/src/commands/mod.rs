@@ -106,6 +106,7 @@ fn user_must_fix(err: &(dyn std::error::Error + 'static)) -> bool {
         )
     };
     if err.is::<UsageError>()
+        || err.is::<seqless_coordinator::TraceReadError>()
         || err.is::<seqless_plan::PlanError>()
         || err.is::<seqless_server::TokenError>()
     {

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use seqless_model::{CONFIG_FILE, ModelConfig};
 use seqless_plan::PlanKind;
 use seqless_sim::{
-    ArrivalProcess, LengthDistribution, LoadLevel, PlanShape, ShapeModel, SimConfig, SyntheticShape,
+    LengthDistribution, LoadLevel, PlanShape, ShapeModel, SimConfig, SyntheticShape,
 };
 
 use crate::cli::SimulateArgs;
@@ -21,32 +21,6 @@ pub fn load_model_config(path: &Path) -> Result<ModelConfig> {
         path.to_path_buf()
     };
     ModelConfig::load(&file).with_context(|| format!("loading model config {}", file.display()))
-}
-
-/// Parses `--arrivals`: a JSON [`ArrivalProcess`], or the bare kind `constant` or
-/// `poisson` at `rate` (from `--rate`, else the configured process's mean rate).
-fn parse_arrivals(
-    spec: &str,
-    current: &ArrivalProcess,
-    rate: Option<f64>,
-) -> Result<ArrivalProcess> {
-    let spec = spec.trim();
-    if spec.starts_with('{') {
-        return serde_json::from_str(spec).with_context(|| {
-            format!("--arrivals {spec}: not an arrival process (see docs/simulator.md, Workload)")
-        });
-    }
-    let rate = rate.or_else(|| current.mean_rate()).with_context(|| {
-        format!("--arrivals {spec} needs --rate: the configured arrivals have no mean rate")
-    })?;
-    Ok(match spec {
-        "constant" => ArrivalProcess::Constant { rate_qps: rate },
-        "poisson" => ArrivalProcess::Poisson { rate_qps: rate },
-        other => bail!(
-            "--arrivals {other:?}: expected constant, poisson, or a JSON object such as \
-             '{{\"kind\":\"bursty\",\"on_rate_qps\":500,\"off_rate_qps\":0,\"on_s\":5,\"off_s\":25}}'"
-        ),
-    })
 }
 
 /// The configuration the flags describe: `--config` (or the defaults) with every given
@@ -67,7 +41,7 @@ pub fn build_config(args: &SimulateArgs) -> Result<SimConfig> {
         config.drain_s = d;
     }
     if let Some(spec) = &args.arrivals {
-        config.arrivals = parse_arrivals(spec, &config.arrivals, args.rate)?;
+        config.arrivals = config.arrivals.with_spec(spec, args.rate)?;
     } else if let Some(rate) = args.rate {
         config.arrivals = config.arrivals.with_rate(rate).context("--rate")?;
     }
