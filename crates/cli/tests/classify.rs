@@ -209,25 +209,20 @@ fn refusals_are_clear_and_exit_2() {
 #[test]
 fn train_then_eval_writes_a_model_and_a_report() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.jsonl");
+    let data_file = dir.path().join("data.jsonl");
     let mut lines = String::new();
     for i in 0..30 {
-        let (t, l) = if i % 2 == 0 {
-            (format!("the cat sat {i}"), "en")
-        } else {
-            (format!("die Katze {i}"), "de")
-        };
-        lines.push_str(&serde_json::json!({"text": t, "label": l}).to_string());
-        lines.push('\n');
+        let (text, label) = [("the cat sat", "en"), ("die Katze", "de")][i % 2];
+        let record = serde_json::json!({"text": format!("{text} {i}"), "label": label});
+        lines.push_str(&format!("{record}\n"));
     }
-    std::fs::write(&data, lines).unwrap();
-    let out = dir.path().join("m");
-    stdout(seqless(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
+    std::fs::write(&data_file, lines).unwrap();
+    let out_dir = dir.path().join("m");
+    let (data, out) = (path(&data_file), path(&out_dir));
+    // `seqless train` of the data file into the model directory, with `extra` options.
+    let train =
+        |extra: &[&str]| seqless(&[&["train", "--data", data, "--out", out][..], extra].concat());
+    stdout(train(&[
         "--epochs",
         "2",
         "--layers",
@@ -236,28 +231,15 @@ fn train_then_eval_writes_a_model_and_a_report() {
         "4",
     ]));
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("train-report.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("train-report.json")).unwrap())
             .unwrap();
     assert_eq!(report["epochs"].as_array().unwrap().len(), 2);
-    let eval = json(seqless(&[
-        "eval",
-        "--model",
-        out.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--json",
-    ]));
+    let eval = json(seqless(&["eval", "--model", out, "--data", data, "--json"]));
     assert_eq!(eval["n"], 30);
     assert!(eval["accuracy"].as_f64().unwrap() >= 0.0 && eval["macro_f1"].is_number());
     // A data file with one label is refused with its name.
-    std::fs::write(&data, "{\"text\":\"a\",\"label\":\"x\"}\n").unwrap();
-    let bad = refusal(seqless(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    std::fs::write(&data_file, "{\"text\":\"a\",\"label\":\"x\"}\n").unwrap();
+    let bad = refusal(train(&[]));
     assert!(bad.contains("data.jsonl"), "{bad}");
 }
 

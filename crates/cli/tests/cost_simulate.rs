@@ -142,11 +142,8 @@ fn cost_refuses_bad_input_by_name() {
         err.contains("renamed.json") && err.contains("billed_ms"),
         "{err}"
     );
-    let err = fails(&[
-        "cost",
-        "--trace",
-        dir.path().join("absent.json").to_str().unwrap(),
-    ]);
+    let absent = dir.path().join("absent.json");
+    let err = fails(&["cost", "--trace", absent.to_str().unwrap()]);
     assert!(err.contains("absent.json"), "{err}");
     let err = fails(&["cost", "--stage", "conv:8:x:1024"]);
     assert!(err.contains("conv:8:x:1024"), "{err}");
@@ -297,11 +294,8 @@ fn simulate_runs_the_real_plan_and_refuses_bad_input() {
             "{kinds:?}"
         );
     }
-    let err = fails(&[
-        "simulate",
-        "--model",
-        dir.path().join("nope").to_str().unwrap(),
-    ]);
+    let nope = dir.path().join("nope");
+    let err = fails(&["simulate", "--model", nope.to_str().unwrap()]);
     assert!(err.contains("nope"), "{err}");
     let bad = dir.path().join("sim.json");
     std::fs::write(&bad, "{\"sede\": 1}").unwrap();
