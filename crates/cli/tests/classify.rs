@@ -3,35 +3,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, Modulation};
+mod common;
 
-fn seqless(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqless"))
-        .args(args)
-        .output()
-        .expect("run seqless")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
-}
+use common::{json, refusal, seqless, stdout, write_test_model};
 
 fn model_dir() -> tempfile::TempDir {
-    let cfg = config(
-        4,
-        "6:3:2:4,5:4:1:2",
-        Modulation::Affine,
-        GateActivation::Sigmoid,
-        3,
-    );
     let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), &cfg, &random(&cfg, 4, 0.8));
+    write_test_model(dir.path(), 4);
     dir
 }
 
@@ -49,7 +27,7 @@ fn classify(model: &Path, args: &[&str]) -> Output {
 #[test]
 fn json_output_has_the_documented_fields() {
     let dir = model_dir();
-    let out = json(&classify(dir.path(), &["--json", "hello there"]));
+    let out = json(classify(dir.path(), &["--json", "hello there"]));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
             .unwrap();
@@ -95,19 +73,13 @@ fn json_output_has_the_documented_fields() {
 fn the_human_output_says_the_splits_that_ran_and_why_they_differ() {
     let dir = model_dir();
     let run = |splits: &str, text: &str| {
-        let out = classify(
+        stdout(classify(
             dir.path(),
             &["--mode", "serverless", "--splits", splits, text],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        ))
     };
     let trace_splits = |splits: &str, text: &str| -> Vec<String> {
-        let out = json(&classify(
+        let out = json(classify(
             dir.path(),
             &["--mode", "serverless", "--splits", splits, "--json", text],
         ));
@@ -141,8 +113,7 @@ fn splits_over_max_splits_are_refused() {
         dir.path(),
         &["--mode", "serverless", "--splits", "17", "hello"],
     );
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refusal(out);
     assert!(err.contains("--splits 17 is over --max-splits 16"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
@@ -152,9 +123,9 @@ fn serverless_mode_matches_and_adds_a_trace() {
     let dir = model_dir();
     let text =
         "a somewhat longer text so that the plan has several blocks to split across functions";
-    let mono = json(&classify(dir.path(), &["--json", text]));
+    let mono = json(classify(dir.path(), &["--json", text]));
     for plan in ["fused", "paper"] {
-        let out = json(&classify(
+        let out = json(classify(
             dir.path(),
             &[
                 "--json",
@@ -210,7 +181,7 @@ fn input_from_file_and_stdin_including_invalid_utf8() {
     let dir = model_dir();
     let file = dir.path().join("input.bin");
     std::fs::write(&file, [0xff, 0xfe, 0x00, b'a']).unwrap();
-    let out = json(&classify(
+    let out = json(classify(
         dir.path(),
         &["--json", "--file", file.to_str().unwrap()],
     ));
@@ -220,87 +191,56 @@ fn input_from_file_and_stdin_including_invalid_utf8() {
 #[test]
 fn refusals_are_clear_and_exit_2() {
     let dir = model_dir();
-    let empty = classify(dir.path(), &[""]);
-    assert_eq!(empty.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&empty.stderr).contains("empty"));
-    let empty = classify(dir.path(), &["--mode", "serverless", ""]);
-    assert_eq!(empty.status.code(), Some(2));
+    assert!(refusal(classify(dir.path(), &[""])).contains("empty"));
+    refusal(classify(dir.path(), &["--mode", "serverless", ""]));
     // Over max_len.
     let cfg_path = dir.path().join("config.json");
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     cfg["max_len"] = 5.into();
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    let long = classify(dir.path(), &["too long for five"]);
-    assert_eq!(long.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&long.stderr).contains("max_len"));
+    assert!(refusal(classify(dir.path(), &["too long for five"])).contains("max_len"));
     // A broken model directory names the tensor.
     std::fs::write(dir.path().join("model.safetensors"), b"garbage").unwrap();
-    let broken = classify(dir.path(), &["x"]);
-    assert_eq!(broken.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&broken.stderr).contains("model.safetensors"));
+    assert!(refusal(classify(dir.path(), &["x"])).contains("model.safetensors"));
 }
 
 #[cfg(feature = "train")]
 #[test]
 fn train_then_eval_writes_a_model_and_a_report() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.jsonl");
+    let data_file = dir.path().join("data.jsonl");
     let mut lines = String::new();
     for i in 0..30 {
-        let (t, l) = if i % 2 == 0 {
-            (format!("the cat sat {i}"), "en")
-        } else {
-            (format!("die Katze {i}"), "de")
-        };
-        lines.push_str(&serde_json::json!({"text": t, "label": l}).to_string());
-        lines.push('\n');
+        let (text, label) = [("the cat sat", "en"), ("die Katze", "de")][i % 2];
+        let record = serde_json::json!({"text": format!("{text} {i}"), "label": label});
+        lines.push_str(&format!("{record}\n"));
     }
-    std::fs::write(&data, lines).unwrap();
-    let out = dir.path().join("m");
-    let train = seqless(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
+    std::fs::write(&data_file, lines).unwrap();
+    let out_dir = dir.path().join("m");
+    let (data, out) = (path(&data_file), path(&out_dir));
+    // `seqless train` of the data file into the model directory, with `extra` options.
+    let train =
+        |extra: &[&str]| seqless(&[&["train", "--data", data, "--out", out][..], extra].concat());
+    stdout(train(&[
         "--epochs",
         "2",
         "--layers",
         "8:3:2:2",
         "--embed-dim",
         "4",
-    ]);
-    assert!(
-        train.status.success(),
-        "{}",
-        String::from_utf8_lossy(&train.stderr)
-    );
+    ]));
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("train-report.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("train-report.json")).unwrap())
             .unwrap();
     assert_eq!(report["epochs"].as_array().unwrap().len(), 2);
-    let eval = json(&seqless(&[
-        "eval",
-        "--model",
-        out.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--json",
-    ]));
+    let eval = json(seqless(&["eval", "--model", out, "--data", data, "--json"]));
     assert_eq!(eval["n"], 30);
     assert!(eval["accuracy"].as_f64().unwrap() >= 0.0 && eval["macro_f1"].is_number());
     // A data file with one label is refused with its name.
-    std::fs::write(&data, "{\"text\":\"a\",\"label\":\"x\"}\n").unwrap();
-    let bad = seqless(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("data.jsonl"));
+    std::fs::write(&data_file, "{\"text\":\"a\",\"label\":\"x\"}\n").unwrap();
+    let bad = refusal(train(&[]));
+    assert!(bad.contains("data.jsonl"), "{bad}");
 }
 
 #[cfg(feature = "train")]
@@ -308,7 +248,7 @@ fn train_then_eval_writes_a_model_and_a_report() {
 fn init_writes_a_loadable_untrained_model_and_refuses_bad_architectures() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("m");
-    let out = seqless(&[
+    stdout(seqless(&[
         "init",
         "--out",
         path(&out_dir),
@@ -320,30 +260,14 @@ fn init_writes_a_loadable_untrained_model_and_refuses_bad_architectures() {
         "6:3:1:4,6:3:1:4",
         "--modulation",
         "affine",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]));
     // Labels sorted and deduplicated, and the model runs in both modes with one answer.
-    let mono = json(&seqless(&[
-        "classify",
-        "--model",
-        path(&out_dir),
-        "--json",
-        "some text",
-    ]));
+    let mono = json(classify(&out_dir, &["--json", "some text"]));
     assert_eq!(mono["logits"].as_array().unwrap().len(), 2);
-    let served = json(&seqless(&[
-        "classify",
-        "--model",
-        path(&out_dir),
-        "--json",
-        "--mode",
-        "serverless",
-        "some text",
-    ]));
+    let served = json(classify(
+        &out_dir,
+        &["--json", "--mode", "serverless", "some text"],
+    ));
     assert_eq!(mono["label"], served["label"]);
 
     for (args, needle) in [
@@ -352,12 +276,8 @@ fn init_writes_a_loadable_untrained_model_and_refuses_bad_architectures() {
     ] {
         let mut all = vec!["init", "--out", path(&out_dir)];
         all.extend(args);
-        let out = seqless(&all);
-        assert_eq!(out.status.code(), Some(2), "{all:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(needle),
-            "{all:?}"
-        );
+        let err = refusal(seqless(&all));
+        assert!(err.contains(needle), "{all:?}: {err}");
     }
 }
 
@@ -368,7 +288,7 @@ fn init_writes_a_loadable_untrained_model_and_refuses_bad_architectures() {
 fn a_closed_stdout_is_not_a_panic() {
     use std::os::unix::process::ExitStatusExt;
     let dir = model_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seqless"))
+    let mut child = Command::new(common::SEQLESS)
         .args([
             "classify",
             "--model",

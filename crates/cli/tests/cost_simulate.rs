@@ -1,23 +1,17 @@
 //! `seqless cost` and `seqless simulate`, run as the built binary.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn seqless(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqless"))
-        .args(args)
-        .output()
-        .expect("the seqless binary runs")
-}
+mod common;
 
-fn ok(args: &[&str]) -> String {
-    let out = seqless(args);
-    assert!(
-        out.status.success(),
-        "seqless {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+use common::{json, ok, seqless};
+
+/// Asserts that `text` contains every one of `needles`.
+#[track_caller]
+fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
 }
 
 fn fails(args: &[&str]) -> String {
@@ -29,21 +23,21 @@ fn fails(args: &[&str]) -> String {
 #[test]
 fn paper_cost_shows_every_term() {
     let text = ok(&["cost", "--paper"]);
-    for needle in [
-        "1,800,000 queries x 10 invocations x $0.2 per 1M = $3.6",
-        "1 h x $0.188/h = $0.188",
-        "1 h x $0.156/h = $0.156",
-        "Total            $3.944",
-        "= $0.9",
-        "4.38x",
-    ] {
-        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
-    }
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&["cost", "--paper", "--json"])).unwrap();
-    assert_eq!(json["serverless_usd"], 3.944);
-    assert_eq!(json["gpu_usd"], 0.9);
-    assert_eq!(json["lambda_requests_usd"], 3.6);
+    assert_contains_all(
+        &text,
+        &[
+            "1,800,000 queries x 10 invocations x $0.2 per 1M = $3.6",
+            "1 h x $0.188/h = $0.188",
+            "1 h x $0.156/h = $0.156",
+            "Total            $3.944",
+            "= $0.9",
+            "4.38x",
+        ],
+    );
+    let out = json(seqless(&["cost", "--paper", "--json"]));
+    assert_eq!(out["serverless_usd"], 3.944);
+    assert_eq!(out["gpu_usd"], 0.9);
+    assert_eq!(out["lambda_requests_usd"], 3.6);
 }
 
 /// A trace as `seqless classify --mode serverless --json` writes it: one query, two
@@ -65,34 +59,34 @@ fn full_model_prices_a_trace() {
     let trace = trace.to_str().unwrap();
 
     let text = ok(&["cost", "--trace", trace]);
-    for needle in [
-        "Lambda requests",
-        "Lambda duration",
-        "Lambda INIT",
-        "Master instance",
-        "ElastiCache",
-        "per million queries",
-        "conv",
-        "head",
-        "break-even utilisation",
-        "p2.xlarge",
-    ] {
-        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
-    }
+    assert_contains_all(
+        &text,
+        &[
+            "Lambda requests",
+            "Lambda duration",
+            "Lambda INIT",
+            "Master instance",
+            "ElastiCache",
+            "per million queries",
+            "conv",
+            "head",
+            "break-even utilisation",
+            "p2.xlarge",
+        ],
+    );
 
     // 1M queries in 1 h: 3M requests ($0.6), 205,000 GB-s, the paper's master and one
     // cache.m5.large.
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&["cost", "--trace", trace, "--json"])).unwrap();
+    let out = json(seqless(&["cost", "--trace", trace, "--json"]));
     let expected = 0.6 + 205_000.0 * 0.0000166667 + 0.188 + 0.156;
-    let total = json["total_usd"].as_f64().unwrap();
+    let total = out["total_usd"].as_f64().unwrap();
     assert!((total - expected).abs() < 1e-9, "{total} vs {expected}");
-    assert!((json["cost_per_million_queries_usd"].as_f64().unwrap() - expected).abs() < 1e-9);
-    assert_eq!(json["init_usd"], 0.0);
-    assert_eq!(json["store_gb"], 1.0);
-    assert_eq!(json["stages"][0]["stage"], "conv");
-    assert_eq!(json["stages"][0]["invocations"], 2_000_000.0);
-    let u = json["comparison"]["break_even_utilisation"]
+    assert!((out["cost_per_million_queries_usd"].as_f64().unwrap() - expected).abs() < 1e-9);
+    assert_eq!(out["init_usd"], 0.0);
+    assert_eq!(out["store_gb"], 1.0);
+    assert_eq!(out["stages"][0]["stage"], "conv");
+    assert_eq!(out["stages"][0]["invocations"], 2_000_000.0);
+    let u = out["comparison"]["break_even_utilisation"]
         .as_f64()
         .unwrap();
     assert!(
@@ -101,17 +95,16 @@ fn full_model_prices_a_trace() {
     );
 
     // The same usage by hand, on arm64, with a cold-start fraction and INIT.
-    let by_hand: serde_json::Value = serde_json::from_str(&ok(&[
+    let by_hand = json(seqless(&[
         "cost",
         "--stage",
         "conv:2:100:1024",
         "--stage",
         "head:1:10:512",
         "--json",
-    ]))
-    .unwrap();
+    ]));
     assert!((by_hand["total_usd"].as_f64().unwrap() - expected).abs() < 1e-9);
-    let arm: serde_json::Value = serde_json::from_str(&ok(&[
+    let arm = json(seqless(&[
         "cost",
         "--trace",
         trace,
@@ -122,8 +115,7 @@ fn full_model_prices_a_trace() {
         "--init-ms",
         "200",
         "--json",
-    ]))
-    .unwrap();
+    ]));
     assert_eq!(arm["arch"], "arm64");
     // 1.5M cold starts: 1M conv at 1 GB, 0.5M head at 0.5 GB, 0.2 s each.
     let init = (1e6 * 0.2 + 0.5e6 * 0.5 * 0.2) * 0.0000133334;
@@ -150,11 +142,8 @@ fn cost_refuses_bad_input_by_name() {
         err.contains("renamed.json") && err.contains("billed_ms"),
         "{err}"
     );
-    let err = fails(&[
-        "cost",
-        "--trace",
-        dir.path().join("absent.json").to_str().unwrap(),
-    ]);
+    let absent = dir.path().join("absent.json");
+    let err = fails(&["cost", "--trace", absent.to_str().unwrap()]);
     assert!(err.contains("absent.json"), "{err}");
     let err = fails(&["cost", "--stage", "conv:8:x:1024"]);
     assert!(err.contains("conv:8:x:1024"), "{err}");
@@ -198,17 +187,18 @@ fn simulate_writes_reports_and_plots_deterministically() {
     .unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let text = simulate(&a, &config);
-    for needle in [
-        "throughput",
-        "p50 latency",
-        "p99 latency",
-        "cold starts",
-        "cost per query",
-        "crossover",
-        "Sweep",
-    ] {
-        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
-    }
+    assert_contains_all(
+        &text,
+        &[
+            "throughput",
+            "p50 latency",
+            "p99 latency",
+            "cold starts",
+            "cost per query",
+            "crossover",
+            "Sweep",
+        ],
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(a.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["config"]["seed"], 7);
@@ -245,15 +235,14 @@ fn simulate_writes_reports_and_plots_deterministically() {
         );
     }
     // Another seed gives another trace.
-    let other: serde_json::Value = serde_json::from_str(&ok(&[
+    let other = json(seqless(&[
         "simulate",
         "--config",
         config.to_str().unwrap(),
         "--seed",
         "8",
         "--json",
-    ]))
-    .unwrap();
+    ]));
     assert_ne!(other["serverless"]["arrived"], serde_json::Value::Null);
     assert_ne!(other["serverless"], report["serverless"]);
 }
@@ -270,7 +259,7 @@ fn simulate_runs_the_real_plan_and_refuses_bad_input() {
     .unwrap();
     let model = dir.path().to_str().unwrap();
     for plan in ["fused", "paper"] {
-        let json: serde_json::Value = serde_json::from_str(&ok(&[
+        let out = json(seqless(&[
             "simulate",
             "--model",
             model,
@@ -285,12 +274,11 @@ fn simulate_runs_the_real_plan_and_refuses_bad_input() {
             "--rate",
             "5",
             "--json",
-        ]))
-        .unwrap();
+        ]));
         // The model's max_len caps the sampled lengths, so no query is refused.
-        assert_eq!(json["config"]["max_len"], 50_000);
-        assert_eq!(json["serverless"]["arrived"], 10);
-        let kinds: Vec<&str> = json["serverless"]["cost"]["stages"]
+        assert_eq!(out["config"]["max_len"], 50_000);
+        assert_eq!(out["serverless"]["arrived"], 10);
+        let kinds: Vec<&str> = out["serverless"]["cost"]["stages"]
             .as_array()
             .unwrap()
             .iter()
@@ -306,11 +294,8 @@ fn simulate_runs_the_real_plan_and_refuses_bad_input() {
             "{kinds:?}"
         );
     }
-    let err = fails(&[
-        "simulate",
-        "--model",
-        dir.path().join("nope").to_str().unwrap(),
-    ]);
+    let nope = dir.path().join("nope");
+    let err = fails(&["simulate", "--model", nope.to_str().unwrap()]);
     assert!(err.contains("nope"), "{err}");
     let bad = dir.path().join("sim.json");
     std::fs::write(&bad, "{\"sede\": 1}").unwrap();

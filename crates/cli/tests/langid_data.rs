@@ -3,18 +3,11 @@
 #![cfg(feature = "langid-data")]
 
 use std::collections::BTreeSet;
-use std::process::Command;
+
+mod common;
 
 fn build(dir: &std::path::Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_seqless"))
-        .args(["data", "langid", "--out", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&["data", "langid", "--out", dir.to_str().unwrap()]);
 }
 
 #[test]

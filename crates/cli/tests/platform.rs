@@ -4,9 +4,8 @@
 //! recovery, and Lambda-shaped failures.
 #![cfg(feature = "platform")]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,28 +13,69 @@ use futures_util::future::join_all;
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
 use seqless_functions::{ErrorKind, InvokeOptions, LocalInvoker, Ping};
-use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, ModelConfig, Modulation, TfilmModel, fingerprint};
+use seqless_model::{ModelConfig, TfilmModel, fingerprint};
 use seqless_plan::{PlanKind, Splits, StageKind};
-use seqless_platform::PlatformServer;
+use seqless_platform::{PlatformOptions, PlatformServer};
 use seqless_store::testing::RedisServer;
 use seqless_store::{StoreOptions, open_store};
 
 mod common;
 
-use common::{SEQLESS, platform_options};
+use common::{SEQLESS, Server, json, platform_options, write_test_model};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn model(dir: &Path) -> (ModelConfig, TfilmModel) {
-    let cfg = config(
-        4,
-        "6:3:2:4,5:4:1:2",
-        Modulation::Affine,
-        GateActivation::Sigmoid,
-        3,
-    );
-    write_model(dir, &cfg, &random(&cfg, 11, 0.8));
-    (cfg, TfilmModel::load(dir).unwrap())
+    (write_test_model(dir, 11), TfilmModel::load(dir).unwrap())
+}
+
+/// A model in a temporary directory and a Redis server, for a platform to serve.
+struct Setup {
+    redis: RedisServer,
+    dir: tempfile::TempDir,
+    cfg: ModelConfig,
+    model: TfilmModel,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let redis = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, model) = model(dir.path());
+        Self {
+            redis,
+            dir,
+            cfg,
+            model,
+        }
+    }
+
+    /// A platform over the model and Redis, `adjust`ed from [`platform_options`].
+    async fn platform(&self, adjust: impl FnOnce(&mut PlatformOptions)) -> PlatformServer {
+        let mut options = platform_options(self.dir.path(), &self.redis);
+        adjust(&mut options);
+        PlatformServer::start(options).await.unwrap()
+    }
+
+    /// A coordinator over the platform and Redis.
+    async fn coordinator(
+        &self,
+        platform: &PlatformServer,
+        plan: PlanKind,
+        splits: usize,
+    ) -> Coordinator {
+        let store = open_store(&self.redis.url(), StoreOptions::default())
+            .await
+            .unwrap();
+        let fingerprint = fingerprint(self.dir.path()).expect("model fingerprint");
+        let splits = Splits::Fixed(splits);
+        let options = CoordinatorOptions {
+            plan,
+            splits,
+            ..CoordinatorOptions::default()
+        };
+        let invoker = Arc::new(client(platform));
+        Coordinator::new(self.cfg.clone(), fingerprint, store, invoker, options)
+    }
 }
 
 fn client(platform: &PlatformServer) -> LocalInvoker {
@@ -48,32 +88,6 @@ fn client(platform: &PlatformServer) -> LocalInvoker {
         },
     )
     .unwrap()
-}
-
-/// A coordinator for the model written to `model_dir`, over the platform and Redis.
-async fn coordinator(
-    model_dir: &Path,
-    cfg: &ModelConfig,
-    redis: &RedisServer,
-    platform: &PlatformServer,
-    plan: PlanKind,
-    splits: usize,
-) -> Coordinator {
-    let store = open_store(&redis.url(), StoreOptions::default())
-        .await
-        .unwrap();
-    let options = CoordinatorOptions {
-        plan,
-        splits: Splits::Fixed(splits),
-        ..CoordinatorOptions::default()
-    };
-    Coordinator::new(
-        cfg.clone(),
-        fingerprint(model_dir).expect("model fingerprint"),
-        store,
-        Arc::new(client(platform)),
-        options,
-    )
 }
 
 fn assert_close(got: &[f32], want: &[f32]) {
@@ -105,16 +119,12 @@ fn series(metrics: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_processes_compute_what_the_monolithic_model_does_for_both_plans() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, model) = model(dir.path());
-    let platform = PlatformServer::start(platform_options(dir.path(), &redis))
-        .await
-        .unwrap();
+    let setup = Setup::new();
+    let platform = setup.platform(|_| {}).await;
     let input = "Grüße aus Köln — a query long enough to split over several functions. ".repeat(8);
-    let want = model.forward(input.as_bytes()).unwrap();
+    let want = setup.model.forward(input.as_bytes()).unwrap();
     for (plan, splits) in [(PlanKind::Fused, 3), (PlanKind::Paper, 2)] {
-        let coordinator = coordinator(dir.path(), &cfg, &redis, &platform, plan, splits).await;
+        let coordinator = setup.coordinator(&platform, plan, splits).await;
         for _ in 0..2 {
             let got = coordinator.classify(input.as_bytes()).await.unwrap();
             assert_eq!(got.prediction.label, want.label, "{plan:?}");
@@ -151,62 +161,48 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_both_plan
 
 /// `seqless platform` as its own process, read until it prints its endpoint.
 struct PlatformProcess {
-    child: Child,
+    server: Server,
     endpoint: String,
 }
 
 impl PlatformProcess {
     fn start(model_dir: &Path, redis: &RedisServer) -> Self {
-        let mut child = Command::new(SEQLESS)
-            .args(["platform", "--listen", "127.0.0.1:0", "--model"])
-            .arg(model_dir)
-            .args(["--store", &redis.url(), "--function-memory", "head=256"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (server, line) = Server::start(
+            Command::new(SEQLESS)
+                .args(["platform", "--listen", "127.0.0.1:0", "--model"])
+                .arg(model_dir)
+                .args(["--store", &redis.url(), "--function-memory", "head=256"]),
+        );
         let endpoint = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
-        Self { child, endpoint }
-    }
-}
-
-impl Drop for PlatformProcess {
-    fn drop(&mut self) {
-        // Its function processes die with it: they are spawned kill-on-drop, and they exit
-        // once their Runtime API is gone.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Self { server, endpoint }
     }
 }
 
 #[cfg(feature = "aws")]
 #[test]
 fn the_aws_sdk_invokes_the_same_functions_through_the_endpoint_override() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (_, model) = model(dir.path());
+    let Setup {
+        redis, dir, model, ..
+    } = Setup::new();
     let platform = PlatformProcess::start(dir.path(), &redis);
     let text = "Dzień dobry, jak się masz? ".repeat(6);
     let want = model.forward(text.as_bytes()).unwrap();
-    for plan in ["fused", "paper"] {
-        let out = Command::new(SEQLESS)
+    // `seqless classify` over the platform, as the `lambda` or the `local` invoker.
+    let classify = |invoker: &str| {
+        let mut command = Command::new(SEQLESS);
+        command
             .args(["classify", "--model"])
             .arg(dir.path())
-            .args([
-                "--mode",
-                "serverless",
-                "--platform",
-                "lambda",
-                "--endpoint",
-                &platform.endpoint,
-            ])
+            .args(["--mode", "serverless", "--platform", invoker])
+            .args(["--endpoint", &platform.endpoint]);
+        command
+    };
+    for plan in ["fused", "paper"] {
+        let out = classify("lambda")
             .args([
                 "--store",
                 &redis.url(),
@@ -225,12 +221,7 @@ fn the_aws_sdk_invokes_the_same_functions_through_the_endpoint_override() {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let got = json(out);
         assert_eq!(got["label"], want.label.as_str());
         let logits: Vec<f32> = serde_json::from_value(got["logits"].clone()).unwrap();
         assert_close(&logits, &want.logits);
@@ -243,20 +234,7 @@ fn the_aws_sdk_invokes_the_same_functions_through_the_endpoint_override() {
         );
     }
     // A memory store cannot be shared with function processes: refused, saying why.
-    let out = Command::new(SEQLESS)
-        .args(["classify", "--model"])
-        .arg(dir.path())
-        .args([
-            "--mode",
-            "serverless",
-            "--platform",
-            "local",
-            "--endpoint",
-            &platform.endpoint,
-            "hi",
-        ])
-        .output()
-        .unwrap();
+    let out = classify("local").arg("hi").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -268,42 +246,33 @@ fn the_aws_sdk_invokes_the_same_functions_through_the_endpoint_override() {
 #[cfg(unix)]
 #[test]
 fn sigterm_stops_the_platform_with_exit_0() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    model(dir.path());
-    let mut platform = PlatformProcess::start(dir.path(), &redis);
+    let setup = Setup::new();
+    let mut platform = PlatformProcess::start(setup.dir.path(), &setup.redis);
     let kill = Command::new("kill")
-        .args(["-TERM", &platform.child.id().to_string()])
+        .args(["-TERM", &platform.server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = platform.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = platform.server.wait_exit(PATIENCE);
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_stay_within_the_concurrency_limit_and_idle_ones_are_reaped() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, model) = model(dir.path());
-    let mut opts = platform_options(dir.path(), &redis);
-    opts.max_concurrency = 2;
-    opts.idle_timeout = Duration::from_millis(500);
-    let platform = PlatformServer::start(opts).await.unwrap();
-    let coordinator = coordinator(dir.path(), &cfg, &redis, &platform, PlanKind::Fused, 3).await;
+    let setup = Setup::new();
+    let platform = setup
+        .platform(|o| {
+            o.max_concurrency = 2;
+            o.idle_timeout = Duration::from_millis(500);
+        })
+        .await;
+    let coordinator = setup.coordinator(&platform, PlanKind::Fused, 3).await;
     let inputs: Vec<String> = (0..6)
         .map(|i| format!("query {i} ").repeat(20 + i))
         .collect();
     let results = join_all(inputs.iter().map(|q| coordinator.classify(q.as_bytes()))).await;
     for (q, got) in inputs.iter().zip(results) {
-        let want = model.forward(q.as_bytes()).unwrap();
+        let want = setup.model.forward(q.as_bytes()).unwrap();
         assert_close(&got.unwrap().prediction.logits, &want.logits);
     }
     let m = metrics(&platform).await;
@@ -332,12 +301,8 @@ async fn processes_stay_within_the_concurrency_limit_and_idle_ones_are_reaped() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_invocation_fails_it_and_the_next_query_succeeds() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, model) = model(dir.path());
-    let platform = PlatformServer::start(platform_options(dir.path(), &redis))
-        .await
-        .unwrap();
+    let setup = Setup::new();
+    let platform = setup.platform(|_| {}).await;
     let local = client(&platform);
     let held =
         tokio::spawn(async move { local.ping(StageKind::Conv, Ping { hold_ms: 120_000 }).await });
@@ -364,23 +329,19 @@ async fn a_process_killed_mid_invocation_fails_it_and_the_next_query_succeeds() 
     assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
     assert!(err.to_string().contains("Runtime.ExitError"), "{err}");
 
-    let coordinator = coordinator(dir.path(), &cfg, &redis, &platform, PlanKind::Fused, 2).await;
+    let coordinator = setup.coordinator(&platform, PlanKind::Fused, 2).await;
     let got = coordinator.classify(b"after the crash").await.unwrap();
     assert_close(
         &got.prediction.logits,
-        &model.forward(b"after the crash").unwrap().logits,
+        &setup.model.forward(b"after the crash").unwrap().logits,
     );
     platform.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_events_and_failed_inits_come_back_as_lambda_function_errors() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    model(dir.path());
-    let platform = PlatformServer::start(platform_options(dir.path(), &redis))
-        .await
-        .unwrap();
+    let setup = Setup::new();
+    let platform = setup.platform(|_| {}).await;
     let http = reqwest::Client::new();
     let invoke = |body: &'static str| {
         http.post(format!(
@@ -412,7 +373,7 @@ async fn bad_events_and_failed_inits_come_back_as_lambda_function_errors() {
     let broken = tempfile::tempdir().unwrap();
     model(broken.path());
     std::fs::write(broken.path().join("model.safetensors"), b"not safetensors").unwrap();
-    let platform = PlatformServer::start(platform_options(broken.path(), &redis))
+    let platform = PlatformServer::start(platform_options(broken.path(), &setup.redis))
         .await
         .unwrap();
     let err = client(&platform)
@@ -424,9 +385,9 @@ async fn bad_events_and_failed_inits_come_back_as_lambda_function_errors() {
     platform.shutdown().await;
 
     // An unreachable store is an init error worth retrying.
-    let mut opts = platform_options(dir.path(), &redis);
-    opts.store_url = "redis://127.0.0.1:1".into();
-    let platform = PlatformServer::start(opts).await.unwrap();
+    let platform = setup
+        .platform(|o| o.store_url = "redis://127.0.0.1:1".into())
+        .await;
     let err = client(&platform)
         .ping(StageKind::Conv, Ping::default())
         .await

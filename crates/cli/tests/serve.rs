@@ -2,67 +2,44 @@
 //! error and equal to the model and to `seqless classify`, a graceful SIGTERM, and a store
 //! that is down at startup.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seqless_model::TfilmModel;
 use serde_json::json;
 
+mod common;
+
+use common::{SEQLESS, Server, json};
+
 fn langid() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/langid")
 }
 
-/// A running `seqless serve`, killed on drop if the test did not stop it.
+/// A running `seqless serve` and its URL.
 struct Serve {
-    child: Child,
+    server: Server,
     url: String,
 }
 
 impl Serve {
     fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_seqless"))
-            .args([
-                "serve",
-                "--model",
-                langid().to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .env_remove("SEQLESS_API_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn seqless serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (server, line) = Server::start(
+            Command::new(SEQLESS)
+                .args(["serve", "--model", langid().to_str().unwrap()])
+                .args(["--listen", "127.0.0.1:0"])
+                .args(extra)
+                .env_remove("SEQLESS_API_TOKEN"),
+        );
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_owned();
-        Self { child, url }
+        Self { server, url }
     }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// 500 short texts in several languages, each different.
@@ -80,13 +57,12 @@ fn texts() -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_load_of_500_queries_at_concurrency_32_is_answered_like_the_cli() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_of_500_queries_at_concurrency_32_is_answered_like_the_cli() {
     let serve = Serve::start(&[]);
     let texts = Arc::new(texts());
     let url = format!("{}/v1/classify", serve.url);
-    let rt = runtime();
-    let replies: Vec<(usize, serde_json::Value)> = rt.block_on(async {
+    let replies: Vec<(usize, serde_json::Value)> = {
         let client = reqwest::Client::new();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let workers = (0..32).map(|_| {
@@ -115,7 +91,7 @@ fn a_load_of_500_queries_at_concurrency_32_is_answered_like_the_cli() {
             all.extend(worker.unwrap());
         }
         all
-    });
+    };
     assert_eq!(replies.len(), 500, "every query answered");
     let model = TfilmModel::load(&langid()).unwrap();
     for (i, reply) in &replies {
@@ -128,22 +104,13 @@ fn a_load_of_500_queries_at_concurrency_32_is_answered_like_the_cli() {
     }
     // The same texts through the real `seqless classify --json`.
     for (i, reply) in replies.iter().filter(|(i, _)| i % 97 == 0) {
-        let out = Command::new(env!("CARGO_BIN_EXE_seqless"))
-            .args([
-                "classify",
-                "--model",
-                langid().to_str().unwrap(),
-                "--json",
-                &texts[*i],
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let cli = json(common::seqless(&[
+            "classify",
+            "--model",
+            langid().to_str().unwrap(),
+            "--json",
+            &texts[*i],
+        ]));
         assert_eq!(reply["label"], cli["label"], "text {i}");
         for label in &model.config.labels {
             let got = reply["probabilities"][label].as_f64().unwrap();
@@ -151,16 +118,16 @@ fn a_load_of_500_queries_at_concurrency_32_is_answered_like_the_cli() {
             assert!((got - p).abs() < 1e-5, "text {i}, {label}");
         }
     }
-    let metrics = rt.block_on(async {
-        let response = reqwest::get(format!("{}/metrics", serve.url))
-            .await
-            .unwrap();
-        response.text().await.unwrap()
-    });
+    let metrics = metrics(&serve.url).await;
     assert!(
         metrics.contains("seqless_queries_total{outcome=\"ok\"} 500"),
         "{metrics}"
     );
+}
+
+async fn metrics(url: &str) -> String {
+    let response = reqwest::get(format!("{url}/metrics")).await.unwrap();
+    response.text().await.unwrap()
 }
 
 /// The value of the in-flight gauge, polled until it reads `n`.
@@ -168,13 +135,7 @@ async fn wait_in_flight(url: &str, n: u32) {
     let sample = format!("seqless_queries_in_flight {n}\n");
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let text = reqwest::get(format!("{url}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.contains(&sample) {
+        if metrics(url).await.contains(&sample) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -182,99 +143,81 @@ async fn wait_in_flight(url: &str, n: u32) {
     panic!("the server never had {n} queries in flight");
 }
 
-#[test]
-fn sigterm_lets_the_in_flight_query_finish_then_exits_0() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_in_flight_query_finish_then_exits_0() {
     let mut serve = Serve::start(&[]);
-    let rt = runtime();
     let url = serve.url.clone();
-    let reply = rt.block_on(async {
-        let long = "lorem ipsum dolor sit amet ".repeat(38_000);
-        let endpoint = format!("{url}/v1/classify");
-        let request = tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(endpoint)
-                .json(&json!({ "text": long }))
-                .send()
-                .await
-        });
-        wait_in_flight(&url, 1).await;
-        let kill = Command::new("kill")
-            .args(["-TERM", &serve.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-        let response = request
+    let long = "lorem ipsum dolor sit amet ".repeat(38_000);
+    let endpoint = format!("{url}/v1/classify");
+    let request = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(endpoint)
+            .json(&json!({ "text": long }))
+            .send()
             .await
-            .unwrap()
-            .expect("the in-flight query is answered");
-        (
-            response.status().as_u16(),
-            response.json::<serde_json::Value>().await.unwrap(),
-        )
     });
-    assert_eq!(reply.0, 200, "{}", reply.1);
-    assert!(reply.1["label"].is_string());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = serve.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "seqless serve did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    wait_in_flight(&url, 1).await;
+    let kill = Command::new("kill")
+        .args(["-TERM", &serve.server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let response = request
+        .await
+        .unwrap()
+        .expect("the in-flight query is answered");
+    let status = response.status().as_u16();
+    let reply = response.json::<serde_json::Value>().await.unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["label"].is_string());
+    let status = serve.server.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "exit status {status:?}");
     // Nothing listens any more.
-    let refused = rt.block_on(reqwest::get(format!("{url}/healthz")));
+    let refused = reqwest::get(format!("{url}/healthz")).await;
     assert!(refused.is_err(), "still accepting after shutdown");
 }
 
 /// A store down at startup makes `serve` not ready rather than stopping it (as `seqless
 /// platform` starts); once Redis answers, it is ready and classifies.
-fn down_at_startup_then_ready(url: &str, bring_up: impl FnOnce()) {
+async fn down_at_startup_then_ready(url: &str, bring_up: impl FnOnce()) {
     let serve = Serve::start(&["--mode", "serverless", "--store", url]);
-    let rt = runtime();
-    let ready = |url: String| async move {
-        reqwest::get(format!("{url}/readyz"))
+    let ready = || async {
+        reqwest::get(format!("{}/readyz", serve.url))
             .await
             .unwrap()
             .status()
             .as_u16()
     };
-    assert_eq!(rt.block_on(ready(serve.url.clone())), 503, "{url}");
+    assert_eq!(ready().await, 503, "{url}");
     bring_up();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while rt.block_on(ready(serve.url.clone())) != 200 {
+    while ready().await != 200 {
         assert!(
             Instant::now() < deadline,
             "{url}: never ready after Redis came up"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let reply = rt.block_on(async {
-        reqwest::Client::new()
-            .post(format!("{}/v1/classify", serve.url))
-            .json(&json!({ "text": "Der schnelle braune Fuchs" }))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let reply = reqwest::Client::new()
+        .post(format!("{}/v1/classify", serve.url))
+        .json(&json!({ "text": "Der schnelle braune Fuchs" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
     assert_eq!(reply, 200, "{url}");
 }
 
-#[test]
-fn a_server_down_at_startup_is_not_ready_until_it_comes_up() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_at_startup_is_not_ready_until_it_comes_up() {
     let redis = seqless_store::testing::RedisServer::start();
     redis.kill();
-    down_at_startup_then_ready(&redis.url(), || redis.restart());
+    down_at_startup_then_ready(&redis.url(), || redis.restart()).await;
 }
 
-#[test]
-fn a_cluster_down_at_startup_is_not_ready_until_it_comes_up() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_down_at_startup_is_not_ready_until_it_comes_up() {
     let cluster = seqless_store::testing::RedisCluster::start(3);
     for node in cluster.nodes() {
         node.kill();
@@ -283,5 +226,6 @@ fn a_cluster_down_at_startup_is_not_ready_until_it_comes_up() {
         for node in cluster.nodes() {
             node.restart();
         }
-    });
+    })
+    .await;
 }

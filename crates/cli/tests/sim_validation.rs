@@ -10,7 +10,6 @@
 #![cfg(feature = "platform")]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ use seqless_store::{StoreOptions, open_store};
 
 mod common;
 
-use common::{SEQLESS, platform_options};
+use common::{json, ok, platform_options, seqless};
 /// Function processes at once: the platform's limit and the simulated account limit
 /// (one per stage kind of the shipped model, so no process is stopped for another).
 const PROCESSES: usize = 2;
@@ -38,19 +37,6 @@ const WINDOW: Duration = Duration::from_secs(6);
 
 fn shipped_model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/langid")
-}
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(SEQLESS)
-        .args(args)
-        .output()
-        .expect("run seqless");
-    assert!(
-        out.status.success(),
-        "seqless {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
 /// Queries per second that `CLIENTS` back-to-back clients get through the platform.
@@ -144,7 +130,7 @@ async fn simulated_throughput_matches_the_local_platform_within_a_quarter() {
             calibration.to_str().unwrap(),
         ]
         .map(str::to_owned);
-        tokio::task::spawn_blocking(move || run(&args.each_ref().map(String::as_str)))
+        tokio::task::spawn_blocking(move || ok(&args.each_ref().map(String::as_str)))
     };
     calibrate.await.unwrap();
     let measured = measured_throughput(
@@ -169,7 +155,7 @@ async fn simulated_throughput_matches_the_local_platform_within_a_quarter() {
         "lengths": {"kind": "fixed", "bytes": QUERY_BYTES},
     });
     std::fs::write(&sim_config, sim.to_string()).unwrap();
-    let report: serde_json::Value = serde_json::from_str(&run(&[
+    let report = json(seqless(&[
         "simulate",
         "--config",
         sim_config.to_str().unwrap(),
@@ -180,8 +166,7 @@ async fn simulated_throughput_matches_the_local_platform_within_a_quarter() {
         "--memory-mb",
         "1024",
         "--json",
-    ]))
-    .unwrap();
+    ]));
     let simulated = report["serverless"]["throughput_qps"].as_f64().unwrap();
     platform.shutdown().await;
     assert!(measured > 0.0, "no query finished in the window");

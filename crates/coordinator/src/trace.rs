@@ -139,8 +139,12 @@ impl Trace {
         docs.iter()
             .enumerate()
             .map(|(n, doc)| {
-                Trace::deserialize(doc.get("trace").unwrap_or(doc))
-                    .map_err(|cause| TraceReadError::NotATrace { query: n + 1, cause })
+                Trace::deserialize(doc.get("trace").unwrap_or(doc)).map_err(|cause| {
+                    TraceReadError::NotATrace {
+                        query: n + 1,
+                        cause,
+                    }
+                })
             })
             .collect()
     }

@@ -8,18 +8,19 @@ use async_trait::async_trait;
 use proptest::prelude::*;
 use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_functions::{
-    FunctionError, InprocInvoker, InprocOptions, InvocationMeta, Invoker, ModelFingerprint,
-    StageEvent, StageResult,
+    FunctionError, InprocInvoker, InprocOptions, InvocationMeta, Invoker, StageEvent, StageResult,
 };
-use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, Modulation, TfilmModel};
-use seqless_plan::{Limits, PlanKind, Splits, StageKind};
+use seqless_model::{GateActivation, Modulation};
+use seqless_plan::{Limits, PlanKind, StageKind};
 use seqless_store::{MemoryStore, TensorStore};
 
+mod common;
+
+use common::RandomModel;
+
+/// A random model and the in-process functions that run it over a memory store.
 struct Fixture {
-    _dir: tempfile::TempDir,
-    model: TfilmModel,
-    fingerprint: ModelFingerprint,
+    model: RandomModel,
     store: Arc<MemoryStore>,
     invoker: Arc<InprocInvoker>,
 }
@@ -31,25 +32,11 @@ fn fixture(
     gate: GateActivation,
     seed: u64,
 ) -> Fixture {
-    let cfg = config(embed, layers, modulation, gate, 3);
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), &cfg, &random(&cfg, seed, 0.8));
-    let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
+    let model = RandomModel::new(layers, embed, modulation, gate, seed);
     let store = Arc::new(MemoryStore::new());
-    let invoker = Arc::new(InprocInvoker::new(
-        InprocOptions {
-            model_dir: dir.path().to_path_buf(),
-            concurrency: 4,
-            idle_timeout: Duration::from_secs(60),
-            memory_mb: 512,
-            ttl: Duration::from_secs(60),
-        },
-        store.clone(),
-    ));
+    let invoker = common::invoker(model.dir.path(), store.clone());
     Fixture {
-        _dir: dir,
         model,
-        fingerprint,
         store,
         invoker,
     }
@@ -65,27 +52,16 @@ fn coordinator_with_limits(
     splits: usize,
     limits: Limits,
 ) -> Coordinator {
-    let options = CoordinatorOptions {
-        plan,
-        splits: Splits::Fixed(splits),
-        limits,
-        ..CoordinatorOptions::default()
-    };
     Coordinator::new(
-        f.model.config.clone(),
-        f.fingerprint.clone(),
+        f.model.model.config.clone(),
+        f.model.fingerprint.clone(),
         f.store.clone(),
         f.invoker.clone(),
-        options,
+        CoordinatorOptions {
+            limits,
+            ..common::options(plan, splits)
+        },
     )
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn layer_spec() -> impl Strategy<Value = String> {
@@ -114,8 +90,8 @@ proptest! {
         let modulation = if affine { Modulation::Affine } else { Modulation::Scale };
         let gate = if hard { GateActivation::HardSigmoid } else { GateActivation::Sigmoid };
         let f = fixture(&layers.join(","), embed, modulation, gate, seed);
-        let expected = f.model.forward(&text).unwrap();
-        let rt = runtime();
+        let expected = f.model.model.forward(&text).unwrap();
+        let rt = common::runtime();
         for plan in [PlanKind::Fused, PlanKind::Paper] {
             let got = rt.block_on(coordinator(&f, plan, splits).classify(&text)).unwrap();
             prop_assert_eq!(&got.prediction.label, &expected.label);
@@ -131,8 +107,8 @@ proptest! {
 /// Header bytes per tensor read or written (the blob format's fixed header).
 const HEADER: u64 = seqless_store::tensor::HEADER_LEN as u64;
 
-#[test]
-fn fused_serial_stages_move_block_stats_and_paper_moves_activations() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fused_serial_stages_move_block_stats_and_paper_moves_activations() {
     let f = fixture(
         "8:3:2:4,6:4:1:2,5:3:2:2",
         4,
@@ -141,19 +117,23 @@ fn fused_serial_stages_move_block_stats_and_paper_moves_activations() {
         5,
     );
     let text = vec![b'x'; 9000];
-    let rt = runtime();
     for splits in [1, 3, 8] {
-        let fused = rt
-            .block_on(coordinator(&f, PlanKind::Fused, splits).classify(&text))
+        let fused = coordinator(&f, PlanKind::Fused, splits)
+            .classify(&text)
+            .await
             .unwrap();
-        let lengths = f.model.config.layer_lengths(fused.prediction.padded_len);
+        let lengths = f
+            .model
+            .model
+            .config
+            .layer_lengths(fused.prediction.padded_len);
         for inv in fused
             .trace
             .invocations
             .iter()
             .filter(|i| i.stage.is_serial())
         {
-            let cfg = &f.model.config.layers[inv.layer];
+            let cfg = &f.model.model.config.layers[inv.layer];
             let bc4 = (lengths[inv.layer] / cfg.block_len * cfg.channels * 4) as u64;
             let s = fused.trace.splits[inv.layer] as u64;
             let moved = inv.bytes_in + inv.bytes_out;
@@ -163,8 +143,9 @@ fn fused_serial_stages_move_block_stats_and_paper_moves_activations() {
                 "{inv:?}: {moved} > 2*{bc4}"
             );
         }
-        let paper = rt
-            .block_on(coordinator(&f, PlanKind::Paper, splits).classify(&text))
+        let paper = coordinator(&f, PlanKind::Paper, splits)
+            .classify(&text)
+            .await
             .unwrap();
         for inv in paper
             .trace
@@ -172,7 +153,8 @@ fn fused_serial_stages_move_block_stats_and_paper_moves_activations() {
             .iter()
             .filter(|i| i.stage == StageKind::Tfilm)
         {
-            let whole = (lengths[inv.layer] * f.model.config.layers[inv.layer].channels * 4) as u64;
+            let whole =
+                (lengths[inv.layer] * f.model.model.config.layers[inv.layer].channels * 4) as u64;
             assert!(
                 inv.bytes_in >= whole && inv.bytes_out >= whole,
                 "{inv:?} moves less than {whole}"
@@ -183,14 +165,11 @@ fn fused_serial_stages_move_block_stats_and_paper_moves_activations() {
     }
 }
 
-#[test]
-fn trace_records_cold_then_warm_and_billing() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_records_cold_then_warm_and_billing() {
     let f = fixture("4:3:2:2", 3, Modulation::Scale, GateActivation::Sigmoid, 9);
-    let rt = runtime();
     let c = coordinator(&f, PlanKind::Fused, 2);
-    let first = rt
-        .block_on(c.classify(b"hello world, hello serverless"))
-        .unwrap();
+    let first = c.classify(b"hello world, hello serverless").await.unwrap();
     assert!(
         first
             .trace
@@ -198,7 +177,7 @@ fn trace_records_cold_then_warm_and_billing() {
             .iter()
             .any(|i| i.cold && i.init_ms > 0.0)
     );
-    let second = rt.block_on(c.classify(b"hello again")).unwrap();
+    let second = c.classify(b"hello again").await.unwrap();
     assert!(second.trace.invocations.iter().any(|i| !i.cold));
     for inv in &second.trace.invocations {
         assert!(inv.billed_ms as f64 >= inv.duration_ms && inv.billed_ms >= 1);
@@ -233,8 +212,8 @@ impl Invoker for FailingStage {
     }
 }
 
-#[test]
-fn a_failed_query_leaves_no_keys_and_names_the_stage() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_query_leaves_no_keys_and_names_the_stage() {
     let f = fixture(
         "4:3:2:2,4:3:1:2",
         3,
@@ -242,23 +221,19 @@ fn a_failed_query_leaves_no_keys_and_names_the_stage() {
         GateActivation::Sigmoid,
         2,
     );
-    let rt = runtime();
     for fail in [StageKind::Tfilm, StageKind::Head] {
         let invoker = Arc::new(FailingStage {
             inner: f.invoker.clone(),
             fail,
         });
         let c = Coordinator::new(
-            f.model.config.clone(),
-            f.fingerprint.clone(),
+            f.model.model.config.clone(),
+            f.model.fingerprint.clone(),
             f.store.clone(),
             invoker,
             CoordinatorOptions::default(),
         );
-        let err = rt
-            .block_on(c.classify(&[b'a'; 3000]))
-            .unwrap_err()
-            .to_string();
+        let err = c.classify(&[b'a'; 3000]).await.unwrap_err().to_string();
         assert!(
             err.contains(fail.as_str()) && err.contains("injected failure"),
             "{err}"
@@ -271,13 +246,13 @@ fn a_failed_query_leaves_no_keys_and_names_the_stage() {
     }
 }
 
-#[test]
-fn bad_input_is_refused_before_any_work() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_before_any_work() {
     let f = fixture("4:3:2:2", 3, Modulation::Scale, GateActivation::Sigmoid, 2);
-    let rt = runtime();
     let c = coordinator(&f, PlanKind::Fused, 2);
     assert!(
-        rt.block_on(c.classify(b""))
+        c.classify(b"")
+            .await
             .unwrap_err()
             .to_string()
             .contains("empty")
@@ -285,17 +260,16 @@ fn bad_input_is_refused_before_any_work() {
     assert!(f.store.live_keys().is_empty());
 }
 
-#[test]
-fn a_plan_over_the_stores_value_bound_is_refused_before_any_work() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_over_the_stores_value_bound_is_refused_before_any_work() {
     let f = fixture("4:3:2:2", 3, Modulation::Scale, GateActivation::Sigmoid, 2);
-    let rt = runtime();
     // 100 bytes: 50 rows of 4 channels, 800 bytes as one paper-plan value.
     let limits = Limits {
         max_value_bytes: Some(400),
         ..Limits::default()
     };
     let c = coordinator_with_limits(&f, PlanKind::Paper, 25, limits);
-    let err = rt.block_on(c.classify(&[b'x'; 100])).unwrap_err();
+    let err = c.classify(&[b'x'; 100]).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -311,42 +285,30 @@ fn a_plan_over_the_stores_value_bound_is_refused_before_any_work() {
     assert!(f.store.live_keys().is_empty());
     // The fused plan stores only block statistics here, and runs.
     let c = coordinator_with_limits(&f, PlanKind::Fused, 25, limits);
-    let got = rt.block_on(c.classify(&[b'x'; 100])).unwrap();
-    let want = f.model.forward(&[b'x'; 100]).unwrap();
+    let got = c.classify(&[b'x'; 100]).await.unwrap();
+    let want = f.model.model.forward(&[b'x'; 100]).unwrap();
     assert_eq!(got.prediction.label, want.label);
 }
 
-#[test]
-fn idle_instances_are_reaped() {
-    let cfg = config(3, "4:3:2:2", Modulation::Scale, GateActivation::Sigmoid, 2);
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), &cfg, &random(&cfg, 1, 0.5));
-    let rt = runtime();
-    rt.block_on(async {
-        let store: Arc<dyn TensorStore> = Arc::new(MemoryStore::new());
-        let invoker = Arc::new(InprocInvoker::new(
-            InprocOptions {
-                model_dir: dir.path().into(),
-                concurrency: 2,
-                idle_timeout: Duration::from_millis(200),
-                memory_mb: 128,
-                ttl: Duration::from_secs(10),
-            },
-            store.clone(),
-        ));
-        let c = Coordinator::new(
-            cfg.clone(),
-            seqless_model::fingerprint(dir.path()).unwrap(),
-            store,
-            invoker.clone(),
-            CoordinatorOptions {
-                splits: Splits::Fixed(2),
-                ..CoordinatorOptions::default()
-            },
-        );
-        c.classify(&[b'q'; 500]).await.unwrap();
-        assert!(invoker.idle_instances() >= 1);
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(invoker.idle_instances(), 0);
-    });
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_instances_are_reaped() {
+    let m = RandomModel::new("4:3:2:2", 3, Modulation::Scale, GateActivation::Sigmoid, 1);
+    let store: Arc<dyn TensorStore> = Arc::new(MemoryStore::new());
+    let options = InprocOptions {
+        concurrency: 2,
+        idle_timeout: Duration::from_millis(200),
+        ..common::inproc_options(m.dir.path())
+    };
+    let invoker = Arc::new(InprocInvoker::new(options, store.clone()));
+    let c = Coordinator::new(
+        m.model.config.clone(),
+        m.fingerprint.clone(),
+        store,
+        invoker.clone(),
+        common::options(PlanKind::Fused, 2),
+    );
+    c.classify(&[b'q'; 500]).await.unwrap();
+    assert!(invoker.idle_instances() >= 1);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(invoker.idle_instances(), 0);
 }

@@ -1,43 +1,31 @@
 //! The serverless pipeline over a real redis-server: equal to the monolithic model, no key
 //! left behind, and clear, bounded failures when Redis dies mid-run.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use seqless_coordinator::{Coordinator, CoordinatorOptions};
-use seqless_functions::{InprocInvoker, InprocOptions};
-use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, Modulation, TfilmModel};
-use seqless_plan::{PlanKind, Splits};
+use seqless_coordinator::Coordinator;
+use seqless_model::{GateActivation, Modulation};
+use seqless_plan::PlanKind;
 use seqless_store::testing::RedisServer;
 use seqless_store::{StoreOptions, open_store};
 
+mod common;
+
+use common::RandomModel;
+
 struct Setup {
-    _dir: tempfile::TempDir,
-    model: TfilmModel,
+    model: RandomModel,
     coordinators: Vec<Coordinator>,
 }
 
 async fn setup(redis: &RedisServer, layers: &str, modulation: Modulation, seed: u64) -> Setup {
-    let cfg = config(4, layers, modulation, GateActivation::Sigmoid, 3);
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), &cfg, &random(&cfg, seed, 0.8));
-    let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
+    let model = RandomModel::new(layers, 4, modulation, GateActivation::Sigmoid, seed);
     let options = StoreOptions {
         op_timeout: Duration::from_secs(2),
         ..StoreOptions::default()
     };
     let store = open_store(&redis.url(), options).await.unwrap();
-    let invoker = Arc::new(InprocInvoker::new(
-        InprocOptions {
-            model_dir: dir.path().into(),
-            concurrency: 4,
-            idle_timeout: Duration::from_secs(60),
-            memory_mb: 512,
-            ttl: Duration::from_secs(60),
-        },
-        store.clone(),
-    ));
+    let invoker = common::invoker(model.dir.path(), store.clone());
     let coordinators = [
         (PlanKind::Fused, 1),
         (PlanKind::Fused, 5),
@@ -45,22 +33,16 @@ async fn setup(redis: &RedisServer, layers: &str, modulation: Modulation, seed: 
     ]
     .into_iter()
     .map(|(plan, splits)| {
-        let options = CoordinatorOptions {
-            plan,
-            splits: Splits::Fixed(splits),
-            ..CoordinatorOptions::default()
-        };
         Coordinator::new(
-            cfg.clone(),
-            fingerprint.clone(),
+            model.model.config.clone(),
+            model.fingerprint.clone(),
             store.clone(),
             invoker.clone(),
-            options,
+            common::options(plan, splits),
         )
     })
     .collect();
     Setup {
-        _dir: dir,
         model,
         coordinators,
     }
@@ -81,11 +63,7 @@ fn serverless_over_redis_equals_monolithic_and_cleans_up() {
     use proptest::test_runner::{Config, TestRunner};
 
     let redis = RedisServer::start();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let layer = (
         1usize..6,
         1usize..6,
@@ -112,7 +90,7 @@ fn serverless_over_redis_equals_monolithic_and_cleans_up() {
             };
             rt.block_on(async {
                 let s = setup(&redis, &layers.join(","), modulation, seed).await;
-                let expected = s.model.forward(&text).unwrap();
+                let expected = s.model.model.forward(&text).unwrap();
                 for c in &s.coordinators {
                     let got = c.classify(&text).await.unwrap();
                     prop_assert_eq!(&got.prediction.label, &expected.label);
@@ -172,5 +150,8 @@ async fn redis_killed_mid_run_fails_fast_then_recovers() {
         .classify(&text)
         .await
         .expect("works again once Redis is back");
-    assert_eq!(ok.prediction.label, s.model.forward(&text).unwrap().label);
+    assert_eq!(
+        ok.prediction.label,
+        s.model.model.forward(&text).unwrap().label
+    );
 }

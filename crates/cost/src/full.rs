@@ -349,6 +349,14 @@ impl FullCost {
         } else {
             " (not billed)"
         };
+        let hourly = |term: &str, price: f64, usd: f64| {
+            (
+                term.to_string(),
+                hours.clone(),
+                format!("${price} per h"),
+                usd,
+            )
+        };
         let rows = [
             (
                 "Lambda requests".to_string(),
@@ -372,12 +380,7 @@ impl FullCost {
                 format!("${} per GB-s", p.gb_second_usd),
                 self.init_usd,
             ),
-            (
-                "Master instance".to_string(),
-                hours.clone(),
-                format!("${} per h", p.master_hourly_usd),
-                self.master_usd,
-            ),
+            hourly("Master instance", p.master_hourly_usd, self.master_usd),
             (
                 "ElastiCache".to_string(),
                 format!("{} node(s) x {hours}", self.cache_nodes),
@@ -393,12 +396,7 @@ impl FullCost {
                 format!("${} per cross-AZ GB", p.inter_az_usd_per_gb),
                 self.transfer_usd,
             ),
-            (
-                "Other hourly".to_string(),
-                hours.clone(),
-                format!("${} per h", p.other_hourly_usd),
-                self.other_usd,
-            ),
+            hourly("Other hourly", p.other_hourly_usd, self.other_usd),
         ];
         let mut out = format!(
             "{:<26} {:<36} {:<24} {:>14}\n",

@@ -281,18 +281,16 @@ mod tests {
 
     #[test]
     fn load_names_the_file() {
-        let dir = std::env::temp_dir().join(format!("seqless-cost-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("prices.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prices.toml");
         std::fs::write(&path, "region = 3\n").unwrap();
         let err = Pricing::load(&path).unwrap_err().to_string();
         assert!(err.contains("prices.toml"), "{err}");
         assert!(err.contains("line 1"), "{err}");
-        let missing = Pricing::load(dir.join("absent.toml"))
+        let missing = Pricing::load(dir.path().join("absent.toml"))
             .unwrap_err()
             .to_string();
         assert!(missing.contains("absent.toml"), "{missing}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

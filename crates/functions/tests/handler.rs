@@ -94,14 +94,6 @@ impl Fixture {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn assert_logits_close(got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(want) {
@@ -120,50 +112,48 @@ fn assert_permanent(err: &FunctionError, needles: &[&str]) {
     }
 }
 
-#[test]
-fn every_stage_of_both_plans_computes_what_the_forward_pass_does() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stage_of_both_plans_computes_what_the_forward_pass_does() {
     let f = fixture();
     let want = f.ctx.model.forward(TEXT).unwrap().logits;
-    rt().block_on(async {
-        for kind in [PlanKind::Fused, PlanKind::Paper] {
-            let plan = f.plan(kind);
-            let query = QueryId::new();
-            let results = f.run(&plan, query).await;
-            let kinds: Vec<StageKind> = results.iter().map(|(k, _)| *k).collect();
-            let expected_last = match kind {
-                PlanKind::Fused => StageKind::Head,
-                PlanKind::Paper => StageKind::Classifier,
-            };
-            assert_eq!(kinds.last(), Some(&expected_last), "{kinds:?}");
-            for (stage_kind, result) in &results {
-                assert!(result.bytes_in > 0, "{stage_kind:?} read nothing");
-                let is_last = matches!(stage_kind, StageKind::Head | StageKind::Classifier);
-                assert_eq!(result.logits.is_some(), is_last, "{stage_kind:?}");
-                assert_eq!(result.bytes_out > 0, !is_last, "{stage_kind:?}");
-            }
-            let logits = results.last().unwrap().1.logits.as_deref().unwrap();
-            assert_logits_close(logits, &want);
-            // Every key the plan writes is there, at the size the plan accounted for.
-            let written: Vec<String> = plan.written_keys();
-            for key in &written {
-                f.ctx.store.get(&query.key(key)).await.unwrap();
-            }
-            let bytes_out: u64 = results.iter().map(|(_, r)| r.bytes_out).sum();
-            assert!(bytes_out >= plan.stored_bytes() - 2 * plan.padded_len as u64);
+    for kind in [PlanKind::Fused, PlanKind::Paper] {
+        let plan = f.plan(kind);
+        let query = QueryId::new();
+        let results = f.run(&plan, query).await;
+        let kinds: Vec<StageKind> = results.iter().map(|(k, _)| *k).collect();
+        let expected_last = match kind {
+            PlanKind::Fused => StageKind::Head,
+            PlanKind::Paper => StageKind::Classifier,
+        };
+        assert_eq!(kinds.last(), Some(&expected_last), "{kinds:?}");
+        for (stage_kind, result) in &results {
+            assert!(result.bytes_in > 0, "{stage_kind:?} read nothing");
+            let is_last = matches!(stage_kind, StageKind::Head | StageKind::Classifier);
+            assert_eq!(result.logits.is_some(), is_last, "{stage_kind:?}");
+            assert_eq!(result.bytes_out > 0, !is_last, "{stage_kind:?}");
         }
-        // The paper plan's TFiLM stage modulates the activation it was given.
-        let plan = f.plan(PlanKind::Paper);
-        assert!(
-            plan.phases
-                .iter()
-                .flatten()
-                .any(|s| matches!(s.op, StageOp::PaperTfilm { .. }))
-        );
-    });
+        let logits = results.last().unwrap().1.logits.as_deref().unwrap();
+        assert_logits_close(logits, &want);
+        // Every key the plan writes is there, at the size the plan accounted for.
+        let written: Vec<String> = plan.written_keys();
+        for key in &written {
+            f.ctx.store.get(&query.key(key)).await.unwrap();
+        }
+        let bytes_out: u64 = results.iter().map(|(_, r)| r.bytes_out).sum();
+        assert!(bytes_out >= plan.stored_bytes() - 2 * plan.padded_len as u64);
+    }
+    // The paper plan's TFiLM stage modulates the activation it was given.
+    let plan = f.plan(PlanKind::Paper);
+    assert!(
+        plan.phases
+            .iter()
+            .flatten()
+            .any(|s| matches!(s.op, StageOp::PaperTfilm { .. }))
+    );
 }
 
-#[test]
-fn an_event_for_another_model_is_refused_naming_both_fingerprints() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_for_another_model_is_refused_naming_both_fingerprints() {
     let f = fixture();
     let stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Conv);
     let other = ModelFingerprint::of_files(b"{}", b"other weights");
@@ -172,7 +162,7 @@ fn an_event_for_another_model_is_refused_naming_both_fingerprints() {
         model: other.clone(),
         stage,
     };
-    let err = rt().block_on(handle(&f.ctx, event)).unwrap_err();
+    let err = handle(&f.ctx, event).await.unwrap_err();
     assert!(
         matches!(err, FunctionError::ModelMismatch { .. }),
         "{err:?}"
@@ -188,31 +178,30 @@ fn an_event_for_another_model_is_refused_naming_both_fingerprints() {
     );
 }
 
-#[test]
-fn a_layer_the_model_does_not_have_is_refused() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_the_model_does_not_have_is_refused() {
     let f = fixture();
     let mut stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Tfilm);
     stage.layer = 2;
-    let err = rt().block_on(f.refusal(QueryId::new(), stage));
+    let err = f.refusal(QueryId::new(), stage).await;
     assert_permanent(&err, &["layer 2", "2 layers"]);
 }
 
-#[test]
-fn token_ids_outside_the_byte_vocabulary_are_refused() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_ids_outside_the_byte_vocabulary_are_refused() {
     let f = fixture();
     let stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Conv);
     let query = QueryId::new();
-    let rt = rt();
     let padded = f.ctx.model.config.padded_len(TEXT.len());
     let mut ids = tokenizer::encode(TEXT, padded);
     ids[0] = 300;
-    rt.block_on(f.upload(query, ids));
-    let err = rt.block_on(f.refusal(query, stage));
+    f.upload(query, ids).await;
+    let err = f.refusal(query, stage).await;
     assert_permanent(&err, &["token id 300", "out of range", INPUT_KEY]);
 }
 
-#[test]
-fn a_modulation_that_starts_after_the_input_rows_is_refused() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modulation_that_starts_after_the_input_rows_is_refused() {
     let f = fixture();
     let second_layer_conv = |s: &Stage| {
         matches!(&s.op, StageOp::Conv { film: Some(_), input, .. }
@@ -227,23 +216,20 @@ fn a_modulation_that_starts_after_the_input_rows_is_refused() {
     };
     film.blocks = 1..film.blocks.end;
     let query = QueryId::new();
-    let rt = rt();
     // The stage's inputs exist, so only the offset can fail it.
     let plan = f.plan(PlanKind::Fused);
-    rt.block_on(async {
-        f.upload_text(query).await;
-        for earlier in plan.phases.iter().take(2).flatten() {
-            handle(&f.ctx, f.event(query, earlier.clone()))
-                .await
-                .unwrap();
-        }
-    });
-    let err = rt.block_on(f.refusal(query, stage));
+    f.upload_text(query).await;
+    for earlier in plan.phases.iter().take(2).flatten() {
+        handle(&f.ctx, f.event(query, earlier.clone()))
+            .await
+            .unwrap();
+    }
+    let err = f.refusal(query, stage).await;
     assert_permanent(&err, &["modulation blocks start at block 1"]);
 }
 
-#[test]
-fn a_modulation_on_the_first_layer_is_refused() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modulation_on_the_first_layer_is_refused() {
     let f = fixture();
     let film = match f
         .stage(PlanKind::Fused, |s| {
@@ -262,40 +248,36 @@ fn a_modulation_on_the_first_layer_is_refused() {
     };
     *f0 = film;
     let query = QueryId::new();
-    let rt = rt();
-    rt.block_on(f.upload_text(query));
-    let err = rt.block_on(f.refusal(query, stage));
+    f.upload_text(query).await;
+    let err = f.refusal(query, stage).await;
     assert_permanent(&err, &["layer 0", "no previous layer"]);
 }
 
-#[test]
-fn stages_with_nothing_to_read_are_refused() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_with_nothing_to_read_are_refused() {
     let f = fixture();
-    let rt = rt();
-    let mut conv = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Conv);
-    let StageOp::Conv { input, .. } = &mut conv.op else {
-        unreachable!()
-    };
-    input.clear();
-    let err = rt.block_on(f.refusal(QueryId::new(), conv));
-    assert_permanent(&err, &["conv stage without input rows"]);
-
-    let mut tfilm = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Tfilm);
-    let StageOp::Tfilm { block_max, .. } = &mut tfilm.op else {
-        unreachable!()
-    };
-    block_max.clear();
-    let err = rt.block_on(f.refusal(QueryId::new(), tfilm));
-    assert_permanent(&err, &["names no tensor"]);
+    for (kind, needle) in [
+        (StageKind::Conv, "conv stage without input rows"),
+        (StageKind::Tfilm, "names no tensor"),
+    ] {
+        let mut stage = f.stage(PlanKind::Fused, |s| s.kind == kind);
+        match &mut stage.op {
+            StageOp::Conv { input, .. } => input.clear(),
+            StageOp::Tfilm { block_max, .. } => block_max.clear(),
+            op => unreachable!("{op:?}"),
+        }
+        let err = f.refusal(QueryId::new(), stage).await;
+        assert_permanent(&err, &[needle]);
+    }
 }
 
-#[test]
-fn a_missing_key_names_it_and_what_to_check() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_key_names_it_and_what_to_check() {
     let f = fixture();
     let stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Conv);
     let query = QueryId::new();
     // Nothing uploaded: the input is not in this store.
-    let err = rt().block_on(f.refusal(query, stage));
+    let err = f.refusal(query, stage).await;
     assert!(matches!(err, FunctionError::Store(_)), "{err:?}");
     assert_permanent(
         &err,
@@ -308,22 +290,19 @@ fn a_missing_key_names_it_and_what_to_check() {
     );
 }
 
-#[test]
-fn a_tensor_of_the_wrong_width_is_refused() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tensor_of_the_wrong_width_is_refused() {
     let f = fixture();
     let stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Tfilm);
     let StageOp::Tfilm { block_max, .. } = &stage.op else {
         unreachable!()
     };
     let query = QueryId::new();
-    let rt = rt();
     let wrong = StoredTensor::f32(vec![2, 1], vec![0.0, 0.0]).unwrap();
-    rt.block_on(async {
-        for key in block_max {
-            let key = query.key(key);
-            f.ctx.store.put(&key, &wrong, f.ctx.ttl).await.unwrap();
-        }
-    });
-    let err = rt.block_on(f.refusal(query, stage));
+    for key in block_max {
+        let key = query.key(key);
+        f.ctx.store.put(&key, &wrong, f.ctx.ttl).await.unwrap();
+    }
+    let err = f.refusal(query, stage).await;
     assert_permanent(&err, &["expected rows of 6 channels", "[2, 1]"]);
 }

@@ -1,13 +1,9 @@
 //! Broken model directories are refused at load with a message naming what is wrong.
 
-use seqless_model::testing::{config, random, write_model, write_safetensors};
-use seqless_model::{GateActivation, Modulation, TfilmModel};
+use seqless_model::testing::{Tensors, config, random, write_model, write_safetensors};
+use seqless_model::{GateActivation, ModelConfig, Modulation, TfilmModel};
 
-fn good() -> (
-    tempfile::TempDir,
-    seqless_model::ModelConfig,
-    seqless_model::testing::Tensors,
-) {
+fn good() -> (tempfile::TempDir, ModelConfig, Tensors) {
     let cfg = config(
         3,
         "4:3:2:2,5:2:1:3",
@@ -31,45 +27,46 @@ fn a_good_model_loads() {
     assert!(TfilmModel::load(dir.path()).is_ok());
 }
 
+/// The load error of the good model once `edit` has changed its weights.
+fn weights_err(edit: impl FnOnce(&mut Tensors)) -> String {
+    let (dir, _, mut t) = good();
+    edit(&mut t);
+    write_safetensors(&dir.path().join("model.safetensors"), &t);
+    load_err(dir.path())
+}
+
+#[track_caller]
+fn assert_says(err: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+}
+
 #[test]
 fn missing_tensor_is_named() {
-    let (dir, _, mut t) = good();
-    t.remove("layers.1.tfilm.affine.bias");
-    write_safetensors(&dir.path().join("model.safetensors"), &t);
-    let err = load_err(dir.path());
-    assert!(
-        err.contains("layers.1.tfilm.affine.bias") && err.contains("missing"),
-        "{err}"
-    );
+    let err = weights_err(|t| {
+        t.remove("layers.1.tfilm.affine.bias");
+    });
+    assert_says(&err, &["layers.1.tfilm.affine.bias", "missing"]);
 }
 
 #[test]
 fn extra_tensor_is_named() {
-    let (dir, _, mut t) = good();
-    t.insert("layers.9.conv.weight".into(), (vec![1], vec![0.0]));
-    write_safetensors(&dir.path().join("model.safetensors"), &t);
-    let err = load_err(dir.path());
-    assert!(
-        err.contains("layers.9.conv.weight") && err.contains("not part"),
-        "{err}"
-    );
+    let err = weights_err(|t| {
+        t.insert("layers.9.conv.weight".into(), (vec![1], vec![0.0]));
+    });
+    assert_says(&err, &["layers.9.conv.weight", "not part"]);
 }
 
 #[test]
 fn wrong_shape_is_named() {
-    let (dir, _, mut t) = good();
-    t.insert(
-        "layers.0.conv.weight".into(),
-        (vec![4, 3, 2], vec![0.0; 24]),
-    );
-    write_safetensors(&dir.path().join("model.safetensors"), &t);
-    let err = load_err(dir.path());
-    assert!(
-        err.contains("layers.0.conv.weight")
-            && err.contains("[4, 3, 2]")
-            && err.contains("[4, 3, 3]"),
-        "{err}"
-    );
+    let err = weights_err(|t| {
+        t.insert(
+            "layers.0.conv.weight".into(),
+            (vec![4, 3, 2], vec![0.0; 24]),
+        );
+    });
+    assert_says(&err, &["layers.0.conv.weight", "[4, 3, 2]", "[4, 3, 3]"]);
 }
 
 #[test]
@@ -106,11 +103,7 @@ fn wrong_dtype_is_named() {
         })
         .collect();
     safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
-    let err = load_err(dir.path());
-    assert!(
-        err.contains("classifier.bias") && err.contains("F64"),
-        "{err}"
-    );
+    assert_says(&load_err(dir.path()), &["classifier.bias", "F64"]);
 }
 
 #[test]
@@ -119,10 +112,9 @@ fn truncated_weights_file() {
     let path = dir.path().join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let err = load_err(dir.path());
-    assert!(
-        err.contains("model.safetensors") && err.contains("not a valid safetensors"),
-        "{err}"
+    assert_says(
+        &load_err(dir.path()),
+        &["model.safetensors", "not a valid safetensors"],
     );
 }
 

@@ -3,6 +3,11 @@
 use seqless_model::train::{Example, Quiet, TrainNet, TrainOptions, train};
 use seqless_model::{GateActivation, Modulation, TfilmModel};
 
+/// A tensor's values, flattened.
+fn values(t: &candle_core::Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
 fn toy_data() -> Vec<Example> {
     let mut out = Vec::new();
     for i in 0..40 {
@@ -97,13 +102,7 @@ fn training_graph_equals_inference_kernels() {
                 .collect();
             let ids =
                 candle_core::Tensor::from_vec(ids, (1, t0), &candle_core::Device::Cpu).unwrap();
-            let graph = net
-                .forward(&ids)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+            let graph = values(&net.forward(&ids).unwrap());
             let kernels = model.forward(text).unwrap().logits;
             for (g, k) in graph.iter().zip(&kernels) {
                 assert!(
@@ -235,19 +234,8 @@ fn gradients_match_finite_differences() {
             .backward()
             .unwrap();
         for var in net.vars() {
-            let analytic = grads
-                .get(&var)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let original = var
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+            let analytic = values(grads.get(&var).unwrap());
+            let original = values(var.as_tensor());
             let shape = var.as_tensor().dims().to_vec();
             let h = 2e-3f32;
             for i in (0..original.len()).step_by(original.len().div_ceil(7)) {

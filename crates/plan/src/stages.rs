@@ -389,18 +389,16 @@ mod tests {
         }
     }
 
+    /// The plan for `bytes` with `splits` conv functions per layer and no limits.
+    fn fixed(c: &ModelConfig, bytes: usize, kind: PlanKind, splits: usize) -> Plan {
+        plan(c, bytes, kind, Splits::Fixed(splits), &Limits::default()).unwrap()
+    }
+
     #[test]
     fn more_splits_than_blocks_is_clamped() {
         let c = config("8:3:2:4");
         // 100 bytes -> T0 = 104, T1 = 52, 13 blocks.
-        let p = plan(
-            &c,
-            100,
-            PlanKind::Fused,
-            Splits::Fixed(64),
-            &Limits::default(),
-        )
-        .unwrap();
+        let p = fixed(&c, 100, PlanKind::Fused, 64);
         assert_eq!(p.layers[0].splits.len(), 13);
         assert!(p.layers[0].splits.iter().all(|r| r.len() == 4));
     }
@@ -409,7 +407,7 @@ mod tests {
     fn conv_inputs_cover_the_halo_exactly() {
         let c = config("8:5:2:4,8:4:1:2");
         for kind in [PlanKind::Fused, PlanKind::Paper] {
-            let p = plan(&c, 1000, kind, Splits::Fixed(3), &Limits::default()).unwrap();
+            let p = fixed(&c, 1000, kind, 3);
             for stage in p.phases.iter().flatten() {
                 let StageOp::Conv {
                     input,
@@ -507,14 +505,7 @@ mod tests {
                 .all(|r| r.len() as u64 * 8 * 4 <= 16_000)
         );
         // No bound, no refusal.
-        plan(
-            &c,
-            1000,
-            PlanKind::Fused,
-            Splits::Fixed(1),
-            &Limits::default(),
-        )
-        .unwrap();
+        fixed(&c, 1000, PlanKind::Fused, 1);
     }
 
     #[test]
@@ -537,14 +528,7 @@ mod tests {
     #[test]
     fn fused_serial_stages_touch_only_block_stats() {
         let c = config("8:3:2:4,6:3:1:2");
-        let p = plan(
-            &c,
-            5000,
-            PlanKind::Fused,
-            Splits::Fixed(4),
-            &Limits::default(),
-        )
-        .unwrap();
+        let p = fixed(&c, 5000, PlanKind::Fused, 4);
         let kinds: Vec<Vec<StageKind>> = p
             .phases
             .iter()

@@ -140,15 +140,14 @@ impl Fixture {
             .as_u16()
     }
 
+    /// GETs `path` on the platform's endpoint.
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.platform.endpoint());
+        self.http.get(url).send().await.unwrap()
+    }
+
     async fn metrics(&self) -> String {
-        self.http
-            .get(format!("{}/metrics", self.platform.endpoint()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.get("/metrics").await.text().await.unwrap()
     }
 
     /// Waits until the platform has no process left.
@@ -355,11 +354,12 @@ async fn init_errors_crashes_and_timeouts_fail_the_invocation_in_lambdas_shape()
 async fn bad_requests_get_lambda_shaped_refusals() {
     let f = start(|_| {}).await;
     let base = f.platform.endpoint();
-    let post =
-        |path: &str, body: &'static str| f.http.post(format!("{base}{path}")).body(body).send();
-    let missing = post("/2015-03-31/functions/nope/invocations", "{}")
-        .await
-        .unwrap();
+    let invoke = |function: &str| {
+        f.http.post(format!(
+            "{base}/2015-03-31/functions/{function}/invocations"
+        ))
+    };
+    let missing = invoke("nope").body("{}").send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(
         header(&missing, "x-amzn-ErrorType"),
@@ -367,48 +367,32 @@ async fn bad_requests_get_lambda_shaped_refusals() {
     );
     assert!(missing.text().await.unwrap().contains("function:nope"));
 
-    let malformed = post(
-        "/2015-03-31/functions/seqless-conv/invocations",
-        "{not json",
-    )
-    .await
-    .unwrap();
+    let malformed = invoke("seqless-conv")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(malformed.status(), 400);
     assert_eq!(
         header(&malformed, "x-amzn-ErrorType"),
         Some("InvalidRequestContentException")
     );
 
-    let bad_log_type = f
-        .http
-        .post(format!(
-            "{base}/2015-03-31/functions/seqless-conv/invocations"
-        ))
-        .header("X-Amz-Log-Type", "Everything")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad_log_type.status(), 400);
+    // An invoke header the platform does not take, and a dry run.
+    for (name, value, status) in [
+        ("X-Amz-Log-Type", "Everything", 400),
+        ("X-Amz-Invocation-Type", "DryRun", 204),
+    ] {
+        let reply = invoke("seqless-conv")
+            .header(name, value)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), status, "{name}: {value}");
+    }
 
-    let dry_run = f
-        .http
-        .post(format!(
-            "{base}/2015-03-31/functions/seqless-conv/invocations"
-        ))
-        .header("X-Amz-Invocation-Type", "DryRun")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(dry_run.status(), 204);
-
-    let unknown = f
-        .http
-        .get(format!("{base}/2015-03-31/layers"))
-        .send()
-        .await
-        .unwrap();
+    let unknown = f.get("/2015-03-31/layers").await;
     assert_eq!(unknown.status(), 404);
     assert_eq!(
         header(&unknown, "x-amzn-ErrorType"),
@@ -416,11 +400,8 @@ async fn bad_requests_get_lambda_shaped_refusals() {
     );
 
     let function: serde_json::Value = f
-        .http
-        .get(format!("{base}/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:seqless-head"))
-        .send()
+        .get("/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:seqless-head")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -437,18 +418,14 @@ async fn bad_requests_get_lambda_shaped_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let mut memory = options(dir.path());
     memory.store_url = "memory".into();
-    let err = PlatformServer::start(memory)
-        .await
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("share no memory"), "{err}");
     let mut no_model = options(dir.path());
     no_model.model_dir = dir.path().join("absent");
-    let err = PlatformServer::start(no_model)
-        .await
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("config.json"), "{err}");
+    for (settings, needle) in [(memory, "share no memory"), (no_model, "config.json")] {
+        let err = PlatformServer::start(settings)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(needle), "{err}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: one handler per endpoint, and the router that wires limits, auth,
 //! JSON errors for unknown routes and methods, panic safety and response counting.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -12,6 +13,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
 use crate::api::{
     BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, ModelInfo, ModelsResponse,
@@ -25,21 +28,51 @@ use crate::service::Service;
 
 type Shared = State<Arc<Service>>;
 
+/// The error replies both classify endpoints can give, but for 422: each endpoint names its
+/// own, which says what it checks.
+struct ClassifyErrors;
+
+impl IntoResponses for ClassifyErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let error = |description: &str| {
+            let body = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(ErrorBody::name())))
+                .build();
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", body)
+        };
+        let retry_after = HeaderBuilder::new()
+            .schema(u64::schema())
+            .description(Some("Seconds to wait before retrying"))
+            .build();
+        [
+            ("400", error("The body is not JSON")),
+            ("401", error("Missing or wrong bearer token")),
+            ("413", error("The body is over --body-limit")),
+            ("415", error("Content-Type is not application/json")),
+            ("500", error("A fault of the server or a function")),
+            (
+                "503",
+                error("At the in-flight bound, or store/platform down; see Retry-After")
+                    .header("Retry-After", retry_after),
+            ),
+            ("504", error("Past the per-query deadline")),
+        ]
+        .into_iter()
+        .map(|(status, response)| (status.to_owned(), response.build().into()))
+        .collect()
+    }
+}
+
 /// Classify one text.
 #[utoipa::path(
     post, path = "/v1/classify", tag = "classify",
     request_body = ClassifyRequest,
     responses(
         (status = 200, description = "The label and probabilities", body = ClassifyResponse),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 413, description = "The body is over --body-limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        ClassifyErrors,
         (status = 422, description = "Wrong fields or types, empty or too long text, bad base64", body = ErrorBody),
-        (status = 500, description = "A fault of the server or a function", body = ErrorBody),
-        (status = 503, description = "At the in-flight bound, or store/platform down; see Retry-After", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
-        (status = 504, description = "Past the per-query deadline", body = ErrorBody),
     )
 )]
 pub async fn classify(
@@ -62,15 +95,8 @@ pub async fn classify(
     request_body = BatchRequest,
     responses(
         (status = 200, description = "One result per text, in order", body = BatchResponse),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 413, description = "The body is over --body-limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        ClassifyErrors,
         (status = 422, description = "Wrong fields or types, a bad text (named by index), more texts than --max-batch", body = ErrorBody),
-        (status = 500, description = "A fault of the server or a function", body = ErrorBody),
-        (status = 503, description = "At the in-flight bound, or store/platform down; see Retry-After", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
-        (status = 504, description = "Past the per-query deadline", body = ErrorBody),
     )
 )]
 pub async fn classify_batch(

@@ -219,24 +219,10 @@ async fn serverless_redis_store_serves_and_reports_the_store_down() {
     let reply = post(&server.at("/v1/classify"), json!({ "text": TEXTS[0] })).await;
     assert_error(&reply, 503, "store_unavailable");
     assert!(reply.1.contains_key("retry-after"));
-    assert!(
-        reply.2["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("127.0.0.1"),
-        "{}",
-        reply.2
-    );
+    assert!(error_message(&reply).contains("127.0.0.1"), "{}", reply.2);
     let ready = get(&server.at("/readyz")).await;
     assert_error(&ready, 503, "not_ready");
-    assert!(
-        ready.2["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("store"),
-        "{}",
-        ready.2
-    );
+    assert!(error_message(&ready).contains("store"), "{}", ready.2);
     let text = metrics_text(&server).await;
     assert_eq!(
         metric(&text, "seqless_queries_total{outcome=\"unavailable\"}"),

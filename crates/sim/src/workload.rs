@@ -616,8 +616,8 @@ mod tests {
 
     #[test]
     fn trace_files_report_the_bad_line() {
-        let dir = std::env::temp_dir().join(format!("seqless-sim-wl-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("times.txt");
         std::fs::write(&path, "# recorded\n0.5\n0.1\n\n2.0 # late\nabc\n").unwrap();
         let process = ArrivalProcess::File { path: path.clone() };
@@ -637,6 +637,5 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("lengths.txt:2"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

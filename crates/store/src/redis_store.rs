@@ -337,18 +337,26 @@ impl RedisStore {
         }
     }
 
+    /// GETs the blob under `key` (`full` with the prefix) over `conn`.
+    async fn get_on(
+        &self,
+        conn: &mut (impl redis::aio::ConnectionLike + Send),
+        key: &str,
+        full: &str,
+    ) -> Result<Vec<u8>, StoreError> {
+        let value = redis::cmd("GET")
+            .arg(full)
+            .query_async::<Value>(conn)
+            .await
+            .map_err(|e| self.map_err(Some(key), e))?;
+        self.blob(key, value)
+    }
+
     async fn get_blob(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let full = self.full_key(key);
         self.run("GET", Some(key), |mut conn| {
             let full = &full;
-            async move {
-                let value = redis::cmd("GET")
-                    .arg(full)
-                    .query_async::<Value>(&mut conn)
-                    .await
-                    .map_err(|e| self.map_err(Some(key), e))?;
-                self.blob(key, value)
-            }
+            async move { self.get_on(&mut conn, key, full).await }
         })
         .await
     }
@@ -393,14 +401,7 @@ impl RedisStore {
                             .map_err(|e| self.map_err(None, e))?;
                         let reads = keys.iter().zip(full).map(|(k, f)| {
                             let mut c = connection.clone();
-                            async move {
-                                let v = redis::cmd("GET")
-                                    .arg(f)
-                                    .query_async::<Value>(&mut c)
-                                    .await
-                                    .map_err(|e| self.map_err(Some(k), e))?;
-                                self.blob(k, v)
-                            }
+                            async move { self.get_on(&mut c, k, f).await }
                         });
                         futures_util::future::join_all(reads)
                             .await

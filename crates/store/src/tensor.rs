@@ -291,31 +291,10 @@ impl StoredTensor {
                 TensorData::U16(v) => bytemuck::cast_slice(v),
             });
         }
-        let mut buf = [0u8; STREAM_CHUNK_BYTES];
         match &*self.data {
-            TensorData::F32(v) => {
-                for chunk in v.chunks(STREAM_CHUNK_BYTES / 4) {
-                    let bytes = &mut buf[..chunk.len() * 4];
-                    // Fixed-size chunks with no capacity checks: this compiles to a copy.
-                    bytes
-                        .chunks_exact_mut(4)
-                        .zip(chunk)
-                        .for_each(|(dst, x)| dst.copy_from_slice(&x.to_le_bytes()));
-                    sink(bytes)?;
-                }
-            }
-            TensorData::U16(v) => {
-                for chunk in v.chunks(STREAM_CHUNK_BYTES / 2) {
-                    let bytes = &mut buf[..chunk.len() * 2];
-                    bytes
-                        .chunks_exact_mut(2)
-                        .zip(chunk)
-                        .for_each(|(dst, x)| dst.copy_from_slice(&x.to_le_bytes()));
-                    sink(bytes)?;
-                }
-            }
+            TensorData::F32(v) => stream_le(v, f32::to_le_bytes, sink),
+            TensorData::U16(v) => stream_le(v, u16::to_le_bytes, sink),
         }
-        Ok(())
     }
 
     /// The fixed header for this tensor, given its payload's CRC.
@@ -577,6 +556,26 @@ pub(crate) fn rows_from_blob(
     let bytes = &blob[span.offset..span.offset + span.len];
     let tensor = tensor_from_payload(key, header.dtype, span.shape, bytes)?;
     Ok((tensor, (HEADER_LEN + span.len) as u64))
+}
+
+/// Passes `values` to `sink` as little-endian bytes, through one buffer of
+/// `STREAM_CHUNK_BYTES`, for hosts whose memory order is not little-endian.
+fn stream_le<T: Copy, const N: usize>(
+    values: &[T],
+    to_le_bytes: impl Fn(T) -> [u8; N],
+    mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut buf = [0u8; STREAM_CHUNK_BYTES];
+    for chunk in values.chunks(STREAM_CHUNK_BYTES / N) {
+        let bytes = &mut buf[..chunk.len() * N];
+        // Fixed-size chunks with no capacity checks: this compiles to a copy.
+        bytes
+            .chunks_exact_mut(N)
+            .zip(chunk)
+            .for_each(|(dst, &x)| dst.copy_from_slice(&to_le_bytes(x)));
+        sink(bytes)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

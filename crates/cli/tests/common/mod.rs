@@ -1,9 +1,16 @@
-//! Shared by the integration tests that start the local Lambda platform.
+//! Shared by the integration tests: running the binary under test, a small random model,
+//! and the local Lambda platform's settings.
 
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
+use seqless_model::testing::{config, random, write_model};
+use seqless_model::{GateActivation, ModelConfig, Modulation};
 use seqless_platform::PlatformOptions;
 use seqless_store::testing::RedisServer;
 
@@ -50,5 +57,103 @@ pub fn platform_options(model_dir: &Path, redis: &RedisServer) -> PlatformOption
         function_memory: [("tfilm".to_owned(), 256), ("head".to_owned(), 256)]
             .into_iter()
             .collect(),
+    }
+}
+
+/// Runs the binary under test with `args`.
+pub fn seqless(args: &[&str]) -> Output {
+    Command::new(SEQLESS)
+        .args(args)
+        .output()
+        .expect("run seqless")
+}
+
+/// The standard output of a command that must have exited 0 (else its stderr is the panic).
+#[track_caller]
+pub fn stdout(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// The standard output of `seqless ARGS...`, which must exit 0.
+#[track_caller]
+pub fn ok(args: &[&str]) -> String {
+    stdout(seqless(args))
+}
+
+/// The standard error of a command that must have exited 2, refusing its input.
+#[track_caller]
+pub fn refusal(out: Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
+/// The standard output of a command that must have exited 0, as JSON.
+#[track_caller]
+pub fn json(out: Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out)).expect("JSON output")
+}
+
+/// Writes a random two-layer affine model with three labels to `dir`.
+pub fn write_test_model(dir: &Path, seed: u64) -> ModelConfig {
+    let cfg = config(
+        4,
+        "6:3:2:4,5:4:1:2",
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        3,
+    );
+    write_model(dir, &cfg, &random(&cfg, seed, 0.8));
+    cfg
+}
+
+/// A server process (`seqless serve`, `seqless platform`), killed on drop if the test did
+/// not stop it.
+pub struct Server {
+    pub child: Child,
+}
+
+impl Server {
+    /// Spawns `command` with its stdout piped; the first line it prints (its address).
+    pub fn start(command: &mut Command) -> (Self, String) {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (Self { child }, line)
+    }
+
+    /// Its exit status, once it exits within `patience`.
+    pub fn wait_exit(&mut self, patience: Duration) -> ExitStatus {
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after {patience:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // `seqless platform`'s function processes die with it: they are spawned
+        // kill-on-drop, and they exit once their Runtime API is gone.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -118,12 +118,10 @@ pub(super) async fn tfilm(
     block_max: &[String],
     write_h: &str,
 ) -> Result<(), FunctionError> {
-    let channels = at.config().channels;
-    let max = io.read_concat(block_max, channels).await?;
-    let h = io
-        .compute(move || Ok(at.model.lstm_stage(at.index, &max)))
-        .await?;
-    io.put_rows(write_h, channels, h).await
+    map_rows(io, at, block_max, write_h, |model, layer, max| {
+        Ok(model.lstm_stage(layer, &max))
+    })
+    .await
 }
 
 /// Fused plan: the last layer's TFiLM and the classifier, from block max and min alone.
@@ -154,16 +152,26 @@ pub(super) async fn paper_tfilm(
     activations: &[String],
     write_x: &str,
 ) -> Result<(), FunctionError> {
+    map_rows(io, at, activations, write_x, |model, layer, mut a| {
+        model.modulate_whole(layer, &mut a)?;
+        Ok(a)
+    })
+    .await
+}
+
+/// Reads the layer-wide rows under `read`, computes `step(model, layer, rows)` off the
+/// async threads, and writes its layer-wide rows under `write`.
+async fn map_rows(
+    io: &mut StageIo<'_>,
+    at: Layer,
+    read: &[String],
+    write: &str,
+    step: impl FnOnce(&TfilmModel, usize, Vec<f32>) -> Result<Vec<f32>, FunctionError> + Send + 'static,
+) -> Result<(), FunctionError> {
     let channels = at.config().channels;
-    let a = io.read_concat(activations, channels).await?;
-    let x = io
-        .compute(move || {
-            let mut a = a;
-            at.model.modulate_whole(at.index, &mut a)?;
-            Ok(a)
-        })
-        .await?;
-    io.put_rows(write_x, channels, x).await
+    let rows = io.read_concat(read, channels).await?;
+    let out = io.compute(move || step(&at.model, at.index, rows)).await?;
+    io.put_rows(write, channels, out).await
 }
 
 /// Paper plan: the global max over the whole modulated last activation, then the classifier.

@@ -176,43 +176,33 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let (_d, p) = write(
-            "a.jsonl",
-            "{\"text\":\"hi\",\"label\":\"en\"}\n{\"label\":\"de\"}\n",
-        );
-        let e = load_examples(&p, true).unwrap_err().to_string();
-        assert!(e.contains("a.jsonl:2") && e.contains("\"text\""), "{e}");
-        let (_d, p) = write("a.jsonl", "{\"text\":\"\",\"label\":\"en\"}\n");
-        assert!(
-            load_examples(&p, true)
-                .unwrap_err()
-                .to_string()
-                .contains(":1: empty")
-        );
+        for (name, content, needles) in [
+            (
+                "a.jsonl",
+                "{\"text\":\"hi\",\"label\":\"en\"}\n{\"label\":\"de\"}\n",
+                &["a.jsonl:2", "\"text\""][..],
+            ),
+            (
+                "a.jsonl",
+                "{\"text\":\"\",\"label\":\"en\"}\n",
+                &[":1: empty"],
+            ),
+            ("a.csv", "text,lbl\nhi,en\n", &["\"label\" column"]),
+            ("a.jsonl", "not json\n", &[":1: not a JSON"]),
+        ] {
+            let (_d, p) = write(name, content);
+            let e = load_examples(&p, true).unwrap_err().to_string();
+            for needle in needles {
+                assert!(e.contains(needle), "{content:?}: {needle:?} not in {e}");
+            }
+        }
+        // One label is refused only where two are required.
         let (_d, p) = write(
             "a.jsonl",
             "{\"text\":\"a\",\"label\":\"en\"}\n{\"text\":\"b\",\"label\":\"en\"}\n",
         );
-        assert!(
-            load_examples(&p, true)
-                .unwrap_err()
-                .to_string()
-                .contains("at least two labels")
-        );
+        let e = load_examples(&p, true).unwrap_err().to_string();
+        assert!(e.contains("at least two labels"), "{e}");
         assert!(load_examples(&p, false).is_ok());
-        let (_d, p) = write("a.csv", "text,lbl\nhi,en\n");
-        assert!(
-            load_examples(&p, true)
-                .unwrap_err()
-                .to_string()
-                .contains("\"label\" column")
-        );
-        let (_d, p) = write("a.jsonl", "not json\n");
-        assert!(
-            load_examples(&p, true)
-                .unwrap_err()
-                .to_string()
-                .contains(":1: not a JSON")
-        );
     }
 }

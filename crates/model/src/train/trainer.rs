@@ -138,22 +138,27 @@ struct Encoded {
     label: u32,
 }
 
+/// The index of example `i`'s label among the model's labels.
+fn label_index(config: &ModelConfig, i: usize, e: &Example) -> Result<usize> {
+    config
+        .labels
+        .iter()
+        .position(|l| *l == e.label)
+        .ok_or_else(|| {
+            ModelError::Input(format!(
+                "example {} has label {:?}, not among the model's labels",
+                i + 1,
+                e.label
+            ))
+        })
+}
+
 fn encode_all(config: &ModelConfig, examples: &[Example]) -> Result<Vec<Encoded>> {
     examples
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let label = config
-                .labels
-                .iter()
-                .position(|l| *l == e.label)
-                .ok_or_else(|| {
-                    ModelError::Input(format!(
-                        "example {} has label {:?}, not among the model's labels",
-                        i + 1,
-                        e.label
-                    ))
-                })?;
+            let label = label_index(config, i, e)?;
             config
                 .check_input_len(e.text.len())
                 .map_err(|err| ModelError::Input(format!("example {}: {err}", i + 1)))?;
@@ -338,18 +343,7 @@ pub fn evaluate(model: &TfilmModel, examples: &[Example]) -> Result<super::metri
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let truth = model
-                .config
-                .labels
-                .iter()
-                .position(|l| *l == e.label)
-                .ok_or_else(|| {
-                    ModelError::Input(format!(
-                        "example {} has label {:?}, which the model does not know",
-                        i + 1,
-                        e.label
-                    ))
-                })?;
+            let truth = label_index(&model.config, i, e)?;
             Ok((truth, model.forward(&e.text)?.label_index))
         })
         .collect::<Result<_>>()?;

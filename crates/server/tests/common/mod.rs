@@ -178,6 +178,13 @@ pub fn assert_error(
     );
 }
 
+/// The message of a JSON error reply.
+pub fn error_message(reply: &(u16, reqwest::header::HeaderMap, serde_json::Value)) -> &str {
+    reply.2["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {}", reply.2))
+}
+
 /// The value of one metric sample line (`name{labels} value`) in a /metrics text.
 pub fn metric(text: &str, sample: &str) -> Option<f64> {
     text.lines()

@@ -30,6 +30,23 @@ impl Harness {
         }
     }
 
+    /// The store at `url` (a `what` server, for messages), with `keep` alive as long.
+    async fn open(
+        url: &str,
+        what: &str,
+        plant: Option<Plant>,
+        keep: impl Send + Sync + 'static,
+    ) -> Self {
+        let store = open_store(url, options())
+            .await
+            .unwrap_or_else(|e| panic!("open {what} store: {e}"));
+        Self {
+            store,
+            plant,
+            _keep: Box::new(keep),
+        }
+    }
+
     /// Whether [`Harness::plant`] works here.
     pub fn can_plant(&self) -> bool {
         self.plant.is_some()
@@ -67,37 +84,23 @@ fn raw_set(server: &RedisServer, key: &str, bytes: &[u8]) -> Vec<u8> {
 
 pub async fn redis() -> Harness {
     let server = Arc::new(RedisServer::start());
-    let store = open_store(&server.url(), options())
-        .await
-        .expect("open redis store");
     let raw = server.clone();
-    Harness {
-        store,
-        plant: Some(Box::new(move |k, b| {
-            assert!(raw_set(&raw, k, b).starts_with(b"+OK"))
-        })),
-        _keep: Box::new(server),
-    }
+    let plant: Plant = Box::new(move |k, b| assert!(raw_set(&raw, k, b).starts_with(b"+OK")));
+    Harness::open(&server.url(), "redis", Some(plant), server).await
 }
 
 pub async fn cluster() -> Harness {
     let cluster = Arc::new(RedisCluster::start(3));
-    let store = open_store(&cluster.url(), options())
-        .await
-        .expect("open cluster store");
     let raw = cluster.clone();
-    Harness {
-        store,
-        // The key lives on exactly one node; the others answer MOVED.
-        plant: Some(Box::new(move |k, b| {
-            let ok = raw
-                .nodes()
-                .iter()
-                .any(|n| raw_set(n, k, b).starts_with(b"+OK"));
-            assert!(ok, "no node accepted {k}");
-        })),
-        _keep: Box::new(cluster),
-    }
+    // The key lives on exactly one node; the others answer MOVED.
+    let plant: Plant = Box::new(move |k, b| {
+        let ok = raw
+            .nodes()
+            .iter()
+            .any(|n| raw_set(n, k, b).starts_with(b"+OK"));
+        assert!(ok, "no node accepted {k}");
+    });
+    Harness::open(&cluster.url(), "cluster", Some(plant), cluster).await
 }
 
 /// A TLS server (optionally requiring a client certificate). Raw bytes cannot be
@@ -110,13 +113,6 @@ pub async fn tls(client_auth: bool) -> Harness {
     } else {
         builder.tls()
     };
-    let server = Arc::new(builder.start());
-    let store = open_store(&server.url(), options())
-        .await
-        .expect("open TLS store");
-    Harness {
-        store,
-        plant: None,
-        _keep: Box::new(server),
-    }
+    let server = builder.start();
+    Harness::open(&server.url(), "TLS", None, server).await
 }
