@@ -159,7 +159,10 @@ impl Invoker for InprocInvoker {
             billed_ms: billed_ms(duration),
             memory_mb: pool.options.memory_mb,
         };
-        Ok((result?, meta))
+        match result {
+            Ok(result) => Ok((result, meta)),
+            Err(err) => Err(err.billed(meta)),
+        }
     }
 
     async fn ready(&self) -> Result<(), FunctionError> {
