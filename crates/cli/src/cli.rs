@@ -121,6 +121,10 @@ pub struct PlatformArgs {
     /// The function binary, run as `EXE function` [default: this seqless].
     #[arg(long)]
     pub worker_exe: Option<PathBuf>,
+    /// Inject faults per invocation, seeded: seed=N,error=R,crash=R,delay=R,delay-factor=F,throttle=R
+    /// (docs/platform.md, "Fault injection").
+    #[arg(long, value_parser = |s: &str| s.parse::<seqless_platform::FaultInjection>())]
+    pub faults: Option<seqless_platform::FaultInjection>,
 }
 
 /// Lambda's memory sizes, MB: the only ones a function can be given, so the only ones priced.

@@ -4,11 +4,16 @@
 //! uploads the token ids, invokes every stage of a phase in parallel on a
 //! [`Invoker`](seqless_functions::Invoker) as soon as the previous phase has finished,
 //! and returns the prediction with a [`Trace`] of every invocation (cold or warm,
-//! durations, bytes, billing). It deletes every key of the query by name, on success and
-//! on failure; the keys' TTL covers a crash of the coordinator itself.
+//! durations, bytes, billing). A stage that fails with a retryable error (throttling, a
+//! crashed or timed-out instance, a store hiccup) is tried again under a [`RetryPolicy`]
+//! and the query's deadline; the failed attempts and their cost are in the trace. It
+//! deletes every key of the query by name, on success and on failure; the keys' TTL covers
+//! a crash of the coordinator itself.
 
 mod coordinator;
 mod trace;
 
-pub use coordinator::{Coordinator, CoordinatorError, CoordinatorOptions, ServerlessPrediction};
-pub use trace::{InvocationRecord, Trace, TraceReadError};
+pub use coordinator::{
+    Coordinator, CoordinatorError, CoordinatorOptions, RetryPolicy, ServerlessPrediction,
+};
+pub use trace::{InvocationRecord, RetryRecord, Trace, TraceReadError};

@@ -3,7 +3,7 @@
 use seqless_model::ModelError;
 use seqless_store::StoreError;
 use seqless_wire::lambda::{LambdaErrorBody, PERMANENT_ERROR_TYPE, RETRYABLE_ERROR_TYPE};
-use seqless_wire::{MalformedEvent, ModelFingerprint};
+use seqless_wire::{InvocationMeta, MalformedEvent, ModelFingerprint};
 use serde::{Deserialize, Serialize};
 
 /// Whether a failed invocation is worth retrying.
@@ -48,6 +48,16 @@ pub enum FunctionError {
         /// What happened, naming the stage and key where known.
         message: String,
     },
+    /// A failure after the function ran: the platform billed it (a crash, a timeout, the
+    /// handler's own error), so a caller that tries again can count what the failed
+    /// attempt cost. A throttled or unreachable invocation never ran and is not wrapped.
+    #[error("{cause}")]
+    Billed {
+        /// The failure itself.
+        cause: Box<FunctionError>,
+        /// What the platform billed for the failed invocation.
+        meta: InvocationMeta,
+    },
 }
 
 /// Where a key the stage needs is missing, the usual cause is a coordinator and functions
@@ -84,11 +94,28 @@ impl FunctionError {
         }
     }
 
+    /// The failure with what the platform billed for it.
+    pub fn billed(self, meta: InvocationMeta) -> Self {
+        Self::Billed {
+            cause: Box::new(self),
+            meta,
+        }
+    }
+
+    /// What the platform billed for the failed invocation, where it ran at all.
+    pub fn billing(&self) -> Option<&InvocationMeta> {
+        match self {
+            Self::Billed { meta, .. } => Some(meta),
+            _ => None,
+        }
+    }
+
     /// Whether trying again can help.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Store(err) if err.is_retryable() => ErrorKind::Retryable,
             Self::Failed { kind, .. } => *kind,
+            Self::Billed { cause, .. } => cause.kind(),
             Self::Store(_) | Self::Model(_) | Self::Malformed(_) | Self::ModelMismatch { .. } => {
                 ErrorKind::Permanent
             }

@@ -23,28 +23,15 @@ pub struct InvokeReply {
 }
 
 impl InvokeReply {
-    /// The stage's result and billing, or its error. Billing comes from the REPORT line;
-    /// without one (a platform that sent no log tail) the caller's round trip stands in,
-    /// at `fallback_memory_mb`.
+    /// The stage's result and billing, or its error (with the billing of the failed run,
+    /// where the platform sent a REPORT line). Billing comes from the REPORT line; without
+    /// one (a platform that sent no log tail) the caller's round trip stands in, at
+    /// `fallback_memory_mb`.
     pub fn into_outcome(
         self,
         round_trip: Duration,
         fallback_memory_mb: u32,
     ) -> Result<(StageResult, InvocationMeta), FunctionError> {
-        if self.function_error.is_some() {
-            return Err(
-                match serde_json::from_slice::<LambdaErrorBody>(&self.payload) {
-                    Ok(body) => body.into(),
-                    Err(_) => FunctionError::permanent(format!(
-                        "function failed with an unreadable error: {}",
-                        String::from_utf8_lossy(&self.payload)
-                    )),
-                },
-            );
-        }
-        let result: StageResult = serde_json::from_slice(&self.payload).map_err(|e| {
-            FunctionError::permanent(format!("function returned a malformed result: {e}"))
-        })?;
         let report = self
             .log_result
             .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
@@ -59,6 +46,20 @@ impl InvokeReply {
                 memory_mb: fallback_memory_mb,
             },
         };
+        if self.function_error.is_some() {
+            let err = match serde_json::from_slice::<LambdaErrorBody>(&self.payload) {
+                Ok(body) => body.into(),
+                Err(_) => FunctionError::permanent(format!(
+                    "function failed with an unreadable error: {}",
+                    String::from_utf8_lossy(&self.payload)
+                )),
+            };
+            return Err(err.billed(meta));
+        }
+        let result: StageResult = serde_json::from_slice(&self.payload).map_err(|e| {
+            FunctionError::permanent(format!("function returned a malformed result: {e}"))
+                .billed(meta.clone())
+        })?;
         Ok((result, meta))
     }
 }
@@ -130,9 +131,14 @@ mod tests {
             log_result: None,
             payload: br#"{"errorType":"Retryable","errorMessage":"store: timed out"}"#.to_vec(),
         };
-        let err = failed.into_outcome(Duration::ZERO, 1).unwrap_err();
+        let err = failed
+            .into_outcome(Duration::from_millis(3), 64)
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Retryable);
         assert_eq!(err.to_string(), "store: timed out");
+        // The failed run was billed, so a retrying caller can count it.
+        let billing = err.billing().expect("a function error is billed");
+        assert_eq!((billing.billed_ms, billing.memory_mb), (3, 64));
         let garbage = InvokeReply {
             payload: b"not json".to_vec(),
             ..InvokeReply::default()

@@ -14,6 +14,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use seqless_model::TfilmModel;
 use seqless_store::{StoreOptions, open_store};
 
+use seqless_wire::faults::{FAULT_CONTEXT_KEY, FAULTS_ENV, INJECTED_ERROR, WorkerFault};
 use seqless_wire::lambda::LambdaErrorBody;
 use seqless_wire::{FunctionEvent, InitTimes, StageResult};
 
@@ -77,6 +78,30 @@ pub enum RuntimeError {
 struct Instance {
     context: FunctionContext,
     init: Mutex<Option<InitTimes>>,
+    /// Whether the platform injects faults ([`FAULTS_ENV`], set by `seqless platform`
+    /// only): only then does the instance act on a fault in an invocation's client context.
+    faults: bool,
+}
+
+impl Instance {
+    /// The fault the platform drew for this invocation, if it injects faults.
+    fn fault(&self, context: &lambda_runtime::Context) -> Option<WorkerFault> {
+        if !self.faults {
+            return None;
+        }
+        let text = context
+            .client_context
+            .as_ref()?
+            .custom
+            .get(FAULT_CONTEXT_KEY)?;
+        match text.parse() {
+            Ok(fault) => Some(fault),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a fault this function does not know");
+                None
+            }
+        }
+    }
 }
 
 fn micros_since_epoch(t: SystemTime) -> Option<u64> {
@@ -157,7 +182,11 @@ async fn report_init_error(error: &FunctionError) {
     }
 }
 
-async fn invoke(instance: &Instance, event: serde_json::Value) -> Result<StageResult, Diagnostic> {
+async fn invoke(
+    instance: &Instance,
+    event: serde_json::Value,
+    fault: Option<WorkerFault>,
+) -> Result<StageResult, Diagnostic> {
     let to_diagnostic = |err: FunctionError| {
         let body = LambdaErrorBody::from(&err);
         Diagnostic {
@@ -165,16 +194,31 @@ async fn invoke(instance: &Instance, event: serde_json::Value) -> Result<StageRe
             error_message: body.error_message,
         }
     };
+    if let Some(WorkerFault::Delay(delay)) = fault {
+        tracing::info!(?delay, "injected fault: holding the invocation back");
+        tokio::time::sleep(delay).await;
+    }
     let event = FunctionEvent::from_json(event).map_err(|e| to_diagnostic(e.into()))?;
-    let mut result = match event {
+    let outcome = match event {
         FunctionEvent::Ping(ping) => {
             tokio::time::sleep(Duration::from_millis(ping.hold_ms)).await;
-            StageResult::default()
+            Ok(StageResult::default())
         }
-        FunctionEvent::Stage(event) => handle(&instance.context, *event)
-            .await
-            .map_err(to_diagnostic)?,
+        FunctionEvent::Stage(event) => handle(&instance.context, *event).await,
     };
+    // Crash and error come after the work, as the harder case for the caller: the outputs
+    // are written and the answer is lost, so a retry runs the stage again over them.
+    match fault {
+        Some(WorkerFault::Crash) => {
+            tracing::warn!("injected fault: the process aborts before answering");
+            std::process::abort();
+        }
+        Some(WorkerFault::Error) => {
+            return Err(to_diagnostic(FunctionError::retryable(INJECTED_ERROR)));
+        }
+        Some(WorkerFault::Delay(_)) | None => {}
+    }
+    let mut result = outcome.map_err(to_diagnostic)?;
     result.init = instance.init.lock().map(|mut i| i.take()).unwrap_or(None);
     Ok(result)
 }
@@ -209,10 +253,14 @@ pub async fn run() -> Result<(), RuntimeError> {
     let instance = Arc::new(Instance {
         context,
         init: Mutex::new(Some(init)),
+        faults: env(FAULTS_ENV).is_some(),
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let instance = instance.clone();
-        async move { invoke(&instance, event.payload).await }
+        async move {
+            let fault = instance.fault(&event.context);
+            invoke(&instance, event.payload, fault).await
+        }
     }))
     .await
     .map_err(RuntimeError::Runtime)

@@ -10,6 +10,7 @@ use seqless_wire::{InitTimes, billed_ms};
 use tokio::sync::oneshot;
 
 use crate::errors::InvokeApiError;
+use crate::faults::Drawn;
 use crate::logs;
 use crate::metrics::{InvocationSample, PlatformMetrics};
 use crate::options::{FunctionSpec, INIT_TIMEOUT};
@@ -66,6 +67,18 @@ pub async fn invoke(
     payload: Bytes,
 ) -> Result<Invoked, InvokeApiError> {
     let timeout = pool.options().timeout;
+    let drawn = pool.faults().and_then(|f| f.draw(&function.name));
+    if let Some(fault) = drawn {
+        metrics.fault(&function.name, fault.as_str());
+    }
+    let fault = match drawn {
+        Some(Drawn::Throttle) => {
+            metrics.throttled(&function.name);
+            return Err(InvokeApiError::TooManyRequests);
+        }
+        Some(Drawn::Worker(fault)) => Some(fault),
+        None => None,
+    };
     let acquired = match pool.acquire(function, timeout).await {
         Ok(a) => a,
         Err(AcquireError::Throttled) => {
@@ -77,7 +90,7 @@ pub async fn invoke(
     let worker = acquired.worker;
     let request_id = uuid::Uuid::new_v4().to_string();
     let (done, outcome) = oneshot::channel();
-    let job = Job::new(request_id.clone(), payload, timeout, done);
+    let job = Job::new(request_id.clone(), payload, timeout, fault, done);
     // The process times its handler itself (from delivery); this bounds the rest.
     let patience = timeout + INIT_TIMEOUT;
     let end = match worker.assign(job) {
@@ -145,6 +158,9 @@ pub async fn invoke(
         _ => pool.discard(&worker),
     }
     let duration = delivered.map_or(Duration::ZERO, |d| at.saturating_duration_since(d));
+    if let (Some(faults), None, "success") = (pool.faults(), fault, outcome) {
+        faults.fault_free(&function.name, duration);
+    }
     let report = Report {
         request_id: request_id.clone(),
         duration_ms: duration.as_secs_f64() * 1e3,

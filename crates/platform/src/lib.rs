@@ -10,11 +10,14 @@
 //! - Processes are spawned on demand up to a concurrency limit shared by all functions,
 //!   reused while warm, reaped after an idle timeout, replaced when they crash, and killed
 //!   when an invocation runs past its timeout; the invocation then gets Lambda's error.
+//! - Faults can be injected, seeded, per invocation (`PlatformServer::start_with_faults`):
+//!   throttles, crashes of the real process, function errors and stragglers.
 //! - Every invocation is recorded (init split into process start and model load,
 //!   duration, billed duration, peak RSS) on `GET /metrics`.
 
 mod api;
 mod errors;
+mod faults;
 mod invoke;
 mod logs;
 mod metrics;
@@ -27,4 +30,5 @@ mod worker;
 pub use errors::PlatformError;
 pub use options::{FunctionSpec, INIT_TIMEOUT, PlatformOptions, parse_function_memory};
 pub use pool::WorkerInfo;
+pub use seqless_wire::faults::FaultInjection;
 pub use server::PlatformServer;

@@ -22,6 +22,12 @@ struct OutcomeLabels {
     outcome: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabels {
+    function: String,
+    fault: String,
+}
+
 type Seconds = Family<FunctionLabel, Histogram, fn() -> Histogram>;
 
 fn seconds() -> Histogram {
@@ -52,6 +58,7 @@ pub struct PlatformMetrics {
     registry: Registry,
     invocations: Family<OutcomeLabels, Counter>,
     throttles: Family<FunctionLabel, Counter>,
+    faults: Family<FaultLabels, Counter>,
     cold_starts: Family<FunctionLabel, Counter>,
     billed_ms: Family<FunctionLabel, Counter>,
     duration: Seconds,
@@ -72,6 +79,7 @@ impl PlatformMetrics {
         let m = Self {
             invocations: Family::default(),
             throttles: Family::default(),
+            faults: Family::default(),
             cold_starts: Family::default(),
             billed_ms: Family::default(),
             duration: Family::new_with_constructor(seconds),
@@ -94,6 +102,11 @@ impl PlatformMetrics {
             "throttles",
             "Invocations refused with TooManyRequestsException",
             m.throttles.clone(),
+        );
+        registry.register(
+            "faults_injected",
+            "Faults injected (--faults), by function and fault (throttle, crash, error, delay)",
+            m.faults.clone(),
         );
         registry.register(
             "cold_starts",
@@ -188,6 +201,16 @@ impl PlatformMetrics {
     /// A throttled invocation.
     pub fn throttled(&self, function: &str) {
         self.throttles.get_or_create(&Self::label(function)).inc();
+    }
+
+    /// An injected fault.
+    pub fn fault(&self, function: &str, fault: &str) {
+        self.faults
+            .get_or_create(&FaultLabels {
+                function: function.to_owned(),
+                fault: fault.to_owned(),
+            })
+            .inc();
     }
 
     /// A process started.

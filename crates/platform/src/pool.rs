@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::faults::Injector;
 use crate::metrics::PlatformMetrics;
 use crate::options::{FunctionSpec, PlatformOptions};
 use crate::runtime_api;
@@ -71,6 +72,7 @@ pub struct Pool {
     changed: Notify,
     next_id: AtomicU64,
     metrics: Arc<PlatformMetrics>,
+    faults: Option<Injector>,
     this: Weak<Pool>,
 }
 
@@ -86,16 +88,26 @@ pub struct WorkerInfo {
 }
 
 impl Pool {
-    /// An empty pool.
-    pub fn new(options: PlatformOptions, metrics: Arc<PlatformMetrics>) -> Arc<Self> {
+    /// An empty pool, injecting `faults` into its invocations if any.
+    pub fn new(
+        options: PlatformOptions,
+        metrics: Arc<PlatformMetrics>,
+        faults: Option<Injector>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|this| Self {
             options,
             state: Mutex::default(),
             changed: Notify::new(),
             next_id: AtomicU64::new(1),
             metrics,
+            faults,
             this: this.clone(),
         })
+    }
+
+    /// The fault injector, when faults are injected.
+    pub fn faults(&self) -> Option<&Injector> {
+        self.faults.as_ref()
     }
 
     fn state(&self) -> MutexGuard<'_, PoolState> {
@@ -175,11 +187,19 @@ impl Pool {
             let (listener, addr) = runtime_api::bind().await?;
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let pool = self.this.clone();
-            let worker = Worker::spawn(id, function.clone(), &self.options, addr, move |w| {
-                if let Some(pool) = pool.upgrade() {
-                    pool.exited(w);
-                }
-            })?;
+            let inject_faults = self.faults.is_some();
+            let worker = Worker::spawn(
+                id,
+                function.clone(),
+                &self.options,
+                addr,
+                inject_faults,
+                move |w| {
+                    if let Some(pool) = pool.upgrade() {
+                        pool.exited(w);
+                    }
+                },
+            )?;
             tokio::spawn(runtime_api::serve(listener, worker.clone()));
             std::io::Result::Ok(worker)
         }

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use seqless_wire::faults::FAULT_CONTEXT_KEY;
 use seqless_wire::lambda::LambdaErrorBody;
 use tokio::net::TcpListener;
 
@@ -85,6 +86,14 @@ async fn next(State(worker): State<Arc<Worker>>) -> Response {
         hex.get(16..).unwrap_or(&hex),
     );
     headers.insert("Lambda-Runtime-Trace-Id", header(&trace));
+    if let Some(fault) = job.fault {
+        // The Runtime API's per-invocation channel to the function (the client context).
+        let context = serde_json::json!({ "custom": { FAULT_CONTEXT_KEY: fault.to_string() } });
+        headers.insert(
+            "Lambda-Runtime-Client-Context",
+            header(&context.to_string()),
+        );
+    }
     headers.insert("Content-Type", HeaderValue::from_static("application/json"));
     (StatusCode::OK, headers, job.payload).into_response()
 }

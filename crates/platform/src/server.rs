@@ -4,11 +4,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use seqless_wire::faults::FaultInjection;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::{Shared, router};
 use crate::errors::PlatformError;
+use crate::faults::Injector;
 use crate::metrics::PlatformMetrics;
 use crate::options::PlatformOptions;
 use crate::pool::{Pool, WorkerInfo};
@@ -30,7 +32,18 @@ impl PlatformServer {
     /// Checks the options, listens, and starts serving (no process starts before the
     /// first invocation).
     pub async fn start(options: PlatformOptions) -> Result<Self, PlatformError> {
+        Self::start_with_faults(options, FaultInjection::default()).await
+    }
+
+    /// [`PlatformServer::start`], injecting `faults` into the invocations (docs/platform.md,
+    /// "Fault injection"). The callers are not told: they see throttles, crashes, errors
+    /// and stragglers as they would on Lambda.
+    pub async fn start_with_faults(
+        options: PlatformOptions,
+        faults: FaultInjection,
+    ) -> Result<Self, PlatformError> {
         options.validate()?;
+        let faults = Injector::new(faults).map_err(|e| PlatformError::Options(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|reason| PlatformError::Bind {
@@ -51,7 +64,7 @@ impl PlatformServer {
         let metrics = Arc::new(PlatformMetrics::new());
         let period =
             (options.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let pool = Pool::new(options, metrics.clone());
+        let pool = Pool::new(options, metrics.clone(), faults);
         let shared = Arc::new(Shared {
             pool: pool.clone(),
             metrics,

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
+use seqless_wire::faults::{FAULTS_ENV, WorkerFault};
 use seqless_wire::lambda::LambdaErrorBody;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
@@ -73,6 +74,8 @@ pub struct Job {
     pub payload: Bytes,
     /// The invocation's time limit, for the deadline header.
     pub timeout: Duration,
+    /// The injected fault the process is told to act out, if any.
+    pub fault: Option<WorkerFault>,
     /// Where the outcome goes.
     pub done: oneshot::Sender<Finished>,
     delivered: Option<Instant>,
@@ -85,12 +88,14 @@ impl Job {
         request_id: String,
         payload: Bytes,
         timeout: Duration,
+        fault: Option<WorkerFault>,
         done: oneshot::Sender<Finished>,
     ) -> Self {
         Self {
             request_id,
             payload,
             timeout,
+            fault,
             done,
             delivered: None,
             log_mark: 0,
@@ -116,6 +121,8 @@ pub struct Delivery {
     pub payload: Bytes,
     /// Milliseconds since the epoch when the invocation times out.
     pub deadline_ms: u64,
+    /// The injected fault to act out, if any.
+    pub fault: Option<WorkerFault>,
 }
 
 /// Where a process is in Lambda's init phase.
@@ -186,13 +193,15 @@ impl Worker {
     }
 
     /// Spawns `<worker_exe> function` with Lambda's environment, pointed at its own
-    /// Runtime API on `runtime_api`. `on_exit` runs once the process has exited and its
-    /// job (if any) has been failed.
+    /// Runtime API on `runtime_api`, and told to act on injected faults when
+    /// `inject_faults`. `on_exit` runs once the process has exited and its job (if any) has
+    /// been failed.
     pub fn spawn(
         id: u64,
         function: Arc<FunctionSpec>,
         options: &PlatformOptions,
         runtime_api: SocketAddr,
+        inject_faults: bool,
         on_exit: impl FnOnce(&Arc<Worker>) + Send + 'static,
     ) -> std::io::Result<Arc<Self>> {
         let mut command = Command::new(&options.worker_exe);
@@ -233,6 +242,9 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if inject_faults {
+            command.env(FAULTS_ENV, "1");
+        }
         let spawned_at = Instant::now();
         command.env(
             "SEQLESS_SPAWNED_AT_US",
@@ -343,6 +355,7 @@ impl Worker {
                         request_id: job.request_id.clone(),
                         payload: job.payload.clone(),
                         deadline_ms: micros_since_epoch(deadline) / 1000,
+                        fault: job.fault,
                     });
                 }
             }

@@ -8,8 +8,11 @@
 //!   and writes the tensor store.
 //! - [`lambda`]: the Lambda Invoke/Runtime API shapes both ends share (function names,
 //!   error bodies, the `REPORT` billing line) and [`billed_ms`], Lambda's billing rounding.
+//! - [`faults`]: fault injection settings and their seeded draw, shared by the local
+//!   platform, the in-process invoker and the function process they instruct.
 
 mod event;
+pub mod faults;
 mod fingerprint;
 pub mod lambda;
 mod query;

@@ -184,6 +184,7 @@ async fn build_coordinator(
         ttl,
         pricing,
         arch: args.arch,
+        ..CoordinatorOptions::default()
     };
     let fingerprint = seqless_model::fingerprint(model_dir)?;
     Ok(Coordinator::new(

@@ -42,9 +42,10 @@ pub fn options(args: PlatformArgs) -> Result<PlatformOptions> {
 }
 
 pub fn run(args: PlatformArgs) -> Result<()> {
+    let faults = args.faults.unwrap_or_default();
     let options = options(args)?;
     super::exec::runtime()?.block_on(async {
-        let platform = PlatformServer::start(options).await?;
+        let platform = PlatformServer::start_with_faults(options, faults).await?;
         // The first line of stdout is the endpoint, for scripts and tests.
         println!("listening on {}", platform.endpoint());
         std::io::stdout().flush()?;

@@ -1,5 +1,6 @@
 //! The embedded invoker: function instances in the master's own process.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -8,12 +9,17 @@ use async_trait::async_trait;
 use seqless_model::TfilmModel;
 use seqless_store::TensorStore;
 use seqless_wire::billed_ms;
+use seqless_wire::faults::{
+    Fault, FaultDice, FaultInjection, FaultSettingsError, INJECTED_ERROR, MedianWindow,
+};
+use seqless_wire::lambda::{DEFAULT_FUNCTION_PREFIX, LambdaErrorBody, function_name};
 use tokio::sync::Semaphore;
 
 use super::Invoker;
 use crate::error::FunctionError;
 use crate::handler::{FunctionContext, handle};
-use seqless_wire::{InvocationMeta, StageEvent, StageResult};
+use crate::lambda_api::api_error;
+use seqless_wire::{InvocationMeta, StageEvent, StageKind, StageResult};
 
 /// Settings of the in-process pool.
 #[derive(Debug, Clone)]
@@ -40,6 +46,44 @@ struct Pool {
     store: Arc<dyn TensorStore>,
     permits: Semaphore,
     idle: Mutex<Vec<Idle>>,
+    faults: Option<Faults>,
+}
+
+/// Injected faults: the seeded draw, and each stage kind's fault-free median duration,
+/// which sizes a delay.
+struct Faults {
+    dice: FaultDice,
+    medians: Mutex<HashMap<StageKind, MedianWindow>>,
+}
+
+impl Faults {
+    /// The next invocation's fault; a delay is skipped (`None`) until its stage kind has a
+    /// fault-free duration to take a multiple of.
+    fn draw(&self, kind: StageKind) -> Option<(Fault, Duration)> {
+        let fault = self.dice.roll()?;
+        let delay = match fault {
+            Fault::Delay => {
+                let median = self
+                    .medians
+                    .lock()
+                    .expect("medians lock")
+                    .get(&kind)?
+                    .median()?;
+                median.mul_f64(self.dice.settings().delay_factor)
+            }
+            Fault::Throttle | Fault::Crash | Fault::Error => Duration::ZERO,
+        };
+        Some((fault, delay))
+    }
+
+    fn fault_free(&self, kind: StageKind, duration: Duration) {
+        self.medians
+            .lock()
+            .expect("medians lock")
+            .entry(kind)
+            .or_default()
+            .record(duration);
+    }
 }
 
 impl Pool {
@@ -90,11 +134,34 @@ pub struct InprocInvoker {
 impl InprocInvoker {
     /// Creates the pool and its reaper thread.
     pub fn new(options: InprocOptions, store: Arc<dyn TensorStore>) -> Self {
+        Self::build(options, store, None)
+    }
+
+    /// A pool that injects `faults` into its invocations, as `seqless platform --faults`
+    /// does (docs/platform.md, "Fault injection"): a throttle answers as Lambda's 429 and
+    /// never runs; a crash runs the stage, discards the instance and answers
+    /// `Runtime.ExitError`; an error runs the stage and answers a retryable error; a delay
+    /// holds the stage back by a multiple of its kind's fault-free median.
+    pub fn with_faults(
+        options: InprocOptions,
+        store: Arc<dyn TensorStore>,
+        faults: FaultInjection,
+    ) -> Result<Self, FaultSettingsError> {
+        let dice = FaultDice::new(faults)?;
+        let faults = faults.is_active().then(|| Faults {
+            dice,
+            medians: Mutex::default(),
+        });
+        Ok(Self::build(options, store, faults))
+    }
+
+    fn build(options: InprocOptions, store: Arc<dyn TensorStore>, faults: Option<Faults>) -> Self {
         let pool = Arc::new(Pool {
             permits: Semaphore::new(options.concurrency.max(1)),
             idle: Mutex::new(Vec::new()),
             options,
             store,
+            faults,
         });
         spawn_reaper(Arc::downgrade(&pool));
         Self { pool }
@@ -134,6 +201,17 @@ impl Invoker for InprocInvoker {
         event: &StageEvent,
     ) -> Result<(StageResult, InvocationMeta), FunctionError> {
         let pool = &self.pool;
+        let kind = event.stage.kind;
+        let fault = pool.faults.as_ref().and_then(|f| f.draw(kind));
+        if let Some((Fault::Throttle, _)) = fault {
+            let function = function_name(DEFAULT_FUNCTION_PREFIX, kind);
+            return Err(api_error(
+                &function,
+                429,
+                "TooManyRequestsException",
+                "Rate Exceeded.",
+            ));
+        }
         let _permit = pool
             .permits
             .acquire()
@@ -148,18 +226,43 @@ impl Invoker for InprocInvoker {
             }
         };
         let start = Instant::now();
+        if let Some((Fault::Delay, delay)) = fault {
+            tokio::time::sleep(delay).await;
+        }
         let result = handle(&context, event.clone()).await;
         let duration = start.elapsed();
-        pool.give_back(context);
-        let duration_ms = duration.as_secs_f64() * 1e3;
         let meta = InvocationMeta {
             cold,
             init_ms,
-            duration_ms,
+            duration_ms: duration.as_secs_f64() * 1e3,
             billed_ms: billed_ms(duration),
             memory_mb: pool.options.memory_mb,
         };
-        Ok((result?, meta))
+        // Crash and error come after the work, as on the platform: the outputs are
+        // written and the answer is lost.
+        let result = match fault.map(|(f, _)| f) {
+            Some(Fault::Crash) => {
+                // The instance is discarded (not given back), as a crashed environment is.
+                drop(context);
+                let body = LambdaErrorBody::new(
+                    "Runtime.ExitError",
+                    "Error: Runtime exited with error: signal: 6 (SIGABRT) (injected fault)",
+                );
+                return Err(FunctionError::from(body).billed(meta));
+            }
+            Some(Fault::Error) => Err(FunctionError::retryable(INJECTED_ERROR)),
+            _ => result,
+        };
+        pool.give_back(context);
+        match result {
+            Ok(result) => {
+                if let (Some(faults), None) = (&pool.faults, fault) {
+                    faults.fault_free(kind, duration);
+                }
+                Ok((result, meta))
+            }
+            Err(err) => Err(err.billed(meta)),
+        }
     }
 
     async fn ready(&self) -> Result<(), FunctionError> {

@@ -49,8 +49,16 @@ impl LocalInvoker {
         api_error(function, status, &error_type, &api_error_message(&body))
     }
 
+    /// A request that got no answer: a refused or reset connection, a timeout, a body cut
+    /// short, all of which may pass; but a request that could not even be built (a bad
+    /// endpoint URL) will fail the same way again.
     fn unreachable(&self, function: &str, err: &reqwest::Error) -> FunctionError {
-        FunctionError::retryable(format!("invoking {function} at {}: {err}", self.endpoint))
+        let message = format!("invoking {function} at {}: {err}", self.endpoint);
+        if err.is_builder() {
+            FunctionError::permanent(message)
+        } else {
+            FunctionError::retryable(message)
+        }
     }
 
     /// Invokes the function of `kind` with a no-op [`Ping`]: the platform's own round trip

@@ -1,0 +1,153 @@
+//! At-least-once execution is safe (docs/design.md §4, "Protocol and idempotence"): every
+//! stage of a query, run through the real handler twice in a row and then twice at once,
+//! writes the same keys with the same tensors (within 1e-4), and the query's logits still
+//! equal the monolithic forward pass. This is what makes the coordinator's retries, and a
+//! crashed attempt whose outputs were already written, harmless. Checked on the memory
+//! store and on a real redis-server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use seqless_functions::{FunctionContext, StageEvent, StageResult, handle};
+use seqless_model::testing::{config, random, write_model};
+use seqless_model::{GateActivation, Modulation, TfilmModel, tokenizer};
+use seqless_plan::{INPUT_KEY, Limits, PlanKind, Splits, Stage, plan};
+use seqless_store::testing::RedisServer;
+use seqless_store::{MemoryStore, QueryId, StoreOptions, StoredTensor, TensorStore, open_store};
+
+const TOLERANCE: f32 = 1e-4;
+
+/// Every tensor a stage wrote, by key, as read back from the store.
+async fn written(
+    store: &dyn TensorStore,
+    query: QueryId,
+    stage: &Stage,
+) -> Vec<(String, StoredTensor)> {
+    let mut tensors = Vec::new();
+    for key in stage.op.written_keys() {
+        let fetched = store
+            .get(&query.key(&key))
+            .await
+            .unwrap_or_else(|e| panic!("{key} of {} stage: {e}", stage.kind.as_str()));
+        tensors.push((key, fetched.tensor));
+    }
+    tensors
+}
+
+fn assert_same_tensors(a: &[(String, StoredTensor)], b: &[(String, StoredTensor)], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for ((ka, ta), (kb, tb)) in a.iter().zip(b) {
+        assert_eq!(ka, kb, "{what}");
+        assert_eq!(ta.shape(), tb.shape(), "{what}: {ka}");
+        let (va, vb) = (ta.as_f32().unwrap(), tb.as_f32().unwrap());
+        for (x, y) in va.iter().zip(vb) {
+            assert!(
+                (x - y).abs() <= TOLERANCE,
+                "{what}: {ka} differs: {x} vs {y}"
+            );
+        }
+    }
+}
+
+fn assert_same_logits(got: &StageResult, want: &[f32], what: &str) {
+    let logits = got.logits.as_ref().expect("the last stage returns logits");
+    assert_eq!(logits.len(), want.len(), "{what}");
+    for (g, w) in logits.iter().zip(want) {
+        assert!((g - w).abs() <= TOLERANCE, "{what}: {logits:?} vs {want:?}");
+    }
+}
+
+/// Runs every stage of both plans twice in a row and twice concurrently over `store`.
+async fn every_stage_twice(store: Arc<dyn TensorStore>) {
+    let cfg = config(
+        4,
+        "6:3:2:4,5:4:1:2,4:3:2:2",
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        3,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), &cfg, &random(&cfg, 5, 0.8));
+    let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
+    let text = "Idempotent stages make retries safe. ".repeat(30);
+    let want = model.forward(text.as_bytes()).unwrap();
+    let context = FunctionContext {
+        model: Arc::new(model),
+        fingerprint: fingerprint.clone(),
+        store: store.clone(),
+        ttl: Duration::from_secs(60),
+    };
+    for (kind, splits) in [(PlanKind::Fused, 3), (PlanKind::Paper, 2)] {
+        let plan = plan(
+            &cfg,
+            text.len(),
+            kind,
+            Splits::Fixed(splits),
+            &Limits::default(),
+        )
+        .unwrap();
+        let query = QueryId::new();
+        let ids = tokenizer::encode(text.as_bytes(), plan.padded_len);
+        let input = StoredTensor::u16(vec![ids.len()], ids).unwrap();
+        store
+            .put(&query.key(INPUT_KEY), &input, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let mut last = None;
+        for stage in plan.phases.iter().flatten() {
+            let what = format!(
+                "{kind:?} {} stage, layer {}, split {}",
+                stage.kind.as_str(),
+                stage.layer,
+                stage.split
+            );
+            let event = StageEvent {
+                query_id: query,
+                model: fingerprint.clone(),
+                stage: stage.clone(),
+            };
+            let first = handle(&context, event.clone()).await.unwrap();
+            let once = written(store.as_ref(), query, stage).await;
+            let again = handle(&context, event.clone()).await.unwrap();
+            let twice = written(store.as_ref(), query, stage).await;
+            assert_same_tensors(&once, &twice, &format!("{what}, run again"));
+            let (a, b) = tokio::join!(
+                handle(&context, event.clone()),
+                handle(&context, event.clone())
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            let concurrently = written(store.as_ref(), query, stage).await;
+            assert_same_tensors(&once, &concurrently, &format!("{what}, run twice at once"));
+            assert_eq!(first.logits.is_some(), again.logits.is_some(), "{what}");
+            for result in [&first, &again, &a, &b] {
+                assert_eq!(result.bytes_out, first.bytes_out, "{what}");
+                if let Some(logits) = &first.logits {
+                    assert_same_logits(result, logits, &what);
+                }
+            }
+            last = Some(b);
+        }
+        // Later phases read what the repeated runs wrote: the answer is unchanged.
+        assert_same_logits(&last.unwrap(), &want.logits, &format!("{kind:?} logits"));
+        let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();
+        store.delete(&keys).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stage_twice_over_the_memory_store() {
+    let store = Arc::new(MemoryStore::new());
+    every_stage_twice(store.clone()).await;
+    assert!(store.live_keys().is_empty(), "{:?}", store.live_keys());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stage_twice_over_redis() {
+    let redis = RedisServer::start();
+    let store = open_store(&redis.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    every_stage_twice(store).await;
+    let keys = redis.command(&[b"DBSIZE"]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&keys).trim(), ":0");
+}
