@@ -46,10 +46,11 @@ pub fn run(args: PlatformArgs) -> Result<()> {
     let options = options(args)?;
     super::exec::runtime()?.block_on(async {
         let platform = PlatformServer::start_with_faults(options, faults).await?;
+        let stop = seqless_server::shutdown_signal();
         // The first line of stdout is the endpoint, for scripts and tests.
         println!("listening on {}", platform.endpoint());
         std::io::stdout().flush()?;
-        seqless_server::shutdown_signal().await;
+        stop.await;
         eprintln!("stopping: draining the Invoke API, then stopping function processes");
         platform.shutdown().await;
         anyhow::Ok(())

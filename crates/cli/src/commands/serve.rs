@@ -75,9 +75,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let stop = shutdown_signal();
         println!("seqless serve: listening on http://{addr} ({mode}, {auth})");
         std::io::stdout().flush()?;
-        serve(listener, service, shutdown_signal()).await?;
+        serve(listener, service, stop).await?;
         println!("seqless serve: stopped");
         Ok(())
     })
