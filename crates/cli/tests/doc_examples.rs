@@ -271,8 +271,8 @@ struct Runner {
     vars: BTreeMap<&'static str, String>,
     used: Vec<usize>,
     services: Vec<Service>,
-    /// Whether the `serve` that owns the documented address has started.
-    documented_started: bool,
+    /// The placeholders whose documented address a started server owns.
+    started: std::collections::BTreeSet<&'static str>,
 }
 
 impl Runner {
@@ -298,7 +298,7 @@ impl Runner {
             vars,
             used: Vec::new(),
             services: Vec::new(),
-            documented_started: false,
+            started: Default::default(),
         }
     }
 
@@ -377,21 +377,22 @@ impl Runner {
         }
     }
 
-    /// Starts a server of the README and waits until it listens. The first `serve` keeps
-    /// the documented address for the curl and load examples, and one started with an API
-    /// token answers the examples that send it; any other `serve` gets a free address, is
-    /// checked with one query and stopped.
+    /// Starts a server of the README and waits until it listens. The first `serve` and
+    /// the first `platform` keep their documented addresses for the examples that follow
+    /// (curl, load, `--endpoint`), and a `serve` started with an API token answers the
+    /// examples that send it; any other server gets a free address, is checked (a `serve`
+    /// with one query) and stopped.
     fn start(&mut self, env: Vec<(String, String)>, mut command: String) {
         let serve = command.starts_with("seqless serve");
         let token = env.iter().any(|(name, _)| name == "SEQLESS_API_TOKEN");
-        let documented = serve && !self.documented_started;
-        let address = if !serve {
-            self.vars["{platform}"].clone()
-        } else if documented {
-            self.documented_started = true;
-            self.vars["{serve}"].clone()
+        let placeholder = if serve { "{serve}" } else { "{platform}" };
+        let documented = self.started.insert(placeholder);
+        let address = if documented {
+            self.vars[placeholder].clone()
         } else {
-            free_address()
+            let address = free_address();
+            command = command.replace(&self.vars[placeholder], &address);
+            address
         };
         if serve && !command.contains("--listen") {
             command.push_str(&format!(" --listen {address}"));
@@ -407,19 +408,17 @@ impl Runner {
         await_listening(&address, &mut service);
         if token {
             self.vars.insert("{token}", address);
-        } else if serve && !documented {
-            let curl = format!(
-                "curl -s {address}/v1/classify -H 'content-type: application/json' \
-                 -d '{{\"text\": \"Hyvää huomenta\"}}' -w '\\n%{{http_code}}'"
-            );
-            let out = self.shell(&curl).output().unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert_eq!(
-                stdout.lines().last(),
-                Some("200"),
-                "{}: {stdout}",
-                service.command
-            );
+        } else if !documented {
+            if serve {
+                let curl = format!(
+                    "curl -s {address}/v1/classify -H 'content-type: application/json' \
+                     -d '{{\"text\": \"Hyvää huomenta\"}}' -w '\\n%{{http_code}}'"
+                );
+                let out = self.shell(&curl).output().unwrap();
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                let status = stdout.lines().last();
+                assert_eq!(status, Some("200"), "{}: {stdout}", service.command);
+            }
             return stop(service);
         }
         self.services.push(service);
