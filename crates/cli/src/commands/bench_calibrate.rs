@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use seqless_bench::calibrate::calibrate;
 
+use super::exec::StoreDown;
 use crate::cli::BenchCalibrateArgs;
 
 /// Runs `seqless bench calibrate`.
@@ -11,8 +12,14 @@ pub fn run(args: BenchCalibrateArgs) -> Result<()> {
     let config = super::simulate::load_model_config(&args.model)?;
     let rt = super::exec::runtime()?;
     let calibration = rt.block_on(async {
-        let coordinator =
-            super::exec::coordinator(&args.model, config, &args.plan, &args.serverless).await?;
+        let coordinator = super::exec::coordinator(
+            &args.model,
+            config,
+            &args.plan,
+            &args.serverless,
+            StoreDown::Fails,
+        )
+        .await?;
         anyhow::Ok(
             calibrate(&coordinator, &args.bytes, args.runs, |note| {
                 eprintln!("{note}")

@@ -7,6 +7,7 @@ use seqless_bench::serverless::{Measured, sweep, table_header, time_queries};
 use seqless_model::TfilmModel;
 use seqless_plan::Splits;
 
+use super::exec::StoreDown;
 use crate::cli::{
     BenchServerlessArgs, FunctionHost, InprocArgs, LambdaArgs, PlanArgs, RemoteArgs, ServerlessArgs,
 };
@@ -78,6 +79,7 @@ pub fn run(args: BenchServerlessArgs) -> Result<()> {
                 model.config.clone(),
                 &plan_args,
                 &serverless,
+                StoreDown::Fails,
             )
             .await?;
             anyhow::Ok(time_queries(&coordinator, &input, args.runs).await?)

@@ -7,6 +7,7 @@ use seqless_coordinator::Trace;
 use seqless_model::{Prediction, TfilmModel};
 use seqless_plan::Splits;
 
+use super::exec::StoreDown;
 use super::usage;
 use crate::cli::{ClassifyArgs, Mode};
 
@@ -88,9 +89,14 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
             let config = model.config.clone();
             let exec = &args.exec;
             let result = rt.block_on(async {
-                let coordinator =
-                    super::exec::coordinator(&args.model, config, &exec.plan, &exec.serverless)
-                        .await?;
+                let coordinator = super::exec::coordinator(
+                    &args.model,
+                    config,
+                    &exec.plan,
+                    &exec.serverless,
+                    StoreDown::Fails,
+                )
+                .await?;
                 anyhow::Ok(coordinator.classify(&input).await?)
             })?;
             (result.prediction, Some(result.trace))

@@ -29,7 +29,7 @@ pub fn cores() -> usize {
 
 /// What a store that is down when a command starts means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StoreDown {
+pub enum StoreDown {
     /// A failure now: a one-shot command cannot do its work.
     Fails,
     /// Not ready yet: a service starts, reports not-ready and recovers when the store
@@ -127,28 +127,10 @@ impl PlanArgs {
     }
 }
 
-/// Builds the master for a model directory: store, platform and plan settings.
+/// Builds the master for a model directory: store, platform and plan settings. `down`
+/// says what a store that does not answer yet means: a failure for a one-shot command, or
+/// not-ready for a service.
 pub async fn coordinator(
-    model_dir: &Path,
-    config: ModelConfig,
-    plan: &PlanArgs,
-    args: &ServerlessArgs,
-) -> Result<Coordinator> {
-    build_coordinator(model_dir, config, plan, args, StoreDown::Fails).await
-}
-
-/// As [`coordinator`], for `serve`: a store that is down at startup makes it not ready
-/// rather than stopping it.
-pub async fn service_coordinator(
-    model_dir: &Path,
-    config: ModelConfig,
-    plan: &PlanArgs,
-    args: &ServerlessArgs,
-) -> Result<Coordinator> {
-    build_coordinator(model_dir, config, plan, args, StoreDown::NotReady).await
-}
-
-async fn build_coordinator(
     model_dir: &Path,
     config: ModelConfig,
     plan: &PlanArgs,

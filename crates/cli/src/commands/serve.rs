@@ -10,6 +10,7 @@ use seqless_server::{
     ApiToken, Batching, Engine, Metrics, Service, ServiceLimits, serve, shutdown_signal,
 };
 
+use super::exec::StoreDown;
 use crate::cli::{Mode, ServeArgs};
 
 /// The model's name in `GET /v1/models`: its directory's name.
@@ -41,11 +42,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 let config = ModelConfig::load(&args.model.join(CONFIG_FILE))?;
                 let exec = &args.exec;
                 Engine::Serverless(Box::new(
-                    super::exec::service_coordinator(
+                    super::exec::coordinator(
                         &args.model,
                         config,
                         &exec.plan,
                         &exec.serverless,
+                        StoreDown::NotReady,
                     )
                     .await?,
                 ))
