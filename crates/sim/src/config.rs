@@ -259,6 +259,10 @@ pub struct ServerlessConfig {
     pub cache_nodes: u32,
     /// Fraction of store traffic that crosses Availability Zones (billed).
     pub cross_az_fraction: f64,
+    /// What one cache node can move and serve; the keys spread over `cache_nodes`.
+    pub store_node: StoreNodeCapacity,
+    /// The master nodes and the CPU each query and invocation costs them.
+    pub master: MasterCapacity,
 }
 
 impl Default for ServerlessConfig {
@@ -270,6 +274,64 @@ impl Default for ServerlessConfig {
             cache_node: "cache.m5.large".into(),
             cache_nodes: 1,
             cross_az_fraction: 0.0,
+            store_node: StoreNodeCapacity::default(),
+            master: MasterCapacity::default(),
+        }
+    }
+}
+
+/// One cache node's limits, shared by every function that reads or writes through it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreNodeCapacity {
+    /// Sustained network bandwidth, MB/s (10^6 bytes per second), both directions.
+    pub bandwidth_mb_per_s: f64,
+    /// Requests served per second (Redis runs commands on one thread).
+    pub requests_per_s: f64,
+}
+
+impl Default for StoreNodeCapacity {
+    /// cache.m5.large: EC2 lists the m5.large's network as "up to 10 Gbit/s", a burst
+    /// over a baseline of 0.75 Gbit/s, and the baseline is what sustained load gets
+    /// (93.75 MB/s). Redis serves on the order of 100,000 simple requests per second
+    /// on one core, the order `redis-benchmark` reports for GET and SET.
+    fn default() -> Self {
+        StoreNodeCapacity {
+            bandwidth_mb_per_s: 93.75,
+            requests_per_s: 100_000.0,
+        }
+    }
+}
+
+/// The master nodes behind a load balancer: each query's planning and upload, and
+/// each invocation's event and result, take master CPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MasterCapacity {
+    /// Masters behind the load balancer, each priced as `master_instance`.
+    pub count: u32,
+    /// Cores per master.
+    pub cores: u32,
+    /// CPU per query (planning, tokenising, uploading the input), ms.
+    pub cpu_ms_per_query: f64,
+    /// CPU per invocation (building the event, reading the result), ms.
+    pub cpu_ms_per_invocation: f64,
+    /// Queries one master holds at once; one more is refused (503 with Retry-After,
+    /// which a closed-loop client honours by waiting a second).
+    pub max_in_flight: u32,
+}
+
+impl Default for MasterCapacity {
+    /// One 4-core master (the paper's master is a 4-vCPU instance) admitting 64
+    /// queries, `seqless serve`'s `--max-in-flight` default. The CPU costs are
+    /// placeholders of the right order until `seqless bench calibrate` measures them.
+    fn default() -> Self {
+        MasterCapacity {
+            count: 1,
+            cores: 4,
+            cpu_ms_per_query: 0.5,
+            cpu_ms_per_invocation: 0.1,
+            max_in_flight: 64,
         }
     }
 }
@@ -420,6 +482,56 @@ impl SimConfig {
                 ),
             });
         }
+        check_range(
+            "serverless.cache_nodes",
+            f64::from(self.serverless.cache_nodes),
+            1.0,
+            false,
+        )?;
+        let node = &self.serverless.store_node;
+        check_range(
+            "serverless.store_node.bandwidth_mb_per_s",
+            node.bandwidth_mb_per_s,
+            0.0,
+            true,
+        )?;
+        check_range(
+            "serverless.store_node.requests_per_s",
+            node.requests_per_s,
+            0.0,
+            true,
+        )?;
+        let master = &self.serverless.master;
+        check_range(
+            "serverless.master.count",
+            f64::from(master.count),
+            1.0,
+            false,
+        )?;
+        check_range(
+            "serverless.master.cores",
+            f64::from(master.cores),
+            1.0,
+            false,
+        )?;
+        check_range(
+            "serverless.master.max_in_flight",
+            f64::from(master.max_in_flight),
+            1.0,
+            false,
+        )?;
+        check_range(
+            "serverless.master.cpu_ms_per_query",
+            master.cpu_ms_per_query,
+            0.0,
+            false,
+        )?;
+        check_range(
+            "serverless.master.cpu_ms_per_invocation",
+            master.cpu_ms_per_invocation,
+            0.0,
+            false,
+        )?;
         let i = &self.instances;
         check_range("instances.count", f64::from(i.count), 1.0, false)?;
         check_range("instances.max_batch", f64::from(i.max_batch), 1.0, false)?;

@@ -31,7 +31,7 @@
 //! };
 //! let report = run(&config, &SyntheticShape::default()).unwrap();
 //! let s = &report.serverless.stats;
-//! assert_eq!(s.arrived, s.completed + s.in_flight_at_end);
+//! assert_eq!(s.arrived, s.completed + s.rejected + s.in_flight_at_end);
 //! assert!(report.serverless.cold_starts > 0);
 //! println!("{}", report.serverless.cost.render());
 //! ```
@@ -48,24 +48,26 @@ pub mod plot;
 mod record;
 mod render;
 mod report;
+mod resources;
 mod serverless;
 mod shape;
 mod sweep;
 mod workload;
 
 pub use config::{
-    Calibration, InstanceConfig, LambdaLimits, ServerlessConfig, SimConfig, StageCalibration,
-    StoreCalibration,
+    Calibration, InstanceConfig, LambdaLimits, MasterCapacity, ServerlessConfig, SimConfig,
+    StageCalibration, StoreCalibration, StoreNodeCapacity,
 };
 pub use error::SimError;
 pub use output::write_outputs;
 pub use plan_shape::PlanShape;
 pub use record::{DeploymentStats, LatencyStats, QueryRecord, TimelinePoint};
 pub use report::{InstanceReport, ServerlessReport, SimReport};
+pub use resources::{ResourceUse, SATURATED};
 pub use shape::{
     Invocation, Phase, QueryShape, ShapeError, ShapeModel, SyntheticLayer, SyntheticShape,
 };
-pub use sweep::{LoadLevel, PointStats, Sweep, SweepPoint, sweep};
+pub use sweep::{LoadLevel, PointStats, Saturation, Sweep, SweepPoint, sweep};
 pub use workload::{ArrivalProcess, LengthDistribution};
 
 /// Simulates both deployments on one trace built from `config` and prices

@@ -66,10 +66,12 @@ pub struct QueryRecord {
     pub arrival_s: f64,
     /// Input length, bytes.
     pub len: usize,
-    /// Latency, ms; `None` if still in flight at the end.
+    /// Latency, ms; `None` if still in flight at the end, or refused.
     pub latency_ms: Option<f64>,
     /// Whether any of its invocations started cold.
     pub cold: bool,
+    /// Whether it was refused at admission (the master was full).
+    pub rejected: bool,
 }
 
 /// What both deployments report in the same form, so sweeps and plots treat
@@ -80,7 +82,9 @@ pub struct DeploymentStats {
     pub arrived: u64,
     /// Queries that completed (within the window or the drain).
     pub completed: u64,
-    /// Queries still queued or running at the end: `arrived − completed`.
+    /// Queries refused at admission, as a full server answers 503 with Retry-After.
+    pub rejected: u64,
+    /// Queries still queued or running at the end: `arrived − completed − rejected`.
     pub in_flight_at_end: u64,
     /// Queries completed inside the arrival window.
     pub completed_in_window: u64,
@@ -110,6 +114,7 @@ struct Pending {
     len: usize,
     done_us: Option<u64>,
     cold: bool,
+    rejected: bool,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -155,6 +160,7 @@ impl Recorder {
             len,
             done_us: None,
             cold: false,
+            rejected: false,
         });
         self.queries.len() - 1
     }
@@ -170,6 +176,10 @@ impl Recorder {
     pub fn complete(&mut self, id: usize, t: u64) {
         self.bucket(t).completions += 1;
         self.queries[id].done_us = Some(t);
+    }
+
+    pub fn reject(&mut self, id: usize) {
+        self.queries[id].rejected = true;
     }
 
     pub fn concurrency(&mut self, t: u64, level: u32) {
@@ -204,11 +214,13 @@ impl Recorder {
             .iter()
             .filter(|q| q.done_us.is_some_and(|d| d <= self.window_us))
             .count() as u64;
+        let rejected = self.queries.iter().filter(|q| q.rejected).count() as u64;
         let bucket_s = self.bucket_us as f64 / 1e6;
         DeploymentStats {
             arrived: self.queries.len() as u64,
             completed,
-            in_flight_at_end: self.queries.len() as u64 - completed,
+            rejected,
+            in_flight_at_end: self.queries.len() as u64 - completed - rejected,
             completed_in_window,
             throughput_qps: completed_in_window as f64 / (self.window_us as f64 / 1e6),
             latency: collect(None),
@@ -239,6 +251,7 @@ impl Recorder {
                     len: q.len,
                     latency_ms: latency(q).map(|l| l as f64 / 1000.0),
                     cold: q.cold,
+                    rejected: q.rejected,
                 })
                 .collect(),
         }

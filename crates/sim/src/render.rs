@@ -94,6 +94,26 @@ impl SimReport {
                 );
             }
         }
+        let busiest: Vec<String> = r
+            .serverless
+            .resources
+            .iter()
+            .map(|u| {
+                format!(
+                    "{} {:.1}% ({})",
+                    u.resource,
+                    u.utilisation * 100.0,
+                    u.capacity
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "serverless shared resources: {}", busiest.join(", "));
+        if let Some(name) = &r.serverless.saturated {
+            let _ = writeln!(
+                out,
+                "serverless is limited by {name}: throughput stops growing with load here"
+            );
+        }
         if let Some(u) = r.break_even_utilisation {
             let _ = writeln!(
                 out,
@@ -140,6 +160,21 @@ impl Sweep {
                 p.instances.latency.p99_ms,
                 p.instances.cost_per_query_usd
             );
+        }
+        match &sweep.saturation {
+            Some(s) => {
+                let _ = writeln!(
+                    out,
+                    "serverless saturates first at {} ({}): from {:.1} q/s offered, serving {:.1} q/s",
+                    s.resource, s.capacity, s.offered_qps, s.throughput_qps
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "serverless: no shared resource saturated within the levels swept"
+                );
+            }
         }
         match sweep.crossover_qps {
             Some(q) => {

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::instances::InstanceOutcome;
 use crate::record::DeploymentStats;
+use crate::resources::{ResourceUse, saturated};
 use crate::serverless::ServerlessOutcome;
 use crate::{SimConfig, SimError};
 
@@ -25,6 +26,11 @@ pub struct ServerlessReport {
     pub throttled: u64,
     /// Bytes read and written through the store.
     pub store_bytes: u64,
+    /// How busy each shared resource (store network and requests, master CPU) was.
+    pub resources: Vec<ResourceUse>,
+    /// The most utilised resource, when it was at or above [`crate::SATURATED`]: what
+    /// stops serverless throughput from growing with load.
+    pub saturated: Option<String>,
     /// The bill, term by term.
     pub cost: FullCost,
 }
@@ -107,7 +113,8 @@ pub(crate) fn assemble(
         init_ms: serverless.init_billed_ms,
         cache_nodes: config.serverless.cache_nodes,
         cache_node_hourly_usd: p.hourly(&config.serverless.cache_node)?,
-        master_hourly_usd: p.hourly(&config.serverless.master_instance)?,
+        master_hourly_usd: p.hourly(&config.serverless.master_instance)?
+            * f64::from(config.serverless.master.count),
         hours,
         store_bytes_per_query: (serverless.store_bytes as f64 / s_basis as f64).round() as u64,
         cross_az_fraction: config.serverless.cross_az_fraction,
@@ -143,6 +150,8 @@ pub(crate) fn assemble(
             cold_starts: serverless.cold_starts,
             throttled: serverless.throttled,
             store_bytes: serverless.store_bytes,
+            saturated: saturated(&serverless.resources).map(|r| r.resource.clone()),
+            resources: serverless.resources,
             cost,
         },
         instances: InstanceReport {
@@ -199,7 +208,7 @@ impl SimReport {
     /// Every query of both deployments as CSV (`deployment,id,arrival_s,len,
     /// latency_ms,cold`; latency empty if in flight at the end).
     pub fn queries_csv(&self) -> String {
-        let mut out = String::from("deployment,id,arrival_s,len,latency_ms,cold\n");
+        let mut out = String::from("deployment,id,arrival_s,len,latency_ms,cold,rejected\n");
         for (name, stats) in [
             ("serverless", &self.serverless.stats),
             ("instances", &self.instances.stats),
@@ -208,8 +217,8 @@ impl SimReport {
                 let latency = q.latency_ms.map(|l| l.to_string()).unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "{name},{},{},{},{latency},{}",
-                    q.id, q.arrival_s, q.len, q.cold
+                    "{name},{},{},{},{latency},{},{}",
+                    q.id, q.arrival_s, q.len, q.cold, q.rejected
                 );
             }
         }

@@ -11,6 +11,7 @@ use seqless_cost::billed_ms;
 use crate::config::Calibration;
 use crate::events::EventQueue;
 use crate::record::{DeploymentStats, Recorder};
+use crate::resources::{Pool, ResourceUse};
 use crate::shape::ShapeModel;
 use crate::workload::{LengthSampler, Workload, us};
 use crate::{SimConfig, SimError};
@@ -34,6 +35,7 @@ pub(crate) struct ServerlessOutcome {
     pub throttled: u64,
     pub store_bytes: u64,
     pub init_billed_ms: u64,
+    pub resources: Vec<ResourceUse>,
 }
 
 /// An invocation with its timing resolved from the calibration.
@@ -41,9 +43,11 @@ struct Timed {
     func: usize,
     /// Caller-visible latency of a warm run: invoke overhead + handler, µs.
     latency_us: u64,
-    /// Billed handler duration (store I/O + compute), ms.
-    billed_ms: u64,
+    /// Handler duration (store I/O + compute) on an uncontended store, µs.
+    handler_us: u64,
     bytes: u64,
+    /// Store requests: one per read and one per write.
+    requests: u64,
 }
 
 type Prepared = Vec<Vec<Timed>>;
@@ -74,8 +78,18 @@ struct Query {
 
 enum Event {
     Arrival,
-    Done { func: usize, query: usize },
-    Refill { func: usize },
+    /// The master has sent the invocation: it waits for its function from now.
+    Sent {
+        query: usize,
+        index: usize,
+    },
+    Done {
+        func: usize,
+        query: usize,
+    },
+    Refill {
+        func: usize,
+    },
 }
 
 struct Serverless<'a> {
@@ -97,7 +111,27 @@ struct Serverless<'a> {
     cold_starts: u64,
     throttled: u64,
     store_bytes: u64,
+    /// The cache nodes' network, one server per node.
+    store_network: Pool,
+    /// The cache nodes' request processing, one server per node.
+    store_requests: Pool,
+    /// The masters' cores.
+    master_cpu: Pool,
+    /// Service time of one store request on a node, µs.
+    request_us: u64,
+    /// Store bytes one node moves per µs.
+    node_bytes_per_us: f64,
+    master_query_us: u64,
+    master_invocation_us: u64,
+    /// Queries admitted and not yet answered, over all masters.
+    admitted: u32,
+    /// The most the masters admit at once.
+    admission_limit: u32,
 }
+
+/// How long a refused client waits before it asks again (the Retry-After a full
+/// `seqless serve` sends).
+const RETRY_AFTER_US: u64 = 1_000_000;
 
 impl Function {
     /// Drops environments idle for the keep-alive time or longer, then adds
@@ -198,8 +232,9 @@ impl<'a> Serverless<'a> {
                 timed.push(Timed {
                     func: self.func_id(&inv.kind, inv.memory_mb),
                     latency_us: us(c.warm_overhead_ms / 1000.0) + handler_us,
-                    billed_ms: billed_ms(Duration::from_micros(handler_us)),
+                    handler_us,
                     bytes: inv.bytes_in + inv.bytes_out,
+                    requests: u64::from(inv.bytes_in > 0) + u64::from(inv.bytes_out > 0),
                 });
             }
             prepared.push(timed);
@@ -221,12 +256,38 @@ impl<'a> Serverless<'a> {
                 let len = lengths.next_len();
                 let id = self.recorder.arrive(t, len);
                 let shape = self.prepare(len)?;
+                if self.admitted >= self.admission_limit {
+                    self.recorder.reject(id);
+                    self.queries.push(Query {
+                        shape,
+                        phase: 0,
+                        remaining: 0,
+                    });
+                    let retry = self.workload.next_after_completion(t + RETRY_AFTER_US);
+                    if let Some(next) = retry {
+                        events.push(next, Event::Arrival);
+                    }
+                    return Ok(());
+                }
+                self.admitted += 1;
                 self.queries.push(Query {
                     shape,
                     phase: 0,
                     remaining: 0,
                 });
-                self.start_phase(id, t);
+                let planned = self.master_cpu.reserve(t, self.master_query_us);
+                self.start_phase(id, planned, events);
+            }
+            Event::Sent { query, index } => {
+                let q = &self.queries[query];
+                let func = q.shape[q.phase][index].func;
+                self.seq += 1;
+                self.funcs[func].waiting.push_back(Waiting {
+                    seq: self.seq,
+                    query,
+                    index,
+                    since: t,
+                });
             }
             Event::Done { func, query } => {
                 self.funcs[func].idle.push_back(t);
@@ -237,12 +298,13 @@ impl<'a> Serverless<'a> {
                 if q.remaining == 0 {
                     q.phase += 1;
                     if q.phase == q.shape.len() {
+                        self.admitted -= 1;
                         self.recorder.complete(query, t);
                         if let Some(next) = self.workload.next_after_completion(t) {
                             events.push(next, Event::Arrival);
                         }
                     } else {
-                        self.start_phase(query, t);
+                        self.start_phase(query, t, events);
                     }
                 }
             }
@@ -252,20 +314,17 @@ impl<'a> Serverless<'a> {
         Ok(())
     }
 
-    /// Queues every invocation of the query's current phase; `drain` starts
+    /// Sends every invocation of the query's current phase, one after another on
+    /// the master's CPU from `t`; each then waits for its function, and `drain` starts
     /// what capacity allows.
-    fn start_phase(&mut self, query: usize, t: u64) {
+    fn start_phase(&mut self, query: usize, t: u64, events: &mut EventQueue<Event>) {
         let q = &mut self.queries[query];
-        let phase = &q.shape[q.phase];
-        q.remaining = phase.len();
-        for (index, inv) in phase.iter().enumerate() {
-            self.seq += 1;
-            self.funcs[inv.func].waiting.push_back(Waiting {
-                seq: self.seq,
-                query,
-                index,
-                since: t,
-            });
+        let width = q.shape[q.phase].len();
+        q.remaining = width;
+        let mut sent = t;
+        for index in 0..width {
+            sent = self.master_cpu.reserve(sent, self.master_invocation_us);
+            events.push(sent, Event::Sent { query, index });
         }
     }
 
@@ -316,8 +375,20 @@ impl<'a> Serverless<'a> {
             self.cold_starts += 1;
             self.recorder.mark_cold(w.query);
         }
+        let start = t + if cold { self.cold_us } else { 0 };
+        // The handler's reads and writes share the cache nodes with every other
+        // function: what it waits for them is added to its time, and billed.
+        let wait_us = if inv.bytes == 0 {
+            0
+        } else {
+            let moving_us = (inv.bytes as f64 / self.node_bytes_per_us).ceil() as u64;
+            let requests_us = inv.requests * self.request_us;
+            let moved = self.store_network.reserve(start, moving_us);
+            let served = self.store_requests.reserve(start, requests_us);
+            (moved - start - moving_us).max(served - start - requests_us)
+        };
         func.usage.invocations += 1;
-        func.usage.billed_ms += inv.billed_ms;
+        func.usage.billed_ms += billed_ms(Duration::from_micros(inv.handler_us + wait_us));
         self.busy += 1;
         self.recorder.concurrency(t, self.busy);
         if t > w.since {
@@ -325,9 +396,8 @@ impl<'a> Serverless<'a> {
         }
         self.invocations += 1;
         self.store_bytes += inv.bytes;
-        let start = t + if cold { self.cold_us } else { 0 };
         events.push(
-            start + inv.latency_us,
+            start + inv.latency_us + wait_us,
             Event::Done {
                 func: f,
                 query: w.query,
@@ -343,6 +413,9 @@ pub(crate) fn simulate(
     shape_model: &dyn ShapeModel,
 ) -> Result<ServerlessOutcome, SimError> {
     let c = &config.calibration;
+    let s = &config.serverless;
+    let nodes = s.cache_nodes;
+    let masters = s.master.count * s.master.cores;
     let mut sim = Serverless {
         calibration: c,
         shape_model,
@@ -361,6 +434,30 @@ pub(crate) fn simulate(
         cold_starts: 0,
         throttled: 0,
         store_bytes: 0,
+        store_network: Pool::new(
+            "store_network",
+            nodes,
+            format!("{nodes} node(s) x {} MB/s", s.store_node.bandwidth_mb_per_s),
+        ),
+        store_requests: Pool::new(
+            "store_requests",
+            nodes,
+            format!(
+                "{nodes} node(s) x {} requests/s",
+                s.store_node.requests_per_s
+            ),
+        ),
+        master_cpu: Pool::new(
+            "master_cpu",
+            masters,
+            format!("{} master(s) x {} cores", s.master.count, s.master.cores),
+        ),
+        request_us: (1e6 / s.store_node.requests_per_s).ceil() as u64,
+        node_bytes_per_us: s.store_node.bandwidth_mb_per_s,
+        master_query_us: us(s.master.cpu_ms_per_query / 1000.0),
+        master_invocation_us: us(s.master.cpu_ms_per_invocation / 1000.0),
+        admitted: 0,
+        admission_limit: s.master.count * s.master.max_in_flight,
     };
     let mut events = EventQueue::new();
     for t in workload.initial_arrivals() {
@@ -384,5 +481,8 @@ pub(crate) fn simulate(
         throttled: sim.throttled,
         store_bytes: sim.store_bytes,
         init_billed_ms,
+        resources: [&sim.store_network, &sim.store_requests, &sim.master_cpu]
+            .map(|pool| pool.usage(workload.window_us))
+            .to_vec(),
     })
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{DeploymentStats, LatencyStats};
+use crate::resources::ResourceUse;
 use crate::{ArrivalProcess, ShapeModel, SimConfig, SimError, SimReport, run};
 
 /// One load level of a sweep.
@@ -27,6 +28,8 @@ pub struct PointStats {
     pub throughput_qps: f64,
     /// Queries completed.
     pub completed: u64,
+    /// Queries refused at admission.
+    pub rejected: u64,
     /// Latency summary.
     pub latency: LatencyStats,
     /// Cold starts (always 0 for instances).
@@ -44,6 +47,7 @@ impl PointStats {
         PointStats {
             throughput_qps: stats.throughput_qps,
             completed: stats.completed,
+            rejected: stats.rejected,
             latency: stats.latency.clone(),
             cold_starts,
             max_concurrency: stats.max_concurrency,
@@ -68,6 +72,23 @@ pub struct SweepPoint {
     pub instance_capacity_qps: f64,
     /// The fleet's served load relative to its capacity.
     pub instance_utilisation: f64,
+    /// How busy each resource the serverless queries share was.
+    pub serverless_resources: Vec<ResourceUse>,
+    /// The serverless deployment's saturated resource at this level, if any.
+    pub serverless_saturated: Option<String>,
+}
+
+/// Where the serverless deployment stops scaling with load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Saturation {
+    /// The resource that saturated first.
+    pub resource: String,
+    /// Its capacity, in words.
+    pub capacity: String,
+    /// The lowest offered load swept at which it was saturated, q/s.
+    pub offered_qps: f64,
+    /// The serverless throughput there, q/s: about what the resource allows.
+    pub throughput_qps: f64,
 }
 
 /// A whole sweep.
@@ -82,6 +103,8 @@ pub struct Sweep {
     /// Offered load (q/s) where cost per query is equal, interpolated between
     /// the first two neighbouring points where serverless stops being cheaper.
     pub crossover_qps: Option<f64>,
+    /// The first level at which a shared resource saturated; `None` if none did.
+    pub saturation: Option<Saturation>,
 }
 
 /// Runs `config` once per level, with everything but the load unchanged
@@ -112,6 +135,8 @@ pub fn sweep(
             instances: PointStats::new(&r.instances.stats, 0),
             instance_capacity_qps: r.instances.capacity_qps,
             instance_utilisation: r.instances.utilisation,
+            serverless_resources: r.serverless.resources,
+            serverless_saturated: r.serverless.saturated,
         });
     }
     let crossover_qps = points.windows(2).find_map(|w| {
@@ -122,11 +147,25 @@ pub fn sweep(
             x0 + (x1 - x0) * (-g0) / (g1 - g0)
         })
     });
+    let saturation = points.iter().find_map(|p| {
+        let name = p.serverless_saturated.as_ref()?;
+        let resource = p
+            .serverless_resources
+            .iter()
+            .find(|r| &r.resource == name)?;
+        Some(Saturation {
+            resource: name.clone(),
+            capacity: resource.capacity.clone(),
+            offered_qps: p.offered_qps,
+            throughput_qps: p.serverless.throughput_qps,
+        })
+    });
     Ok(Sweep {
         instance_type: config.instances.instance_type.clone(),
         instances: config.instances.count,
         points,
         crossover_qps,
+        saturation,
     })
 }
 
@@ -152,7 +191,21 @@ impl Sweep {
                 let _ = write!(out, ",{side}_{col}");
             }
         }
-        out += ",instance_capacity_qps,instance_utilisation\n";
+        out += ",instance_capacity_qps,instance_utilisation";
+        let resources: Vec<&str> = self
+            .points
+            .first()
+            .map(|p| {
+                p.serverless_resources
+                    .iter()
+                    .map(|r| r.resource.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in &resources {
+            let _ = write!(out, ",serverless_{name}_utilisation");
+        }
+        out += ",serverless_saturated\n";
         for p in &self.points {
             let (kind, level) = match p.level {
                 LoadLevel::Rate(r) => ("rate", r),
@@ -173,11 +226,15 @@ impl Sweep {
                     s.cost_per_query_usd
                 );
             }
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 ",{},{}",
                 p.instance_capacity_qps, p.instance_utilisation
             );
+            for r in &p.serverless_resources {
+                let _ = write!(out, ",{}", r.utilisation);
+            }
+            let _ = writeln!(out, ",{}", p.serverless_saturated.as_deref().unwrap_or(""));
         }
         out
     }
