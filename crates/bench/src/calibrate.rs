@@ -147,10 +147,13 @@ pub async fn calibrate(
         ));
         defaults.cold_start_ms
     });
+    let mut cold_start_samples_ms = samples.cold_ms;
+    cold_start_samples_ms.sort_by(f64::total_cmp);
     Ok(Calibration {
         stages,
         store,
         cold_start_ms,
+        cold_start_samples_ms,
         warm_overhead_ms: median(&samples.overhead_ms).unwrap_or(0.0),
         ..defaults
     })

@@ -147,6 +147,9 @@ async fn the_local_platform_is_measured_calibrated_and_simulated_end_to_end() {
     let mut cal: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&calibration).unwrap()).unwrap();
     cal["limits"]["account_concurrency"] = PROCESSES.into();
+    // A process here has a whole core whatever its memory setting, as a 1,769 MB
+    // Lambda environment has: the simulated 1,024 MB functions must not be slowed.
+    cal["cpu_reference_mb"] = 1024.into();
     std::fs::write(&calibration, cal.to_string()).unwrap();
     let sim_config = work.path().join("sim.json");
     let sim = serde_json::json!({

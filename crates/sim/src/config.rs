@@ -13,7 +13,9 @@ use crate::workload::{ArrivalProcess, LengthDistribution};
 
 /// Compute time of one stage kind, `a_ms + b_ms_per_row × rows`: a fixed part
 /// (handler, deserialisation) and a part linear in the rows the function owns,
-/// which is how the conv and LSTM kernels scale.
+/// which is how the conv and LSTM kernels scale. Each invocation's time is that line
+/// times a factor drawn from `spread`, the measured times over the line's, so that the
+/// spread the real system showed, stragglers included, reaches the tail latencies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageCalibration {
@@ -21,6 +23,11 @@ pub struct StageCalibration {
     pub a_ms: f64,
     /// Compute per row, ms.
     pub b_ms_per_row: f64,
+    /// Measured time over fitted time, one per sample, ascending: the empirical
+    /// distribution the simulator draws each invocation's factor from. Empty: every
+    /// invocation takes exactly the fitted time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spread: Vec<f64>,
 }
 
 impl StageCalibration {
@@ -30,6 +37,21 @@ impl StageCalibration {
     /// gets faster with more work. With one distinct row count the slope is 0 and `a`
     /// is the mean. `None` for no samples.
     pub fn fit(samples: &[(usize, f64)]) -> Option<Self> {
+        let mut fitted = Self::fit_line(samples)?;
+        let mut spread: Vec<f64> = samples
+            .iter()
+            .filter_map(|&(rows, ms)| {
+                let line = fitted.a_ms + fitted.b_ms_per_row * rows as f64;
+                (line > 0.0).then_some(ms / line)
+            })
+            .collect();
+        spread.sort_by(f64::total_cmp);
+        fitted.spread = spread;
+        Some(fitted)
+    }
+
+    /// The least-squares line of [`StageCalibration::fit`], without its spread.
+    fn fit_line(samples: &[(usize, f64)]) -> Option<Self> {
         if samples.is_empty() {
             return None;
         }
@@ -45,26 +67,21 @@ impl StageCalibration {
             .map(|&(x, y)| (x as f64 - mean_x) * (y - mean_y))
             .sum();
         let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-        let fitted = if slope <= 0.0 {
-            Self {
-                a_ms: mean_y.max(0.0),
-                b_ms_per_row: 0.0,
-            }
+        let (a_ms, b_ms_per_row) = if slope <= 0.0 {
+            (mean_y.max(0.0), 0.0)
         } else if mean_y - slope * mean_x < 0.0 {
             // Through the origin instead: the best slope with a = 0.
             let sx2: f64 = samples.iter().map(|&(x, _)| (x as f64).powi(2)).sum();
             let sxy0: f64 = samples.iter().map(|&(x, y)| x as f64 * y).sum();
-            Self {
-                a_ms: 0.0,
-                b_ms_per_row: (sxy0 / sx2).max(0.0),
-            }
+            (0.0, (sxy0 / sx2).max(0.0))
         } else {
-            Self {
-                a_ms: mean_y - slope * mean_x,
-                b_ms_per_row: slope,
-            }
+            (mean_y - slope * mean_x, slope)
         };
-        Some(fitted)
+        Some(Self {
+            a_ms,
+            b_ms_per_row,
+            spread: Vec::new(),
+        })
     }
 }
 
@@ -136,6 +153,16 @@ pub struct Calibration {
     pub store: StoreCalibration,
     /// A cold start: new environment, runtime start and model load, ms.
     pub cold_start_ms: f64,
+    /// Measured cold starts, ms, ascending: each cold start draws from them when there
+    /// are any, else takes `cold_start_ms`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cold_start_samples_ms: Vec<f64>,
+    /// The Lambda memory size whose CPU share the stage times were measured with, MB:
+    /// 1,769 (one full vCPU) for a function process with a core of its own, as `seqless
+    /// bench calibrate` measures. A function with less memory gets a proportionally
+    /// smaller CPU share on Lambda, so its compute takes proportionally longer; one with
+    /// more gets no faster, since a stage's kernels are not assumed to use a second vCPU.
+    pub cpu_reference_mb: u32,
     /// A warm invocation's overhead beyond compute and store I/O (the Invoke
     /// API round trip and event (de)serialisation), ms.
     pub warm_overhead_ms: f64,
@@ -147,7 +174,11 @@ impl Default for Calibration {
     /// Placeholder figures of the right order for the TFiLM stages on one
     /// vCPU (1,769 MB); see docs/simulator.md. Measure and replace them.
     fn default() -> Self {
-        let stage = |a_ms, b_ms_per_row| StageCalibration { a_ms, b_ms_per_row };
+        let stage = |a_ms, b_ms_per_row| StageCalibration {
+            a_ms,
+            b_ms_per_row,
+            spread: Vec::new(),
+        };
         Calibration {
             stages: BTreeMap::from([
                 ("conv".to_string(), stage(2.0, 0.0012)),
@@ -157,6 +188,8 @@ impl Default for Calibration {
             ]),
             store: StoreCalibration::default(),
             cold_start_ms: seqless_cost::DEFAULT_INIT_MS as f64,
+            cold_start_samples_ms: Vec::new(),
+            cpu_reference_mb: 1769,
             warm_overhead_ms: 15.0,
             limits: LambdaLimits::default(),
         }
@@ -192,7 +225,24 @@ impl Calibration {
                 0.0,
                 false,
             )?;
+            for &factor in &s.spread {
+                check_range(
+                    &format!("calibration.stages.{kind}.spread"),
+                    factor,
+                    0.0,
+                    true,
+                )?;
+            }
         }
+        for &ms in &self.cold_start_samples_ms {
+            check_range("calibration.cold_start_samples_ms", ms, 0.0, false)?;
+        }
+        check_range(
+            "calibration.cpu_reference_mb",
+            f64::from(self.cpu_reference_mb),
+            1.0,
+            false,
+        )?;
         check_range("calibration.store.rtt_ms", self.store.rtt_ms, 0.0, false)?;
         check_range(
             "calibration.store.bandwidth_mb_per_s",
@@ -564,6 +614,10 @@ mod tests {
             .collect();
         let fit = StageCalibration::fit(&line).unwrap();
         assert!((fit.a_ms - 2.0).abs() < 1e-9 && (fit.b_ms_per_row - 0.01).abs() < 1e-12);
+        // Samples on the line spread by a factor of 1; off it, by measured over fitted.
+        assert!(fit.spread.iter().all(|f| (f - 1.0).abs() < 1e-9), "{:?}", fit.spread);
+        let noisy = StageCalibration::fit(&[(10, 1.0), (10, 3.0)]).unwrap();
+        assert_eq!(noisy.spread, vec![0.5, 1.5]);
         // Falling times are noise: a flat mean, never a negative slope.
         let falling = StageCalibration::fit(&[(10, 5.0), (20, 3.0)]).unwrap();
         assert_eq!((falling.a_ms, falling.b_ms_per_row), (4.0, 0.0));

@@ -10,6 +10,9 @@ use seqless_cost::billed_ms;
 
 use crate::config::Calibration;
 use crate::events::EventQueue;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use crate::record::{DeploymentStats, Recorder};
 use crate::resources::{Pool, ResourceUse};
 use crate::shape::ShapeModel;
@@ -41,10 +44,14 @@ pub(crate) struct ServerlessOutcome {
 /// An invocation with its timing resolved from the calibration.
 struct Timed {
     func: usize,
-    /// Caller-visible latency of a warm run: invoke overhead + handler, µs.
-    latency_us: u64,
-    /// Handler duration (store I/O + compute) on an uncontended store, µs.
-    handler_us: u64,
+    /// The invoke overhead the caller sees and AWS does not bill, µs.
+    overhead_us: u64,
+    /// Store I/O on an uncontended store, µs.
+    io_us: u64,
+    /// Compute at the fitted time, µs, before its drawn factor.
+    compute_us: f64,
+    /// The stage's measured factors over its fitted time; empty for none.
+    spread: Rc<[f64]>,
     bytes: u64,
     /// Store requests: one per read and one per write.
     requests: u64,
@@ -123,10 +130,23 @@ struct Serverless<'a> {
     node_bytes_per_us: f64,
     master_query_us: u64,
     master_invocation_us: u64,
+    /// Draws of service-time factors and cold starts, seeded from the run's seed.
+    rng: StdRng,
+    /// Measured cold starts, µs; empty for the fixed `cold_us`.
+    cold_samples_us: Vec<u64>,
     /// Queries admitted and not yet answered, over all masters.
     admitted: u32,
     /// The most the masters admit at once.
     admission_limit: u32,
+}
+
+/// Mixed into the run's seed for service-time draws, so they are a stream of their own
+/// and adding them leaves the arrival trace of a seed unchanged.
+const SERVICE_TIME_STREAM: u64 = 0x5e7_1ce5;
+
+/// A uniformly drawn element of `samples`, an empirical distribution; `None` if empty.
+fn draw<T: Copy>(samples: &[T], rng: &mut StdRng) -> Option<T> {
+    (!samples.is_empty()).then(|| samples[rng.random_range(0..samples.len())])
 }
 
 /// How long a refused client waits before it asks again (the Retry-After a full
@@ -224,15 +244,16 @@ impl<'a> Serverless<'a> {
                         inv.memory_mb, inv.kind, limits.min_memory_mb, limits.max_memory_mb
                     )));
                 }
-                let handler_ms = io_ms(inv.bytes_in)
-                    + io_ms(inv.bytes_out)
-                    + stage.a_ms
-                    + stage.b_ms_per_row * inv.rows as f64;
-                let handler_us = us(handler_ms / 1000.0);
+                // Below the reference memory a function gets a proportionally
+                // smaller CPU share, so its compute takes longer.
+                let cpu_share = (f64::from(inv.memory_mb) / f64::from(c.cpu_reference_mb)).min(1.0);
+                let compute_ms = (stage.a_ms + stage.b_ms_per_row * inv.rows as f64) / cpu_share;
                 timed.push(Timed {
                     func: self.func_id(&inv.kind, inv.memory_mb),
-                    latency_us: us(c.warm_overhead_ms / 1000.0) + handler_us,
-                    handler_us,
+                    overhead_us: us(c.warm_overhead_ms / 1000.0),
+                    io_us: us((io_ms(inv.bytes_in) + io_ms(inv.bytes_out)) / 1000.0),
+                    compute_us: compute_ms * 1000.0,
+                    spread: stage.spread.as_slice().into(),
                     bytes: inv.bytes_in + inv.bytes_out,
                     requests: u64::from(inv.bytes_in > 0) + u64::from(inv.bytes_out > 0),
                 });
@@ -367,15 +388,21 @@ impl<'a> Serverless<'a> {
     fn dispatch(&mut self, f: usize, w: Waiting, t: u64, events: &mut EventQueue<Event>) {
         let shape = Rc::clone(&self.queries[w.query].shape);
         let inv = &shape[self.queries[w.query].phase][w.index];
-        let func = &mut self.funcs[f];
-        let cold = func.idle.pop_back().is_none();
+        let cold = self.funcs[f].idle.pop_back().is_none();
         if cold {
+            let func = &mut self.funcs[f];
             func.tokens -= 1.0;
             func.usage.cold_starts += 1;
             self.cold_starts += 1;
             self.recorder.mark_cold(w.query);
         }
-        let start = t + if cold { self.cold_us } else { 0 };
+        let start = t + if cold {
+            draw(&self.cold_samples_us, &mut self.rng).unwrap_or(self.cold_us)
+        } else {
+            0
+        };
+        let factor = draw(&inv.spread, &mut self.rng).unwrap_or(1.0);
+        let handler_us = inv.io_us + (inv.compute_us * factor).round() as u64;
         // The handler's reads and writes share the cache nodes with every other
         // function: what it waits for them is added to its time, and billed.
         let wait_us = if inv.bytes == 0 {
@@ -387,8 +414,9 @@ impl<'a> Serverless<'a> {
             let served = self.store_requests.reserve(start, requests_us);
             (moved - start - moving_us).max(served - start - requests_us)
         };
+        let func = &mut self.funcs[f];
         func.usage.invocations += 1;
-        func.usage.billed_ms += billed_ms(Duration::from_micros(inv.handler_us + wait_us));
+        func.usage.billed_ms += billed_ms(Duration::from_micros(handler_us + wait_us));
         self.busy += 1;
         self.recorder.concurrency(t, self.busy);
         if t > w.since {
@@ -397,7 +425,7 @@ impl<'a> Serverless<'a> {
         self.invocations += 1;
         self.store_bytes += inv.bytes;
         events.push(
-            start + inv.latency_us + wait_us,
+            start + inv.overhead_us + handler_us + wait_us,
             Event::Done {
                 func: f,
                 query: w.query,
@@ -456,6 +484,12 @@ pub(crate) fn simulate(
         node_bytes_per_us: s.store_node.bandwidth_mb_per_s,
         master_query_us: us(s.master.cpu_ms_per_query / 1000.0),
         master_invocation_us: us(s.master.cpu_ms_per_invocation / 1000.0),
+        rng: StdRng::seed_from_u64(config.seed ^ SERVICE_TIME_STREAM),
+        cold_samples_us: c
+            .cold_start_samples_ms
+            .iter()
+            .map(|&ms| us(ms / 1000.0))
+            .collect(),
         admitted: 0,
         admission_limit: s.master.count * s.master.max_in_flight,
     };

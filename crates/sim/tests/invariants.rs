@@ -108,17 +108,18 @@ fn cold_starts_follow_keep_alive() {
     assert_eq!(s.cold_starts, 2);
     let cold: Vec<bool> = s.stats.queries.iter().map(|q| q.cold).collect();
     assert_eq!(cold, vec![true, false, true, false]);
-    // Cold: 250 ms start + 15 ms overhead + 2 ms compute + 0.6 ms of master CPU (a
-    // query and an invocation); warm: 17.6 ms.
+    // Cold: 250 ms start + 15 ms overhead + compute + 0.6 ms of master CPU (a query and
+    // an invocation); warm: the same without the start. Compute is 2 ms at 1,769 MB, and
+    // the shape's 1,024 MB functions have that share of a vCPU: 2 × 1769 / 1024 ms.
     let latency: Vec<f64> = s
         .stats
         .queries
         .iter()
         .map(|q| q.latency_ms.unwrap())
         .collect();
-    assert_eq!(latency, vec![267.6, 17.6, 267.6, 17.6]);
+    assert_eq!(latency, vec![269.055, 19.055, 269.055, 19.055]);
     assert_eq!(s.stats.latency_cold.count, 2);
-    assert_eq!(s.stats.latency_warm.max_ms, 17.6);
+    assert_eq!(s.stats.latency_warm.max_ms, 19.055);
 }
 
 #[test]
@@ -234,6 +235,54 @@ fn the_master_limits_throughput_when_its_cpu_is_the_scarce_part() {
         p.serverless.throughput_qps > 19.0,
         "{}",
         p.serverless.throughput_qps
+    );
+}
+
+#[test]
+fn measured_spread_reaches_the_tail_and_a_constant_service_time_has_none() {
+    let mut config = small_config(5.0);
+    config.serverless.store_node.bandwidth_mb_per_s = 100_000.0;
+    let shape = |_: usize| uniform_shape(1, 1, 0);
+    let constant = run(&config, &shape).unwrap().serverless.stats.latency_warm;
+    assert_eq!(constant.p50_ms, constant.p99_ms, "{constant:?}");
+    // One sample in twenty took ten times the fitted time: a straggler.
+    let conv = config.calibration.stages.get_mut("conv").unwrap();
+    conv.spread = [vec![1.0; 19], vec![10.0]].concat();
+    let spread = run(&config, &shape).unwrap().serverless.stats.latency_warm;
+    assert!(spread.p50_ms < constant.p50_ms * 1.01, "{spread:?}");
+    assert!(spread.p99_ms > spread.p50_ms * 2.0, "{spread:?}");
+    // The same seed draws the same factors.
+    let again = run(&config, &shape).unwrap().serverless.stats.latency_warm;
+    assert_eq!(again, spread);
+}
+
+#[test]
+fn compute_slows_with_less_memory_than_a_vcpu_and_not_faster_with_more() {
+    let mut config = small_config(1.0);
+    config.calibration.warm_overhead_ms = 0.0;
+    config.calibration.cold_start_ms = 0.0;
+    config.serverless.master.cpu_ms_per_query = 0.0;
+    config.serverless.master.cpu_ms_per_invocation = 0.0;
+    let p50 = |memory_mb: u32| {
+        let shape = move |_: usize| {
+            let mut s = uniform_shape(1, 1, 0);
+            s.phases[0].invocations[0].memory_mb = memory_mb;
+            s
+        };
+        run(&config, &shape)
+            .unwrap()
+            .serverless
+            .stats
+            .latency
+            .p50_ms
+    };
+    // conv's fitted 2 ms is at 1,769 MB, one vCPU.
+    assert_eq!(p50(1769), 2.0);
+    assert_eq!(p50(3538), 2.0);
+    assert!(
+        (p50(884) - 2.0 * 1769.0 / 884.0).abs() < 0.002,
+        "{}",
+        p50(884)
     );
 }
 
