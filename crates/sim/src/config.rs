@@ -8,7 +8,7 @@ use seqless_cost::{Arch, Pricing};
 use serde::{Deserialize, Serialize};
 
 use crate::SimError;
-use crate::error::{check_range, load_json, parse_json};
+use crate::error::{above, at_least, load_json, parse_json};
 use crate::workload::{ArrivalProcess, LengthDistribution};
 
 /// Compute time of one stage kind, `a_ms + b_ms_per_row × rows`: a fixed part
@@ -213,75 +213,45 @@ impl Calibration {
 
     pub(crate) fn validate(&self) -> Result<(), SimError> {
         for (kind, s) in &self.stages {
-            check_range(
-                &format!("calibration.stages.{kind}.a_ms"),
-                s.a_ms,
-                0.0,
-                false,
-            )?;
-            check_range(
+            at_least(&format!("calibration.stages.{kind}.a_ms"), s.a_ms, 0.0)?;
+            at_least(
                 &format!("calibration.stages.{kind}.b_ms_per_row"),
                 s.b_ms_per_row,
                 0.0,
-                false,
             )?;
             for &factor in &s.spread {
-                check_range(
-                    &format!("calibration.stages.{kind}.spread"),
-                    factor,
-                    0.0,
-                    true,
-                )?;
+                above(&format!("calibration.stages.{kind}.spread"), factor, 0.0)?;
             }
         }
         for &ms in &self.cold_start_samples_ms {
-            check_range("calibration.cold_start_samples_ms", ms, 0.0, false)?;
+            at_least("calibration.cold_start_samples_ms", ms, 0.0)?;
         }
-        check_range(
+        at_least(
             "calibration.cpu_reference_mb",
             f64::from(self.cpu_reference_mb),
             1.0,
-            false,
         )?;
-        check_range("calibration.store.rtt_ms", self.store.rtt_ms, 0.0, false)?;
-        check_range(
+        at_least("calibration.store.rtt_ms", self.store.rtt_ms, 0.0)?;
+        above(
             "calibration.store.bandwidth_mb_per_s",
             self.store.bandwidth_mb_per_s,
             0.0,
-            true,
         )?;
-        check_range("calibration.cold_start_ms", self.cold_start_ms, 0.0, false)?;
-        check_range(
-            "calibration.warm_overhead_ms",
-            self.warm_overhead_ms,
-            0.0,
-            false,
-        )?;
+        at_least("calibration.cold_start_ms", self.cold_start_ms, 0.0)?;
+        at_least("calibration.warm_overhead_ms", self.warm_overhead_ms, 0.0)?;
         let l = &self.limits;
-        check_range(
+        at_least(
             "calibration.limits.account_concurrency",
             f64::from(l.account_concurrency),
             1.0,
-            false,
         )?;
-        check_range(
+        at_least(
             "calibration.limits.scale_step",
             f64::from(l.scale_step),
             1.0,
-            false,
         )?;
-        check_range(
-            "calibration.limits.scale_period_s",
-            l.scale_period_s,
-            0.0,
-            true,
-        )?;
-        check_range(
-            "calibration.limits.keep_alive_s",
-            l.keep_alive_s,
-            0.0,
-            false,
-        )?;
+        above("calibration.limits.scale_period_s", l.scale_period_s, 0.0)?;
+        at_least("calibration.limits.keep_alive_s", l.keep_alive_s, 0.0)?;
         if l.min_memory_mb > l.max_memory_mb {
             return Err(SimError::Config {
                 field: "calibration.limits.min_memory_mb".into(),
@@ -510,18 +480,17 @@ impl SimConfig {
     /// Checks every range before a run, so a bad value is reported by name
     /// instead of producing a silent nonsense result.
     pub fn validate(&self) -> Result<(), SimError> {
-        check_range("duration_s", self.duration_s, 0.0, true)?;
-        check_range("drain_s", self.drain_s, 0.0, false)?;
-        check_range("timeline_bucket_s", self.timeline_bucket_s, 0.0, true)?;
-        check_range("max_len", self.max_len as f64, 1.0, false)?;
+        above("duration_s", self.duration_s, 0.0)?;
+        at_least("drain_s", self.drain_s, 0.0)?;
+        above("timeline_bucket_s", self.timeline_bucket_s, 0.0)?;
+        at_least("max_len", self.max_len as f64, 1.0)?;
         self.arrivals.validate()?;
         self.lengths.validate()?;
         self.calibration.validate()?;
-        check_range(
+        at_least(
             "serverless.cross_az_fraction",
             self.serverless.cross_az_fraction,
             0.0,
-            false,
         )?;
         if self.serverless.cross_az_fraction > 1.0 {
             return Err(SimError::Config {
@@ -532,62 +501,46 @@ impl SimConfig {
                 ),
             });
         }
-        check_range(
+        at_least(
             "serverless.cache_nodes",
             f64::from(self.serverless.cache_nodes),
             1.0,
-            false,
         )?;
         let node = &self.serverless.store_node;
-        check_range(
+        above(
             "serverless.store_node.bandwidth_mb_per_s",
             node.bandwidth_mb_per_s,
             0.0,
-            true,
         )?;
-        check_range(
+        above(
             "serverless.store_node.requests_per_s",
             node.requests_per_s,
             0.0,
-            true,
         )?;
         let master = &self.serverless.master;
-        check_range(
-            "serverless.master.count",
-            f64::from(master.count),
-            1.0,
-            false,
-        )?;
-        check_range(
-            "serverless.master.cores",
-            f64::from(master.cores),
-            1.0,
-            false,
-        )?;
-        check_range(
+        at_least("serverless.master.count", f64::from(master.count), 1.0)?;
+        at_least("serverless.master.cores", f64::from(master.cores), 1.0)?;
+        at_least(
             "serverless.master.max_in_flight",
             f64::from(master.max_in_flight),
             1.0,
-            false,
         )?;
-        check_range(
+        at_least(
             "serverless.master.cpu_ms_per_query",
             master.cpu_ms_per_query,
             0.0,
-            false,
         )?;
-        check_range(
+        at_least(
             "serverless.master.cpu_ms_per_invocation",
             master.cpu_ms_per_invocation,
             0.0,
-            false,
         )?;
         let i = &self.instances;
-        check_range("instances.count", f64::from(i.count), 1.0, false)?;
-        check_range("instances.max_batch", f64::from(i.max_batch), 1.0, false)?;
-        check_range("instances.batch_fixed_ms", i.batch_fixed_ms, 0.0, false)?;
-        check_range("instances.per_query_ms", i.per_query_ms, 0.0, false)?;
-        check_range("instances.per_byte_ms", i.per_byte_ms, 0.0, false)?;
+        at_least("instances.count", f64::from(i.count), 1.0)?;
+        at_least("instances.max_batch", f64::from(i.max_batch), 1.0)?;
+        at_least("instances.batch_fixed_ms", i.batch_fixed_ms, 0.0)?;
+        at_least("instances.per_query_ms", i.per_query_ms, 0.0)?;
+        at_least("instances.per_byte_ms", i.per_byte_ms, 0.0)?;
         if i.batch_ms(1, 1.0) <= 0.0 {
             return Err(SimError::Config {
                 field: "instances".into(),
@@ -615,7 +568,11 @@ mod tests {
         let fit = StageCalibration::fit(&line).unwrap();
         assert!((fit.a_ms - 2.0).abs() < 1e-9 && (fit.b_ms_per_row - 0.01).abs() < 1e-12);
         // Samples on the line spread by a factor of 1; off it, by measured over fitted.
-        assert!(fit.spread.iter().all(|f| (f - 1.0).abs() < 1e-9), "{:?}", fit.spread);
+        assert!(
+            fit.spread.iter().all(|f| (f - 1.0).abs() < 1e-9),
+            "{:?}",
+            fit.spread
+        );
         let noisy = StageCalibration::fit(&[(10, 1.0), (10, 3.0)]).unwrap();
         assert_eq!(noisy.spread, vec![0.5, 1.5]);
         // Falling times are noise: a flat mean, never a negative slope.

@@ -76,6 +76,16 @@ pub(crate) fn check_range(field: &str, value: f64, min: f64, strict: bool) -> Re
     })
 }
 
+/// Refuses `value` for `field` unless it is finite and at least `min`.
+pub(crate) fn at_least(field: &str, value: f64, min: f64) -> Result<(), SimError> {
+    check_range(field, value, min, false)
+}
+
+/// Refuses `value` for `field` unless it is finite and above `min`.
+pub(crate) fn above(field: &str, value: f64, min: f64) -> Result<(), SimError> {
+    check_range(field, value, min, true)
+}
+
 /// Reads a JSON file into `T`, naming the file in every error.
 pub(crate) fn load_json<T: serde::de::DeserializeOwned>(
     path: &std::path::Path,
