@@ -8,7 +8,7 @@ use seqless_cost::{Arch, Pricing};
 use serde::{Deserialize, Serialize};
 
 use crate::SimError;
-use crate::error::{above, at_least, load_json, parse_json};
+use crate::error::{Validate, above, at_least, load_validated, parse_validated};
 use crate::workload::{ArrivalProcess, LengthDistribution};
 
 /// Compute time of one stage kind, `a_ms + b_ms_per_row × rows`: a fixed part
@@ -199,19 +199,17 @@ impl Default for Calibration {
 impl Calibration {
     /// Parses a calibration from JSON text; errors carry line and key.
     pub fn from_json_str(text: &str) -> Result<Self, SimError> {
-        let c: Calibration = parse_json(text, "<string>")?;
-        c.validate()?;
-        Ok(c)
+        parse_validated(text)
     }
 
     /// Reads a calibration file, as written by a benchmark; errors name the file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, SimError> {
-        let c: Calibration = load_json(path.as_ref())?;
-        c.validate()?;
-        Ok(c)
+        load_validated(path.as_ref())
     }
+}
 
-    pub(crate) fn validate(&self) -> Result<(), SimError> {
+impl Validate for Calibration {
+    fn validate(&self) -> Result<(), SimError> {
         for (kind, s) in &self.stages {
             at_least(&format!("calibration.stages.{kind}.a_ms"), s.a_ms, 0.0)?;
             at_least(
@@ -465,21 +463,23 @@ impl SimConfig {
     /// Parses a configuration from JSON text. Missing fields take their
     /// defaults; unknown fields are refused by name.
     pub fn from_json_str(text: &str) -> Result<Self, SimError> {
-        let c: SimConfig = parse_json(text, "<string>")?;
-        c.validate()?;
-        Ok(c)
+        parse_validated(text)
     }
 
     /// Reads a configuration file; errors name the file, line and key.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, SimError> {
-        let c: SimConfig = load_json(path.as_ref())?;
-        c.validate()?;
-        Ok(c)
+        load_validated(path.as_ref())
     }
 
     /// Checks every range before a run, so a bad value is reported by name
     /// instead of producing a silent nonsense result.
     pub fn validate(&self) -> Result<(), SimError> {
+        Validate::validate(self)
+    }
+}
+
+impl Validate for SimConfig {
+    fn validate(&self) -> Result<(), SimError> {
         above("duration_s", self.duration_s, 0.0)?;
         at_least("drain_s", self.drain_s, 0.0)?;
         above("timeline_bucket_s", self.timeline_bucket_s, 0.0)?;

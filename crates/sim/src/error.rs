@@ -86,6 +86,26 @@ pub(crate) fn above(field: &str, value: f64, min: f64) -> Result<(), SimError> {
     check_range(field, value, min, true)
 }
 
+/// A configuration read from JSON, checked before anything uses it.
+pub(crate) trait Validate: serde::de::DeserializeOwned {
+    /// Refuses a value out of range, naming its field.
+    fn validate(&self) -> Result<(), SimError>;
+}
+
+/// Parses JSON text into a checked `T`; errors carry line and key.
+pub(crate) fn parse_validated<T: Validate>(text: &str) -> Result<T, SimError> {
+    let value: T = parse_json(text, "<string>")?;
+    value.validate()?;
+    Ok(value)
+}
+
+/// Reads a JSON file into a checked `T`; errors name the file, line and key.
+pub(crate) fn load_validated<T: Validate>(path: &std::path::Path) -> Result<T, SimError> {
+    let value: T = load_json(path)?;
+    value.validate()?;
+    Ok(value)
+}
+
 /// Reads a JSON file into `T`, naming the file in every error.
 pub(crate) fn load_json<T: serde::de::DeserializeOwned>(
     path: &std::path::Path,

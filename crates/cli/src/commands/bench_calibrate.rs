@@ -12,14 +12,10 @@ pub fn run(args: BenchCalibrateArgs) -> Result<()> {
     let config = super::simulate::load_model_config(&args.model)?;
     let rt = super::exec::runtime()?;
     let calibration = rt.block_on(async {
-        let coordinator = super::exec::coordinator(
-            &args.model,
-            config,
-            &args.plan,
-            &args.serverless,
-            StoreDown::Fails,
-        )
-        .await?;
+        let coordinator = args
+            .serverless
+            .coordinator(&args.model, config, &args.plan, StoreDown::Fails)
+            .await?;
         anyhow::Ok(
             calibrate(&coordinator, &args.bytes, args.runs, |note| {
                 eprintln!("{note}")

@@ -74,14 +74,14 @@ pub fn run(args: BenchServerlessArgs) -> Result<()> {
         };
         let (plan_args, serverless) = configuration(&args, plan, splits);
         let (ms, trace) = rt.block_on(async {
-            let coordinator = super::exec::coordinator(
-                &args.model,
-                model.config.clone(),
-                &plan_args,
-                &serverless,
-                StoreDown::Fails,
-            )
-            .await?;
+            let coordinator = serverless
+                .coordinator(
+                    &args.model,
+                    model.config.clone(),
+                    &plan_args,
+                    StoreDown::Fails,
+                )
+                .await?;
             anyhow::Ok(time_queries(&coordinator, &input, args.runs).await?)
         })?;
         Ok(Measured::new(&ms, mono, &trace))

@@ -89,14 +89,10 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
             let config = model.config.clone();
             let exec = &args.exec;
             let result = rt.block_on(async {
-                let coordinator = super::exec::coordinator(
-                    &args.model,
-                    config,
-                    &exec.plan,
-                    &exec.serverless,
-                    StoreDown::Fails,
-                )
-                .await?;
+                let coordinator = exec
+                    .serverless
+                    .coordinator(&args.model, config, &exec.plan, StoreDown::Fails)
+                    .await?;
                 anyhow::Ok(coordinator.classify(&input).await?)
             })?;
             (result.prediction, Some(result.trace))

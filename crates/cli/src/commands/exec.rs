@@ -127,53 +127,56 @@ impl PlanArgs {
     }
 }
 
-/// Builds the master for a model directory: store, platform and plan settings. `down`
-/// says what a store that does not answer yet means: a failure for a one-shot command, or
-/// not-ready for a service.
-pub async fn coordinator(
-    model_dir: &Path,
-    config: ModelConfig,
-    plan: &PlanArgs,
-    args: &ServerlessArgs,
-    down: StoreDown,
-) -> Result<Coordinator> {
-    // Every refusal of the flags comes before a connection is tried.
-    let limits = plan.limits()?;
-    if args.platform == FunctionHost::Local && args.remote.endpoint.is_none() {
-        usage!(
-            "--platform local needs --endpoint http://HOST:PORT (start one with `seqless platform`)"
-        );
+impl ServerlessArgs {
+    /// Builds the master for a model directory: store, platform and plan settings. `down`
+    /// says what a store that does not answer yet means: a failure for a one-shot command, or
+    /// not-ready for a service.
+    pub async fn coordinator(
+        &self,
+        model_dir: &Path,
+        config: ModelConfig,
+        plan: &PlanArgs,
+        down: StoreDown,
+    ) -> Result<Coordinator> {
+        let args = self;
+        // Every refusal of the flags comes before a connection is tried.
+        let limits = plan.limits()?;
+        if args.platform == FunctionHost::Local && args.remote.endpoint.is_none() {
+            usage!(
+                "--platform local needs --endpoint http://HOST:PORT (start one with `seqless platform`)"
+            );
+        }
+        if args.platform != FunctionHost::Inproc && args.store == "memory" {
+            usage!(
+                "--platform {} with --store memory: function processes share no memory with this one, so stages could not read each other's tensors; give a shared store such as --store redis://127.0.0.1:6379",
+                args.platform.name()
+            );
+        }
+        let remote = remote_invoker(plan, args).await?;
+        let store = store_when(&args.store, &args.key_prefix, down).await?;
+        let ttl = Duration::from_secs(args.ttl_secs.max(1));
+        let platform = remote.unwrap_or_else(|| inproc(model_dir, plan, args, store.clone()));
+        let pricing = match &args.pricing {
+            Some(path) => Pricing::load(path)
+                .with_context(|| format!("loading prices from {}", path.display()))?,
+            None => Pricing::default(),
+        };
+        let options = CoordinatorOptions {
+            plan: plan.plan,
+            splits: plan.splits,
+            limits,
+            ttl,
+            pricing,
+            arch: args.arch,
+            ..CoordinatorOptions::default()
+        };
+        let fingerprint = seqless_model::fingerprint(model_dir)?;
+        Ok(Coordinator::new(
+            config,
+            fingerprint,
+            store,
+            platform,
+            options,
+        ))
     }
-    if args.platform != FunctionHost::Inproc && args.store == "memory" {
-        usage!(
-            "--platform {} with --store memory: function processes share no memory with this one, so stages could not read each other's tensors; give a shared store such as --store redis://127.0.0.1:6379",
-            args.platform.name()
-        );
-    }
-    let remote = remote_invoker(plan, args).await?;
-    let store = store_when(&args.store, &args.key_prefix, down).await?;
-    let ttl = Duration::from_secs(args.ttl_secs.max(1));
-    let platform = remote.unwrap_or_else(|| inproc(model_dir, plan, args, store.clone()));
-    let pricing = match &args.pricing {
-        Some(path) => Pricing::load(path)
-            .with_context(|| format!("loading prices from {}", path.display()))?,
-        None => Pricing::default(),
-    };
-    let options = CoordinatorOptions {
-        plan: plan.plan,
-        splits: plan.splits,
-        limits,
-        ttl,
-        pricing,
-        arch: args.arch,
-        ..CoordinatorOptions::default()
-    };
-    let fingerprint = seqless_model::fingerprint(model_dir)?;
-    Ok(Coordinator::new(
-        config,
-        fingerprint,
-        store,
-        platform,
-        options,
-    ))
 }

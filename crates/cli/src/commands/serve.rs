@@ -42,14 +42,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 let config = ModelConfig::load(&args.model.join(CONFIG_FILE))?;
                 let exec = &args.exec;
                 Engine::Serverless(Box::new(
-                    super::exec::coordinator(
-                        &args.model,
-                        config,
-                        &exec.plan,
-                        &exec.serverless,
-                        StoreDown::NotReady,
-                    )
-                    .await?,
+                    exec.serverless
+                        .coordinator(&args.model, config, &exec.plan, StoreDown::NotReady)
+                        .await?,
                 ))
             }
             Mode::Monolithic => {
