@@ -281,6 +281,10 @@ pub struct ServerlessConfig {
     pub store_node: StoreNodeCapacity,
     /// The master nodes and the CPU each query and invocation costs them.
     pub master: MasterCapacity,
+    /// When every function runs on one machine (`seqless platform`), the cores they
+    /// share: their compute then queues for these as well. `None` on Lambda, where each
+    /// environment brings its own CPU share.
+    pub host_cores: Option<u32>,
 }
 
 impl Default for ServerlessConfig {
@@ -294,6 +298,7 @@ impl Default for ServerlessConfig {
             cross_az_fraction: 0.0,
             store_node: StoreNodeCapacity::default(),
             master: MasterCapacity::default(),
+            host_cores: None,
         }
     }
 }
@@ -519,6 +524,9 @@ impl Validate for SimConfig {
         )?;
         let master = &self.serverless.master;
         at_least("serverless.master.count", f64::from(master.count), 1.0)?;
+        if let Some(cores) = self.serverless.host_cores {
+            at_least("serverless.host_cores", f64::from(cores), 1.0)?;
+        }
         at_least("serverless.master.cores", f64::from(master.cores), 1.0)?;
         at_least(
             "serverless.master.max_in_flight",

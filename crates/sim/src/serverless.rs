@@ -124,6 +124,8 @@ struct Serverless<'a> {
     store_requests: Pool,
     /// The masters' cores.
     master_cpu: Pool,
+    /// The cores every function shares, when they run on one machine.
+    host_cpu: Option<Pool>,
     /// Service time of one store request on a node, µs.
     request_us: u64,
     /// Store bytes one node moves per µs.
@@ -402,7 +404,8 @@ impl<'a> Serverless<'a> {
             0
         };
         let factor = draw(&inv.spread, &mut self.rng).unwrap_or(1.0);
-        let handler_us = inv.io_us + (inv.compute_us * factor).round() as u64;
+        let compute_us = (inv.compute_us * factor).round() as u64;
+        let handler_us = inv.io_us + compute_us;
         // The handler's reads and writes share the cache nodes with every other
         // function: what it waits for them is added to its time, and billed.
         let wait_us = if inv.bytes == 0 {
@@ -414,6 +417,12 @@ impl<'a> Serverless<'a> {
             let served = self.store_requests.reserve(start, requests_us);
             (moved - start - moving_us).max(served - start - requests_us)
         };
+        // Functions on one machine (a local platform) also wait for its cores.
+        let wait_us = wait_us
+            + self.host_cpu.as_mut().map_or(0, |cores| {
+                let ready = start + inv.io_us + wait_us;
+                cores.reserve(ready, compute_us) - ready - compute_us
+            });
         let func = &mut self.funcs[f];
         func.usage.invocations += 1;
         func.usage.billed_ms += billed_ms(Duration::from_micros(handler_us + wait_us));
@@ -480,6 +489,9 @@ pub(crate) fn simulate(
             masters,
             format!("{} master(s) x {} cores", s.master.count, s.master.cores),
         ),
+        host_cpu: s
+            .host_cores
+            .map(|n| Pool::new("host_cpu", n, format!("{n} shared core(s)"))),
         request_us: (1e6 / s.store_node.requests_per_s).ceil() as u64,
         node_bytes_per_us: s.store_node.bandwidth_mb_per_s,
         master_query_us: us(s.master.cpu_ms_per_query / 1000.0),
@@ -516,7 +528,9 @@ pub(crate) fn simulate(
         store_bytes: sim.store_bytes,
         init_billed_ms,
         resources: [&sim.store_network, &sim.store_requests, &sim.master_cpu]
+            .into_iter()
+            .chain(sim.host_cpu.as_ref())
             .map(|pool| pool.usage(workload.window_us))
-            .to_vec(),
+            .collect(),
     })
 }

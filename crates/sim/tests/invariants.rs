@@ -239,6 +239,35 @@ fn the_master_limits_throughput_when_its_cpu_is_the_scarce_part() {
 }
 
 #[test]
+fn functions_on_one_machine_share_its_cores() {
+    // 2 ms of compute a query (conv at 1,769 MB) on one shared core: 500 q/s at most.
+    let mut config = small_config(1.0);
+    config.serverless.host_cores = Some(1);
+    let shape = |_: usize| {
+        let mut s = uniform_shape(1, 1, 0);
+        s.phases[0].invocations[0].memory_mb = 1769;
+        s
+    };
+    let p = sweep_at(&config, 800.0, &shape);
+    let ratio = p.serverless.throughput_qps / 500.0;
+    assert!((0.9..=1.02).contains(&ratio), "{ratio}");
+    assert_eq!(p.serverless_saturated.as_deref(), Some("host_cpu"));
+    // On Lambda each environment has its own share: no such limit.
+    config.serverless.host_cores = None;
+    let p = sweep_at(&config, 800.0, &shape);
+    assert!(
+        p.serverless.throughput_qps > 700.0,
+        "{}",
+        p.serverless.throughput_qps
+    );
+    assert!(
+        p.serverless_resources
+            .iter()
+            .all(|r| r.resource != "host_cpu")
+    );
+}
+
+#[test]
 fn measured_spread_reaches_the_tail_and_a_constant_service_time_has_none() {
     let mut config = small_config(5.0);
     config.serverless.store_node.bandwidth_mb_per_s = 100_000.0;

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The simulator against this machine under load. It measures `seqless bench load` against
+# `seqless serve --mode serverless --platform local` over a real Redis, at SIZES bytes and
+# 1, 2, 4, 8, 16 and 32 concurrent clients, and predicts the same sweep with
+# `seqless simulate` from a calibration taken first (`seqless bench calibrate` on the same
+# platform). Nothing is fitted to the sweep it predicts. The simulated deployment is this
+# machine: the function processes share its cores (`serverless.host_cores`), the platform
+# runs PROCESSES at once (the account concurrency), and the store moves what the
+# calibration measured.
+#
+#   scripts/validate-sim.sh OUT_DIR [REQUESTS] [RUNS] [SIZES]
+#       defaults: 1000 requests per level, 3 runs (the median is kept), sizes 4096,65536
+#
+# Writes OUT_DIR/calibration.json, OUT_DIR/measured-SIZE.csv, OUT_DIR/sim-SIZE/ and
+# OUT_DIR/validation.csv (measured against predicted, with the relative errors), and
+# prints the table. SEQLESS names the binary (default target/release/seqless); it needs
+# the `platform` feature. Needs redis-server, redis-cli, curl and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=${1:?usage: scripts/validate-sim.sh OUT_DIR [REQUESTS] [RUNS] [SIZES]}
+requests=${2:-1000}
+runs=${3:-3}
+sizes=${4:-4096,65536}
+bin=${SEQLESS:-target/release/seqless}
+processes=2
+clients=1,2,4,8,16,32
+for tool in redis-server redis-cli curl python3; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is not installed" >&2; exit 2; }
+done
+[[ -x $bin ]] || { echo "error: $bin not found; build it or set SEQLESS" >&2; exit 2; }
+mkdir -p "$out"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+await() {
+    for _ in $(seq 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    echo "error: timed out waiting for: $*" >&2
+    exit 1
+}
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$work" >"$work/redis.log" 2>&1 &
+pids+=($!)
+await redis-cli -p "$redis_port" ping
+store="redis://127.0.0.1:$redis_port"
+platform_port=$(free_port)
+endpoint="http://127.0.0.1:$platform_port"
+"$bin" platform --listen "127.0.0.1:$platform_port" --model models/langid --store "$store" \
+    --concurrency "$processes" --memory-mb 1024 >"$work/platform.log" 2>&1 &
+pids+=($!)
+await bash -c "exec 3<>/dev/tcp/127.0.0.1/$platform_port"
+
+echo "calibrating on the local platform" >&2
+"$bin" bench calibrate --model models/langid --bytes "4096,16384,$sizes" --runs "$runs" \
+    --memory-mb 1024 --platform local --endpoint "$endpoint" --store "$store" \
+    --out "$out/calibration.json" >&2
+
+serve_port=$(free_port)
+url="http://127.0.0.1:$serve_port"
+"$bin" serve --model models/langid --mode serverless --platform local --endpoint "$endpoint" \
+    --store "$store" --memory-mb 1024 --listen "127.0.0.1:$serve_port" >"$work/serve.log" 2>&1 &
+pids+=($!)
+await curl -sf "$url/readyz"
+
+cores=$(nproc)
+for size in ${sizes//,/ }; do
+    echo "measuring $size bytes at $clients clients" >&2
+    "$bin" bench load --url "$url" --concurrency "$clients" --requests "$requests" \
+        --runs "$runs" --bytes "$size" --csv "$out/measured-$size.csv" >&2
+    # This machine as the simulator sees it; the calibration sets the store's bandwidth.
+    python3 - "$out/calibration.json" "$work/sim-$size.json" "$size" "$processes" "$cores" <<'PY'
+import json, sys
+calibration, target, size, processes, cores = sys.argv[1:]
+c = json.load(open(calibration))
+c["limits"]["account_concurrency"] = int(processes)
+# A function process here has a whole core whatever its memory setting.
+c["cpu_reference_mb"] = 1024
+json.dump(c, open(calibration, "w"))
+json.dump({
+    "seed": 1, "duration_s": 60.0, "drain_s": 30.0,
+    "arrivals": {"kind": "closed_loop", "clients": 1, "think_s": 0.0},
+    "lengths": {"kind": "fixed", "bytes": int(size)},
+    "serverless": {
+        "host_cores": int(cores),
+        "store_node": {"bandwidth_mb_per_s": c["store"]["bandwidth_mb_per_s"]},
+    },
+}, open(target, "w"))
+PY
+    "$bin" simulate --config "$work/sim-$size.json" --calibration "$out/calibration.json" \
+        --model models/langid --memory-mb 1024 --sweep-clients "$clients" \
+        --out "$out/sim-$size" >/dev/null
+done
+
+python3 - "$out" "$sizes" <<'PY'
+import csv, sys
+out, sizes = sys.argv[1], sys.argv[2].split(",")
+rows = []
+for size in sizes:
+    measured = {int(r["concurrency"]): r for r in csv.DictReader(open(f"{out}/measured-{size}.csv"))}
+    for p in csv.DictReader(open(f"{out}/sim-{size}/sweep.csv")):
+        c = int(float(p["level"]))
+        m = measured[c]
+        row = {"bytes": size, "clients": c,
+               "measured_qps": float(m["qps"]), "predicted_qps": float(p["serverless_throughput_qps"]),
+               "measured_p50_ms": float(m["p50_ms"]), "predicted_p50_ms": float(p["serverless_p50_ms"]),
+               "measured_p99_ms": float(m["p99_ms"]), "predicted_p99_ms": float(p["serverless_p99_ms"])}
+        for k in ("qps", "p50_ms", "p99_ms"):
+            row[f"{k}_error"] = row[f"predicted_{k}"] / row[f"measured_{k}"] - 1
+        rows.append(row)
+with open(f"{out}/validation.csv", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+print(f"{'bytes':>6} {'clients':>7} {'q/s meas':>9} {'q/s sim':>8} {'err':>6} "
+      f"{'p50 meas':>9} {'p50 sim':>8} {'err':>6} {'p99 meas':>9} {'p99 sim':>8} {'err':>6}")
+for r in rows:
+    print(f"{r['bytes']:>6} {r['clients']:>7} {r['measured_qps']:>9.2f} {r['predicted_qps']:>8.2f} "
+          f"{r['qps_error']:>+6.0%} {r['measured_p50_ms']:>9.1f} {r['predicted_p50_ms']:>8.1f} "
+          f"{r['p50_ms_error']:>+6.0%} {r['measured_p99_ms']:>9.1f} {r['predicted_p99_ms']:>8.1f} "
+          f"{r['p99_ms_error']:>+6.0%}")
+within = all(abs(r["qps_error"]) <= 0.2 and abs(r["p50_ms_error"]) <= 0.2
+             and abs(r["p99_ms_error"]) <= 0.3 for r in rows)
+print("within 20% (throughput, p50) and 30% (p99) at every level:", "yes" if within else "no")
+PY
