@@ -325,7 +325,7 @@ fn simulate_sweeps_input_size_against_both_baselines() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_contains_all(&text, &["Size sweep", "cpu-measured", "gpu-roofline"]);
+    assert_contains_all(&text, &["Size sweep", "cpu_measured", "gpu_roofline"]);
     for f in [
         "size_sweep.json",
         "throughput_vs_size.svg",
@@ -340,8 +340,9 @@ fn simulate_sweeps_input_size_against_both_baselines() {
         header,
         &[
             "bytes,offered_qps,serverless_throughput_qps,serverless_bytes_per_s",
-            "1 x c5.xlarge (cpu-measured)_bytes_per_s",
-            "1 x p2.xlarge (gpu-roofline)_p99_ms",
+            "cpu_measured_bytes_per_s",
+            "gpu_roofline_p99_ms",
+            "cpu_measured_capacity_qps",
             "tfilm_floor_ms",
             "serverless_store_network_utilisation",
             "serverless_saturated",

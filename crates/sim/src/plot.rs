@@ -134,16 +134,22 @@ fn y_bounds<'a>(panels: impl Iterator<Item = &'a Panel>) -> (f64, f64) {
     bounds(values.into_iter(), log)
 }
 
-/// Short tick labels: no trailing zeros, exponents only for extreme values.
+/// Short tick labels: no trailing zeros, k/M/G for thousands and up, exponents only for
+/// tiny values.
 fn tick(v: &f64) -> String {
     let v = *v;
-    if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-2) {
-        format!("{v:.1e}")
-    } else {
-        format!("{v:.3}")
+    let short = |x: f64| {
+        format!("{x:.3}")
             .trim_end_matches('0')
             .trim_end_matches('.')
             .to_string()
+    };
+    match v.abs() {
+        a if a >= 1e9 => format!("{}G", short(v / 1e9)),
+        a if a >= 1e6 => format!("{}M", short(v / 1e6)),
+        a if a >= 1e4 => format!("{}k", short(v / 1e3)),
+        a if a != 0.0 && a < 1e-2 => format!("{v:.1e}"),
+        _ => short(v),
     }
 }
 
@@ -582,7 +588,7 @@ fn fleet_labels(sweep: &SizeSweep) -> Vec<String> {
     sweep
         .points
         .first()
-        .map(|p| p.fleets.iter().map(|f| f.label.clone()).collect())
+        .map(|p| p.fleets.iter().map(|f| f.legend.clone()).collect())
         .unwrap_or_default()
 }
 

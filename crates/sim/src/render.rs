@@ -201,7 +201,7 @@ impl SizeSweep {
                 self.points
                     .first()
                     .into_iter()
-                    .flat_map(|p| p.fleets.iter().map(|f| f.label.clone())),
+                    .flat_map(|p| p.fleets.iter().map(|f| f.legend.clone())),
             )
             .collect();
         for label in &labels {

@@ -289,8 +289,10 @@ impl Sweep {
 /// One fleet of a [`SizeSweep`] at one length.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FleetPoint {
-    /// The fleet's label (its baseline).
+    /// The fleet's label (its baseline), the prefix of its CSV columns.
     pub label: String,
+    /// Its legend entry: size, instance type and label.
+    pub legend: String,
     /// Its figures.
     pub stats: PointStats,
     /// Input bytes classified per second.
@@ -404,6 +406,7 @@ pub fn size_sweep(
             let b = bytes as f64;
             fleet_points.push(FleetPoint {
                 label: label.clone(),
+                legend: format!("{} x {} ({label})", fleet.count, fleet.instance_type),
                 stats: PointStats::new(&r.instances.stats, 0),
                 bytes_per_s: r.instances.stats.throughput_qps * b,
                 capacity_qps: r.instances.capacity_qps,

@@ -189,7 +189,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
                         .derive(model)
                         .with_context(|| format!("--sweep-bytes: the {b} fleet"))?;
                     fleet.count = count;
-                    Ok((format!("{count} x {} ({b})", fleet.instance_type), fleet))
+                    Ok((b.name().replace('-', "_"), fleet))
                 })
                 .collect::<Result<Vec<_>>>()?;
             let mut sizes =
