@@ -895,6 +895,17 @@ pub struct SimulateArgs {
     /// Query shapes from the real planner over this model directory (or config.json).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// The instance fleet compared (docs/simulator.md, "Instance baselines"):
+    /// `gpu-roofline` (the default with --model; an upper bound for a p2.xlarge),
+    /// `cpu-measured` (this machine's `seqless serve` throughput scaled to a c5.xlarge), or
+    /// `config` (the --config file's `instances`, the default without --model).
+    #[arg(long, value_parser = ["gpu-roofline", "cpu-measured", "config"])]
+    pub instance: Option<String>,
+    /// Also run at each of these input lengths, bytes, comma-separated, at the configured
+    /// load (bytes classified per second against input size), serverless against both
+    /// derived baselines. Needs --model.
+    #[arg(long, value_delimiter = ',')]
+    pub sweep_bytes: Vec<usize>,
     /// With --model: the stage graph.
     #[command(flatten)]
     pub plan: PlanArgs,

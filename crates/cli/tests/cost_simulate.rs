@@ -4,7 +4,7 @@ use std::path::Path;
 
 mod common;
 
-use common::{json, ok, seqless};
+use common::{json, ok, refusal, seqless};
 
 /// Asserts that `text` contains every one of `needles`.
 #[track_caller]
@@ -305,4 +305,155 @@ fn simulate_runs_the_real_plan_and_refuses_bad_input() {
     assert!(err.contains("weekly"), "{err}");
     let err = fails(&["simulate", "--duration-s", "1", "--sweep=0"]);
     assert!(err.contains("sweep"), "{err}");
+}
+
+#[test]
+fn simulate_sweeps_input_size_against_both_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let langid = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/langid");
+    let out = dir.path().join("sizes");
+    let text = ok(&[
+        "simulate",
+        "--model",
+        langid,
+        "--duration-s",
+        "2",
+        "--rate",
+        "5",
+        "--sweep-bytes",
+        "1024,65536,1048576",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_contains_all(&text, &["Size sweep", "cpu_measured", "gpu_roofline"]);
+    for f in [
+        "size_sweep.json",
+        "throughput_vs_size.svg",
+        "throughput_vs_size.png",
+        "latency_vs_size.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(out.join("size_sweep.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert_contains_all(
+        header,
+        &[
+            "bytes,offered_qps,serverless_throughput_qps,serverless_bytes_per_s",
+            "cpu_measured_bytes_per_s",
+            "gpu_roofline_p99_ms",
+            "cpu_measured_capacity_qps",
+            "tfilm_floor_ms",
+            "serverless_store_network_utilisation",
+            "serverless_saturated",
+        ],
+    );
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    let sweep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("size_sweep.json")).unwrap())
+            .unwrap();
+    let points = sweep["points"].as_array().unwrap();
+    // Each fleet's capacity falls as queries grow, and serverless never beats the floor.
+    for fleet in 0..2 {
+        let caps: Vec<f64> = points
+            .iter()
+            .map(|p| p["fleets"][fleet]["capacity_qps"].as_f64().unwrap())
+            .collect();
+        assert!(caps.windows(2).all(|w| w[1] < w[0]), "{caps:?}");
+    }
+    for p in points {
+        let floor = p["tfilm_floor_ms"].as_f64().unwrap();
+        assert!(
+            p["serverless"]["latency"]["p50_ms"].as_f64().unwrap() >= floor,
+            "{p}"
+        );
+    }
+    // The report's fleet is the default baseline, and says where it comes from.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let basis = report["config"]["instances"]["basis"].as_str().unwrap();
+    assert!(basis.starts_with("gpu-roofline"), "{basis}");
+}
+
+#[test]
+fn simulate_refuses_bad_baselines_and_sizes_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let langid = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/langid");
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    let err = refusal(seqless(&["simulate", "--instance", "tpu", "--out", o]));
+    assert!(err.contains("--instance"), "{err}");
+    let err = refusal(seqless(&[
+        "simulate",
+        "--instance",
+        "cpu-measured",
+        "--out",
+        o,
+    ]));
+    assert!(
+        err.contains("--instance cpu-measured needs --model"),
+        "{err}"
+    );
+    let err = refusal(seqless(&["simulate", "--sweep-bytes", "1024", "--out", o]));
+    assert!(err.contains("--sweep-bytes needs --model"), "{err}");
+    for bad in ["0", "2000000"] {
+        let err = refusal(seqless(&[
+            "simulate",
+            "--model",
+            langid,
+            "--sweep-bytes",
+            bad,
+            "--out",
+            o,
+        ]));
+        assert!(err.contains(&format!("--sweep-bytes {bad}")), "{err}");
+    }
+    // A model with no CPU measurement is refused by the field that chose it.
+    let model = dir.path().join("m");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(
+        model.join("config.json"),
+        r#"{"format":"seqless-tfilm/1","tokenizer":"bytes","vocab_size":257,"embed_dim":4,
+        "layers":[{"channels":8,"kernel":3,"pool":2,"block_len":4}],"modulation":"scale",
+        "gate_activation":"sigmoid","labels":["a","b"],"max_len":50000}"#,
+    )
+    .unwrap();
+    let m = model.to_str().unwrap();
+    let err = refusal(seqless(&[
+        "simulate",
+        "--model",
+        m,
+        "--instance",
+        "cpu-measured",
+        "--out",
+        o,
+    ]));
+    assert!(err.contains("instances.baseline"), "{err}");
+    let err = refusal(seqless(&[
+        "simulate",
+        "--model",
+        m,
+        "--sweep-bytes",
+        "64",
+        "--out",
+        o,
+    ]));
+    assert!(err.contains("instances.baseline"), "{err}");
+    // A negative capacity in the config is named, before any file is written.
+    let config = dir.path().join("sim.json");
+    std::fs::write(&config, r#"{"instances": {"per_byte_ms": -1}}"#).unwrap();
+    let err = refusal(seqless(&[
+        "simulate",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        o,
+    ]));
+    assert!(err.contains("instances.per_byte_ms"), "{err}");
+    assert!(!out.exists(), "a refused run wrote {o}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "stray files"
+    );
 }

@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+mod baseline;
 mod config;
 mod error;
 mod events;
@@ -54,6 +55,11 @@ mod shape;
 mod sweep;
 mod workload;
 
+pub use baseline::{
+    C5_XLARGE, CPU_MEASUREMENTS, CpuMeasurement, CpuSpec, ForwardCost, GpuSpec, InstanceBaseline,
+    K80_DIE, LANGID_SERVE, SEED_SCALE_SERVE, cpu_measured, forward_cost, gpu_roofline,
+    weight_bytes,
+};
 pub use config::{
     Calibration, InstanceConfig, LambdaLimits, MasterCapacity, ServerlessConfig, SimConfig,
     StageCalibration, StoreCalibration, StoreNodeCapacity,
@@ -67,7 +73,10 @@ pub use resources::{ResourceUse, SATURATED};
 pub use shape::{
     Invocation, Phase, QueryShape, ShapeError, ShapeModel, SyntheticLayer, SyntheticShape,
 };
-pub use sweep::{LoadLevel, PointStats, Saturation, Sweep, SweepPoint, sweep};
+pub use sweep::{
+    FleetPoint, LoadLevel, PointStats, Saturation, SizePoint, SizeSaturation, SizeSweep, Sweep,
+    SweepPoint, describe_arrivals, describe_lengths, size_sweep, sweep, tfilm_floor_ms,
+};
 pub use workload::{ArrivalProcess, LengthDistribution};
 
 /// Simulates both deployments on one trace built from `config` and prices

@@ -1,52 +1,105 @@
 //! The files `seqless simulate --out DIR` writes: the report, its CSVs and its charts.
+//!
+//! Every file is first written into a fresh directory beside `DIR` and moved into `DIR`
+//! only once all of them were written, so a failure (a plot that cannot be drawn, a full
+//! disk) leaves `DIR` as it was rather than half-written.
 
 use std::path::{Path, PathBuf};
 
-use crate::{SimError, SimReport, Sweep, plot};
+use crate::{SimError, SimReport, SizeSweep, Sweep, plot};
 
-/// Writes `contents` to `dir/name`, naming the file in any error; returns the path.
-fn write(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, SimError> {
-    let path = dir.join(name);
-    std::fs::write(&path, contents).map_err(|cause| SimError::Io {
-        path: path.clone(),
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SimError + '_ {
+    move |cause| SimError::Io {
+        path: path.to_path_buf(),
         cause,
-    })?;
-    Ok(path)
+    }
 }
 
-/// Writes the report, CSVs and plots (and the sweep's, if any) into `dir`, creating it;
-/// returns what was written.
-pub fn write_outputs(
+/// Writes `contents` to `dir/name`, naming the file in any error; returns the name.
+fn write(dir: &Path, name: &str, contents: &str) -> Result<String, SimError> {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).map_err(io(&path))?;
+    Ok(name.into())
+}
+
+/// Draws one chart into `dir/name`; returns the name.
+fn draw(
+    dir: &Path,
+    name: &str,
+    chart: &dyn Fn(&Path) -> Result<(), SimError>,
+) -> Result<String, SimError> {
+    chart(&dir.join(name)).map(|()| name.into())
+}
+
+/// Every file of a run, written into `dir`; returns their names.
+fn write_all(
     dir: &Path,
     report: &SimReport,
     sweep: Option<&Sweep>,
-) -> Result<Vec<PathBuf>, SimError> {
-    std::fs::create_dir_all(dir).map_err(|cause| SimError::Io {
-        path: dir.to_path_buf(),
-        cause,
-    })?;
+    sizes: Option<&SizeSweep>,
+) -> Result<Vec<String>, SimError> {
     let mut written = vec![
         write(dir, "report.json", &(report.to_json() + "\n"))?,
         write(dir, "timeline.csv", &report.timeline_csv())?,
         write(dir, "queries.csv", &report.queries_csv())?,
+        draw(dir, "cost_vs_utilisation.svg", &|p| {
+            plot::cost_vs_utilisation(report, p)
+        })?,
+        draw(dir, "timeline.svg", &|p| plot::timeline(report, p))?,
     ];
-    let draw = |name: &str, chart: &dyn Fn(&Path) -> Result<(), SimError>| {
-        let path = dir.join(name);
-        chart(&path).map(|()| path)
-    };
-    written.push(draw("cost_vs_utilisation.svg", &|p| {
-        plot::cost_vs_utilisation(report, p)
-    })?);
-    written.push(draw("timeline.svg", &|p| plot::timeline(report, p))?);
     if let Some(sweep) = sweep {
         written.push(write(dir, "sweep.json", &(sweep.to_json() + "\n"))?);
         written.push(write(dir, "sweep.csv", &sweep.to_csv())?);
         for name in ["throughput_vs_load.svg", "throughput_vs_load.png"] {
-            written.push(draw(name, &|p| plot::throughput_vs_load(sweep, p))?);
+            written.push(draw(dir, name, &|p| plot::throughput_vs_load(sweep, p))?);
         }
-        written.push(draw("latency_vs_load.svg", &|p| {
+        written.push(draw(dir, "latency_vs_load.svg", &|p| {
             plot::latency_vs_load(sweep, p)
         })?);
     }
+    if let Some(sizes) = sizes {
+        written.push(write(dir, "size_sweep.json", &(sizes.to_json() + "\n"))?);
+        written.push(write(dir, "size_sweep.csv", &sizes.to_csv())?);
+        for name in ["throughput_vs_size.svg", "throughput_vs_size.png"] {
+            written.push(draw(dir, name, &|p| plot::throughput_vs_size(sizes, p))?);
+        }
+        written.push(draw(dir, "latency_vs_size.svg", &|p| {
+            plot::latency_vs_size(sizes, p)
+        })?);
+    }
     Ok(written)
+}
+
+/// Writes the report, CSVs and plots (and the sweeps', if any) into `dir`, creating it;
+/// returns what was written. Files of `dir` this run does not write are left alone.
+pub fn write_outputs(
+    dir: &Path,
+    report: &SimReport,
+    sweep: Option<&Sweep>,
+    sizes: Option<&SizeSweep>,
+) -> Result<Vec<PathBuf>, SimError> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let name = dir
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    let result = write_all(&staging, report, sweep, sizes).and_then(|names| {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        names
+            .into_iter()
+            .map(|n| {
+                let to = dir.join(&n);
+                std::fs::rename(staging.join(&n), &to).map_err(io(&to))?;
+                Ok(to)
+            })
+            .collect()
+    });
+    // Best effort: the staging directory is empty on success and disposable on failure.
+    let _ = std::fs::remove_dir_all(&staging);
+    result
 }

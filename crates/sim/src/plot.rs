@@ -10,17 +10,18 @@ use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::ValueFormatter;
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use crate::sweep::{LoadLevel, Sweep};
+use crate::sweep::{LoadLevel, SizeSweep, Sweep};
 use crate::{SimError, SimReport};
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
 const SERVERLESS: RGBColor = RGBColor(31, 119, 180);
 const INSTANCES: RGBColor = RGBColor(214, 39, 40);
 const REFERENCE: RGBColor = RGBColor(120, 120, 120);
+/// The fleets of a size sweep, in order: red, then brown.
+const FLEETS: [RGBColor; 2] = [INSTANCES, RGBColor(140, 86, 75)];
 const PERCENTILE_SHADES: [RGBColor; 3] = [
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
@@ -63,6 +64,8 @@ struct Panel {
     x_label: String,
     y_label: String,
     series: Vec<Series>,
+    /// A logarithmic x axis, for loads and lengths swept over decades.
+    log_x: bool,
     /// A logarithmic y axis, for latencies and costs that span orders of
     /// magnitude.
     log_y: bool,
@@ -70,6 +73,8 @@ struct Panel {
 
 /// A chart as data, so one drawing routine serves every figure and backend.
 struct Figure {
+    /// Above all panels: what was run (model, input size, load, machine).
+    title: String,
     panels: Vec<Panel>,
     /// One y range for all panels, so side-by-side panels compare by eye.
     shared_y: bool,
@@ -89,7 +94,12 @@ fn ensure_font() -> Result<(), String> {
 fn drawable(panel: &Panel, points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     points
         .iter()
-        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!panel.log_y || *y > 0.0))
+        .filter(|(x, y)| {
+            x.is_finite()
+                && y.is_finite()
+                && (!panel.log_x || *x > 0.0)
+                && (!panel.log_y || *y > 0.0)
+        })
         .copied()
         .collect()
 }
@@ -124,16 +134,22 @@ fn y_bounds<'a>(panels: impl Iterator<Item = &'a Panel>) -> (f64, f64) {
     bounds(values.into_iter(), log)
 }
 
-/// Short tick labels: no trailing zeros, exponents only for extreme values.
+/// Short tick labels: no trailing zeros, k/M/G for thousands and up, exponents only for
+/// tiny values.
 fn tick(v: &f64) -> String {
     let v = *v;
-    if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-2) {
-        format!("{v:.1e}")
-    } else {
-        format!("{v:.3}")
+    let short = |x: f64| {
+        format!("{x:.3}")
             .trim_end_matches('0')
             .trim_end_matches('.')
             .to_string()
+    };
+    match v.abs() {
+        a if a >= 1e9 => format!("{}G", short(v / 1e9)),
+        a if a >= 1e6 => format!("{}M", short(v / 1e6)),
+        a if a >= 1e4 => format!("{}k", short(v / 1e3)),
+        a if a != 0.0 && a < 1e-2 => format!("{v:.1e}"),
+        _ => short(v),
     }
 }
 
@@ -150,35 +166,51 @@ where
             .series
             .iter()
             .flat_map(|s| drawable(panel, &s.points).into_iter().map(|(x, _)| x)),
-        false,
+        panel.log_x,
     );
     let (y0, y1) = shared_y.unwrap_or_else(|| y_bounds(std::iter::once(panel)));
     let mut builder = ChartBuilder::on(area);
     builder
-        .caption(&panel.title, ("sans-serif", 20))
+        .caption(&panel.title, ("sans-serif", 17))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(70);
     let text = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    if panel.log_y {
-        let chart = builder
-            .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-            .map_err(text)?;
-        fill(chart, panel)
-    } else {
-        let chart = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(text)?;
-        fill(chart, panel)
+    match (panel.log_x, panel.log_y) {
+        (false, false) => fill(
+            builder.build_cartesian_2d(x0..x1, y0..y1).map_err(text)?,
+            panel,
+        ),
+        (false, true) => fill(
+            builder
+                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .map_err(text)?,
+            panel,
+        ),
+        (true, false) => fill(
+            builder
+                .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+                .map_err(text)?,
+            panel,
+        ),
+        (true, true) => fill(
+            builder
+                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                .map_err(text)?,
+            panel,
+        ),
     }
 }
 
-/// Mesh, series and legend, for a linear or a log y axis alike.
-fn fill<'a, DB, Y>(
-    mut chart: ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+/// Mesh, series and legend, for linear and log axes alike.
+fn fill<'a, DB, X, Y>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<X, Y>>,
     panel: &Panel,
 ) -> Result<(), String>
 where
     DB: DrawingBackend + 'a,
     DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     let text = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
@@ -225,6 +257,12 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let root = if fig.title.is_empty() {
+        root
+    } else {
+        root.titled(&fig.title, ("sans-serif", 20))
+            .map_err(|e| e.to_string())?
+    };
     let areas = root.split_evenly((1, fig.panels.len().max(1)));
     let shared = fig.shared_y.then(|| y_bounds(fig.panels.iter()));
     for (panel, area) in fig.panels.iter().zip(&areas) {
@@ -300,8 +338,11 @@ fn load_axis(sweep: &Sweep) -> (&'static str, Vec<f64>, bool) {
     (label, xs, !closed)
 }
 
-fn fleet_title(count: u32, instance_type: &str) -> String {
-    format!("{count} x {instance_type} (fixed)")
+/// A fleet's panel title: size, type and the baseline its service times come from
+/// (the part of [`crate::InstanceConfig::basis`] before its colon).
+fn fleet_title(count: u32, instance_type: &str, basis: &str) -> String {
+    let baseline = basis.split(':').next().unwrap_or(basis);
+    format!("{count} x {instance_type} ({baseline})")
 }
 
 /// Throughput against load, serverless and instances side by side on one
@@ -352,13 +393,18 @@ pub fn throughput_vs_load(sweep: &Sweep, path: impl AsRef<Path>) -> Result<(), S
         x_label: x_label.into(),
         y_label: "throughput (queries/s)".into(),
         series,
-        log_y: false,
+        log_x: true,
+        log_y: true,
     };
     save(
         &Figure {
+            title: format!("Throughput vs load: {}", sweep.context),
             panels: vec![
                 panel("Serverless (Lambda)".into(), left),
-                panel(fleet_title(sweep.instances, &sweep.instance_type), right),
+                panel(
+                    fleet_title(sweep.instances, &sweep.instance_type, &sweep.instance_basis),
+                    right,
+                ),
             ],
             shared_y: true,
             width: 1200,
@@ -390,16 +436,19 @@ pub fn latency_vs_load(sweep: &Sweep, path: impl AsRef<Path>) -> Result<(), SimE
                 line("p95", PERCENTILE_SHADES[1], |l| l.p95_ms),
                 line("p99", PERCENTILE_SHADES[2], |l| l.p99_ms),
             ],
+            log_x: true,
             log_y: true,
         }
     };
     save(
         &Figure {
+            title: format!("Latency vs load: {}", sweep.context),
             panels: vec![
                 side("Serverless (Lambda)".into(), |p| &p.serverless),
-                side(fleet_title(sweep.instances, &sweep.instance_type), |p| {
-                    &p.instances
-                }),
+                side(
+                    fleet_title(sweep.instances, &sweep.instance_type, &sweep.instance_basis),
+                    |p| &p.instances,
+                ),
             ],
             shared_y: true,
             width: 1200,
@@ -407,6 +456,140 @@ pub fn latency_vs_load(sweep: &Sweep, path: impl AsRef<Path>) -> Result<(), SimE
         },
         path.as_ref(),
     )
+}
+
+/// A run's queries and load in a few words, for titles.
+fn report_context(report: &SimReport) -> String {
+    format!(
+        "{}, {}",
+        crate::describe_lengths(&report.config.lengths),
+        crate::describe_arrivals(&report.config.arrivals)
+    )
+}
+
+/// Bytes classified per second against input length, at one load, log-log: serverless,
+/// each fleet and the offered bytes/s (dashed) on one chart, so where a deployment
+/// falls below the offered line it has saturated.
+pub fn throughput_vs_size(sweep: &SizeSweep, path: impl AsRef<Path>) -> Result<(), SimError> {
+    let x = |p: &crate::SizePoint| p.bytes as f64;
+    let mut lines = vec![
+        series(
+            "offered",
+            sweep
+                .points
+                .iter()
+                .map(|p| (x(p), p.offered_qps * x(p)))
+                .collect(),
+            REFERENCE,
+            Stroke::Dashed,
+        ),
+        series(
+            "serverless (Lambda)",
+            sweep
+                .points
+                .iter()
+                .map(|p| (x(p), p.serverless_bytes_per_s))
+                .collect(),
+            SERVERLESS,
+            Stroke::Measured,
+        ),
+    ];
+    for (i, label) in fleet_labels(sweep).into_iter().enumerate() {
+        lines.push(series(
+            label,
+            sweep
+                .points
+                .iter()
+                .map(|p| (x(p), p.fleets[i].bytes_per_s))
+                .collect(),
+            FLEETS[i % FLEETS.len()],
+            Stroke::Measured,
+        ));
+    }
+    save(
+        &Figure {
+            title: format!("Throughput vs input size: {}", sweep.context),
+            panels: vec![Panel {
+                title: "bytes classified per second".into(),
+                x_label: "input size (bytes)".into(),
+                y_label: "bytes/s".into(),
+                series: lines,
+                log_x: true,
+                log_y: true,
+            }],
+            shared_y: false,
+            width: 1000,
+            height: 550,
+        },
+        path.as_ref(),
+    )
+}
+
+/// p50 (solid, marked) and p99 (dashed) latency against input length for every
+/// deployment, log-log, with the serial TFiLM floor of the calibration (grey) below
+/// which no serverless query can finish.
+pub fn latency_vs_size(sweep: &SizeSweep, path: impl AsRef<Path>) -> Result<(), SimError> {
+    let x = |p: &crate::SizePoint| p.bytes as f64;
+    let mut lines = Vec::new();
+    let mut both = |label: &str, color, f: &dyn Fn(&crate::SizePoint) -> &crate::PointStats| {
+        let at = |g: fn(&crate::LatencyStats) -> f64| -> Vec<(f64, f64)> {
+            sweep
+                .points
+                .iter()
+                .map(|p| (x(p), g(&f(p).latency)))
+                .collect()
+        };
+        lines.push(series(
+            format!("{label} p50"),
+            at(|l| l.p50_ms),
+            color,
+            Stroke::Measured,
+        ));
+        lines.push(series(
+            format!("{label} p99"),
+            at(|l| l.p99_ms),
+            color,
+            Stroke::Dashed,
+        ));
+    };
+    both("serverless", SERVERLESS, &|p| &p.serverless);
+    for (i, label) in fleet_labels(sweep).into_iter().enumerate() {
+        both(&label, FLEETS[i % FLEETS.len()], &|p| &p.fleets[i].stats);
+    }
+    let floor: Vec<(f64, f64)> = sweep
+        .points
+        .iter()
+        .filter_map(|p| Some((x(p), p.tfilm_floor_ms?)))
+        .collect();
+    if !floor.is_empty() {
+        lines.push(series("serial TFiLM floor", floor, REFERENCE, Stroke::Line));
+    }
+    save(
+        &Figure {
+            title: format!("Latency vs input size: {}", sweep.context),
+            panels: vec![Panel {
+                title: "p50 (solid) and p99 (dashed)".into(),
+                x_label: "input size (bytes)".into(),
+                y_label: "latency (ms)".into(),
+                series: lines,
+                log_x: true,
+                log_y: true,
+            }],
+            shared_y: false,
+            width: 1000,
+            height: 600,
+        },
+        path.as_ref(),
+    )
+}
+
+/// The fleets' legend entries, from the first point (every point has the same fleets).
+fn fleet_labels(sweep: &SizeSweep) -> Vec<String> {
+    sweep
+        .points
+        .first()
+        .map(|p| p.fleets.iter().map(|f| f.legend.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// Cost per million queries against the utilisation of one instance, with
@@ -443,11 +626,13 @@ pub fn cost_vs_utilisation(report: &SimReport, path: impl AsRef<Path>) -> Result
     }
     save(
         &Figure {
+            title: format!("Cost per query: {}", report_context(report)),
             panels: vec![Panel {
                 title: "Cost per million queries vs instance utilisation".into(),
                 x_label: "utilisation of one instance".into(),
                 y_label: "USD per million queries".into(),
                 series: lines,
+                log_x: false,
                 log_y: true,
             }],
             shared_y: false,
@@ -469,9 +654,14 @@ pub fn timeline(report: &SimReport, path: impl AsRef<Path>) -> Result<(), SimErr
         &report.serverless.stats.timeline,
         &report.instances.stats.timeline,
     );
-    let fleet = fleet_title(report.instances.instances, &report.instances.instance_type);
+    let fleet = fleet_title(
+        report.instances.instances,
+        &report.instances.instance_type,
+        &report.config.instances.basis,
+    );
     save(
         &Figure {
+            title: format!("Timeline: {}", report_context(report)),
             panels: vec![Panel {
                 title: "Throughput over time".into(),
                 x_label: "time (s)".into(),
@@ -496,6 +686,7 @@ pub fn timeline(report: &SimReport, path: impl AsRef<Path>) -> Result<(), SimErr
                         Stroke::Line,
                     ),
                 ],
+                log_x: false,
                 log_y: false,
             }],
             shared_y: false,
@@ -553,12 +744,14 @@ pub fn measured_chart(panels: &[MeasuredPanel], path: impl AsRef<Path>) -> Resul
                 .zip(palette.iter().cycle())
                 .map(|(l, &color)| series(&l.label, l.points.clone(), color, Stroke::Measured))
                 .collect(),
+            log_x: false,
             log_y: p.log_y,
         })
         .collect::<Vec<_>>();
     let width = 600 * panels.len().max(1) as u32;
     save(
         &Figure {
+            title: String::new(),
             panels,
             shared_y: false,
             width,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use seqless_cost::format_count as thousands;
 
-use crate::{ArrivalProcess, LoadLevel, SimReport, Sweep};
+use crate::{ArrivalProcess, LoadLevel, SimReport, SizeSweep, Sweep};
 
 impl std::fmt::Display for ArrivalProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -185,6 +185,58 @@ impl Sweep {
             }
             None => {
                 let _ = writeln!(out, "sweep crossover: none within the levels swept");
+            }
+        }
+        out
+    }
+}
+
+impl SizeSweep {
+    /// The human summary of the size sweep: one row per length, bytes/s and p99 of
+    /// serverless and of every fleet.
+    pub fn render(&self) -> String {
+        let mut out = format!("\nSize sweep at {}\n{:>9} |", self.context, "bytes");
+        let labels: Vec<String> = std::iter::once("serverless".to_string())
+            .chain(
+                self.points
+                    .first()
+                    .into_iter()
+                    .flat_map(|p| p.fleets.iter().map(|f| f.legend.clone())),
+            )
+            .collect();
+        for label in &labels {
+            let _ = write!(out, " {:>26} |", format!("{label} MB/s, p99 ms"));
+        }
+        out += " saturated\n";
+        for p in &self.points {
+            let _ = write!(out, "{:>9} |", p.bytes);
+            let sides = std::iter::once((p.serverless_bytes_per_s, &p.serverless))
+                .chain(p.fleets.iter().map(|f| (f.bytes_per_s, &f.stats)));
+            for (bytes_per_s, s) in sides {
+                let _ = write!(
+                    out,
+                    " {:>26} |",
+                    format!("{:.3}, {:.1}", bytes_per_s / 1e6, s.latency.p99_ms)
+                );
+            }
+            let _ = writeln!(out, " {}", p.serverless_saturated.as_deref().unwrap_or("-"));
+        }
+        match &self.saturation {
+            Some(s) => {
+                let _ = writeln!(
+                    out,
+                    "serverless saturates first at {} ({}): from {} bytes, serving {:.3} MB/s",
+                    s.resource,
+                    s.capacity,
+                    s.bytes,
+                    s.bytes_per_s / 1e6
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "serverless: no shared resource saturated within the lengths swept"
+                );
             }
         }
         out

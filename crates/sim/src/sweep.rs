@@ -94,8 +94,13 @@ pub struct Saturation {
 /// A whole sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sweep {
+    /// What was swept, for titles: the query lengths and arrivals
+    /// ([`describe_lengths`], [`describe_arrivals`]); a caller may prepend the model.
+    pub context: String,
     /// Instance type of the fleet, for labels.
     pub instance_type: String,
+    /// Where the fleet's service times come from ([`crate::InstanceConfig::basis`]).
+    pub instance_basis: String,
     /// Fleet size, for labels.
     pub instances: u32,
     /// The points, in the order of the levels given.
@@ -105,6 +110,34 @@ pub struct Sweep {
     pub crossover_qps: Option<f64>,
     /// The first level at which a shared resource saturated; `None` if none did.
     pub saturation: Option<Saturation>,
+}
+
+/// The query lengths in a few words, for titles.
+pub fn describe_lengths(lengths: &crate::LengthDistribution) -> String {
+    use crate::LengthDistribution as L;
+    match lengths {
+        L::Fixed { bytes } => format!("{bytes} B queries"),
+        L::Uniform {
+            min_bytes,
+            max_bytes,
+        } => format!("{min_bytes}-{max_bytes} B queries"),
+        L::LogNormal { median_bytes, .. } => format!("log-normal lengths, median {median_bytes} B"),
+        L::File { path } => format!("lengths from {}", path.display()),
+    }
+}
+
+/// The arrival process in a few words, for titles of runs at one load.
+pub fn describe_arrivals(arrivals: &ArrivalProcess) -> String {
+    match arrivals {
+        ArrivalProcess::Constant { rate_qps } => format!("constant {rate_qps} q/s"),
+        ArrivalProcess::Poisson { rate_qps } => format!("Poisson {rate_qps} q/s"),
+        ArrivalProcess::Bursty { .. } => "bursty arrivals".into(),
+        ArrivalProcess::Diurnal { mean_rate_qps, .. } => {
+            format!("diurnal, mean {mean_rate_qps} q/s")
+        }
+        ArrivalProcess::File { path } => format!("arrivals from {}", path.display()),
+        ArrivalProcess::ClosedLoop { think_s, .. } => format!("closed loop, think {think_s} s"),
+    }
 }
 
 /// Runs `config` once per level, with everything but the load unchanged
@@ -161,7 +194,20 @@ pub fn sweep(
         })
     });
     Ok(Sweep {
+        context: format!(
+            "{}, {} arrivals",
+            describe_lengths(&config.lengths),
+            match levels.first() {
+                Some(LoadLevel::Concurrency(_)) => "closed-loop",
+                _ => match config.arrivals {
+                    ArrivalProcess::Constant { .. } => "constant",
+                    ArrivalProcess::Poisson { .. } => "Poisson",
+                    _ => "rescaled",
+                },
+            }
+        ),
         instance_type: config.instances.instance_type.clone(),
+        instance_basis: config.instances.basis.clone(),
         instances: config.instances.count,
         points,
         crossover_qps,
@@ -231,6 +277,242 @@ impl Sweep {
                 ",{},{}",
                 p.instance_capacity_qps, p.instance_utilisation
             );
+            for r in &p.serverless_resources {
+                let _ = write!(out, ",{}", r.utilisation);
+            }
+            let _ = writeln!(out, ",{}", p.serverless_saturated.as_deref().unwrap_or(""));
+        }
+        out
+    }
+}
+
+/// One fleet of a [`SizeSweep`] at one length.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetPoint {
+    /// The fleet's label (its baseline), the prefix of its CSV columns.
+    pub label: String,
+    /// Its legend entry: size, instance type and label.
+    pub legend: String,
+    /// Its figures.
+    pub stats: PointStats,
+    /// Input bytes classified per second.
+    pub bytes_per_s: f64,
+    /// Its saturation throughput at this length, q/s.
+    pub capacity_qps: f64,
+    /// Served load relative to capacity.
+    pub utilisation: f64,
+}
+
+/// Every deployment at one input length of a [`SizeSweep`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizePoint {
+    /// Every query's length, bytes.
+    pub bytes: usize,
+    /// Arrivals per second actually offered.
+    pub offered_qps: f64,
+    /// Serverless figures.
+    pub serverless: PointStats,
+    /// Input bytes the serverless deployment classified per second.
+    pub serverless_bytes_per_s: f64,
+    /// How busy each resource the serverless queries share was.
+    pub serverless_resources: Vec<ResourceUse>,
+    /// The serverless deployment's saturated resource at this length, if any.
+    pub serverless_saturated: Option<String>,
+    /// The calibrated compute of the query's TFiLM (and head) stages, which run one
+    /// after another whatever the parallelism: no serverless query finishes sooner. `None`
+    /// when the calibration has neither stage.
+    pub tfilm_floor_ms: Option<f64>,
+    /// Each fleet, in the order given.
+    pub fleets: Vec<FleetPoint>,
+}
+
+/// Throughput and latency against input length at one load: the paper's "throughput
+/// against input size" reading of its Figures 4 and 5.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizeSweep {
+    /// The load, for titles ([`describe_arrivals`]); a caller may prepend the model.
+    pub context: String,
+    /// The points, in the order of the lengths given.
+    pub points: Vec<SizePoint>,
+    /// The shortest length at which a shared resource saturated; `None` if none did.
+    pub saturation: Option<SizeSaturation>,
+}
+
+/// Where the serverless deployment stops scaling with input length.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizeSaturation {
+    /// The resource that saturated first.
+    pub resource: String,
+    /// Its capacity, in words.
+    pub capacity: String,
+    /// The shortest length swept at which it was saturated, bytes.
+    pub bytes: usize,
+    /// The serverless throughput there, bytes/s: about what the resource allows.
+    pub bytes_per_s: f64,
+}
+
+/// The calibrated compute of the serial stages (kinds `tfilm` and `head`) of a query of
+/// `len` bytes: per phase, the longest such invocation, summed over phases.
+pub fn tfilm_floor_ms(
+    config: &SimConfig,
+    shape_model: &dyn ShapeModel,
+    len: usize,
+) -> Result<Option<f64>, SimError> {
+    let shape = shape_model
+        .shape(len)
+        .map_err(|e| SimError::Shape { len, reason: e.0 })?;
+    let mut floor = None;
+    for phase in &shape.phases {
+        let serial = phase
+            .invocations
+            .iter()
+            .filter_map(|inv| {
+                let stage = ["tfilm", "head"]
+                    .contains(&inv.kind.as_str())
+                    .then(|| config.calibration.stages.get(&inv.kind))??;
+                Some(stage.a_ms + stage.b_ms_per_row * inv.rows as f64)
+            })
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+        if let Some(t) = serial {
+            floor = Some(floor.unwrap_or(0.0) + t);
+        }
+    }
+    Ok(floor)
+}
+
+/// Runs `config` at every length in `lengths` (each query exactly that long, the
+/// configured arrivals unchanged), serverless against each of `fleets`.
+pub fn size_sweep(
+    config: &SimConfig,
+    shape_model: &dyn ShapeModel,
+    fleets: &[(String, crate::InstanceConfig)],
+    lengths: &[usize],
+) -> Result<SizeSweep, SimError> {
+    let mut points = Vec::with_capacity(lengths.len());
+    for &bytes in lengths {
+        if bytes == 0 || bytes > config.max_len {
+            return Err(SimError::Config {
+                field: "sweep_bytes".into(),
+                reason: format!("has {bytes}; expected 1 to max_len ({})", config.max_len),
+            });
+        }
+        let mut c = config.clone();
+        c.lengths = crate::LengthDistribution::Fixed { bytes };
+        let mut serverless = None;
+        let mut fleet_points = Vec::with_capacity(fleets.len());
+        for (label, fleet) in fleets {
+            c.instances = fleet.clone();
+            let r = run(&c, shape_model)?;
+            let b = bytes as f64;
+            fleet_points.push(FleetPoint {
+                label: label.clone(),
+                legend: format!("{} x {} ({label})", fleet.count, fleet.instance_type),
+                stats: PointStats::new(&r.instances.stats, 0),
+                bytes_per_s: r.instances.stats.throughput_qps * b,
+                capacity_qps: r.instances.capacity_qps,
+                utilisation: r.instances.utilisation,
+            });
+            serverless.get_or_insert(r);
+        }
+        let Some(r) = serverless else {
+            return Err(SimError::Config {
+                field: "instances".into(),
+                reason: "a size sweep needs at least one fleet".into(),
+            });
+        };
+        points.push(SizePoint {
+            bytes,
+            offered_qps: r.offered_qps,
+            serverless: PointStats::new(&r.serverless.stats, r.serverless.cold_starts),
+            serverless_bytes_per_s: r.serverless.stats.throughput_qps * bytes as f64,
+            serverless_resources: r.serverless.resources,
+            serverless_saturated: r.serverless.saturated,
+            tfilm_floor_ms: tfilm_floor_ms(&c, shape_model, bytes)?,
+            fleets: fleet_points,
+        });
+    }
+    let saturation = points.iter().find_map(|p| {
+        let name = p.serverless_saturated.as_ref()?;
+        let resource = p
+            .serverless_resources
+            .iter()
+            .find(|r| &r.resource == name)?;
+        Some(SizeSaturation {
+            resource: name.clone(),
+            capacity: resource.capacity.clone(),
+            bytes: p.bytes,
+            bytes_per_s: p.serverless_bytes_per_s,
+        })
+    });
+    Ok(SizeSweep {
+        context: describe_arrivals(&config.arrivals),
+        points,
+        saturation,
+    })
+}
+
+impl SizeSweep {
+    /// The sweep as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("SizeSweep holds only numbers and strings")
+    }
+
+    /// One row per length: throughput (q/s and bytes/s) and latency of serverless and of
+    /// every fleet, the TFiLM floor, and the serverless resources' utilisation.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("bytes,offered_qps");
+        let first = self.points.first();
+        let mut sides = vec!["serverless".to_string()];
+        sides.extend(
+            first
+                .into_iter()
+                .flat_map(|p| p.fleets.iter().map(|f| f.label.clone())),
+        );
+        for side in &sides {
+            for col in [
+                "throughput_qps",
+                "bytes_per_s",
+                "p50_ms",
+                "p99_ms",
+                "cost_per_query_usd",
+            ] {
+                let _ = write!(out, ",{side}_{col}");
+            }
+        }
+        for f in first.into_iter().flat_map(|p| &p.fleets) {
+            let _ = write!(out, ",{}_capacity_qps", f.label);
+        }
+        out += ",tfilm_floor_ms";
+        for r in first.into_iter().flat_map(|p| &p.serverless_resources) {
+            let _ = write!(out, ",serverless_{}_utilisation", r.resource);
+        }
+        out += ",serverless_saturated\n";
+        let cols = |out: &mut String, s: &PointStats, bytes_per_s: f64| {
+            let _ = write!(
+                out,
+                ",{},{},{},{},{}",
+                s.throughput_qps,
+                bytes_per_s,
+                s.latency.p50_ms,
+                s.latency.p99_ms,
+                s.cost_per_query_usd
+            );
+        };
+        for p in &self.points {
+            let _ = write!(out, "{},{}", p.bytes, p.offered_qps);
+            cols(&mut out, &p.serverless, p.serverless_bytes_per_s);
+            for f in &p.fleets {
+                cols(&mut out, &f.stats, f.bytes_per_s);
+            }
+            for f in &p.fleets {
+                let _ = write!(out, ",{}", f.capacity_qps);
+            }
+            match p.tfilm_floor_ms {
+                Some(t) => {
+                    let _ = write!(out, ",{t}");
+                }
+                None => out.push(','),
+            }
             for r in &p.serverless_resources {
                 let _ = write!(out, ",{}", r.utilisation);
             }

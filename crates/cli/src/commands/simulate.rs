@@ -8,10 +8,12 @@ use anyhow::{Context, Result};
 use seqless_model::{CONFIG_FILE, ModelConfig};
 use seqless_plan::PlanKind;
 use seqless_sim::{
-    LengthDistribution, LoadLevel, PlanShape, ShapeModel, SimConfig, SyntheticShape,
+    InstanceBaseline, InstanceConfig, LengthDistribution, LoadLevel, PlanShape, ShapeModel,
+    SimConfig, SyntheticShape,
 };
 
 use crate::cli::SimulateArgs;
+use crate::commands::usage;
 
 /// Loads a model's `config.json` from a model directory (or the file itself).
 pub fn load_model_config(path: &Path) -> Result<ModelConfig> {
@@ -66,6 +68,30 @@ pub fn build_config(args: &SimulateArgs) -> Result<SimConfig> {
     Ok(config)
 }
 
+/// The fleet `--instance` selects for `model` (`None`: keep the config's), with the
+/// fleet size of `count`.
+fn baseline_fleet(
+    args: &SimulateArgs,
+    model: Option<&ModelConfig>,
+    count: u32,
+) -> Result<Option<InstanceConfig>> {
+    let name = match (args.instance.as_deref(), model) {
+        (Some("config"), _) | (None, None) => return Ok(None),
+        (Some(name), None) => {
+            usage!("--instance {name} needs --model: the baselines are derived from the model")
+        }
+        (Some(name), Some(_)) => name,
+        (None, Some(_)) => InstanceBaseline::GpuRoofline.name(),
+    };
+    let model = model.expect("a baseline is only chosen with a model");
+    let baseline: InstanceBaseline = name.parse()?;
+    let mut fleet = baseline
+        .derive(model)
+        .with_context(|| format!("--instance {name}"))?;
+    fleet.count = count;
+    Ok(Some(fleet))
+}
+
 /// The shape model the flags select: the real planner over `--model`, a
 /// [`SyntheticShape`] from `--shape FILE`, or the default synthetic shape. With a model,
 /// `config.max_len` is lowered to the model's so no sampled query is refused.
@@ -118,6 +144,24 @@ fn shape_model(
 pub fn run(args: SimulateArgs) -> Result<()> {
     let mut config = build_config(&args)?;
     let (shape, shape_label) = shape_model(&args, &mut config)?;
+    let model = args.model.as_deref().map(load_model_config).transpose()?;
+    if let Some(fleet) = baseline_fleet(&args, model.as_ref(), config.instances.count)? {
+        config.instances = fleet;
+    }
+    if !args.sweep_bytes.is_empty() && model.is_none() {
+        usage!("--sweep-bytes needs --model: its fleets are derived from the model");
+    }
+    if let Some(&bad) = args
+        .sweep_bytes
+        .iter()
+        .find(|&&b| b == 0 || b > config.max_len)
+    {
+        usage!(
+            "--sweep-bytes {bad}: every length must be 1 to the model's max_len ({})",
+            config.max_len
+        );
+    }
+    config.validate().context("checking the configuration")?;
     let report = seqless_sim::run(&config, shape.as_ref()).context("simulating")?;
     let levels: Vec<LoadLevel> = if !args.sweep.is_empty() {
         args.sweep.iter().map(|&r| LoadLevel::Rate(r)).collect()
@@ -127,13 +171,37 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             .map(|&n| LoadLevel::Concurrency(n))
             .collect()
     };
-    let sweep = if levels.is_empty() {
+    let mut sweep = if levels.is_empty() {
         None
     } else {
         Some(seqless_sim::sweep(&config, shape.as_ref(), &levels).context("sweeping load")?)
     };
+    if let Some(sweep) = sweep.as_mut() {
+        sweep.context = format!("{shape_label}; {}", sweep.context);
+    }
+    let sizes = match &model {
+        Some(model) if !args.sweep_bytes.is_empty() => {
+            let count = config.instances.count;
+            let fleets = InstanceBaseline::ALL
+                .into_iter()
+                .map(|b| {
+                    let mut fleet = b
+                        .derive(model)
+                        .with_context(|| format!("--sweep-bytes: the {b} fleet"))?;
+                    fleet.count = count;
+                    Ok((b.name().replace('-', "_"), fleet))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut sizes =
+                seqless_sim::size_sweep(&config, shape.as_ref(), &fleets, &args.sweep_bytes)
+                    .context("sweeping input size")?;
+            sizes.context = format!("{shape_label}; {}", sizes.context);
+            Some(sizes)
+        }
+        _ => None,
+    };
     let written = match &args.out {
-        Some(dir) => seqless_sim::write_outputs(dir, &report, sweep.as_ref())?,
+        Some(dir) => seqless_sim::write_outputs(dir, &report, sweep.as_ref(), sizes.as_ref())?,
         None => Vec::new(),
     };
     if args.json {
@@ -143,6 +211,9 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     print!("{}", report.render(&shape_label));
     if let Some(sweep) = &sweep {
         print!("{}", sweep.render());
+    }
+    if let Some(sizes) = &sizes {
+        print!("{}", sizes.render());
     }
     if !written.is_empty() {
         println!("\nwrote:");
