@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use seqless_coordinator::{DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
 use seqless_cost::Arch;
 #[cfg(feature = "train")]
 use seqless_model::{GateActivation, Modulation};
@@ -345,6 +346,64 @@ pub struct ServerlessArgs {
     /// Function architecture for prices.
     #[arg(long, value_enum, default_value = "x86_64", group = "serverless_args")]
     pub arch: Arch,
+    /// Hedging against straggling functions.
+    #[command(flatten)]
+    pub hedge: HedgeArgs,
+}
+
+/// Hedged invocations: a duplicate of a straggling stage, the first answer winning.
+#[derive(Debug, Clone, Args)]
+#[group(id = "hedge_args")]
+pub struct HedgeArgs {
+    /// Duplicate a stage's invocation (once) when it has run this many times the median of
+    /// its phase's stages that have answered, once half of them have; the first answer wins.
+    #[arg(long, default_value_t = DEFAULT_HEDGE_FACTOR, value_parser = hedge_factor)]
+    pub hedge_factor: f64,
+    /// The shortest run of a stage that is duplicated, in milliseconds.
+    #[arg(long, default_value_t = DEFAULT_HEDGE_FLOOR.as_millis() as u64)]
+    pub hedge_floor_ms: u64,
+    /// Never duplicate an invocation (turns hedging off).
+    #[arg(long, conflicts_with_all = ["hedge_factor", "hedge_floor_ms"])]
+    pub no_hedge: bool,
+}
+
+impl Default for HedgeArgs {
+    /// The flags' defaults: hedging on, as [`HedgePolicy::default`].
+    fn default() -> Self {
+        Self {
+            hedge_factor: DEFAULT_HEDGE_FACTOR,
+            hedge_floor_ms: DEFAULT_HEDGE_FLOOR.as_millis() as u64,
+            no_hedge: false,
+        }
+    }
+}
+
+impl HedgeArgs {
+    /// The hedging the flags ask for.
+    pub fn policy(&self) -> HedgePolicy {
+        if self.no_hedge {
+            HedgePolicy::Off
+        } else {
+            HedgePolicy::After {
+                factor: self.hedge_factor,
+                floor: std::time::Duration::from_millis(self.hedge_floor_ms),
+            }
+        }
+    }
+}
+
+/// Parses `--hedge-factor`: a finite multiple above 1, since a stage at or under its
+/// siblings' median is not straggling.
+fn hedge_factor(s: &str) -> Result<f64, String> {
+    let factor: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number (a multiple of the median, such as 3)"))?;
+    if !factor.is_finite() || factor <= 1.0 {
+        return Err(format!(
+            "{s} is not above 1: a stage is duplicated at a multiple of its siblings' median, such as 3"
+        ));
+    }
+    Ok(factor)
 }
 
 /// The pool of `--platform inproc`.
@@ -453,6 +512,7 @@ pub const SCOPES: &[Scope] = &[
     scope("inproc_args", "mode", Needs::OneOf(&["serverless"])),
     scope("remote_args", "mode", Needs::OneOf(&["serverless"])),
     scope("lambda_args", "mode", Needs::OneOf(&["serverless"])),
+    scope("hedge_args", "mode", Needs::OneOf(&["serverless"])),
     scope("batching_args", "mode", Needs::OneOf(&["monolithic"])),
     scope("plan_args", "model", Needs::Given),
     scope("inproc_args", "platform", Needs::OneOf(&["inproc"])),

@@ -8,7 +8,8 @@ use seqless_model::TfilmModel;
 use seqless_plan::Splits;
 
 use crate::cli::{
-    BenchServerlessArgs, FunctionHost, InprocArgs, LambdaArgs, PlanArgs, RemoteArgs, ServerlessArgs,
+    BenchServerlessArgs, FunctionHost, HedgeArgs, InprocArgs, LambdaArgs, PlanArgs, RemoteArgs,
+    ServerlessArgs,
 };
 use seqless_bench::forward::time_runs;
 
@@ -42,6 +43,7 @@ fn configuration(
         },
         pricing: None,
         arch: seqless_cost::Arch::X86_64,
+        hedge: HedgeArgs::default(),
     };
     (plan_args, serverless)
 }

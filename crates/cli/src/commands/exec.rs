@@ -184,6 +184,7 @@ async fn build_coordinator(
         ttl,
         pricing,
         arch: args.arch,
+        hedge: args.hedge.policy(),
         ..CoordinatorOptions::default()
     };
     let fingerprint = seqless_model::fingerprint(model_dir)?;
