@@ -568,6 +568,70 @@ pub enum BenchCommand {
     Platform(BenchPlatformArgs),
     /// Measure stage compute, store, cold start and overhead; write a simulator calibration.
     Calibrate(BenchCalibrateArgs),
+    /// Queries under injected faults against the same queries without: success, answers
+    /// equal to the monolithic forward, p50/p99, retries, hedges, keys left (docs/faults.md).
+    Chaos(BenchChaosArgs),
+}
+
+/// Where `seqless bench chaos` runs the functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChaosHost {
+    /// In this process.
+    Inproc,
+    /// On two `seqless platform`s the bench starts (one with --faults), over --store Redis.
+    Local,
+}
+
+/// `seqless bench chaos`.
+#[derive(Debug, Args)]
+pub struct BenchChaosArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Query sizes in bytes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16384,65536")]
+    pub bytes: Vec<usize>,
+    /// Queries per size, with faults and again without.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+    /// Queries in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Rounds per size, each running its share of the fault-free queries, then of the
+    /// faulty ones, back to back.
+    #[arg(long, default_value_t = 4)]
+    pub rounds: usize,
+    /// The faults injected per invocation (docs/platform.md, "Fault injection").
+    #[arg(
+        long,
+        default_value = "seed=7,error=0.1,crash=0.02,delay=0.05,delay-factor=10",
+        value_parser = |s: &str| s.parse::<seqless_functions::FaultInjection>()
+    )]
+    pub faults: seqless_functions::FaultInjection,
+    /// Where the functions run: inproc, or local (needs --store redis://...).
+    #[arg(long, value_enum, default_value = "inproc")]
+    pub platform: ChaosHost,
+    /// memory (inproc only) or redis://host:port/db, where the run's keys are counted.
+    #[arg(long, default_value = "memory")]
+    pub store: String,
+    /// The stage graph.
+    #[arg(long, value_enum, default_value = "fused")]
+    pub plan: PlanKind,
+    /// Conv functions per layer.
+    #[arg(long, default_value_t = 4)]
+    pub splits: usize,
+    /// Function instances per condition (processes on the local platform).
+    #[arg(long, default_value_t = 8)]
+    pub functions: usize,
+    /// Hedging, the same with and without faults.
+    #[command(flatten)]
+    pub hedge: HedgeArgs,
+    /// Write the rows as CSV here too.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write the report as JSON here too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// `seqless bench calibrate`.

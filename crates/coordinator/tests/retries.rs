@@ -21,7 +21,6 @@ use seqless_functions::{
 };
 use seqless_model::testing::{RandomModel, assert_same_prediction};
 use seqless_plan::PlanKind;
-use seqless_store::MemoryStore;
 
 mod common;
 
