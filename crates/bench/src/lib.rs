@@ -12,10 +12,14 @@
 //! - [`platform`]: the local platform's figures (cold start, warm round trip, overhead);
 //!   `platform_run` (feature `platform`) measures them.
 //! - [`calibrate`]: what the simulator's calibration is fitted from.
+//! - [`chaos`]: queries under injected faults against the same queries without, with
+//!   success, equality to the monolithic answer, tail latency, retries, hedges and the keys
+//!   left behind.
 
 #![warn(missing_docs)]
 
 pub mod calibrate;
+pub mod chaos;
 mod error;
 pub mod forward;
 pub mod load;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use seqless_coordinator::{DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
 use seqless_cost::Arch;
 #[cfg(feature = "train")]
 use seqless_model::{GateActivation, Modulation};
@@ -345,6 +346,64 @@ pub struct ServerlessArgs {
     /// Function architecture for prices.
     #[arg(long, value_enum, default_value = "x86_64", group = "serverless_args")]
     pub arch: Arch,
+    /// Hedging against straggling functions.
+    #[command(flatten)]
+    pub hedge: HedgeArgs,
+}
+
+/// Hedged invocations: a duplicate of a straggling stage, the first answer winning.
+#[derive(Debug, Clone, Args)]
+#[group(id = "hedge_args")]
+pub struct HedgeArgs {
+    /// Duplicate a stage's invocation (once) when it has run this many times the median of
+    /// its phase's stages that have answered, once half of them have; the first answer wins.
+    #[arg(long, default_value_t = DEFAULT_HEDGE_FACTOR, value_parser = hedge_factor)]
+    pub hedge_factor: f64,
+    /// The shortest run of a stage that is duplicated, in milliseconds.
+    #[arg(long, default_value_t = DEFAULT_HEDGE_FLOOR.as_millis() as u64)]
+    pub hedge_floor_ms: u64,
+    /// Never duplicate an invocation (turns hedging off).
+    #[arg(long, conflicts_with_all = ["hedge_factor", "hedge_floor_ms"])]
+    pub no_hedge: bool,
+}
+
+impl Default for HedgeArgs {
+    /// The flags' defaults: hedging on, as [`HedgePolicy::default`].
+    fn default() -> Self {
+        Self {
+            hedge_factor: DEFAULT_HEDGE_FACTOR,
+            hedge_floor_ms: DEFAULT_HEDGE_FLOOR.as_millis() as u64,
+            no_hedge: false,
+        }
+    }
+}
+
+impl HedgeArgs {
+    /// The hedging the flags ask for.
+    pub fn policy(&self) -> HedgePolicy {
+        if self.no_hedge {
+            HedgePolicy::Off
+        } else {
+            HedgePolicy::After {
+                factor: self.hedge_factor,
+                floor: std::time::Duration::from_millis(self.hedge_floor_ms),
+            }
+        }
+    }
+}
+
+/// Parses `--hedge-factor`: a finite multiple above 1, since a stage at or under its
+/// siblings' median is not straggling.
+fn hedge_factor(s: &str) -> Result<f64, String> {
+    let factor: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number (a multiple of the median, such as 3)"))?;
+    if !factor.is_finite() || factor <= 1.0 {
+        return Err(format!(
+            "{s} is not above 1: a stage is duplicated at a multiple of its siblings' median, such as 3"
+        ));
+    }
+    Ok(factor)
 }
 
 /// The pool of `--platform inproc`.
@@ -453,6 +512,7 @@ pub const SCOPES: &[Scope] = &[
     scope("inproc_args", "mode", Needs::OneOf(&["serverless"])),
     scope("remote_args", "mode", Needs::OneOf(&["serverless"])),
     scope("lambda_args", "mode", Needs::OneOf(&["serverless"])),
+    scope("hedge_args", "mode", Needs::OneOf(&["serverless"])),
     scope("batching_args", "mode", Needs::OneOf(&["monolithic"])),
     scope("plan_args", "model", Needs::Given),
     scope("inproc_args", "platform", Needs::OneOf(&["inproc"])),
@@ -508,6 +568,70 @@ pub enum BenchCommand {
     Platform(BenchPlatformArgs),
     /// Measure stage compute, store, cold start and overhead; write a simulator calibration.
     Calibrate(BenchCalibrateArgs),
+    /// Queries under injected faults against the same queries without: success, answers
+    /// equal to the monolithic forward, p50/p99, retries, hedges, keys left (docs/faults.md).
+    Chaos(BenchChaosArgs),
+}
+
+/// Where `seqless bench chaos` runs the functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChaosHost {
+    /// In this process.
+    Inproc,
+    /// On two `seqless platform`s the bench starts (one with --faults), over --store Redis.
+    Local,
+}
+
+/// `seqless bench chaos`.
+#[derive(Debug, Args)]
+pub struct BenchChaosArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Query sizes in bytes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16384,65536")]
+    pub bytes: Vec<usize>,
+    /// Queries per size, with faults and again without.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+    /// Queries in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Rounds per size, each running its share of the fault-free queries, then of the
+    /// faulty ones, back to back.
+    #[arg(long, default_value_t = 4)]
+    pub rounds: usize,
+    /// The faults injected per invocation (docs/platform.md, "Fault injection").
+    #[arg(
+        long,
+        default_value = "seed=7,error=0.1,crash=0.02,delay=0.05,delay-factor=10",
+        value_parser = |s: &str| s.parse::<seqless_functions::FaultInjection>()
+    )]
+    pub faults: seqless_functions::FaultInjection,
+    /// Where the functions run: inproc, or local (needs --store redis://...).
+    #[arg(long, value_enum, default_value = "inproc")]
+    pub platform: ChaosHost,
+    /// memory (inproc only) or redis://host:port/db, where the run's keys are counted.
+    #[arg(long, default_value = "memory")]
+    pub store: String,
+    /// The stage graph.
+    #[arg(long, value_enum, default_value = "fused")]
+    pub plan: PlanKind,
+    /// Conv functions per layer.
+    #[arg(long, default_value_t = 4)]
+    pub splits: usize,
+    /// Function instances per condition (processes on the local platform).
+    #[arg(long, default_value_t = 8)]
+    pub functions: usize,
+    /// Hedging, the same with and without faults.
+    #[command(flatten)]
+    pub hedge: HedgeArgs,
+    /// Write the rows as CSV here too.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write the report as JSON here too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// `seqless bench calibrate`.

@@ -5,7 +5,6 @@
 //! monolithic forward pass and leaves no key behind.
 #![cfg(feature = "platform")]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -14,8 +13,7 @@ use futures_util::future::join_all;
 use seqless_coordinator::{Coordinator, CoordinatorOptions, RetryPolicy, RetryRecord};
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
 use seqless_functions::{InvokeOptions, LocalInvoker};
-use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, ModelConfig, Modulation, TfilmModel, fingerprint};
+use seqless_model::testing::{RandomModel, assert_same_prediction, texts};
 use seqless_plan::{PlanKind, Splits};
 use seqless_platform::{FaultInjection, PlatformServer};
 use seqless_store::testing::RedisServer;
@@ -25,21 +23,12 @@ mod common;
 
 use common::platform_options;
 
-fn model(dir: &Path) -> (ModelConfig, TfilmModel) {
-    let cfg = config(
-        4,
-        "6:3:2:4,5:4:1:2",
-        Modulation::Affine,
-        GateActivation::Sigmoid,
-        3,
-    );
-    write_model(dir, &cfg, &random(&cfg, 23, 0.8));
-    (cfg, TfilmModel::load(dir).unwrap())
+fn model() -> RandomModel {
+    RandomModel::affine("6:3:2:4,5:4:1:2", 4, 23)
 }
 
 async fn coordinator(
-    model_dir: &Path,
-    cfg: &ModelConfig,
+    model: &RandomModel,
     redis: &RedisServer,
     platform: &PlatformServer,
     retry: RetryPolicy,
@@ -57,8 +46,8 @@ async fn coordinator(
     )
     .unwrap();
     Coordinator::new(
-        cfg.clone(),
-        fingerprint(model_dir).unwrap(),
+        model.model.config.clone(),
+        model.fingerprint.clone(),
         store,
         Arc::new(invoker),
         CoordinatorOptions {
@@ -72,17 +61,18 @@ async fn coordinator(
 
 /// Runs `texts` four at a time, checks every answer against the monolithic forward pass,
 /// and returns the failed attempts the coordinator retried.
-async fn run_and_check(c: &Coordinator, model: &TfilmModel, texts: &[Vec<u8>]) -> Vec<RetryRecord> {
+async fn run_and_check(
+    c: &Coordinator,
+    model: &RandomModel,
+    texts: &[Vec<u8>],
+) -> Vec<RetryRecord> {
     let mut retries = Vec::new();
     for batch in texts.chunks(4) {
         let answers = join_all(batch.iter().map(|t| c.classify(t))).await;
         for (text, answer) in batch.iter().zip(answers) {
             let got = answer.unwrap_or_else(|e| panic!("query failed: {e}"));
-            let want = model.forward(text).unwrap();
-            assert_eq!(got.prediction.label, want.label);
-            for (g, w) in got.prediction.logits.iter().zip(&want.logits) {
-                assert!((g - w).abs() <= 1e-4, "{g} vs {w}");
-            }
+            let want = model.model.forward(text).unwrap();
+            assert_same_prediction(&got.prediction, &want, "platform");
             retries.extend(got.trace.retries);
         }
     }
@@ -107,24 +97,18 @@ fn total(metrics: &str, name: &str, labels: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_survive_faults_injected_by_the_platform() {
     let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, model) = model(dir.path());
+    let model = model();
     // Crashes well above the 2%, so that this short run sees processes die.
     let faults: FaultInjection =
         "seed=5,error=0.1,crash=0.1,throttle=0.05,delay=0.05,delay-factor=3"
             .parse()
             .unwrap();
-    let platform = PlatformServer::start_with_faults(platform_options(dir.path(), &redis), faults)
-        .await
-        .unwrap();
-    let c = coordinator(dir.path(), &cfg, &redis, &platform, RetryPolicy::default()).await;
-    let texts: Vec<Vec<u8>> = (0..16)
-        .map(|i| {
-            format!("query {i} on a faulty platform; ")
-                .repeat(3 + 9 * i)
-                .into_bytes()
-        })
-        .collect();
+    let platform =
+        PlatformServer::start_with_faults(platform_options(model.dir.path(), &redis), faults)
+            .await
+            .unwrap();
+    let c = coordinator(&model, &redis, &platform, RetryPolicy::default()).await;
+    let texts = texts("query on a faulty platform", 16, |i| 3 + 9 * i);
     let retries = run_and_check(&c, &model, &texts).await;
     let seen = |needle: &str| retries.iter().any(|r| r.error.contains(needle));
     assert!(seen("TooManyRequestsException"), "{retries:#?}");
@@ -165,10 +149,9 @@ async fn queries_survive_faults_injected_by_the_platform() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_survive_function_processes_killed_from_outside() {
     let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, model) = model(dir.path());
+    let model = model();
     let platform = Arc::new(
-        PlatformServer::start(platform_options(dir.path(), &redis))
+        PlatformServer::start(platform_options(model.dir.path(), &redis))
             .await
             .unwrap(),
     );
@@ -176,14 +159,8 @@ async fn queries_survive_function_processes_killed_from_outside() {
         max_attempts: 8,
         ..RetryPolicy::default()
     };
-    let c = coordinator(dir.path(), &cfg, &redis, &platform, retry).await;
-    let texts: Vec<Vec<u8>> = (0..4)
-        .map(|i| {
-            format!("killed mid-query {i}; ")
-                .repeat(600 + 100 * i)
-                .into_bytes()
-        })
-        .collect();
+    let c = coordinator(&model, &redis, &platform, retry).await;
+    let texts = texts("killed mid-query", 4, |i| 600 + 100 * i);
     // Warm up, so the kills hit running stages rather than start-ups.
     run_and_check(&c, &model, &texts).await;
     // SIGKILL one busy function process at a time while queries run, until a kill has

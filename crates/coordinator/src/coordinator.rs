@@ -1,12 +1,14 @@
 //! Carrying out a plan: upload, invoke phase by phase, collect, clean up.
 
-use std::sync::Arc;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
+use futures_util::future::{BoxFuture, Either, join_all, select};
 use seqless_cost::{Arch, Pricing};
 use seqless_functions::{
     ErrorKind, FunctionError, InvocationMeta, Invoker, ModelFingerprint, StageEvent, StageResult,
+    billed_ms,
 };
 use seqless_model::InputLenError;
 use seqless_model::{ModelConfig, Prediction, tokenizer};
@@ -14,7 +16,9 @@ use seqless_plan::{INPUT_KEY, Limits, PlanError, PlanKind, Splits, Stage, StageK
 use seqless_store::{QueryId, StoreError, StoredTensor, TensorStore};
 use serde::Serialize;
 
-use crate::trace::{InvocationRecord, RetryRecord, Trace};
+use crate::trace::{
+    Calls, HedgeRecord, HedgeWinner, InvocationRecord, LoserFate, RetryRecord, Trace,
+};
 
 /// How queries are planned and billed.
 #[derive(Debug, Clone)]
@@ -37,6 +41,8 @@ pub struct CoordinatorOptions {
     /// always runs, and an attempt in flight is awaited, since a stage on a remote platform
     /// cannot be called back and must not write after the query's keys are deleted).
     pub deadline: Duration,
+    /// When a straggling stage gets a duplicate invocation.
+    pub hedge: HedgePolicy,
 }
 
 impl Default for CoordinatorOptions {
@@ -50,6 +56,45 @@ impl Default for CoordinatorOptions {
             arch: Arch::X86_64,
             retry: RetryPolicy::default(),
             deadline: Duration::from_secs(30),
+            hedge: HedgePolicy::default(),
+        }
+    }
+}
+
+/// Duplicate invocations of straggling stages, the hedged requests of "The Tail at Scale":
+/// a few invocations run 5-10x their stage's usual time (a slow host, a noisy neighbour),
+/// and a query waits for its slowest stage. A duplicate started once a stage is clearly
+/// late usually answers first, for the price of one more invocation in a few.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgePolicy {
+    /// Never duplicate an invocation.
+    Off,
+    /// Duplicate a stage's invocation, once per stage, when it has run `factor` times the
+    /// median time its sibling stages took to answer (the other stages of its phase,
+    /// which do the same work on other rows), and at least `floor`. The median is taken
+    /// once at least half of the siblings have answered, so a phase without siblings (a
+    /// serial stage) is never hedged. No duplicate starts past the query's deadline.
+    After {
+        /// Multiple of the siblings' median, above 1.
+        factor: f64,
+        /// The shortest run that is duplicated, so that stages of a few milliseconds,
+        /// whose spread is scheduling noise, are left alone.
+        floor: Duration,
+    },
+}
+
+/// A stage at 3x its siblings' median is far out of their spread (a few tens of percent
+/// on a warm platform) yet well short of a 10x straggler.
+pub const DEFAULT_HEDGE_FACTOR: f64 = 3.0;
+
+/// Above the jitter of scheduling and of the Invoke API's round trip.
+pub const DEFAULT_HEDGE_FLOOR: Duration = Duration::from_millis(50);
+
+impl Default for HedgePolicy {
+    fn default() -> Self {
+        Self::After {
+            factor: DEFAULT_HEDGE_FACTOR,
+            floor: DEFAULT_HEDGE_FLOOR,
         }
     }
 }
@@ -257,26 +302,26 @@ impl Coordinator {
         let query = QueryId::new();
         let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();
         let deadline = started + self.options.deadline;
-        let outcome = self.run(&plan, query, bytes, deadline).await;
+        let mut hedges = Vec::new();
+        let outcome = self.run(&plan, query, bytes, deadline, &mut hedges).await;
+        // A hedged stage's loser that may still write is awaited before the keys go.
+        let mut hedged = Vec::with_capacity(hedges.len());
+        for hedge in hedges {
+            hedged.push(hedge.settle().await);
+        }
         // Delete by name on success and failure alike; the TTL covers a crash here.
         if let Err(err) = self.store.delete(&keys).await {
             tracing::warn!(%query, error = %err, "could not delete the query's keys; they expire with their TTL");
         }
-        let Ran {
-            logits,
-            invocations,
-            retries,
-            upload_bytes,
-        } = outcome?;
+        let Ran { logits, mut calls } = outcome?;
+        calls.hedges = hedged;
         let prediction = Prediction::from_logits(&self.config.labels, logits, plan.padded_len);
         let splits = plan.layers.iter().map(|l| l.splits.len()).collect();
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         let trace = Trace::new(
             plan.kind,
             splits,
-            invocations,
-            retries,
-            upload_bytes,
+            calls,
             total_ms,
             &self.options.pricing,
             self.options.arch,
@@ -290,6 +335,7 @@ impl Coordinator {
         query: QueryId,
         bytes: &[u8],
         deadline: Instant,
+        hedges: &mut Vec<Hedge>,
     ) -> Result<Ran, CoordinatorError> {
         let ids = tokenizer::encode(bytes, plan.padded_len);
         let input = StoredTensor::u16(vec![ids.len()], ids).map_err(|e| self.store_error(e))?;
@@ -298,12 +344,14 @@ impl Coordinator {
         let mut retries = Vec::new();
         let mut logits = None;
         for phase in &plan.phases {
+            let clock = PhaseClock::new(phase.len(), deadline);
             let calls = phase
                 .iter()
-                .map(|stage| self.run_stage(query, stage, deadline));
+                .map(|stage| self.run_stage(query, stage, deadline, &clock));
             let mut failure = None;
             for run in join_all(calls).await {
                 retries.extend(run.retries);
+                hedges.extend(run.hedge);
                 match run.outcome {
                     Ok((result, meta, round_trip)) => {
                         if matches!(run.stage.kind, StageKind::Head | StageKind::Classifier) {
@@ -336,9 +384,12 @@ impl Coordinator {
         let logits = logits.ok_or(CoordinatorError::NoLogits(last))?;
         Ok(Ran {
             logits,
-            invocations,
-            retries,
-            upload_bytes,
+            calls: Calls {
+                invocations,
+                retries,
+                hedges: Vec::new(),
+                upload_bytes,
+            },
         })
     }
 
@@ -380,24 +431,44 @@ impl Coordinator {
             && Instant::now() + backoff < deadline
     }
 
-    /// Runs one stage to its result, retrying transient failures.
+    /// Runs one stage to its result, retrying transient failures and hedging a straggler.
     async fn run_stage<'p>(
         &self,
         query: QueryId,
         stage: &'p Stage,
         deadline: Instant,
+        clock: &PhaseClock,
     ) -> StageRun<'p> {
-        let event = StageEvent {
+        let event = Arc::new(StageEvent {
             query_id: query,
             model: self.fingerprint.clone(),
             stage: stage.clone(),
-        };
+        });
         let mut retries = Vec::new();
+        let mut hedge = None;
         let mut attempt = 1;
         let outcome = loop {
             let sent = Instant::now();
-            match self.invoker.invoke(&event).await {
-                Ok((result, meta)) => break Ok((result, meta, sent.elapsed())),
+            // One duplicate per stage at most, which bounds what hedging can cost.
+            let hedging = match (self.options.hedge, &hedge) {
+                (HedgePolicy::After { factor, floor }, None) => Some((factor, floor)),
+                _ => None,
+            };
+            let answer = match hedging {
+                None => self.invoke(&event).await,
+                Some(threshold) => {
+                    let (answer, hedged) = self
+                        .hedged(stage, &event, clock, threshold, &mut retries)
+                        .await;
+                    hedge = hedged;
+                    answer
+                }
+            };
+            match answer {
+                Ok(answer) => {
+                    clock.finished();
+                    break Ok(answer);
+                }
                 Err(err) => {
                     let round_trip = sent.elapsed();
                     let backoff = self.options.retry.backoff(attempt);
@@ -419,6 +490,215 @@ impl Coordinator {
             stage,
             outcome,
             retries,
+            hedge,
+        }
+    }
+
+    /// One invocation, owning what it needs, so that a hedged stage's loser can outlive
+    /// the stage.
+    fn invoke(&self, event: &Arc<StageEvent>) -> BoxFuture<'static, Invoked> {
+        let (invoker, event) = (self.invoker.clone(), event.clone());
+        Box::pin(async move {
+            let sent = Instant::now();
+            let (result, meta) = invoker.invoke(&event).await?;
+            Ok((result, meta, sent.elapsed()))
+        })
+    }
+
+    /// One attempt of a stage that may be hedged: the invocation, and a duplicate once it
+    /// is due by `clock`; the first answer wins. A failed invocation of the pair goes into
+    /// `retries` (the other one is its retry); when both fail, the last error is returned.
+    async fn hedged(
+        &self,
+        stage: &Stage,
+        event: &Arc<StageEvent>,
+        clock: &PhaseClock,
+        (factor, floor): (f64, Duration),
+        retries: &mut Vec<RetryRecord>,
+    ) -> (Invoked, Option<Hedge>) {
+        let sent = Instant::now();
+        let due = pin!(clock.hedge_due(sent, factor, floor));
+        let original = match select(self.invoke(event), due).await {
+            Either::Left((answer, _)) => return (answer, None),
+            Either::Right(((), original)) => original,
+        };
+        let after = sent.elapsed();
+        let duplicate_sent = Instant::now();
+        tracing::debug!(
+            stage = stage.kind.as_str(),
+            layer = stage.layer,
+            split = stage.split,
+            ?after,
+            "hedging a straggling stage"
+        );
+        let (first, by_duplicate, other, other_sent) =
+            match select(original, self.invoke(event)).await {
+                Either::Left((answer, duplicate)) => (answer, false, duplicate, duplicate_sent),
+                Either::Right((answer, original)) => (answer, true, original, sent),
+            };
+        let won_by = |duplicate: bool| {
+            if duplicate {
+                HedgeWinner::Duplicate
+            } else {
+                HedgeWinner::Original
+            }
+        };
+        match first {
+            Ok(answer) => {
+                let memory_mb = answer.1.memory_mb;
+                let record = HedgeRecord::new(stage, after, won_by(by_duplicate));
+                let hedge = if self.invoker.stops_when_dropped() {
+                    drop(other);
+                    Hedge::Cancelled {
+                        record,
+                        ran: other_sent.elapsed(),
+                        memory_mb,
+                    }
+                } else {
+                    Hedge::Running {
+                        record,
+                        loser: tokio::spawn(other),
+                    }
+                };
+                (Ok(answer), Some(hedge))
+            }
+            Err(err) => {
+                let first_sent = if by_duplicate { duplicate_sent } else { sent };
+                retries.push(RetryRecord::new(
+                    stage,
+                    &err,
+                    first_sent.elapsed(),
+                    Duration::ZERO,
+                ));
+                let second = other.await;
+                let winner = match &second {
+                    Ok(_) => won_by(!by_duplicate),
+                    Err(_) => HedgeWinner::Neither,
+                };
+                let record = HedgeRecord::new(stage, after, winner);
+                (second, Some(Hedge::Done(record)))
+            }
+        }
+    }
+}
+
+/// An invocation's answer: the result, what the platform reported, and the round trip.
+type Invoked = Result<(StageResult, InvocationMeta, Duration), FunctionError>;
+
+/// A phase's progress, which tells a running stage when it is due a duplicate: when the
+/// phase started, and when each of its stages answered.
+struct PhaseClock {
+    started: Instant,
+    deadline: Instant,
+    stages: usize,
+    answered: Mutex<Vec<Duration>>,
+    changed: tokio::sync::Notify,
+}
+
+impl PhaseClock {
+    fn new(stages: usize, deadline: Instant) -> Self {
+        Self {
+            started: Instant::now(),
+            deadline,
+            stages,
+            answered: Mutex::default(),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Records that a stage answered now.
+    fn finished(&self) {
+        let took = self.started.elapsed();
+        self.answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(took);
+        self.changed.notify_waiters();
+    }
+
+    /// When an invocation `sent` then and still running is due a duplicate: after `factor`
+    /// times the median of its siblings' times (from the phase's start), and at least
+    /// `floor`; `None` while fewer than half of its siblings have answered, and past the
+    /// deadline.
+    fn due_at(&self, sent: Instant, factor: f64, floor: Duration) -> Option<Instant> {
+        let mut answered = self
+            .answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let siblings = self.stages.saturating_sub(1);
+        if siblings == 0 || answered.len() * 2 < siblings {
+            return None;
+        }
+        answered.sort_unstable();
+        let median = answered[(answered.len() - 1) / 2];
+        let at = sent + median.mul_f64(factor).max(floor);
+        (at < self.deadline).then_some(at)
+    }
+
+    /// Resolves when an invocation `sent` then and still running is due a duplicate; never
+    /// if it is not.
+    async fn hedge_due(&self, sent: Instant, factor: f64, floor: Duration) {
+        loop {
+            // Made before the check, so an answer between the two is not missed.
+            let changed = self.changed.notified();
+            if let Some(at) = self.due_at(sent, factor, floor) {
+                tokio::time::sleep_until(at.into()).await;
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// A hedged stage, as the query's end needs it: done, or with a loser still running that
+/// must end before the query's keys are deleted.
+enum Hedge {
+    /// Both invocations have ended.
+    Done(HedgeRecord),
+    /// The loser was dropped after running for `ran` (an invoker whose invocations stop
+    /// when dropped); it is billed for that time at the winner's memory size.
+    Cancelled {
+        record: HedgeRecord,
+        ran: Duration,
+        memory_mb: u32,
+    },
+    /// The loser runs on; it is awaited, since it may still write.
+    Running {
+        record: HedgeRecord,
+        loser: tokio::task::JoinHandle<Invoked>,
+    },
+}
+
+impl Hedge {
+    /// Waits for a running loser, then gives the record with the loser's bill.
+    async fn settle(self) -> HedgeRecord {
+        match self {
+            Self::Done(record) => record,
+            Self::Cancelled {
+                record,
+                ran,
+                memory_mb,
+            } => {
+                let meta = InvocationMeta {
+                    cold: false,
+                    init_ms: 0.0,
+                    duration_ms: ran.as_secs_f64() * 1e3,
+                    billed_ms: billed_ms(ran),
+                    memory_mb,
+                };
+                record.with_loser(LoserFate::Cancelled, Some(&meta))
+            }
+            Self::Running { record, loser } => {
+                let ended = loser.await;
+                let meta = match &ended {
+                    Ok(Ok((_, meta, _))) => Some(meta),
+                    Ok(Err(err)) => err.billing(),
+                    // The task panicked: it writes nothing more either way.
+                    Err(_) => None,
+                };
+                record.with_loser(LoserFate::Awaited, meta)
+            }
         }
     }
 }
@@ -426,15 +706,45 @@ impl Coordinator {
 /// What a successful run gives [`Coordinator::classify`] to build the trace from.
 struct Ran {
     logits: Vec<f32>,
-    invocations: Vec<InvocationRecord>,
-    retries: Vec<RetryRecord>,
-    upload_bytes: u64,
+    calls: Calls,
 }
 
 /// One stage's result and round trip, or its last error and the attempts made; with the
-/// failed attempts that were tried again.
+/// failed attempts that were tried again, and its hedge if it had one.
 struct StageRun<'p> {
     stage: &'p Stage,
     outcome: Result<(StageResult, InvocationMeta, Duration), (FunctionError, u32)>,
     retries: Vec<RetryRecord>,
+    hedge: Option<Hedge>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_is_due_a_duplicate_at_a_multiple_of_its_siblings_median() {
+        let ms = Duration::from_millis;
+        let answered = |clock: &PhaseClock, took: Duration| {
+            clock.answered.lock().unwrap().push(took);
+        };
+        let clock = PhaseClock::new(4, Instant::now() + Duration::from_secs(60));
+        let sent = clock.started + ms(1);
+        answered(&clock, ms(40));
+        // One of three siblings has answered: too few to tell a straggler.
+        assert_eq!(clock.due_at(sent, 3.0, ms(50)), None);
+        answered(&clock, ms(20));
+        // Two of three: 3 x their median (the lower middle, 20 ms), from the sending.
+        assert_eq!(clock.due_at(sent, 3.0, ms(50)), Some(sent + ms(60)));
+        // The floor when the multiple is shorter.
+        assert_eq!(clock.due_at(sent, 2.0, ms(50)), Some(sent + ms(50)));
+        // A stage without siblings is never due.
+        let alone = PhaseClock::new(1, Instant::now() + Duration::from_secs(60));
+        answered(&alone, ms(1));
+        assert_eq!(alone.due_at(alone.started, 3.0, ms(0)), None);
+        // Nor is one whose duplicate would start past the deadline.
+        let late = PhaseClock::new(2, Instant::now() + ms(30));
+        answered(&late, ms(5));
+        assert_eq!(late.due_at(late.started, 3.0, ms(50)), None);
+    }
 }

@@ -6,7 +6,9 @@
 //! and returns the prediction with a [`Trace`] of every invocation (cold or warm,
 //! durations, bytes, billing). A stage that fails with a retryable error (throttling, a
 //! crashed or timed-out instance, a store hiccup) is tried again under a [`RetryPolicy`]
-//! and the query's deadline; the failed attempts and their cost are in the trace. It
+//! and the query's deadline; the failed attempts and their cost are in the trace. A stage
+//! that straggles well behind its siblings gets a duplicate invocation under a
+//! [`HedgePolicy`], and the first answer wins; hedges and their cost are in the trace too. It
 //! deletes every key of the query by name, on success and on failure; the keys' TTL covers
 //! a crash of the coordinator itself.
 
@@ -14,6 +16,10 @@ mod coordinator;
 mod trace;
 
 pub use coordinator::{
-    Coordinator, CoordinatorError, CoordinatorOptions, RetryPolicy, ServerlessPrediction,
+    Coordinator, CoordinatorError, CoordinatorOptions, DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR,
+    HedgePolicy, RetryPolicy, ServerlessPrediction,
 };
-pub use trace::{InvocationRecord, RetryRecord, Trace, TraceReadError};
+pub use trace::{
+    Bill, Calls, HedgeRecord, HedgeWinner, InvocationRecord, LoserFate, RetryRecord, Trace,
+    TraceReadError,
+};

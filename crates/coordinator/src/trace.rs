@@ -65,11 +65,12 @@ impl InvocationRecord {
 
     /// What the bill counts of it.
     pub fn metered(&self) -> MeteredInvocation {
+        let (memory_mb, billed_ms, cold) = (self.memory_mb, self.billed_ms, self.cold);
         MeteredInvocation {
             stage: self.stage.as_str().to_owned(),
-            memory_mb: self.memory_mb,
-            billed_ms: self.billed_ms,
-            cold: self.cold,
+            memory_mb,
+            billed_ms,
+            cold,
             init_ms: self.init_ms,
         }
     }
@@ -87,17 +88,9 @@ pub struct RetryRecord {
     pub split: usize,
     /// The failure, as the invoker reported it.
     pub error: String,
-    /// Whether the platform billed the failed attempt: false when it never ran (throttled,
-    /// or the platform was unreachable), and then the fields below are 0.
-    pub billed: bool,
-    /// Whether the instance had to start for it.
-    pub cold: bool,
-    /// Start-up time of a cold instance.
-    pub init_ms: f64,
-    /// Billed time of the failed run.
-    pub billed_ms: u64,
-    /// Function memory size.
-    pub memory_mb: u32,
+    /// What the platform billed for the failed attempt.
+    #[serde(flatten)]
+    pub bill: Bill,
     /// From sending the event to having the error.
     pub round_trip_ms: f64,
     /// The wait before the next attempt (exponential backoff with full jitter).
@@ -112,17 +105,12 @@ impl RetryRecord {
         round_trip: std::time::Duration,
         backoff: std::time::Duration,
     ) -> Self {
-        let meta = error.billing();
         Self {
             stage: stage.kind,
             layer: stage.layer,
             split: stage.split,
             error: error.to_string(),
-            billed: meta.is_some(),
-            cold: meta.is_some_and(|m| m.cold),
-            init_ms: meta.map_or(0.0, |m| m.init_ms),
-            billed_ms: meta.map_or(0, |m| m.billed_ms),
-            memory_mb: meta.map_or(0, |m| m.memory_mb),
+            bill: Bill::of(error.billing()),
             round_trip_ms: round_trip.as_secs_f64() * 1e3,
             backoff_ms: backoff.as_secs_f64() * 1e3,
         }
@@ -130,14 +118,150 @@ impl RetryRecord {
 
     /// What the bill counts of it; nothing when it never ran.
     pub fn metered(&self) -> Option<MeteredInvocation> {
+        self.bill.metered(self.stage)
+    }
+}
+
+/// A stage whose invocation straggled and got a duplicate (`CoordinatorOptions::hedge`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HedgeRecord {
+    /// `conv`, `tfilm`, `head` or `classifier`.
+    pub stage: StageKind,
+    /// 0-based layer.
+    pub layer: usize,
+    /// 0-based split (0 for serial stages).
+    pub split: usize,
+    /// How long the original invocation had run when the duplicate was sent.
+    pub after_ms: f64,
+    /// Whose answer the stage used.
+    pub winner: HedgeWinner,
+    /// What became of the invocation whose answer was not used.
+    pub loser: LoserFate,
+    /// What the platform billed for the loser; nothing when it failed before the winner
+    /// answered, as its failure is in `retries` instead.
+    #[serde(flatten)]
+    pub bill: Bill,
+}
+
+/// Whose answer a hedged stage used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HedgeWinner {
+    /// The first invocation answered first after all.
+    Original,
+    /// The duplicate answered first.
+    Duplicate,
+    /// Both failed, and the stage was tried again.
+    Neither,
+}
+
+impl HedgeWinner {
+    /// The name the trace and the metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Original => "original",
+            Self::Duplicate => "duplicate",
+            Self::Neither => "neither",
+        }
+    }
+}
+
+/// What became of a hedged stage's losing invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoserFate {
+    /// It failed before the other answered; its failure is in `retries`.
+    Failed,
+    /// It was stopped when the winner answered: an in-process invocation, which writes
+    /// nothing once dropped. Billed for its time until then.
+    Cancelled,
+    /// It ran to its end and was awaited before the query's keys were deleted, so that it
+    /// wrote nothing after them: an invocation on a platform, which cannot be called back.
+    Awaited,
+}
+
+impl HedgeRecord {
+    /// A hedge of `stage`, whose duplicate was sent `after` the original, won by `winner`;
+    /// the loser failed until [`with_loser`](Self::with_loser) says otherwise.
+    pub fn new(stage: &Stage, after: std::time::Duration, winner: HedgeWinner) -> Self {
+        Self {
+            stage: stage.kind,
+            layer: stage.layer,
+            split: stage.split,
+            after_ms: after.as_secs_f64() * 1e3,
+            winner,
+            loser: LoserFate::Failed,
+            bill: Bill::default(),
+        }
+    }
+
+    /// The record with the loser's fate and what the platform billed for it, if anything.
+    pub fn with_loser(self, loser: LoserFate, meta: Option<&InvocationMeta>) -> Self {
+        Self {
+            loser,
+            bill: Bill::of(meta),
+            ..self
+        }
+    }
+
+    /// What the bill counts of the loser; nothing when it was not billed here.
+    pub fn metered(&self) -> Option<MeteredInvocation> {
+        self.bill.metered(self.stage)
+    }
+}
+
+/// What the platform billed for a run whose answer was not used (a failed attempt, a
+/// hedge's loser).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bill {
+    /// Whether the platform billed the run: false when it never ran (throttled, or the
+    /// platform was unreachable), and then the fields below are 0.
+    pub billed: bool,
+    /// Whether the instance had to start for it.
+    pub cold: bool,
+    /// Start-up time of a cold instance.
+    pub init_ms: f64,
+    /// Billed time of the run.
+    pub billed_ms: u64,
+    /// Function memory size.
+    pub memory_mb: u32,
+}
+
+impl Bill {
+    /// What `meta` reports; nothing billed without it.
+    pub fn of(meta: Option<&InvocationMeta>) -> Self {
+        meta.map_or_else(Self::default, |m| Self {
+            billed: true,
+            cold: m.cold,
+            init_ms: m.init_ms,
+            billed_ms: m.billed_ms,
+            memory_mb: m.memory_mb,
+        })
+    }
+
+    /// What the bill counts of a run of `stage`'s function; nothing when it never ran.
+    pub fn metered(&self, stage: StageKind) -> Option<MeteredInvocation> {
         self.billed.then(|| MeteredInvocation {
-            stage: self.stage.as_str().to_owned(),
+            stage: stage.as_str().to_owned(),
             memory_mb: self.memory_mb,
             billed_ms: self.billed_ms,
             cold: self.cold,
             init_ms: self.init_ms,
         })
     }
+}
+
+/// What a query's stages did, for [`Trace::new`] to total and price.
+#[derive(Debug, Clone, Default)]
+pub struct Calls {
+    /// The invocations whose answers were used, in phase order.
+    pub invocations: Vec<InvocationRecord>,
+    /// Failed attempts that were tried again.
+    pub retries: Vec<RetryRecord>,
+    /// Stages that got a duplicate invocation.
+    pub hedges: Vec<HedgeRecord>,
+    /// Bytes of the input upload.
+    pub upload_bytes: u64,
 }
 
 /// The whole query: every invocation, the totals, and the bill. It reads back from the
@@ -154,20 +278,28 @@ pub struct Trace {
     /// written before retries existed).
     #[serde(default)]
     pub retries: Vec<RetryRecord>,
+    /// Stages that straggled and got a duplicate invocation, in phase order (absent in
+    /// traces written before hedging existed).
+    #[serde(default)]
+    pub hedges: Vec<HedgeRecord>,
     /// Wall time of the whole query at the coordinator.
     pub total_ms: f64,
     /// Bytes through the store: the input upload plus every function's reads and writes.
     pub bytes_moved: u64,
     /// Bytes read plus written by the serial (tfilm, head, classifier) stages.
     pub serial_bytes: u64,
-    /// Sum over invocations and billed failed attempts of memory (GB) x billed seconds.
+    /// Sum over invocations, billed failed attempts and hedges' losers of memory (GB) x
+    /// billed seconds.
     pub billed_gb_s: f64,
     /// Estimated price of the query (requests + duration + billed init), failed attempts
-    /// included.
+    /// and hedges' losers included.
     pub cost_usd: f64,
     /// The part of `cost_usd` that the failed attempts cost.
     #[serde(default)]
     pub retry_cost_usd: f64,
+    /// The part of `cost_usd` that the hedges' losers cost.
+    #[serde(default)]
+    pub hedge_cost_usd: f64,
     /// The price, term by term.
     pub cost: CostBreakdown,
 }
@@ -222,18 +354,22 @@ impl Trace {
             .collect()
     }
 
-    /// Totals and prices a finished run's invocations and its failed attempts.
-    #[allow(clippy::too_many_arguments)]
+    /// Totals and prices a finished run's calls: `splits` conv functions per layer of a
+    /// `plan`, which took `total_ms`, priced at `pricing` for `arch`.
     pub fn new(
         plan: PlanKind,
         splits: Vec<usize>,
-        invocations: Vec<InvocationRecord>,
-        retries: Vec<RetryRecord>,
-        upload_bytes: u64,
+        calls: Calls,
         total_ms: f64,
         pricing: &Pricing,
         arch: Arch,
     ) -> Self {
+        let Calls {
+            invocations,
+            retries,
+            hedges,
+            upload_bytes,
+        } = calls;
         let bytes_moved = upload_bytes
             + invocations
                 .iter()
@@ -248,9 +384,14 @@ impl Trace {
             invocations.iter().map(InvocationRecord::metered).collect();
         let failed: Vec<MeteredInvocation> =
             retries.iter().filter_map(RetryRecord::metered).collect();
-        let billed_gb_s = succeeded
+        let lost: Vec<MeteredInvocation> = hedges.iter().filter_map(HedgeRecord::metered).collect();
+        let all: Vec<MeteredInvocation> = succeeded
+            .into_iter()
+            .chain(failed.iter().cloned())
+            .chain(lost.iter().cloned())
+            .collect();
+        let billed_gb_s = all
             .iter()
-            .chain(&failed)
             .map(|i| seqless_cost::gb_seconds(i.billed_ms, i.memory_mb))
             .sum();
         let price = |metered: &[MeteredInvocation]| {
@@ -258,20 +399,22 @@ impl Trace {
                 metered.iter().map(MeteredInvocation::billed).collect();
             query_cost(pricing, arch, &billed)
         };
-        let all: Vec<MeteredInvocation> = succeeded.into_iter().chain(failed.clone()).collect();
         let cost = price(&all);
         let retry_cost_usd = price(&failed).total_usd;
+        let hedge_cost_usd = price(&lost).total_usd;
         Self {
             plan,
             splits,
             invocations,
             retries,
+            hedges,
             total_ms,
             bytes_moved,
             serial_bytes,
             billed_gb_s,
             cost_usd: cost.total_usd,
             retry_cost_usd,
+            hedge_cost_usd,
             cost,
         }
     }
@@ -284,6 +427,7 @@ impl Trace {
                 .iter()
                 .map(InvocationRecord::metered)
                 .chain(self.retries.iter().filter_map(RetryRecord::metered))
+                .chain(self.hedges.iter().filter_map(HedgeRecord::metered))
                 .collect(),
             store_bytes: self.bytes_moved,
         }

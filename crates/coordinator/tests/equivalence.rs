@@ -16,14 +16,8 @@ use seqless_store::{MemoryStore, TensorStore};
 
 mod common;
 
-use common::RandomModel;
-
-/// A random model and the in-process functions that run it over a memory store.
-struct Fixture {
-    model: RandomModel,
-    store: Arc<MemoryStore>,
-    invoker: Arc<InprocInvoker>,
-}
+use common::Fixture;
+use seqless_model::testing::RandomModel;
 
 fn fixture(
     layers: &str,
@@ -32,14 +26,7 @@ fn fixture(
     gate: GateActivation,
     seed: u64,
 ) -> Fixture {
-    let model = RandomModel::new(layers, embed, modulation, gate, seed);
-    let store = Arc::new(MemoryStore::new());
-    let invoker = common::invoker(model.dir.path(), store.clone());
-    Fixture {
-        model,
-        store,
-        invoker,
-    }
+    Fixture::new(RandomModel::new(layers, embed, modulation, gate, seed))
 }
 
 fn coordinator(f: &Fixture, plan: PlanKind, splits: usize) -> Coordinator {

@@ -8,47 +8,28 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use seqless_coordinator::{Coordinator, CoordinatorOptions, RetryPolicy};
-use seqless_functions::{InprocInvoker, InprocOptions, ModelFingerprint};
-use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, Modulation, TfilmModel};
-use seqless_plan::{PlanKind, Splits};
+use seqless_functions::{InprocInvoker, InprocOptions};
+use seqless_model::testing::{RandomModel, assert_same_prediction, texts};
+use seqless_plan::PlanKind;
 use seqless_store::MemoryStore;
 use seqless_wire::faults::{FaultInjection, INJECTED_ERROR};
 
+mod common;
+
 struct Fixture {
-    dir: tempfile::TempDir,
-    model: TfilmModel,
-    fingerprint: ModelFingerprint,
+    model: RandomModel,
     store: Arc<MemoryStore>,
 }
 
 fn fixture() -> Fixture {
-    let cfg = config(
-        4,
-        "6:3:2:4,5:4:1:2",
-        Modulation::Affine,
-        GateActivation::Sigmoid,
-        3,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), &cfg, &random(&cfg, 13, 0.8));
-    let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
     Fixture {
-        dir,
-        model,
-        fingerprint,
+        model: RandomModel::affine("6:3:2:4,5:4:1:2", 4, 13),
         store: Arc::new(MemoryStore::new()),
     }
 }
 
 fn faulty(f: &Fixture, faults: FaultInjection) -> Arc<InprocInvoker> {
-    let options = InprocOptions {
-        model_dir: f.dir.path().to_path_buf(),
-        concurrency: 4,
-        idle_timeout: Duration::from_secs(60),
-        memory_mb: 512,
-        ttl: Duration::from_secs(60),
-    };
+    let options = common::inproc_options(f.model.dir.path());
     Arc::new(InprocInvoker::with_faults(options, f.store.clone(), faults).unwrap())
 }
 
@@ -58,26 +39,11 @@ fn coordinator(
     plan: PlanKind,
     retry: RetryPolicy,
 ) -> Coordinator {
-    Coordinator::new(
-        f.model.config.clone(),
-        f.fingerprint.clone(),
-        f.store.clone(),
-        invoker,
-        CoordinatorOptions {
-            plan,
-            splits: Splits::Fixed(3),
-            retry,
-            ..CoordinatorOptions::default()
-        },
-    )
-}
-
-fn quick(max_attempts: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts,
-        base_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(10),
-    }
+    let options = CoordinatorOptions {
+        retry,
+        ..common::options(plan, 3)
+    };
+    common::coordinator(&f.model, f.store.clone(), invoker, options)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,13 +54,7 @@ async fn queries_survive_injected_faults_with_the_monolithic_answer() {
             .parse()
             .unwrap();
     let invoker = faulty(&f, faults);
-    let texts: Vec<Vec<u8>> = (0..24)
-        .map(|i| {
-            format!("query {i} under injected faults; ")
-                .repeat(5 + 7 * i)
-                .into_bytes()
-        })
-        .collect();
+    let texts = texts("query under injected faults", 24, |i| 5 + 7 * i);
     let mut retries = Vec::new();
     for plan in [PlanKind::Fused, PlanKind::Paper] {
         let c = coordinator(&f, invoker.clone(), plan, RetryPolicy::default());
@@ -102,11 +62,8 @@ async fn queries_survive_injected_faults_with_the_monolithic_answer() {
             let answers = join_all(batch.iter().map(|t| c.classify(t))).await;
             for (text, answer) in batch.iter().zip(answers) {
                 let got = answer.unwrap_or_else(|e| panic!("{plan:?}: {e}"));
-                let want = f.model.forward(text).unwrap();
-                assert_eq!(got.prediction.label, want.label);
-                for (g, w) in got.prediction.logits.iter().zip(&want.logits) {
-                    assert!((g - w).abs() <= 1e-4, "{plan:?}: {g} vs {w}");
-                }
+                let want = f.model.model.forward(text).unwrap();
+                assert_same_prediction(&got.prediction, &want, &format!("{plan:?}"));
                 retries.extend(got.trace.retries);
             }
         }
@@ -118,7 +75,7 @@ async fn queries_survive_injected_faults_with_the_monolithic_answer() {
     assert!(seen("Runtime.ExitError") > 0, "{retries:#?}");
     assert!(seen(INJECTED_ERROR) > 0, "{retries:#?}");
     for r in &retries {
-        assert_eq!(r.billed, !r.error.contains("TooManyRequests"), "{r:?}");
+        assert_eq!(r.bill.billed, !r.error.contains("TooManyRequests"), "{r:?}");
     }
     assert!(f.store.live_keys().is_empty(), "{:?}", f.store.live_keys());
 }
@@ -133,7 +90,12 @@ async fn each_fault_alone_reaches_the_caller_as_lambda_shows_it() {
         ("error=1", INJECTED_ERROR, true),
     ] {
         let invoker = faulty(&f, format!("seed=1,{spec}").parse().unwrap());
-        let c = coordinator(&f, invoker.clone(), PlanKind::Fused, quick(3));
+        let c = coordinator(
+            &f,
+            invoker.clone(),
+            PlanKind::Fused,
+            common::quick_retries(3),
+        );
         let err = c.classify(text).await.unwrap_err();
         assert_eq!(err.is_retryable(), retryable, "{spec}: {err}");
         let message = err.to_string();
@@ -155,7 +117,10 @@ async fn each_fault_alone_reaches_the_caller_as_lambda_shows_it() {
     let c = coordinator(&f, invoker, PlanKind::Fused, RetryPolicy::none());
     for _ in 0..2 {
         let got = c.classify(text).await.unwrap();
-        assert_eq!(got.prediction.label, f.model.forward(text).unwrap().label);
+        assert_eq!(
+            got.prediction.label,
+            f.model.model.forward(text).unwrap().label
+        );
         assert!(got.trace.retries.is_empty());
     }
 }
@@ -164,11 +129,9 @@ async fn each_fault_alone_reaches_the_caller_as_lambda_shows_it() {
 fn bad_settings_are_refused_with_the_setting_named() {
     let f = fixture();
     let options = InprocOptions {
-        model_dir: f.dir.path().to_path_buf(),
         concurrency: 1,
         idle_timeout: Duration::from_secs(1),
-        memory_mb: 128,
-        ttl: Duration::from_secs(1),
+        ..common::inproc_options(f.model.dir.path())
     };
     let bad = FaultInjection {
         crash_rate: 1.5,

@@ -9,13 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seqless_functions::{FunctionContext, StageEvent, StageResult, handle};
-use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, Modulation, TfilmModel, tokenizer};
+use seqless_model::testing::{LOGIT_TOLERANCE as TOLERANCE, RandomModel};
+use seqless_model::tokenizer;
 use seqless_plan::{INPUT_KEY, Limits, PlanKind, Splits, Stage, plan};
 use seqless_store::testing::RedisServer;
 use seqless_store::{MemoryStore, QueryId, StoreOptions, StoredTensor, TensorStore, open_store};
-
-const TOLERANCE: f32 = 1e-4;
 
 /// Every tensor a stage wrote, by key, as read back from the store.
 async fn written(
@@ -59,16 +57,12 @@ fn assert_same_logits(got: &StageResult, want: &[f32], what: &str) {
 
 /// Runs every stage of both plans twice in a row and twice concurrently over `store`.
 async fn every_stage_twice(store: Arc<dyn TensorStore>) {
-    let cfg = config(
-        4,
-        "6:3:2:4,5:4:1:2,4:3:2:2",
-        Modulation::Affine,
-        GateActivation::Sigmoid,
-        3,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), &cfg, &random(&cfg, 5, 0.8));
-    let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
+    let RandomModel {
+        dir: _dir,
+        model,
+        fingerprint,
+    } = RandomModel::affine("6:3:2:4,5:4:1:2,4:3:2:2", 4, 5);
+    let cfg = model.config.clone();
     let text = "Idempotent stages make retries safe. ".repeat(30);
     let want = model.forward(text.as_bytes()).unwrap();
     let context = FunctionContext {

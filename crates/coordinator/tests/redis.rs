@@ -11,7 +11,7 @@ use seqless_store::{StoreOptions, open_store};
 
 mod common;
 
-use common::RandomModel;
+use seqless_model::testing::RandomModel;
 
 struct Setup {
     model: RandomModel,

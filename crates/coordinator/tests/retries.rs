@@ -13,53 +13,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use seqless_coordinator::{Coordinator, CoordinatorOptions, RetryPolicy};
-use seqless_functions::{
-    ErrorKind, FunctionError, InprocInvoker, InprocOptions, InvocationMeta, Invoker,
-    ModelFingerprint, StageEvent, StageResult,
+use seqless_coordinator::{
+    Coordinator, CoordinatorError, CoordinatorOptions, HedgePolicy, RetryPolicy,
 };
-use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, Modulation, TfilmModel};
-use seqless_plan::{PlanKind, Splits};
-use seqless_store::MemoryStore;
+use seqless_functions::{
+    ErrorKind, FunctionError, InprocInvoker, InvocationMeta, Invoker, StageEvent, StageResult,
+};
+use seqless_model::testing::{RandomModel, assert_same_prediction};
+use seqless_plan::PlanKind;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    model: TfilmModel,
-    fingerprint: ModelFingerprint,
-    store: Arc<MemoryStore>,
-    invoker: Arc<InprocInvoker>,
-}
+mod common;
+
+use common::Fixture;
 
 fn fixture() -> Fixture {
-    let cfg = config(
-        4,
-        "5:3:2:2,4:3:1:2",
-        Modulation::Affine,
-        GateActivation::Sigmoid,
-        3,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), &cfg, &random(&cfg, 7, 0.8));
-    let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let invoker = Arc::new(InprocInvoker::new(
-        InprocOptions {
-            model_dir: dir.path().to_path_buf(),
-            concurrency: 4,
-            idle_timeout: Duration::from_secs(60),
-            memory_mb: 512,
-            ttl: Duration::from_secs(60),
-        },
-        store.clone(),
-    ));
-    Fixture {
-        _dir: dir,
-        model,
-        fingerprint,
-        store,
-        invoker,
-    }
+    Fixture::new(RandomModel::affine("5:3:2:2,4:3:1:2", 4, 7))
 }
 
 /// How the wrapper fails each stage.
@@ -136,59 +104,59 @@ fn coordinator(f: &Fixture, invoker: Arc<Flaky>, retry: RetryPolicy) -> Coordina
     coordinator_with_deadline(f, invoker, retry, CoordinatorOptions::default().deadline)
 }
 
+/// Hedging is off: these tests count every attempt, and a duplicate would be one more.
 fn coordinator_with_deadline(
     f: &Fixture,
     invoker: Arc<Flaky>,
     retry: RetryPolicy,
     deadline: Duration,
 ) -> Coordinator {
-    Coordinator::new(
-        f.model.config.clone(),
-        f.fingerprint.clone(),
-        f.store.clone(),
-        invoker,
-        CoordinatorOptions {
-            plan: PlanKind::Fused,
-            splits: Splits::Fixed(3),
-            retry,
-            deadline,
-            ..CoordinatorOptions::default()
-        },
-    )
+    let options = CoordinatorOptions {
+        retry,
+        deadline,
+        hedge: HedgePolicy::Off,
+        ..common::options(PlanKind::Fused, 3)
+    };
+    common::coordinator(&f.model, f.store.clone(), invoker, options)
 }
 
-/// Short backoffs, so the tests do not wait; the bound is what is under test.
-fn quick(max_attempts: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts,
-        base_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(5),
-    }
+/// Runs a query that fails; checks that it failed as `retryable` says, that each stage it
+/// reached was invoked `attempts` times (so no later phase started), and that no key was
+/// left.
+async fn fails_after(
+    attempts: u32,
+    (f, flaky, c): (&Fixture, &Flaky, &Coordinator),
+    text: &[u8],
+    retryable: bool,
+) -> CoordinatorError {
+    let err = c.classify(text).await.unwrap_err();
+    assert_eq!(err.is_retryable(), retryable, "{err}");
+    let made = flaky.attempts.lock().unwrap();
+    assert!(made.values().all(|&n| n == attempts), "{made:?}");
+    assert!(f.store.live_keys().is_empty(), "{:?}", f.store.live_keys());
+    err
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried_and_the_answer_is_unchanged() {
     let f = fixture();
     let text = "a query retried stage by stage ".repeat(20);
-    let want = f.model.forward(text.as_bytes()).unwrap();
+    let want = f.model.model.forward(text.as_bytes()).unwrap();
     let flaky = Flaky::new(f.invoker.clone(), Failing::FirstAttempts(2));
-    let c = coordinator(&f, flaky.clone(), quick(4));
+    let c = coordinator(&f, flaky.clone(), common::quick_retries(4));
     let got = c.classify(text.as_bytes()).await.unwrap();
-    assert_eq!(got.prediction.label, want.label);
-    for (g, w) in got.prediction.logits.iter().zip(&want.logits) {
-        assert!(
-            (g - w).abs() <= 1e-4,
-            "{:?} vs {:?}",
-            got.prediction.logits,
-            want.logits
-        );
-    }
+    assert_same_prediction(&got.prediction, &want, "retried");
     let trace = &got.trace;
     let stages = trace.invocations.len();
     // Every stage failed twice, then succeeded on its third attempt.
     assert_eq!(trace.retries.len(), 2 * stages);
     assert_eq!(flaky.total.load(Ordering::SeqCst) as usize, 3 * stages);
-    assert!(trace.retries.iter().all(|r| r.billed && r.billed_ms >= 1));
+    assert!(
+        trace
+            .retries
+            .iter()
+            .all(|r| r.bill.billed && r.bill.billed_ms >= 1)
+    );
     assert!(
         trace
             .retries
@@ -207,31 +175,25 @@ async fn transient_failures_are_retried_and_the_answer_is_unchanged() {
 async fn retries_stop_at_the_attempt_bound() {
     let f = fixture();
     let flaky = Flaky::new(f.invoker.clone(), Failing::Always);
-    let c = coordinator(&f, flaky.clone(), quick(3));
-    let err = c.classify(b"never answered").await.unwrap_err();
-    assert!(err.is_retryable(), "{err}");
+    let c = coordinator(&f, flaky.clone(), common::quick_retries(3));
+    let err = fails_after(3, (&f, &flaky, &c), b"never answered", true).await;
     let text = err.to_string();
     assert!(
         text.contains("failed 3 times") && text.contains("injected crash"),
         "{text}"
     );
-    // The first phase's stages each ran three times; no later phase started.
+    // Only the first phase's stages ran.
     let first_phase = flaky.attempts.lock().unwrap().len() as u32;
     assert_eq!(flaky.total.load(Ordering::SeqCst), 3 * first_phase);
-    assert!(f.store.live_keys().is_empty(), "{:?}", f.store.live_keys());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_failures_are_not_retried() {
     let f = fixture();
     let flaky = Flaky::new(f.invoker.clone(), Failing::Permanently);
-    let c = coordinator(&f, flaky.clone(), quick(4));
-    let err = c.classify(b"refused").await.unwrap_err();
-    assert!(!err.is_retryable(), "{err}");
+    let c = coordinator(&f, flaky.clone(), common::quick_retries(4));
+    let err = fails_after(1, (&f, &flaky, &c), b"refused", false).await;
     assert!(!err.to_string().contains("times"), "{err}");
-    let attempts = flaky.attempts.lock().unwrap();
-    assert!(attempts.values().all(|&n| n == 1), "{attempts:?}");
-    assert!(f.store.live_keys().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,11 +208,7 @@ async fn no_retry_starts_past_the_deadline() {
         max_backoff: Duration::from_secs(1),
     };
     let c = coordinator_with_deadline(&f, flaky.clone(), retry, Duration::ZERO);
-    let err = c.classify(b"out of time").await.unwrap_err();
-    assert!(err.is_retryable(), "{err}");
-    let attempts = flaky.attempts.lock().unwrap();
-    assert!(attempts.values().all(|&n| n == 1), "{attempts:?}");
-    assert!(f.store.live_keys().is_empty());
+    fails_after(1, (&f, &flaky, &c), b"out of time", true).await;
 }
 
 #[test]

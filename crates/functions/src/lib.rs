@@ -31,6 +31,8 @@ pub use invoker::LambdaInvoker;
 #[cfg(feature = "local")]
 pub use invoker::LocalInvoker;
 pub use invoker::{InprocInvoker, InprocOptions, InvokeOptions, Invoker};
+pub use seqless_wire::faults::FaultInjection;
 pub use seqless_wire::{
     FunctionEvent, InitTimes, InvocationMeta, ModelFingerprint, Ping, StageEvent, StageResult,
+    billed_ms,
 };

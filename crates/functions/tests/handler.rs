@@ -8,8 +8,8 @@ use std::time::Duration;
 use seqless_functions::{
     ErrorKind, FunctionContext, FunctionError, ModelFingerprint, StageEvent, StageResult, handle,
 };
-use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, Modulation, TfilmModel, tokenizer};
+use seqless_model::testing::RandomModel;
+use seqless_model::tokenizer;
 use seqless_plan::{INPUT_KEY, Limits, Plan, PlanKind, Splits, Stage, StageKind, StageOp, plan};
 use seqless_store::{MemoryStore, QueryId, StoredTensor};
 
@@ -22,16 +22,11 @@ struct Fixture {
 
 /// A two-layer affine model (so the second layer's conv stages modulate their input).
 fn fixture() -> Fixture {
-    let cfg = config(
-        3,
-        "6:3:2:2,5:4:1:2",
-        Modulation::Affine,
-        GateActivation::Sigmoid,
-        3,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), &cfg, &random(&cfg, 7, 0.8));
-    let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
+    let RandomModel {
+        dir,
+        model,
+        fingerprint,
+    } = RandomModel::affine("6:3:2:2,5:4:1:2", 3, 7);
     let ctx = FunctionContext {
         model: Arc::new(model),
         fingerprint,

@@ -1,12 +1,13 @@
 //! Test support (feature `test-support`): random model directories for tests in this and
-//! other crates, and a naive, independent f64 forward pass written straight from docs/design.md §1.
+//! other crates, the tolerance their answers are held to, and a naive, independent f64
+//! forward pass written straight from docs/design.md §1.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::{BYTE_VOCAB, FORMAT, parse_layers};
 use crate::weights::expected_tensors;
-use crate::{GateActivation, ModelConfig, Modulation};
+use crate::{GateActivation, ModelConfig, ModelFingerprint, Modulation, Prediction, TfilmModel};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use safetensors::{Dtype, tensor::TensorView};
 
@@ -95,6 +96,76 @@ pub fn write_model(dir: &Path, config: &ModelConfig, tensors: &Tensors) {
     std::fs::create_dir_all(dir).unwrap();
     config.save(&dir.join("config.json")).unwrap();
     write_safetensors(&dir.join("model.safetensors"), tensors);
+}
+
+/// A random model with three labels (weights uniform in ±0.8), written to a temporary
+/// directory and loaded: what the stage functions of a test load, and the monolithic
+/// forward pass their answers are checked against.
+pub struct RandomModel {
+    /// The model directory, removed when the model is dropped.
+    pub dir: tempfile::TempDir,
+    /// The loaded model.
+    pub model: TfilmModel,
+    /// Its fingerprint, which every stage event carries.
+    pub fingerprint: ModelFingerprint,
+}
+
+impl RandomModel {
+    /// A model of `layers` (as `--layers` reads them) over `embed`-wide embeddings.
+    pub fn new(
+        layers: &str,
+        embed: usize,
+        modulation: Modulation,
+        gate: GateActivation,
+        seed: u64,
+    ) -> Self {
+        let cfg = config(embed, layers, modulation, gate, 3);
+        let dir = tempfile::tempdir().unwrap();
+        write_model(dir.path(), &cfg, &random(&cfg, seed, 0.8));
+        let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
+        Self {
+            dir,
+            model,
+            fingerprint,
+        }
+    }
+
+    /// An `affine`, sigmoid-gated model: its second layer's conv stages modulate their
+    /// input, so every stage op has work to do.
+    pub fn affine(layers: &str, embed: usize, seed: u64) -> Self {
+        Self::new(
+            layers,
+            embed,
+            Modulation::Affine,
+            GateActivation::Sigmoid,
+            seed,
+        )
+    }
+}
+
+/// How far a split pipeline's logits may be from the monolithic forward pass's.
+pub const LOGIT_TOLERANCE: f32 = 1e-4;
+
+/// Panics unless `got` has `want`'s label and its logits within [`LOGIT_TOLERANCE`].
+pub fn assert_same_prediction(got: &Prediction, want: &Prediction, what: &str) {
+    assert_eq!(got.label, want.label, "{what}");
+    assert_eq!(got.logits.len(), want.logits.len(), "{what}");
+    for (g, w) in got.logits.iter().zip(&want.logits) {
+        assert!(
+            (g - w).abs() <= LOGIT_TOLERANCE,
+            "{what}: {:?} vs {:?}",
+            got.logits,
+            want.logits
+        );
+    }
+}
+
+/// `count` texts, the i-th being `stem` and i repeated `repeats(i)` times: queries of
+/// growing lengths that differ from each other.
+pub fn texts(stem: &str, count: usize, repeats: impl Fn(usize) -> usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| format!("{stem} {i}; ").repeat(repeats(i)).into_bytes())
+        .collect()
 }
 
 /// Per-block gamma, beta and the block length of the previous layer.

@@ -1,5 +1,6 @@
 //! The server's Prometheus metrics: queries by outcome, latency, in-flight queries, and what
-//! serverless queries did (invocations and cold starts by stage, bytes moved, GB-s, cost).
+//! serverless queries did (invocations, cold starts, retries and hedges by stage, bytes
+//! moved, GB-s, cost).
 
 use std::sync::atomic::AtomicU64;
 
@@ -55,6 +56,12 @@ struct StageLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HedgeLabel {
+    stage: &'static str,
+    winner: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResponseLabel {
     status: u16,
 }
@@ -72,6 +79,8 @@ pub struct Metrics {
     bytes_moved: Counter,
     billed_gb_s: Counter<f64, AtomicU64>,
     cost_usd: Counter<f64, AtomicU64>,
+    retries: Family<StageLabel, Counter>,
+    hedges: Family<HedgeLabel, Counter>,
     batch_size: Histogram,
 }
 
@@ -95,6 +104,8 @@ impl Metrics {
         let bytes_moved = Counter::default();
         let billed_gb_s = Counter::<f64, AtomicU64>::default();
         let cost_usd = Counter::<f64, AtomicU64>::default();
+        let retries = Family::<StageLabel, Counter>::default();
+        let hedges = Family::<HedgeLabel, Counter>::default();
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 9));
         registry.register(
             "queries",
@@ -142,6 +153,16 @@ impl Metrics {
             cost_usd.clone(),
         );
         registry.register(
+            "function_retries",
+            "Failed serverless invocations that were tried again, by stage",
+            retries.clone(),
+        );
+        registry.register(
+            "function_hedges",
+            "Straggling serverless invocations that got a duplicate, by stage and by whose answer was used (original, duplicate, neither)",
+            hedges.clone(),
+        );
+        registry.register(
             "batch_size",
             "Queries per monolithic forward job under dynamic batching",
             batch_size.clone(),
@@ -157,6 +178,8 @@ impl Metrics {
             bytes_moved,
             billed_gb_s,
             cost_usd,
+            retries,
+            hedges,
             batch_size,
         }
     }
@@ -202,6 +225,19 @@ impl Metrics {
             if invocation.cold {
                 self.cold_starts.get_or_create(&label).inc();
             }
+        }
+        for retry in &trace.retries {
+            let label = StageLabel {
+                stage: retry.stage.as_str(),
+            };
+            self.retries.get_or_create(&label).inc();
+        }
+        for hedge in &trace.hedges {
+            let label = HedgeLabel {
+                stage: hedge.stage.as_str(),
+                winner: hedge.winner.as_str(),
+            };
+            self.hedges.get_or_create(&label).inc();
         }
         self.bytes_moved.inc_by(trace.bytes_moved);
         self.billed_gb_s.inc_by(trace.billed_gb_s);

@@ -9,7 +9,8 @@ use seqless_plan::Splits;
 
 use super::exec::StoreDown;
 use crate::cli::{
-    BenchServerlessArgs, FunctionHost, InprocArgs, LambdaArgs, PlanArgs, RemoteArgs, ServerlessArgs,
+    BenchServerlessArgs, FunctionHost, HedgeArgs, InprocArgs, LambdaArgs, PlanArgs, RemoteArgs,
+    ServerlessArgs,
 };
 use seqless_bench::forward::time_runs;
 
@@ -43,6 +44,7 @@ fn configuration(
         },
         pricing: None,
         arch: seqless_cost::Arch::X86_64,
+        hedge: HedgeArgs::default(),
     };
     (plan_args, serverless)
 }

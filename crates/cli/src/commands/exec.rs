@@ -168,6 +168,7 @@ impl ServerlessArgs {
             ttl,
             pricing,
             arch: args.arch,
+            hedge: args.hedge.policy(),
             ..CoordinatorOptions::default()
         };
         let fingerprint = seqless_model::fingerprint(model_dir)?;

@@ -3,6 +3,7 @@
 #[cfg(feature = "train")]
 mod baseline;
 mod bench_calibrate;
+mod bench_chaos;
 mod bench_forward;
 mod bench_load;
 #[cfg(feature = "platform")]
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         #[cfg(feature = "platform")]
         Command::Bench(BenchCommand::Platform(args)) => bench_platform::run(args),
         Command::Bench(BenchCommand::Calibrate(args)) => bench_calibrate::run(args),
+        Command::Bench(BenchCommand::Chaos(args)) => bench_chaos::run(args),
         #[cfg(feature = "train")]
         Command::Data(DataCommand::Langid(args)) => data::langid(args),
         #[cfg(feature = "train")]

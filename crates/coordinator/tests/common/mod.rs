@@ -1,5 +1,5 @@
-//! Shared by the coordinator's integration tests: a random model and the in-process
-//! invoker that runs its stages.
+//! Shared by the coordinator's integration tests: the in-process invoker that runs a random
+//! model's stages ([`seqless_model::testing::RandomModel`]), and the options they start from.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
@@ -7,36 +7,28 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seqless_coordinator::CoordinatorOptions;
-use seqless_functions::{InprocInvoker, InprocOptions, ModelFingerprint};
-use seqless_model::testing::{config, random, write_model};
-use seqless_model::{GateActivation, Modulation, TfilmModel};
+use seqless_coordinator::{Coordinator, CoordinatorOptions, RetryPolicy};
+use seqless_functions::{InprocInvoker, InprocOptions, Invoker};
+use seqless_model::testing::RandomModel;
 use seqless_plan::{PlanKind, Splits};
-use seqless_store::TensorStore;
+use seqless_store::{MemoryStore, TensorStore};
 
-/// A random model with three labels, written to a temporary directory and loaded.
-pub struct RandomModel {
-    pub dir: tempfile::TempDir,
-    pub model: TfilmModel,
-    pub fingerprint: ModelFingerprint,
+/// A random model and the in-process functions that run it over a memory store.
+pub struct Fixture {
+    pub model: RandomModel,
+    pub store: Arc<MemoryStore>,
+    pub invoker: Arc<InprocInvoker>,
 }
 
-impl RandomModel {
-    pub fn new(
-        layers: &str,
-        embed: usize,
-        modulation: Modulation,
-        gate: GateActivation,
-        seed: u64,
-    ) -> Self {
-        let cfg = config(embed, layers, modulation, gate, 3);
-        let dir = tempfile::tempdir().unwrap();
-        write_model(dir.path(), &cfg, &random(&cfg, seed, 0.8));
-        let (model, fingerprint) = TfilmModel::load_fingerprinted(dir.path()).unwrap();
+impl Fixture {
+    /// `model`'s functions over a fresh memory store.
+    pub fn new(model: RandomModel) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let invoker = invoker(model.dir.path(), store.clone());
         Self {
-            dir,
             model,
-            fingerprint,
+            store,
+            invoker,
         }
     }
 }
@@ -74,4 +66,30 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// A coordinator of `model`'s stages on `invoker` over `store`.
+pub fn coordinator(
+    model: &RandomModel,
+    store: Arc<dyn TensorStore>,
+    invoker: Arc<dyn Invoker>,
+    options: CoordinatorOptions,
+) -> Coordinator {
+    Coordinator::new(
+        model.model.config.clone(),
+        model.fingerprint.clone(),
+        store,
+        invoker,
+        options,
+    )
+}
+
+/// `max_attempts` attempts with backoffs of a few milliseconds, so tests do not wait; the
+/// bound is what they test.
+pub fn quick_retries(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+    }
 }

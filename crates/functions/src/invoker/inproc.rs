@@ -272,4 +272,10 @@ impl Invoker for InprocInvoker {
     fn describe(&self) -> String {
         format!("inproc (concurrency {})", self.pool.options.concurrency)
     }
+
+    /// The handler runs in the invocation's future and writes from it, so dropping the
+    /// future stops the stage; its instance is dropped with it, as a killed one would be.
+    fn stops_when_dropped(&self) -> bool {
+        true
+    }
 }

@@ -36,6 +36,14 @@ pub trait Invoker: Send + Sync {
     async fn ready(&self) -> Result<(), FunctionError>;
     /// A short name for messages and traces.
     fn describe(&self) -> String;
+    /// Whether dropping an invocation's future stops it before its next store write. Only
+    /// then may a caller abandon an invocation whose answer it no longer needs (a hedged
+    /// stage's loser); otherwise it must await it before deleting the query's keys. Through
+    /// an Invoke API the function runs on whatever the caller does: Lambda cannot call an
+    /// invocation back.
+    fn stops_when_dropped(&self) -> bool {
+        false
+    }
 }
 
 /// What the Invoke API clients share, whichever endpoint they talk to.

@@ -1,0 +1,93 @@
+//! `/metrics` of a serverless server counts its queries' retries and hedges, taken from each
+//! answered query's trace: under injected function errors and stragglers, the counters
+//! equal the sums over the traces the server returned.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seqless_coordinator::{Coordinator, CoordinatorOptions, HedgePolicy, RetryPolicy};
+use seqless_functions::{FaultInjection, InprocInvoker, InprocOptions};
+use seqless_model::TfilmModel;
+use seqless_server::{Engine, Metrics, ServiceLimits};
+use seqless_store::MemoryStore;
+use serde_json::json;
+
+mod common;
+
+use common::{TestServer, langid, metric, metrics_text, post};
+
+/// The shipped model on in-process functions that fail and straggle, with quick retries
+/// and hedges from 5 ms.
+fn faulty_coordinator() -> Coordinator {
+    let store = Arc::new(MemoryStore::new());
+    let faults: FaultInjection = "seed=9,error=0.15,delay=0.15,delay-factor=100"
+        .parse()
+        .unwrap();
+    let options = InprocOptions {
+        model_dir: langid(),
+        concurrency: 4,
+        idle_timeout: Duration::from_secs(60),
+        memory_mb: 1024,
+        ttl: Duration::from_secs(60),
+    };
+    let invoker = InprocInvoker::with_faults(options, store.clone(), faults).unwrap();
+    let options = CoordinatorOptions {
+        splits: seqless_plan::Splits::Fixed(4),
+        retry: RetryPolicy {
+            max_attempts: 10,
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+        },
+        hedge: HedgePolicy::After {
+            factor: 3.0,
+            floor: Duration::from_millis(5),
+        },
+        ..CoordinatorOptions::default()
+    };
+    let (model, fingerprint) = TfilmModel::load_fingerprinted(&langid()).unwrap();
+    Coordinator::new(model.config, fingerprint, store, Arc::new(invoker), options)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_and_hedges_are_counted_from_the_traces() {
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::Serverless(Box::new(faulty_coordinator()));
+    let server = TestServer::start(engine, metrics, ServiceLimits::default(), None).await;
+    let mut retries = BTreeMap::<String, f64>::new();
+    let mut hedges = BTreeMap::<(String, String), f64>::new();
+    for i in 0..30 {
+        let text = "Der schnelle braune Fuchs springt über den faulen Hund. ".repeat(10 + i);
+        let (status, _, reply) = post(
+            &server.at("/v1/classify"),
+            json!({ "text": text, "trace": true }),
+        )
+        .await;
+        assert_eq!(status, 200, "{reply}");
+        let trace = &reply["trace"];
+        for retry in trace["retries"].as_array().unwrap() {
+            let stage = retry["stage"].as_str().unwrap().to_owned();
+            *retries.entry(stage).or_default() += 1.0;
+        }
+        for hedge in trace["hedges"].as_array().unwrap() {
+            let stage = hedge["stage"].as_str().unwrap().to_owned();
+            let winner = hedge["winner"].as_str().unwrap().to_owned();
+            *hedges.entry((stage, winner)).or_default() += 1.0;
+        }
+    }
+    assert!(
+        !retries.is_empty() && !hedges.is_empty(),
+        "{retries:?} {hedges:?}"
+    );
+    let text = metrics_text(&server).await;
+    for (stage, n) in &retries {
+        let sample = format!("seqless_function_retries_total{{stage=\"{stage}\"}}");
+        assert_eq!(metric(&text, &sample), Some(*n), "{sample} in\n{text}");
+    }
+    for ((stage, winner), n) in &hedges {
+        let sample =
+            format!("seqless_function_hedges_total{{stage=\"{stage}\",winner=\"{winner}\"}}");
+        assert_eq!(metric(&text, &sample), Some(*n), "{sample} in\n{text}");
+    }
+    server.shutdown().await;
+}
