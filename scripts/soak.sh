@@ -19,55 +19,17 @@ queries=${1:-10000}
 concurrency=${2:-8}
 bin=${SEQLESS:-target/release/seqless}
 faults=${SEQLESS_SOAK_FAULTS:-seed=7,error=0.1,crash=0.02,throttle=0.05,delay=0.05,delay-factor=10}
-for tool in redis-server redis-cli curl python3; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is not installed" >&2; exit 2; }
-done
+source scripts/lib/services.sh
+need redis-server redis-cli curl python3
 [[ -x $bin ]] || { echo "error: $bin not found; build it or set SEQLESS" >&2; exit 2; }
 if ((queries < 1000)); then
     echo "error: QUERIES must be at least 1000 (the first RSS sample is at query 1,000)" >&2
     exit 2
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# Polls until a command succeeds, at most 60 s.
-await() {
-    for _ in $(seq 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    echo "error: timed out waiting for: $*" >&2
-    exit 1
-}
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$work" >"$work/redis.log" 2>&1 &
-pids+=($!)
-await redis-cli -p "$redis_port" ping
-store="redis://127.0.0.1:$redis_port"
-
-platform_port=$(free_port)
-"$bin" platform --listen "127.0.0.1:$platform_port" --model models/langid --store "$store" \
-    --ttl-secs 300 --concurrency 4 --faults "$faults" >"$work/platform.log" 2>&1 &
-pids+=($!)
-await bash -c "exec 3<>/dev/tcp/127.0.0.1/$platform_port"
-
-serve_port=$(free_port)
-url="http://127.0.0.1:$serve_port"
-"$bin" serve --model models/langid --mode serverless --platform local \
-    --endpoint "http://127.0.0.1:$platform_port" --store "$store" --ttl-secs 300 \
-    --listen "127.0.0.1:$serve_port" >"$work/serve.log" 2>&1 &
-serve_pid=$!
-pids+=("$serve_pid")
-await curl -sf "$url/readyz"
+start_redis
+start_platform --ttl-secs 300 --concurrency 4 --faults "$faults"
+start_serve --ttl-secs 300
 
 answered() {
     curl -s "$url/metrics" | awk '/^seqless_queries_total\{/ { n += $2 } END { print n + 0 }'

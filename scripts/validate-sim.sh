@@ -25,53 +25,20 @@ sizes=${4:-4096,65536}
 bin=${SEQLESS:-target/release/seqless}
 processes=2
 clients=1,2,4,8,16,32
-for tool in redis-server redis-cli curl python3; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is not installed" >&2; exit 2; }
-done
+source scripts/lib/services.sh
+need redis-server redis-cli curl python3
 [[ -x $bin ]] || { echo "error: $bin not found; build it or set SEQLESS" >&2; exit 2; }
 mkdir -p "$out"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-await() {
-    for _ in $(seq 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    echo "error: timed out waiting for: $*" >&2
-    exit 1
-}
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$work" >"$work/redis.log" 2>&1 &
-pids+=($!)
-await redis-cli -p "$redis_port" ping
-store="redis://127.0.0.1:$redis_port"
-platform_port=$(free_port)
-endpoint="http://127.0.0.1:$platform_port"
-"$bin" platform --listen "127.0.0.1:$platform_port" --model models/langid --store "$store" \
-    --concurrency "$processes" --memory-mb 1024 >"$work/platform.log" 2>&1 &
-pids+=($!)
-await bash -c "exec 3<>/dev/tcp/127.0.0.1/$platform_port"
+start_redis
+start_platform --concurrency "$processes" --memory-mb 1024
 
 echo "calibrating on the local platform" >&2
 "$bin" bench calibrate --model models/langid --bytes "4096,16384,$sizes" --runs "$runs" \
     --memory-mb 1024 --platform local --endpoint "$endpoint" --store "$store" \
     --out "$out/calibration.json" >&2
 
-serve_port=$(free_port)
-url="http://127.0.0.1:$serve_port"
-"$bin" serve --model models/langid --mode serverless --platform local --endpoint "$endpoint" \
-    --store "$store" --memory-mb 1024 --listen "127.0.0.1:$serve_port" >"$work/serve.log" 2>&1 &
-pids+=($!)
-await curl -sf "$url/readyz"
+start_serve --memory-mb 1024
 
 cores=$(nproc)
 for size in ${sizes//,/ }; do

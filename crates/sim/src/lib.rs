@@ -74,8 +74,8 @@ pub use shape::{
     Invocation, Phase, QueryShape, ShapeError, ShapeModel, SyntheticLayer, SyntheticShape,
 };
 pub use sweep::{
-    FleetPoint, LoadLevel, PointStats, Saturation, SizePoint, SizeSaturation, SizeSweep, Sweep,
-    SweepPoint, describe_arrivals, describe_lengths, size_sweep, sweep, tfilm_floor_ms,
+    FleetPoint, LoadLevel, PointStats, Saturation, SizePoint, SizeSweep, Sweep, SweepPoint,
+    describe_arrivals, describe_lengths, size_sweep, sweep, tfilm_floor_ms,
 };
 pub use workload::{ArrivalProcess, LengthDistribution};
 

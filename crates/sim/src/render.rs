@@ -166,7 +166,7 @@ impl Sweep {
                 let _ = writeln!(
                     out,
                     "serverless saturates first at {} ({}): from {:.1} q/s offered, serving {:.1} q/s",
-                    s.resource, s.capacity, s.offered_qps, s.throughput_qps
+                    s.resource, s.capacity, s.at, s.served
                 );
             }
             None => {
@@ -228,8 +228,8 @@ impl SizeSweep {
                     "serverless saturates first at {} ({}): from {} bytes, serving {:.3} MB/s",
                     s.resource,
                     s.capacity,
-                    s.bytes,
-                    s.bytes_per_s / 1e6
+                    s.at,
+                    s.served / 1e6
                 );
             }
             None => {

@@ -78,17 +78,40 @@ pub struct SweepPoint {
     pub serverless_saturated: Option<String>,
 }
 
-/// Where the serverless deployment stops scaling with load.
+/// Where the serverless deployment stops scaling: the first point swept at which one of
+/// its shared resources saturated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Saturation {
     /// The resource that saturated first.
     pub resource: String,
     /// Its capacity, in words.
     pub capacity: String,
-    /// The lowest offered load swept at which it was saturated, q/s.
-    pub offered_qps: f64,
-    /// The serverless throughput there, q/s: about what the resource allows.
-    pub throughput_qps: f64,
+    /// The point: the offered load in q/s (a load sweep) or the input length in bytes (a
+    /// size sweep).
+    pub at: f64,
+    /// The serverless throughput there, in q/s or bytes/s: about what the resource allows.
+    pub served: f64,
+}
+
+impl Saturation {
+    /// The first of `points` (saturated resource, resources, point, throughput) whose
+    /// resource saturated.
+    fn first<'a>(
+        points: impl IntoIterator<Item = (&'a Option<String>, &'a [ResourceUse], f64, f64)>,
+    ) -> Option<Self> {
+        points
+            .into_iter()
+            .find_map(|(name, resources, at, served)| {
+                let name = name.as_ref()?;
+                let used = resources.iter().find(|r| &r.resource == name)?;
+                Some(Saturation {
+                    resource: name.clone(),
+                    capacity: used.capacity.clone(),
+                    at,
+                    served,
+                })
+            })
+    }
 }
 
 /// A whole sweep.
@@ -180,19 +203,15 @@ pub fn sweep(
             x0 + (x1 - x0) * (-g0) / (g1 - g0)
         })
     });
-    let saturation = points.iter().find_map(|p| {
-        let name = p.serverless_saturated.as_ref()?;
-        let resource = p
-            .serverless_resources
-            .iter()
-            .find(|r| &r.resource == name)?;
-        Some(Saturation {
-            resource: name.clone(),
-            capacity: resource.capacity.clone(),
-            offered_qps: p.offered_qps,
-            throughput_qps: p.serverless.throughput_qps,
-        })
-    });
+    let saturation = Saturation::first(points.iter().map(|p| {
+        let served = p.serverless.throughput_qps;
+        (
+            &p.serverless_saturated,
+            &p.serverless_resources[..],
+            p.offered_qps,
+            served,
+        )
+    }));
     Ok(Sweep {
         context: format!(
             "{}, {} arrivals",
@@ -335,20 +354,7 @@ pub struct SizeSweep {
     /// The points, in the order of the lengths given.
     pub points: Vec<SizePoint>,
     /// The shortest length at which a shared resource saturated; `None` if none did.
-    pub saturation: Option<SizeSaturation>,
-}
-
-/// Where the serverless deployment stops scaling with input length.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SizeSaturation {
-    /// The resource that saturated first.
-    pub resource: String,
-    /// Its capacity, in words.
-    pub capacity: String,
-    /// The shortest length swept at which it was saturated, bytes.
-    pub bytes: usize,
-    /// The serverless throughput there, bytes/s: about what the resource allows.
-    pub bytes_per_s: f64,
+    pub saturation: Option<Saturation>,
 }
 
 /// The calibrated compute of the serial stages (kinds `tfilm` and `head`) of a query of
@@ -431,19 +437,15 @@ pub fn size_sweep(
             fleets: fleet_points,
         });
     }
-    let saturation = points.iter().find_map(|p| {
-        let name = p.serverless_saturated.as_ref()?;
-        let resource = p
-            .serverless_resources
-            .iter()
-            .find(|r| &r.resource == name)?;
-        Some(SizeSaturation {
-            resource: name.clone(),
-            capacity: resource.capacity.clone(),
-            bytes: p.bytes,
-            bytes_per_s: p.serverless_bytes_per_s,
-        })
-    });
+    let saturation = Saturation::first(points.iter().map(|p| {
+        let served = p.serverless_bytes_per_s;
+        (
+            &p.serverless_saturated,
+            &p.serverless_resources[..],
+            p.bytes as f64,
+            served,
+        )
+    }));
     Ok(SizeSweep {
         context: describe_arrivals(&config.arrivals),
         points,

@@ -182,7 +182,7 @@ fn throughput_follows_load_below_every_capacity_and_levels_off_at_the_first_one(
     }
     let first = sweep.saturation.as_ref().expect("the store saturates");
     assert_eq!(first.resource, "store_network");
-    assert!((first.offered_qps - 20.0).abs() < 2.0, "{first:?}");
+    assert!((first.at - 20.0).abs() < 2.0, "{first:?}");
     // Adding a node doubles what the store carries.
     config.serverless.cache_nodes = 2;
     let two = sweep_at(&config, 40.0, &store_bound_shape(1_000_000));
