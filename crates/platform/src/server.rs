@@ -44,18 +44,14 @@ impl PlatformServer {
     ) -> Result<Self, PlatformError> {
         options.validate()?;
         let faults = Injector::new(faults).map_err(|e| PlatformError::Options(e.to_string()))?;
+        let bind = |reason| PlatformError::Bind {
+            addr: options.listen,
+            reason,
+        };
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
-            .map_err(|reason| PlatformError::Bind {
-                addr: options.listen,
-                reason,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|reason| PlatformError::Bind {
-                addr: options.listen,
-                reason,
-            })?;
+            .map_err(bind)?;
+        let addr = listener.local_addr().map_err(bind)?;
         let functions = options
             .functions()
             .into_iter()

@@ -48,25 +48,47 @@ fn write_all(
         draw(dir, "timeline.svg", &|p| plot::timeline(report, p))?,
     ];
     if let Some(sweep) = sweep {
-        written.push(write(dir, "sweep.json", &(sweep.to_json() + "\n"))?);
-        written.push(write(dir, "sweep.csv", &sweep.to_csv())?);
-        for name in ["throughput_vs_load.svg", "throughput_vs_load.png"] {
-            written.push(draw(dir, name, &|p| plot::throughput_vs_load(sweep, p))?);
-        }
-        written.push(draw(dir, "latency_vs_load.svg", &|p| {
-            plot::latency_vs_load(sweep, p)
-        })?);
+        written.extend(sweep_files(
+            dir,
+            ("sweep", "load"),
+            (sweep.to_json(), sweep.to_csv()),
+            &|p| plot::throughput_vs_load(sweep, p),
+            &|p| plot::latency_vs_load(sweep, p),
+        )?);
     }
     if let Some(sizes) = sizes {
-        written.push(write(dir, "size_sweep.json", &(sizes.to_json() + "\n"))?);
-        written.push(write(dir, "size_sweep.csv", &sizes.to_csv())?);
-        for name in ["throughput_vs_size.svg", "throughput_vs_size.png"] {
-            written.push(draw(dir, name, &|p| plot::throughput_vs_size(sizes, p))?);
-        }
-        written.push(draw(dir, "latency_vs_size.svg", &|p| {
-            plot::latency_vs_size(sizes, p)
-        })?);
+        written.extend(sweep_files(
+            dir,
+            ("size_sweep", "size"),
+            (sizes.to_json(), sizes.to_csv()),
+            &|p| plot::throughput_vs_size(sizes, p),
+            &|p| plot::latency_vs_size(sizes, p),
+        )?);
     }
+    Ok(written)
+}
+
+/// A sweep's files: `{stem}.json`, `{stem}.csv`, `throughput_vs_{axis}` (SVG and PNG) and
+/// `latency_vs_{axis}.svg`.
+fn sweep_files(
+    dir: &Path,
+    (stem, axis): (&str, &str),
+    (json, csv): (String, String),
+    throughput: &dyn Fn(&Path) -> Result<(), SimError>,
+    latency: &dyn Fn(&Path) -> Result<(), SimError>,
+) -> Result<Vec<String>, SimError> {
+    let mut written = vec![
+        write(dir, &format!("{stem}.json"), &(json + "\n"))?,
+        write(dir, &format!("{stem}.csv"), &csv)?,
+    ];
+    for ext in ["svg", "png"] {
+        written.push(draw(
+            dir,
+            &format!("throughput_vs_{axis}.{ext}"),
+            throughput,
+        )?);
+    }
+    written.push(draw(dir, &format!("latency_vs_{axis}.svg"), latency)?);
     Ok(written)
 }
 
