@@ -109,3 +109,20 @@ fn write_seed_corpus() {
         }
     }
 }
+
+/// Found while writing the `model_config` target: `validate` accepted any positive channel
+/// count, so 2^62 channels passed and loading then panicked computing the LSTM's `4 * C`
+/// rows in `expected_tensors` (an overflow; in a release build, wrapped shapes instead).
+#[test]
+fn a_config_whose_weight_shapes_overflow_is_refused() {
+    let config = br#"{"format": "seqless-tfilm/1", "tokenizer": "bytes", "vocab_size": 257,
+        "embed_dim": 1, "layers": [{"channels": 4611686018427387904, "kernel": 1, "pool": 1,
+        "block_len": 1}], "modulation": "scale", "gate_activation": "sigmoid",
+        "labels": ["a"], "max_len": 1}"#;
+    replay(harness::model_config, config, "a config of 2^62 channels");
+    let err = seqless_model::ModelConfig::from_json(config, Path::new("config.json")).unwrap_err();
+    assert!(
+        err.to_string().contains("more weights than memory"),
+        "{err}"
+    );
+}
