@@ -25,8 +25,11 @@ use seqless_server::{Engine, Metrics, Service, ServiceLimits, router};
 use seqless_store::{MemoryStore, QueryId, StoreError, StoredTensor, TensorStore};
 use tower::ServiceExt as _;
 
+/// A target's body: one input to one parser.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by the names of their files in `fuzz/fuzz_targets` and `fuzz/corpus`.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("tensor_blob", tensor_blob),
     ("model_config", model_config),
     ("safetensors", safetensors),

@@ -34,7 +34,7 @@ fn corpus_dir(target: &str) -> PathBuf {
 }
 
 /// Feeds `input` to `target`, failing the test if anything panicked meanwhile.
-fn replay(target: fn(&[u8]), input: &[u8], what: &str) {
+fn replay(target: harness::Target, input: &[u8], what: &str) {
     count_panics();
     let before = PANICS.load(Ordering::SeqCst);
     target(input);
