@@ -170,6 +170,9 @@ impl ModelConfig {
         if self.max_len.div_ceil(align).checked_mul(align).is_none() {
             return fail("max_len overflows once padded to the alignment unit".into());
         }
+        if crate::weights::checked_tensors(self).is_none() {
+            return fail("the layer sizes imply more weights than memory can address".into());
+        }
         Ok(())
     }
 

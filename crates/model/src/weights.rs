@@ -11,23 +11,33 @@ use crate::kernels::lstm::RecurrentWeights;
 /// Every tensor a config implies, with its PyTorch shape, in file order (docs/design.md §1).
 ///
 /// Loading, training and export all derive names from this one list, so they cannot drift.
+/// [`ModelConfig::validate`] refuses a config whose shapes would overflow, so a validated
+/// config never makes this panic.
 pub fn expected_tensors(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    checked_tensors(config).expect("validated configs imply addressable tensor shapes")
+}
+
+/// [`expected_tensors`], or `None` when a dimension (`4 * C` rows of the LSTM) or the bytes
+/// of all the tensors together do not fit in a `usize`: a `config.json` may name any sizes,
+/// and validation must refuse those before anything multiplies them.
+pub(crate) fn checked_tensors(config: &ModelConfig) -> Option<Vec<(String, Vec<usize>)>> {
     let mut out = vec![(
         "embedding.weight".to_string(),
         vec![BYTE_VOCAB, config.embed_dim],
     )];
     for (i, layer) in config.layers.iter().enumerate() {
         let (c, c_in, k) = (layer.channels, config.in_channels(i), layer.kernel);
+        let (c2, c4) = (c.checked_mul(2)?, c.checked_mul(4)?);
         let p = format!("layers.{i}");
         out.push((format!("{p}.conv.weight"), vec![c, c_in, k]));
         out.push((format!("{p}.conv.bias"), vec![c]));
-        out.push((format!("{p}.tfilm.lstm.weight_ih"), vec![4 * c, c]));
-        out.push((format!("{p}.tfilm.lstm.weight_hh"), vec![4 * c, c]));
-        out.push((format!("{p}.tfilm.lstm.bias_ih"), vec![4 * c]));
-        out.push((format!("{p}.tfilm.lstm.bias_hh"), vec![4 * c]));
+        out.push((format!("{p}.tfilm.lstm.weight_ih"), vec![c4, c]));
+        out.push((format!("{p}.tfilm.lstm.weight_hh"), vec![c4, c]));
+        out.push((format!("{p}.tfilm.lstm.bias_ih"), vec![c4]));
+        out.push((format!("{p}.tfilm.lstm.bias_hh"), vec![c4]));
         if config.modulation == Modulation::Affine {
-            out.push((format!("{p}.tfilm.affine.weight"), vec![2 * c, c]));
-            out.push((format!("{p}.tfilm.affine.bias"), vec![2 * c]));
+            out.push((format!("{p}.tfilm.affine.weight"), vec![c2, c]));
+            out.push((format!("{p}.tfilm.affine.bias"), vec![c2]));
         }
     }
     let last = config.layers.last().map_or(0, |l| l.channels);
@@ -36,7 +46,12 @@ pub fn expected_tensors(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         vec![config.labels.len(), last],
     ));
     out.push(("classifier.bias".to_string(), vec![config.labels.len()]));
-    out
+    // Every element is an f32 of the weights file, which must fit in memory.
+    out.iter().try_fold(0usize, |total, (_, shape)| {
+        let bytes = shape.iter().try_fold(4usize, |n, &d| n.checked_mul(d))?;
+        total.checked_add(bytes)
+    })?;
+    Some(out)
 }
 
 /// A convolution, pre-packed as the `[k * C_in, C_out]` matrix of an im2col product.
