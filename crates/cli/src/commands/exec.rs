@@ -134,18 +134,26 @@ pub async fn coordinator(
     plan: &PlanArgs,
     args: &ServerlessArgs,
 ) -> Result<Coordinator> {
-    build_coordinator(model_dir, config, plan, args, StoreDown::Fails).await
+    let deadline = CoordinatorOptions::default().deadline;
+    build_coordinator(model_dir, config, plan, args, StoreDown::Fails, deadline).await
 }
 
 /// As [`coordinator`], for `serve`: a store that is down at startup makes it not ready
-/// rather than stopping it.
+/// rather than stopping it, and the coordinator stops retrying before the server's
+/// `deadline`, so a query that cannot finish in time (the store down, say) ends with the
+/// error that says why (503 naming the store) rather than only the server's 504. The margin,
+/// a quarter of the deadline and at most 2 s, is for the deletion of the query's keys that
+/// follows a failure, which the store itself retries.
 pub async fn service_coordinator(
     model_dir: &Path,
     config: ModelConfig,
     plan: &PlanArgs,
     args: &ServerlessArgs,
+    deadline: Duration,
 ) -> Result<Coordinator> {
-    build_coordinator(model_dir, config, plan, args, StoreDown::NotReady).await
+    let margin = (deadline / 4).min(Duration::from_secs(2));
+    let deadline = deadline - margin;
+    build_coordinator(model_dir, config, plan, args, StoreDown::NotReady, deadline).await
 }
 
 async fn build_coordinator(
@@ -154,6 +162,7 @@ async fn build_coordinator(
     plan: &PlanArgs,
     args: &ServerlessArgs,
     down: StoreDown,
+    deadline: Duration,
 ) -> Result<Coordinator> {
     // Every refusal of the flags comes before a connection is tried.
     let limits = plan.limits()?;
@@ -184,6 +193,7 @@ async fn build_coordinator(
         ttl,
         pricing,
         arch: args.arch,
+        deadline,
         ..CoordinatorOptions::default()
     };
     let fingerprint = seqless_model::fingerprint(model_dir)?;
