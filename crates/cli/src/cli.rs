@@ -703,6 +703,16 @@ pub struct ServeArgs {
     /// Queries in flight at once; more are refused with 503 and Retry-After.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
+    /// Memory the running queries' estimated peaks may add up to, MiB [default: half the
+    /// machine's memory, or of the cgroup's limit]. A query over it is refused with 413.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=(u64::MAX >> 20)))]
+    pub memory_budget_mb: Option<u64>,
+    /// Queries that may wait for memory at once; more are refused with 503 and Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub memory_queue_max: usize,
+    /// Longest a query waits for memory, ms, before it is refused with 503 and Retry-After.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory_queue_wait_ms: u64,
     /// Time a request may take from admission to answer, ms (504 after it).
     #[arg(long, default_value_t = 30_000)]
     pub deadline_ms: u64,

@@ -459,6 +459,13 @@ impl Film {
     /// with max (docs/design.md §2). Exact, not an approximation.
     pub fn pooled_max(&self, stats: &BlockStats) -> Result<Vec<f32>> {
         let c = self.channels;
+        if stats.min.len() != stats.max.len() {
+            return Err(ModelError::Shape(format!(
+                "block stats hold {} maxima but {} minima; they must cover the same blocks",
+                stats.max.len(),
+                stats.min.len()
+            )));
+        }
         if stats.channels != c || stats.blocks() != self.blocks() || self.blocks() == 0 {
             return Err(ModelError::Shape(format!(
                 "block stats of {} blocks x {} channels do not match a modulation of {} blocks x {c}",

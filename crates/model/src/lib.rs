@@ -5,6 +5,8 @@
 //! - [`kernels`]: the stage kernels (embedding, conv + pool + relu over a row range with
 //!   halo, block stats, the TFiLM LSTM, modulation, head), the one implementation of the
 //!   maths that both the monolithic [`TfilmModel::forward`] and the serverless stages use;
+//! - [`ModelConfig::forward_peak_bytes`]: the forward's peak memory for a query length, an
+//!   upper bound a server admits queries by;
 //! - `train` (feature `train`): training with candle autodiff and AdamW, plus the data and
 //!   metrics it needs. Serving never builds candle.
 //!
@@ -19,6 +21,7 @@
 pub mod config;
 pub mod error;
 pub mod kernels;
+mod memory;
 mod model;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -29,6 +32,7 @@ pub mod weights;
 
 pub use config::{GateActivation, InputLenError, LayerConfig, ModelConfig, Modulation};
 pub use error::{ModelError, Result};
+pub use memory::FORWARD_OVERHEAD_BYTES;
 pub use model::{
     CONFIG_FILE, LayerInput, LayerSummary, Prediction, StageTimes, TfilmModel, WEIGHTS_FILE,
     argmax, fingerprint,

@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use seqless_model::ModelConfig;
-use seqless_model::kernels::{CONV_TILE_ROWS, conv_input_span};
+use seqless_model::kernels::conv_input_span;
 
 use crate::geometry::{LayerGeometry, split_blocks};
 use crate::traffic::{conv_value_bytes, f32_bytes};
@@ -14,15 +14,6 @@ use crate::{
 
 fn activation_key(layer: usize, split: usize) -> String {
     format!("act/{layer}/{split}")
-}
-
-fn conv_memory(config: &ModelConfig, layer: usize, out_rows: usize) -> u64 {
-    let cfg = &config.layers[layer];
-    let in_rows = out_rows * cfg.pool + cfg.kernel;
-    let in_bytes = f32_bytes(in_rows, config.in_channels(layer));
-    let out_bytes = f32_bytes(out_rows, cfg.channels);
-    // Input as read plus its modulated/embedded copy, the output, and per-thread tiles.
-    2 * in_bytes + 2 * out_bytes + 4 * f32_bytes(CONV_TILE_ROWS, cfg.channels)
 }
 
 fn mb(bytes: u64) -> u64 {
@@ -67,7 +58,7 @@ pub fn plan(
                 .map(|r| r.start * cfg.block_len..r.end * cfg.block_len)
                 .collect();
             let widest = ranges.iter().map(|r| r.len()).max().unwrap_or(0);
-            let need = conv_memory(config, l, widest);
+            let need = config.conv_stage_peak_bytes(l, widest);
             // The largest value a split stores: its activation rows where a later stage
             // reads them, else only its block statistics.
             let stored_rows = if stores_activation(kind, l, config.layers.len()) {
@@ -230,7 +221,7 @@ fn conv_stages(
                 split: i,
                 padded_len,
                 write_bytes,
-                memory_bytes: conv_memory(config, l, out_rows.len()),
+                memory_bytes: config.conv_stage_peak_bytes(l, out_rows.len()),
                 op: StageOp::Conv {
                     input: row_sources(sources, &span),
                     input_rows: geometry.input_rows,

@@ -12,6 +12,10 @@ use crate::batcher::{Batcher, Batching};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+/// What the serverless master holds for a query besides its input: the plan, the futures of
+/// a phase's invocations, their replies, the trace and the logits.
+const MASTER_OVERHEAD_BYTES: u64 = 1 << 20;
+
 /// How long a readiness check may wait on the store or the platform.
 const READY_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -81,6 +85,27 @@ impl Engine {
         match self {
             Self::Monolithic { model, .. } => &model.config,
             Self::Serverless(c) => c.config(),
+        }
+    }
+
+    /// An upper bound on the memory this process holds for one query of `len` bytes at its
+    /// peak, what the server admits it by: the request as parsed and decoded (`2 len`),
+    /// and then
+    ///
+    /// - monolithic: the forward's buffers, [`ModelConfig::forward_peak_bytes`];
+    /// - serverless: what the master holds, not the functions: the token ids (`2 T`), the
+    ///   input blob as the store writes it (another `2 T`), and
+    ///   1 MiB for the plan, the trace and the logits. With the
+    ///   in-process platform or the memory store, the functions' buffers and the stored
+    ///   activations also live in this process and are not counted here.
+    pub fn query_memory_bytes(&self, len: usize) -> u64 {
+        let request = 2 * len as u64;
+        match self {
+            Self::Monolithic { model, .. } => request + model.config.forward_peak_bytes(len),
+            Self::Serverless(c) => {
+                let ids = 2 * c.config().padded_len(len) as u64;
+                request + 2 * ids + MASTER_OVERHEAD_BYTES
+            }
         }
     }
 

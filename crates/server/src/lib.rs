@@ -6,8 +6,10 @@
 //!
 //! - `POST /v1/classify`, `POST /v1/classify/batch`, `GET /v1/models`, `GET /healthz`,
 //!   `GET /readyz`, `GET /metrics` (OpenMetrics text), `GET /openapi.json` ([`document`]);
-//! - [`ServiceLimits`]: body size (413), in-flight bound (503 + `Retry-After`), per-request
-//!   deadline (504), batch size (422);
+//! - [`ServiceLimits`]: body size (413), in-flight bound (503 + `Retry-After`), a memory
+//!   budget over each query's estimated peak ([`MemoryLimits`]: a bounded queue, then 503 +
+//!   `Retry-After`; 413 for a query over the whole budget), per-request deadline (504),
+//!   batch size (422);
 //! - one JSON error shape for every failure ([`ApiError`]), including axum's own rejections,
 //!   unknown routes (404) and methods (405), and panics (500);
 //! - optional bearer-token auth ([`ApiToken`]) on everything but `/healthz`;
@@ -25,6 +27,7 @@ mod routes;
 mod serve;
 mod service;
 
+pub use admission::{DEFAULT_BUDGET_FRACTION, MemoryLimits, machine_memory_bytes};
 pub use api::{BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, ModelsResponse};
 pub use auth::{ApiToken, TOKEN_ENV, TokenError};
 pub use batcher::Batching;

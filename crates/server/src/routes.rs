@@ -49,12 +49,15 @@ impl IntoResponses for ClassifyErrors {
         [
             ("400", error("The body is not JSON")),
             ("401", error("Missing or wrong bearer token")),
-            ("413", error("The body is over --body-limit")),
+            (
+                "413",
+                error("The body is over --body-limit (body_too_large), or the text's (batch's) estimated peak memory is over --memory-budget-mb (over_memory_budget)"),
+            ),
             ("415", error("Content-Type is not application/json")),
             ("500", error("A fault of the server or a function")),
             (
                 "503",
-                error("At the in-flight bound, or store/platform down; see Retry-After")
+                error("At --max-in-flight, or no memory freed within the queue's bounds (overloaded); or store/platform down; see Retry-After")
                     .header("Retry-After", retry_after),
             ),
             ("504", error("Past the per-query deadline")),

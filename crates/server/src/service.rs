@@ -1,5 +1,6 @@
-//! The query path shared by the classify endpoints: check the texts, admit them, run them
-//! under the deadline, and account for every outcome in the metrics.
+//! The query path shared by the classify endpoints: check the texts, admit them by count and
+//! by estimated memory, run them under the deadline, and account for every outcome in the
+//! metrics.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use futures_util::future::join_all;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, MemoryLimits};
 use crate::api::ClassifyResponse;
 use crate::auth::ApiToken;
 use crate::engine::{Classified, Engine};
@@ -21,6 +22,8 @@ pub struct ServiceLimits {
     pub body_limit: usize,
     /// Queries admitted at once (503 + `Retry-After` above it).
     pub max_in_flight: usize,
+    /// The memory budget the queries' estimated peaks share, and the queue in front of it.
+    pub memory: MemoryLimits,
     /// Time a request may take from admission to answer (504 after it).
     pub deadline: Duration,
     /// Most texts in one batch request (422 above it).
@@ -32,6 +35,7 @@ impl Default for ServiceLimits {
         Self {
             body_limit: 4 << 20,
             max_in_flight: 64,
+            memory: MemoryLimits::default(),
             deadline: Duration::from_secs(30),
             max_batch: 64,
         }
@@ -48,7 +52,7 @@ pub struct Service {
     pub limits: ServiceLimits,
     /// The exported metrics.
     pub metrics: Arc<Metrics>,
-    /// The in-flight bound.
+    /// The in-flight and memory bounds.
     pub admission: Admission,
     /// The bearer token every endpoint but `/healthz` requires; `None`: no auth.
     pub token: Option<ApiToken>,
@@ -74,7 +78,11 @@ impl Service {
         metrics: Arc<Metrics>,
         token: Option<ApiToken>,
     ) -> Self {
-        let admission = Admission::new(limits.max_in_flight, metrics.in_flight().clone());
+        let admission = Admission::new(
+            limits.max_in_flight,
+            limits.memory,
+            metrics.in_flight().clone(),
+        );
         Self {
             engine: Arc::new(engine),
             model_name,
@@ -139,7 +147,20 @@ impl Service {
         for (i, text) in texts.iter().enumerate() {
             self.check_len(text.len()).map_err(|e| e.at(&place(i)))?;
         }
-        let permit = self.admission.admit(texts.len())?;
+        let need: u64 = texts
+            .iter()
+            .map(|text| self.engine.query_memory_bytes(text.len()))
+            .sum();
+        let what = if batch {
+            format!("the batch of {} texts", texts.len())
+        } else {
+            format!(
+                "the text of {} bytes",
+                texts.iter().map(Vec::len).sum::<usize>()
+            )
+        };
+        self.admission.check_memory(need, &what)?;
+        let permit = self.admission.admit(texts.len(), need).await?;
         let (engine, metrics) = (self.engine.clone(), self.metrics.clone());
         let admitted = Instant::now();
         // The queries run in their own task, which holds the permit: past the deadline the

@@ -126,3 +126,16 @@ fn a_config_whose_weight_shapes_overflow_is_refused() {
         "{err}"
     );
 }
+
+/// Found by `stage_event`: a head event naming two block-maxima keys but one block-minima
+/// key read max and min of different lengths, and the pooled max indexed the minima past
+/// their end. The head now refuses stats whose max and min differ in length.
+#[test]
+fn a_head_event_with_fewer_minima_than_maxima_is_refused() {
+    let event = br#"{"query_id":"00000000-0000-4000-8000-00000000f05e","model":"xxh3-128:3c84a0fc6c11784cf6b19285c8a5c624","stage":{"kind":"head","layer":1,"split":0,"padded_len":52,"write_bytes":0,"memory_bytes":624,"op":{"op":"head","block_max":["max/1/0","max/1/1"],"block_min":["min/1/1"]}}}"#;
+    replay(
+        harness::stage_event,
+        event,
+        "a head event with fewer minima than maxima",
+    );
+}

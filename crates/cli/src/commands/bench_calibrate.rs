@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use seqless_bench::calibrate::calibrate;
 
-use super::exec::StoreDown;
+use super::exec::Caller;
 use crate::cli::BenchCalibrateArgs;
 
 /// Runs `seqless bench calibrate`.
@@ -14,7 +14,7 @@ pub fn run(args: BenchCalibrateArgs) -> Result<()> {
     let calibration = rt.block_on(async {
         let coordinator = args
             .serverless
-            .coordinator(&args.model, config, &args.plan, StoreDown::Fails)
+            .coordinator(&args.model, config, &args.plan, Caller::Command)
             .await?;
         anyhow::Ok(
             calibrate(&coordinator, &args.bytes, args.runs, |note| {

@@ -7,7 +7,7 @@ use seqless_bench::serverless::{Measured, sweep, table_header, time_queries};
 use seqless_model::TfilmModel;
 use seqless_plan::Splits;
 
-use super::exec::StoreDown;
+use super::exec::Caller;
 use crate::cli::{
     BenchServerlessArgs, FunctionHost, HedgeArgs, InprocArgs, LambdaArgs, PlanArgs, RemoteArgs,
     ServerlessArgs,
@@ -81,7 +81,7 @@ pub fn run(args: BenchServerlessArgs) -> Result<()> {
                     &args.model,
                     model.config.clone(),
                     &plan_args,
-                    StoreDown::Fails,
+                    Caller::Command,
                 )
                 .await?;
             anyhow::Ok(time_queries(&coordinator, &input, args.runs).await?)

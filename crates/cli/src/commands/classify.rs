@@ -7,7 +7,7 @@ use seqless_coordinator::Trace;
 use seqless_model::{Prediction, TfilmModel};
 use seqless_plan::Splits;
 
-use super::exec::StoreDown;
+use super::exec::Caller;
 use super::usage;
 use crate::cli::{ClassifyArgs, Mode};
 
@@ -91,7 +91,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
             let result = rt.block_on(async {
                 let coordinator = exec
                     .serverless
-                    .coordinator(&args.model, config, &exec.plan, StoreDown::Fails)
+                    .coordinator(&args.model, config, &exec.plan, Caller::Command)
                     .await?;
                 anyhow::Ok(coordinator.classify(&input).await?)
             })?;

@@ -27,25 +27,44 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// What a store that is down when a command starts means.
+/// Who the coordinator serves, which decides what a store that is down at startup means
+/// and how long a query may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreDown {
-    /// A failure now: a one-shot command cannot do its work.
-    Fails,
-    /// Not ready yet: a service starts, reports not-ready and recovers when the store
-    /// comes up (as `seqless platform` does).
-    NotReady,
+pub enum Caller {
+    /// A one-shot command: a store that is down is a failure now, and queries have the
+    /// coordinator's default deadline.
+    Command,
+    /// A service that answers within `deadline`: a store that is down makes it not ready
+    /// until the store comes up, and the coordinator stops retrying before the deadline,
+    /// so a query that cannot finish in time (the store down, say) ends with the error
+    /// that says why (503 naming the store) rather than only the server's 504. The margin,
+    /// a quarter of the deadline and at most 2 s, is for the deletion of the query's keys
+    /// that follows a failure, which the store itself retries.
+    Service {
+        /// The server's deadline for a query.
+        deadline: Duration,
+    },
+}
+
+impl Caller {
+    /// The coordinator's deadline for one query.
+    fn deadline(self) -> Duration {
+        match self {
+            Self::Command => CoordinatorOptions::default().deadline,
+            Self::Service { deadline } => deadline - (deadline / 4).min(Duration::from_secs(2)),
+        }
+    }
 }
 
 /// Opens the store named by a URL with the given key prefix.
-async fn store_when(url: &str, key_prefix: &str, down: StoreDown) -> Result<Arc<dyn TensorStore>> {
+async fn store_when(url: &str, key_prefix: &str, caller: Caller) -> Result<Arc<dyn TensorStore>> {
     let options = StoreOptions {
         key_prefix: key_prefix.to_string(),
         ..StoreOptions::default()
     };
-    Ok(match down {
-        StoreDown::Fails => open_store(url, options).await?,
-        StoreDown::NotReady => open_store_lazily(url, options).await?,
+    Ok(match caller {
+        Caller::Command => open_store(url, options).await?,
+        Caller::Service { .. } => open_store_lazily(url, options).await?,
     })
 }
 
@@ -128,15 +147,14 @@ impl PlanArgs {
 }
 
 impl ServerlessArgs {
-    /// Builds the master for a model directory: store, platform and plan settings. `down`
-    /// says what a store that does not answer yet means: a failure for a one-shot command, or
-    /// not-ready for a service.
+    /// Builds the master for a model directory: store, platform and plan settings, for
+    /// `caller`.
     pub async fn coordinator(
         &self,
         model_dir: &Path,
         config: ModelConfig,
         plan: &PlanArgs,
-        down: StoreDown,
+        caller: Caller,
     ) -> Result<Coordinator> {
         let args = self;
         // Every refusal of the flags comes before a connection is tried.
@@ -153,7 +171,7 @@ impl ServerlessArgs {
             );
         }
         let remote = remote_invoker(plan, args).await?;
-        let store = store_when(&args.store, &args.key_prefix, down).await?;
+        let store = store_when(&args.store, &args.key_prefix, caller).await?;
         let ttl = Duration::from_secs(args.ttl_secs.max(1));
         let platform = remote.unwrap_or_else(|| inproc(model_dir, plan, args, store.clone()));
         let pricing = match &args.pricing {
@@ -169,6 +187,7 @@ impl ServerlessArgs {
             pricing,
             arch: args.arch,
             hedge: args.hedge.policy(),
+            deadline: caller.deadline(),
             ..CoordinatorOptions::default()
         };
         let fingerprint = seqless_model::fingerprint(model_dir)?;

@@ -7,10 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use seqless_model::{CONFIG_FILE, ModelConfig, TfilmModel};
 use seqless_server::{
-    ApiToken, Batching, Engine, Metrics, Service, ServiceLimits, serve, shutdown_signal,
+    ApiToken, Batching, Engine, MemoryLimits, Metrics, Service, ServiceLimits, serve,
+    shutdown_signal,
 };
 
-use super::exec::StoreDown;
+use super::exec::Caller;
 use crate::cli::{Mode, ServeArgs};
 
 /// The model's name in `GET /v1/models`: its directory's name.
@@ -25,14 +26,29 @@ fn model_name(args: &ServeArgs) -> String {
     )
 }
 
+/// The memory bound the flags ask for; the budget defaults to a share of the machine's.
+fn memory_limits(args: &ServeArgs) -> MemoryLimits {
+    let defaults = MemoryLimits::default();
+    MemoryLimits {
+        budget_bytes: args
+            .memory_budget_mb
+            .map_or(defaults.budget_bytes, |mb| mb << 20),
+        queue_max: args.memory_queue_max,
+        queue_wait: Duration::from_millis(args.memory_queue_wait_ms),
+    }
+}
+
 pub fn run(args: ServeArgs) -> Result<()> {
     let token = ApiToken::from_env_or_file(args.auth_token_file.as_deref())?;
     let limits = ServiceLimits {
         body_limit: args.body_limit,
         max_in_flight: args.max_in_flight,
+        memory: memory_limits(&args),
         deadline: Duration::from_millis(args.deadline_ms.max(1)),
         max_batch: args.max_batch_texts,
     };
+    let budget_mib = limits.memory.budget_bytes >> 20;
+    let deadline = limits.deadline;
     let rt = super::exec::runtime()?;
     rt.block_on(async {
         let metrics = Arc::new(Metrics::new());
@@ -43,7 +59,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 let exec = &args.exec;
                 Engine::Serverless(Box::new(
                     exec.serverless
-                        .coordinator(&args.model, config, &exec.plan, StoreDown::NotReady)
+                        .coordinator(&args.model, config, &exec.plan, Caller::Service { deadline })
                         .await?,
                 ))
             }
@@ -73,7 +89,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         let stop = shutdown_signal();
-        println!("seqless serve: listening on http://{addr} ({mode}, {auth})");
+        println!(
+            "seqless serve: listening on http://{addr} ({mode}, {auth}, memory budget {budget_mib} MiB)"
+        );
         std::io::stdout().flush()?;
         serve(listener, service, stop).await?;
         println!("seqless serve: stopped");
