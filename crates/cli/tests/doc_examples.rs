@@ -137,6 +137,11 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("install ", "installs the binary under test"),
     ("scripts/test.sh", "this suite"),
     (
+        "scripts/fuzz.sh",
+        "fuzzes for minutes per target with the nightly toolchain; the suite replays its \
+         corpora instead (crates/server/tests/fuzz_corpus.rs)",
+    ),
+    (
         "scripts/fetch-codelang-data.sh",
         "installs Debian packages; the next command reads a fixture of them instead",
     ),
