@@ -2,7 +2,6 @@
 //! error and equal to the model and to `seqless classify`, a graceful SIGTERM, and a store
 //! that is down at startup.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,11 +11,7 @@ use serde_json::json;
 
 mod common;
 
-use common::{SEQLESS, Server, json};
-
-fn langid() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/langid")
-}
+use common::{Server, json, langid};
 
 /// A running `seqless serve` and its URL.
 struct Serve {
@@ -26,18 +21,7 @@ struct Serve {
 
 impl Serve {
     fn start(extra: &[&str]) -> Self {
-        let (server, line) = Server::start(
-            Command::new(SEQLESS)
-                .args(["serve", "--model", langid().to_str().unwrap()])
-                .args(["--listen", "127.0.0.1:0"])
-                .args(extra)
-                .env_remove("SEQLESS_API_TOKEN"),
-        );
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .to_owned();
+        let (server, url, _) = Server::serve(extra);
         Self { server, url }
     }
 }

@@ -1,18 +1,11 @@
 //! `seqless serve`'s memory flags as a process: the budget is validated (exit 2 naming the
 //! flag), announced on the listening line, and a text over it is a 413 that says why.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use serde_json::json;
 
 mod common;
 
-use common::{SEQLESS, Server, refusal, seqless};
-
-fn langid() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/langid")
-}
+use common::{Server, langid, refusal, seqless};
 
 #[test]
 fn bad_memory_flags_exit_2_naming_the_flag() {
@@ -40,18 +33,8 @@ fn bad_memory_flags_exit_2_naming_the_flag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_over_the_budget_is_413_and_one_within_it_is_answered() {
-    let (_server, line) = Server::start(
-        Command::new(SEQLESS)
-            .args(["serve", "--model", langid().to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0", "--memory-budget-mb", "64"])
-            .env_remove("SEQLESS_API_TOKEN"),
-    );
+    let (_server, url, line) = Server::serve(&["--memory-budget-mb", "64"]);
     assert!(line.contains("memory budget 64 MiB"), "{line}");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
     let client = reqwest::Client::new();
     let classify = |text: String| {
         client

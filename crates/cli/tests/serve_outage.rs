@@ -4,8 +4,6 @@
 //! with Retry-After naming the store (or the deadline's 504, for a query its retries and
 //! the machine's load made too slow), and the service comes back once Redis does.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +12,7 @@ use serde_json::json;
 
 mod common;
 
-use common::{SEQLESS, Server};
+use common::Server;
 use seqless_store::testing::RedisServer;
 
 /// The server's deadline: short, so a request stuck on the dead store ends quickly.
@@ -23,10 +21,6 @@ const DEADLINE_MS: u64 = 5_000;
 /// scheduling and the connection), before the request counts as hung.
 const GRACE: Duration = Duration::from_secs(5);
 const CLIENTS: usize = 8;
-
-fn langid() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/langid")
-}
 
 /// One answered request: when it was sent and answered, and what came back.
 #[derive(Debug)]
@@ -95,19 +89,17 @@ async fn until(what: &str, patience: Duration, check: impl Fn() -> bool) {
 async fn a_redis_restart_under_load_is_503_naming_the_store_then_recovers() {
     let redis = RedisServer::start();
     let store = redis.url();
-    let (_server, line) = Server::start(
-        Command::new(SEQLESS)
-            .args(["serve", "--model", langid().to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0", "--mode", "serverless"])
-            .args(["--store", &store, "--splits", "2"])
-            .args(["--deadline-ms", &DEADLINE_MS.to_string()])
-            .env_remove("SEQLESS_API_TOKEN"),
-    );
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
+    let deadline_ms = DEADLINE_MS.to_string();
+    let (_server, url, _) = Server::serve(&[
+        "--mode",
+        "serverless",
+        "--store",
+        &store,
+        "--splits",
+        "2",
+        "--deadline-ms",
+        &deadline_ms,
+    ]);
     let load = Arc::new(Load {
         answers: Mutex::new(Vec::new()),
         ok: AtomicUsize::new(0),

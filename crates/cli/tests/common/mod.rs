@@ -14,6 +14,11 @@ use seqless_model::{GateActivation, ModelConfig, Modulation};
 use seqless_platform::PlatformOptions;
 use seqless_store::testing::RedisServer;
 
+/// The shipped model's directory.
+pub fn langid() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/langid")
+}
+
 /// The binary under test, which is also the function processes' executable.
 pub const SEQLESS: &str = env!("CARGO_BIN_EXE_seqless");
 
@@ -131,6 +136,24 @@ impl Server {
             .read_line(&mut line)
             .unwrap();
         (Self { child }, line)
+    }
+
+    /// `seqless serve --model models/langid --listen 127.0.0.1:0` with `extra` flags and no
+    /// API token from the environment; the server, its base URL and its listening line.
+    pub fn serve(extra: &[&str]) -> (Self, String, String) {
+        let (server, line) = Self::start(
+            Command::new(SEQLESS)
+                .args(["serve", "--model", langid().to_str().unwrap()])
+                .args(["--listen", "127.0.0.1:0"])
+                .args(extra)
+                .env_remove("SEQLESS_API_TOKEN"),
+        );
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
+        (server, url, line)
     }
 
     /// Its exit status, once it exits within `patience`.
