@@ -156,37 +156,32 @@ impl ServerlessArgs {
         plan: &PlanArgs,
         caller: Caller,
     ) -> Result<Coordinator> {
-        let args = self;
         // Every refusal of the flags comes before a connection is tried.
         let limits = plan.limits()?;
-        if args.platform == FunctionHost::Local && args.remote.endpoint.is_none() {
+        if self.platform == FunctionHost::Local && self.remote.endpoint.is_none() {
             usage!(
                 "--platform local needs --endpoint http://HOST:PORT (start one with `seqless platform`)"
             );
         }
-        if args.platform != FunctionHost::Inproc && args.store == "memory" {
+        if self.platform != FunctionHost::Inproc && self.store == "memory" {
             usage!(
                 "--platform {} with --store memory: function processes share no memory with this one, so stages could not read each other's tensors; give a shared store such as --store redis://127.0.0.1:6379",
-                args.platform.name()
+                self.platform.name()
             );
         }
-        let remote = remote_invoker(plan, args).await?;
-        let store = store_when(&args.store, &args.key_prefix, caller).await?;
-        let ttl = Duration::from_secs(args.ttl_secs.max(1));
-        let platform = remote.unwrap_or_else(|| inproc(model_dir, plan, args, store.clone()));
-        let pricing = match &args.pricing {
-            Some(path) => Pricing::load(path)
-                .with_context(|| format!("loading prices from {}", path.display()))?,
-            None => Pricing::default(),
-        };
+        let remote = remote_invoker(plan, self).await?;
+        let store = store_when(&self.store, &self.key_prefix, caller).await?;
+        let ttl = Duration::from_secs(self.ttl_secs.max(1));
+        let platform = remote.unwrap_or_else(|| inproc(model_dir, plan, self, store.clone()));
+        let pricing = Pricing::load_or_default(self.pricing.as_deref())?;
         let options = CoordinatorOptions {
             plan: plan.plan,
             splits: plan.splits,
             limits,
             ttl,
             pricing,
-            arch: args.arch,
-            hedge: args.hedge.policy(),
+            arch: self.arch,
+            hedge: self.hedge.policy(),
             deadline: caller.deadline(),
             ..CoordinatorOptions::default()
         };
