@@ -335,7 +335,16 @@ async fn a_cluster_recovers_after_a_node_restarts() {
     assert!(err.to_string().contains("redis+cluster://"), "{err}");
 
     cluster.nodes()[1].restart();
-    // The restarted node rejoins with its slots (its data is gone).
+    // The restarted node rejoins with its slots (its data is gone). Rejoining takes the
+    // cluster a moment after the process serves, so the first write may wait for it.
+    let rejoined = tokio::time::Instant::now() + Duration::from_secs(20);
+    while store.put(&keys[0], &t, TTL).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < rejoined,
+            "the cluster never took a write again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for k in &keys {
         store.put(k, &t, TTL).await.unwrap();
     }
