@@ -286,6 +286,7 @@ impl ChaosBench {
             },
             ttl: TTL,
             hedge: self.hedge,
+            function_slots: Some(self.functions),
             ..CoordinatorOptions::default()
         };
         let coordinator = |invoker: Arc<dyn Invoker>| {

@@ -15,13 +15,6 @@ use crate::stats::median;
 pub const CSV_HEADER: &str =
     "bytes,plan,splits,median_ms,monolithic_ms,ratio,bytes_moved,serial_bytes,invocations,error\n";
 
-fn plan_name(plan: PlanKind) -> &'static str {
-    match plan {
-        PlanKind::Fused => "fused",
-        PlanKind::Paper => "paper",
-    }
-}
-
 /// One configuration: what was asked for, and what it measured or why it failed.
 struct Row {
     bytes: usize,
@@ -115,7 +108,7 @@ pub fn table_header() -> String {
 }
 
 fn table_line(row: &Row) -> String {
-    let head = format!("{:>9} {:>6}", row.bytes, plan_name(row.plan));
+    let head = format!("{:>9} {:>6}", row.bytes, row.plan.as_str());
     match &row.outcome {
         Ok(m) => {
             let cells: Vec<String> = measured_cells(m, 2)
@@ -131,7 +124,7 @@ fn table_line(row: &Row) -> String {
 
 /// The row in [`CSV_HEADER`]'s columns: numbers empty and `error` set for a failure.
 fn csv_line(row: &Row) -> String {
-    let head = format!("{},{}", row.bytes, plan_name(row.plan));
+    let head = format!("{},{}", row.bytes, row.plan.as_str());
     match &row.outcome {
         Ok(m) => format!("{head},{},", measured_cells(m, 3).join(",")),
         Err(e) => format!("{head},{},,,,,,,\"{}\"", row.splits, e.replace('"', "\"\"")),
@@ -196,7 +189,7 @@ mod tests {
                     PlanKind::Paper => {
                         Err("planning failed: a value \"too big\", over the bound".into())
                     }
-                    PlanKind::Fused => Ok(measured(bytes as f64 / 8.0)),
+                    PlanKind::Fused | PlanKind::Resident => Ok(measured(bytes as f64 / 8.0)),
                 }
             },
             |l| lines.push(l.to_owned()),

@@ -295,7 +295,8 @@ pub struct ExecArgs {
 #[derive(Debug, Clone, Args)]
 #[group(id = "plan_args")]
 pub struct PlanArgs {
-    /// Stage graph: fused (block stats through the serial stages) or paper.
+    /// Stage graph: fused (block stats through the serial stages), paper, or resident (one
+    /// function per split for the whole query; only halos and block stats move).
     #[arg(long, value_enum, default_value = "fused")]
     pub plan: PlanKind,
     /// Conv functions per layer: a number up to --max-splits, or auto (from length and
@@ -349,6 +350,13 @@ pub struct ServerlessArgs {
     /// Hedging against straggling functions.
     #[command(flatten)]
     pub hedge: HedgeArgs,
+    /// How many functions may run at once: the platform's concurrency limit (`seqless
+    /// platform --max-concurrency`, or the Lambda functions' reserved concurrency). A
+    /// resident query starts when S + 1 slots are free and its splits are capped at N - 1,
+    /// so queries never wait on each other's functions. Default: the in-process pool's
+    /// --concurrency; no bound for local and lambda.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..), group = "serverless_args")]
+    pub function_slots: Option<u64>,
 }
 
 /// Hedged invocations: a duplicate of a straggling stage, the first answer winning.
@@ -410,7 +418,8 @@ fn hedge_factor(s: &str) -> Result<f64, String> {
 #[derive(Debug, Clone, Args)]
 #[group(id = "inproc_args")]
 pub struct InprocArgs {
-    /// Function invocations at once (default: cores).
+    /// Function invocations at once (default: cores; for the resident plan at least one
+    /// more than its splits, since they all run at once and mostly wait).
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Seconds an idle function instance stays warm.
@@ -783,9 +792,16 @@ pub struct BenchServerlessArgs {
     /// Tensor store URL (memory or redis://...).
     #[arg(long, default_value = "memory")]
     pub store: String,
-    /// Function invocations at once (default: cores).
+    /// In-process function invocations at once (default as `classify`'s --concurrency).
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Run the functions on the `seqless platform` at this URL instead of in process
+    /// (needs --store redis://...).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// With --endpoint: the platform's --max-concurrency, which caps resident splits.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    pub function_slots: Option<u64>,
     /// Write the table as CSV here too.
     #[arg(long)]
     pub csv: Option<PathBuf>,

@@ -71,6 +71,7 @@ impl Setup {
         let options = CoordinatorOptions {
             plan,
             splits,
+            function_slots: Some(4),
             ..CoordinatorOptions::default()
         };
         let invoker = Arc::new(client(platform));
@@ -118,12 +119,17 @@ fn series(metrics: &str, name: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn function_processes_compute_what_the_monolithic_model_does_for_both_plans() {
+async fn function_processes_compute_what_the_monolithic_model_does_for_every_plan() {
     let setup = Setup::new();
     let platform = setup.platform(|_| {}).await;
     let input = "Grüße aus Köln — a query long enough to split over several functions. ".repeat(8);
     let want = setup.model.forward(input.as_bytes()).unwrap();
-    for (plan, splits) in [(PlanKind::Fused, 3), (PlanKind::Paper, 2)] {
+    // The platform runs 4 functions at once: a resident query of 3 splits and a serial stage.
+    for (plan, splits) in [
+        (PlanKind::Fused, 3),
+        (PlanKind::Paper, 2),
+        (PlanKind::Resident, 3),
+    ] {
         let coordinator = setup.coordinator(&platform, plan, splits).await;
         for _ in 0..2 {
             let got = coordinator.classify(input.as_bytes()).await.unwrap();
@@ -131,6 +137,14 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_both_plan
             assert_close(&got.prediction.logits, &want.logits);
             let trace = &got.trace;
             assert!(trace.invocations.iter().all(|i| i.billed_ms >= 1));
+            let residents = trace
+                .invocations
+                .iter()
+                .filter(|i| i.stage == StageKind::Resident);
+            assert_eq!(
+                residents.count(),
+                if plan == PlanKind::Resident { 3 } else { 0 }
+            );
             for i in &trace.invocations {
                 let memory = if matches!(i.stage, StageKind::Tfilm | StageKind::Head) {
                     256
@@ -156,6 +170,49 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_both_plan
         m.contains("seqless_platform_init_process_start_seconds_count"),
         "{m}"
     );
+    platform.shutdown().await;
+}
+
+/// Gang admission: 16 clients of 4-split resident queries against a platform that runs 8
+/// functions at once. Each query holds 5 slots for its whole run, so at most one runs at a
+/// time beside another's serial stage, and none waits on functions that cannot start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resident_queries_beyond_the_platforms_concurrency_complete_without_deadlock() {
+    let setup = Setup::new();
+    let platform = setup
+        .platform(|o| {
+            o.max_concurrency = 8;
+            o.queue_bound = 256;
+        })
+        .await;
+    let mut coordinator = setup.coordinator(&platform, PlanKind::Resident, 4).await;
+    coordinator = Coordinator::new(
+        setup.cfg.clone(),
+        fingerprint(setup.dir.path()).unwrap(),
+        coordinator.store().clone(),
+        coordinator.invoker().clone(),
+        CoordinatorOptions {
+            function_slots: Some(8),
+            deadline: Duration::from_secs(120),
+            ..coordinator.options().clone()
+        },
+    );
+    let input =
+        "ein Satz, der lang genug ist, um auf vier Funktionen verteilt zu werden. ".repeat(6);
+    let want = setup.model.forward(input.as_bytes()).unwrap();
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let (c, input) = (coordinator.clone(), input.clone());
+            tokio::spawn(async move { c.classify(input.as_bytes()).await })
+        })
+        .collect();
+    for client in clients {
+        let got = client.await.unwrap().expect("no query deadlocks or fails");
+        assert_close(&got.prediction.logits, &want.logits);
+        assert_eq!(got.trace.splits, vec![4; setup.cfg.layers.len()]);
+    }
+    let m = metrics(&platform).await;
+    assert!(!m.contains("seqless_platform_throttles_total{"), "{m}");
     platform.shutdown().await;
 }
 

@@ -4,7 +4,9 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::future::{BoxFuture, Either, join_all, select};
+use futures_util::StreamExt;
+use futures_util::future::{BoxFuture, Either, select};
+use futures_util::stream::FuturesUnordered;
 use seqless_cost::{Arch, Pricing};
 use seqless_functions::{
     ErrorKind, FunctionError, InvocationMeta, Invoker, ModelFingerprint, StageEvent, StageResult,
@@ -12,7 +14,9 @@ use seqless_functions::{
 };
 use seqless_model::InputLenError;
 use seqless_model::{ModelConfig, Prediction, tokenizer};
-use seqless_plan::{INPUT_KEY, Limits, PlanError, PlanKind, Splits, Stage, StageKind, plan};
+use seqless_plan::{
+    INPUT_KEY, Limits, Plan, PlanError, PlanKind, Splits, Stage, StageKind, StageOp, plan,
+};
 use seqless_store::{QueryId, StoreError, StoredTensor, TensorStore};
 use serde::Serialize;
 
@@ -43,6 +47,13 @@ pub struct CoordinatorOptions {
     pub deadline: Duration,
     /// When a straggling stage gets a duplicate invocation.
     pub hedge: HedgePolicy,
+    /// How many functions may run at once for this coordinator (the platform's
+    /// concurrency limit), or `None` for what the invoker knows of its own
+    /// ([`Invoker::concurrency`]: an in-process pool's size; no bound otherwise). The resident plan needs all S of a
+    /// query's splits running at once, plus one serial stage, or it waits on itself until
+    /// its deadline: with a bound, a resident query starts only when S + 1 slots are free,
+    /// and S is capped at one less than the bound. The other plans never need it.
+    pub function_slots: Option<usize>,
 }
 
 impl Default for CoordinatorOptions {
@@ -57,6 +68,7 @@ impl Default for CoordinatorOptions {
             retry: RetryPolicy::default(),
             deadline: Duration::from_secs(30),
             hedge: HedgePolicy::default(),
+            function_slots: None,
         }
     }
 }
@@ -184,6 +196,16 @@ pub enum CoordinatorError {
         /// How many times the stage was invoked.
         attempts: u32,
     },
+    /// A resident query could not get the function slots it needs before its deadline.
+    #[error(
+        "no {needed} function slots came free within the query's deadline ({slots} in all, shared by the queries in flight)"
+    )]
+    Busy {
+        /// Slots the query needed: its splits and one serial stage.
+        needed: usize,
+        /// [`CoordinatorOptions::function_slots`].
+        slots: usize,
+    },
     /// The final stage returned no logits (a function bug or a foreign function).
     #[error("the {0} stage returned no logits")]
     NoLogits(&'static str),
@@ -208,6 +230,7 @@ impl CoordinatorError {
         match self {
             Self::Store { cause, .. } => cause.is_retryable(),
             Self::Function { cause, .. } => cause.kind() == ErrorKind::Retryable,
+            Self::Busy { .. } => true,
             _ => false,
         }
     }
@@ -230,6 +253,9 @@ pub struct Coordinator {
     store: Arc<dyn TensorStore>,
     invoker: Arc<dyn Invoker>,
     options: CoordinatorOptions,
+    /// How many functions may run at once, and the slots free now, shared by every query
+    /// of this coordinator ([`CoordinatorOptions::function_slots`]).
+    slots: Option<(usize, Arc<tokio::sync::Semaphore>)>,
 }
 
 impl Coordinator {
@@ -243,12 +269,17 @@ impl Coordinator {
         invoker: Arc<dyn Invoker>,
         options: CoordinatorOptions,
     ) -> Self {
+        let slots = options
+            .function_slots
+            .or_else(|| invoker.concurrency())
+            .map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n))));
         Self {
             config: Arc::new(config),
             fingerprint,
             store,
             invoker,
             options,
+            slots,
         }
     }
 
@@ -292,16 +323,10 @@ impl Coordinator {
                 .min(),
             ..self.options.limits
         };
-        let plan = plan(
-            &self.config,
-            bytes.len(),
-            self.options.plan,
-            self.options.splits,
-            &limits,
-        )?;
+        let deadline = started + self.options.deadline;
+        let (plan, _slots) = self.plan_and_admit(bytes.len(), &limits, deadline).await?;
         let query = QueryId::new();
         let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();
-        let deadline = started + self.options.deadline;
         let mut hedges = Vec::new();
         let outcome = self.run(&plan, query, bytes, deadline, &mut hedges).await;
         // A hedged stage's loser that may still write is awaited before the keys go.
@@ -329,6 +354,45 @@ impl Coordinator {
         Ok(ServerlessPrediction { prediction, trace })
     }
 
+    /// Plans the query and, for a resident plan under [`CoordinatorOptions::function_slots`],
+    /// caps its splits at one less than the slots and holds S + 1 of them for the query.
+    async fn plan_and_admit(
+        &self,
+        len: usize,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> Result<(Plan, Option<tokio::sync::OwnedSemaphorePermit>), CoordinatorError> {
+        let kind = self.options.plan;
+        let planned = plan(&self.config, len, kind, self.options.splits, limits)?;
+        let (Some((total, slots)), PlanKind::Resident) = (&self.slots, kind) else {
+            return Ok((planned, None));
+        };
+        let total = *total;
+        let splits = planned.layers[0].splits.len();
+        let planned = match total.checked_sub(1) {
+            Some(most) if most >= 1 && splits > most => {
+                tracing::debug!(splits, most, "resident splits capped by the function slots");
+                plan(&self.config, len, kind, Splits::Fixed(most), limits)?
+            }
+            Some(most) if most >= 1 => planned,
+            _ => {
+                return Err(CoordinatorError::Plan(PlanError::Limits(format!(
+                    "the resident plan needs at least 2 function slots (a split and a serial stage), and {total} are allowed"
+                ))));
+            }
+        };
+        let needed = planned.layers[0].splits.len() + 1;
+        let permits = u32::try_from(needed).unwrap_or(u32::MAX);
+        let acquire = slots.clone().acquire_many_owned(permits);
+        match tokio::time::timeout_at(deadline.into(), acquire).await {
+            Ok(Ok(permit)) => Ok((planned, Some(permit))),
+            _ => Err(CoordinatorError::Busy {
+                needed,
+                slots: total,
+            }),
+        }
+    }
+
     async fn run(
         &self,
         plan: &seqless_plan::Plan,
@@ -344,12 +408,31 @@ impl Coordinator {
         let mut retries = Vec::new();
         let mut logits = None;
         for phase in &plan.phases {
-            let clock = PhaseClock::new(phase.len(), deadline);
-            let calls = phase
+            // Stages that wait for keys start at different times, so each is timed alone
+            // (and never hedged); the others are siblings.
+            let siblings = PhaseClock::new(
+                phase.iter().filter(|s| s.after.is_empty()).count(),
+                deadline,
+            );
+            let alone: Vec<PhaseClock> =
+                phase.iter().map(|_| PhaseClock::new(1, deadline)).collect();
+            let mut calls: FuturesUnordered<_> = phase
                 .iter()
-                .map(|stage| self.run_stage(query, stage, deadline, &clock));
+                .zip(&alone)
+                .map(|(stage, alone)| {
+                    let clock = if stage.after.is_empty() {
+                        &siblings
+                    } else {
+                        alone
+                    };
+                    self.run_gated_stage(query, stage, deadline, clock)
+                })
+                .collect();
+            // A phase whose stages wait for each other fails at its first failure: the
+            // others would only wait, until the deadline, for what will never come.
+            let wait_for_each_other = phase.iter().any(|s| !s.after.is_empty());
             let mut failure = None;
-            for run in join_all(calls).await {
+            while let Some(run) = calls.next().await {
                 retries.extend(run.retries);
                 hedges.extend(run.hedge);
                 match run.outcome {
@@ -369,6 +452,9 @@ impl Coordinator {
                             cause,
                             attempts,
                         });
+                        if wait_for_each_other {
+                            break;
+                        }
                     }
                 }
             }
@@ -431,6 +517,46 @@ impl Coordinator {
             && Instant::now() + backoff < deadline
     }
 
+    /// Runs one stage once the keys it waits for ([`Stage::after`]) exist.
+    async fn run_gated_stage<'p>(
+        &self,
+        query: QueryId,
+        stage: &'p Stage,
+        deadline: Instant,
+        clock: &PhaseClock,
+    ) -> StageRun<'p> {
+        for key in &stage.after {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(err) = self.store.wait_for(&query.key(key), left).await {
+                let cause = FunctionError::retryable(format!(
+                    "the coordinator waited for `{key}` before invoking it: {err}"
+                ));
+                return StageRun {
+                    stage,
+                    outcome: Err((cause, 0)),
+                    retries: Vec::new(),
+                    hedge: None,
+                };
+            }
+        }
+        self.run_stage(query, stage, deadline, clock).await
+    }
+
+    /// The event of one attempt at `stage`: a resident split may wait for its neighbours
+    /// as long as the query has left.
+    fn event(&self, query: QueryId, stage: &Stage, deadline: Instant) -> Arc<StageEvent> {
+        let mut stage = stage.clone();
+        if let StageOp::Resident { wait_ms, .. } = &mut stage.op {
+            let left = deadline.saturating_duration_since(Instant::now());
+            *wait_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        }
+        Arc::new(StageEvent {
+            query_id: query,
+            model: self.fingerprint.clone(),
+            stage,
+        })
+    }
+
     /// Runs one stage to its result, retrying transient failures and hedging a straggler.
     async fn run_stage<'p>(
         &self,
@@ -439,15 +565,11 @@ impl Coordinator {
         deadline: Instant,
         clock: &PhaseClock,
     ) -> StageRun<'p> {
-        let event = Arc::new(StageEvent {
-            query_id: query,
-            model: self.fingerprint.clone(),
-            stage: stage.clone(),
-        });
         let mut retries = Vec::new();
         let mut hedge = None;
         let mut attempt = 1;
         let outcome = loop {
+            let event = self.event(query, stage, deadline);
             let sent = Instant::now();
             // One duplicate per stage at most, which bounds what hedging can cost.
             let hedging = match (self.options.hedge, &hedge) {

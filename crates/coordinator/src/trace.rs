@@ -7,8 +7,9 @@ use seqless_functions::{FunctionError, InvocationMeta, StageResult};
 use seqless_plan::{PlanKind, Stage, StageKind};
 use serde::{Deserialize, Serialize};
 
-/// One function invocation as the trace reports it. Every field is required when a trace
-/// is read back, so a renamed field fails to parse rather than reading as zero.
+/// One function invocation as the trace reports it. Every field but `wait_ms` (which only
+/// resident splits have) is required when a trace is read back, so a renamed field fails
+/// to parse rather than reading as zero.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InvocationRecord {
     /// `conv`, `tfilm`, `head` or `classifier`.
@@ -29,6 +30,10 @@ pub struct InvocationRecord {
     pub memory_mb: u32,
     /// Kernel time inside the handler.
     pub compute_ms: f64,
+    /// Time the handler was blocked waiting for other functions' values, billed like the
+    /// rest of its duration.
+    #[serde(default)]
+    pub wait_ms: f64,
     /// Bytes read from the store.
     pub bytes_in: u64,
     /// Bytes written to the store.
@@ -57,6 +62,7 @@ impl InvocationRecord {
             billed_ms: meta.billed_ms,
             memory_mb: meta.memory_mb,
             compute_ms: result.compute_ms,
+            wait_ms: result.wait_ms,
             bytes_in: result.bytes_in,
             bytes_out: result.bytes_out,
             round_trip_ms: round_trip.as_secs_f64() * 1e3,

@@ -79,8 +79,22 @@ proptest! {
         let f = fixture(&layers.join(","), embed, modulation, gate, seed);
         let expected = f.model.model.forward(&text).unwrap();
         let rt = common::runtime();
-        for plan in [PlanKind::Fused, PlanKind::Paper] {
-            let got = rt.block_on(coordinator(&f, plan, splits).classify(&text)).unwrap();
+        // A resident query's splits run at once: a pool with room for all of them.
+        let resident = Coordinator::new(
+            f.model.model.config.clone(),
+            f.model.fingerprint.clone(),
+            f.store.clone(),
+            common::invoker_with(f.model.dir.path(), f.store.clone(), splits + 1),
+            common::options(PlanKind::Resident, splits),
+        );
+        for plan in [PlanKind::Fused, PlanKind::Paper, PlanKind::Resident] {
+            let c = match plan {
+                PlanKind::Resident => resident.clone(),
+                _ => coordinator(&f, plan, splits),
+            };
+            let got = rt.block_on(c.classify(&text)).unwrap();
+            let residents = got.trace.invocations.iter().filter(|i| i.stage == StageKind::Resident).count();
+            prop_assert_eq!(residents > 0, plan == PlanKind::Resident);
             prop_assert_eq!(&got.prediction.label, &expected.label);
             prop_assert_eq!(got.prediction.padded_len, expected.padded_len);
             for (g, e) in got.prediction.logits.iter().zip(&expected.logits) {

@@ -30,6 +30,7 @@ async fn setup(redis: &RedisServer, layers: &str, modulation: Modulation, seed: 
         (PlanKind::Fused, 1),
         (PlanKind::Fused, 5),
         (PlanKind::Paper, 3),
+        (PlanKind::Resident, 3),
     ]
     .into_iter()
     .map(|(plan, splits)| {

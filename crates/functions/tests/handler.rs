@@ -117,7 +117,7 @@ async fn every_stage_of_both_plans_computes_what_the_forward_pass_does() {
         let results = f.run(&plan, query).await;
         let kinds: Vec<StageKind> = results.iter().map(|(k, _)| *k).collect();
         let expected_last = match kind {
-            PlanKind::Fused => StageKind::Head,
+            PlanKind::Fused | PlanKind::Resident => StageKind::Head,
             PlanKind::Paper => StageKind::Classifier,
         };
         assert_eq!(kinds.last(), Some(&expected_last), "{kinds:?}");
@@ -145,6 +145,84 @@ async fn every_stage_of_both_plans_computes_what_the_forward_pass_does() {
             .flatten()
             .any(|s| matches!(s.op, StageOp::PaperTfilm { .. }))
     );
+}
+
+/// Sets how long a resident stage may wait.
+fn with_wait(mut stage: Stage, wait: Duration) -> Stage {
+    if let StageOp::Resident { wait_ms, .. } = &mut stage.op {
+        *wait_ms = wait.as_millis() as u64;
+    }
+    stage
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resident_splits_wait_for_each_other_and_compute_the_forward_pass() {
+    let f = Arc::new(fixture());
+    let want = f.ctx.model.forward(TEXT).unwrap().logits;
+    let plan = f.plan(PlanKind::Resident);
+    let query = QueryId::new();
+    f.upload_text(query).await;
+    // Every stage at once, as the coordinator runs them: splits block on their
+    // neighbours' edges and on each layer's TFiLM output; serial stages start when the
+    // block statistics they read exist.
+    let runs: Vec<_> = plan
+        .phases
+        .iter()
+        .flatten()
+        .cloned()
+        .map(|stage| {
+            let f = f.clone();
+            tokio::spawn(async move {
+                for key in &stage.after {
+                    f.ctx
+                        .store
+                        .wait_for(&query.key(key), Duration::from_secs(20))
+                        .await
+                        .unwrap();
+                }
+                let stage = with_wait(stage, Duration::from_secs(20));
+                (stage.kind, handle(&f.ctx, f.event(query, stage)).await)
+            })
+        })
+        .collect();
+    let mut logits = None;
+    let mut splits = 0;
+    for run in runs {
+        let (kind, result) = run.await.unwrap();
+        let result = result.unwrap_or_else(|e| panic!("{kind:?} failed: {e}"));
+        if kind == StageKind::Resident {
+            splits += 1;
+            assert!(result.bytes_out > 0 && result.bytes_in > 0);
+        }
+        if kind == StageKind::Head {
+            logits = result.logits;
+        }
+    }
+    assert_eq!(splits, 3);
+    assert_logits_close(&logits.unwrap(), &f.ctx.model.forward(TEXT).unwrap().logits);
+    assert!(!want.is_empty());
+    for key in plan.written_keys() {
+        f.ctx.store.get(&query.key(&key)).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_split_whose_neighbour_never_comes_times_out_naming_what_it_waited_for() {
+    let f = fixture();
+    let query = QueryId::new();
+    f.upload_text(query).await;
+    let stage = f.stage(PlanKind::Resident, |s| {
+        s.kind == StageKind::Resident && s.split == 1
+    });
+    let err = f
+        .refusal(query, with_wait(stage, Duration::from_millis(300)))
+        .await;
+    assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
+    let text = err.to_string();
+    // Layer 0 needs nobody; layer 1 waits for split 0's last rows of layer 0.
+    for needle in ["resident split 1 at layer 1", "edge/0/0/last", "deadline"] {
+        assert!(text.contains(needle), "{needle:?} not in {text:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

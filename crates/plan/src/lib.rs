@@ -10,6 +10,10 @@
 //! - [`PlanKind::Paper`]: the paper's architecture, where one TFiLM function reads the
 //!   whole activation and writes it back modulated, and a classifier function reads the
 //!   whole last activation.
+//! - [`PlanKind::Resident`]: one function per split for the whole query, every layer on
+//!   its rows in memory. After each layer it publishes its edge rows (its neighbours'
+//!   halos) and block statistics, and blocks until the layer's TFiLM output and its
+//!   neighbours' edges exist; the TFiLM and head stages are the fused plan's.
 //!
 //! ```
 //! use seqless_plan::{Limits, PlanKind, Splits, plan};
@@ -23,11 +27,14 @@
 //! ```
 
 mod geometry;
+mod resident;
 mod stages;
 mod traffic;
 
 pub use geometry::{LayerGeometry, split_blocks};
-pub use seqless_wire::{FilmSource, RowSource, Stage, StageKind, StageOp};
+pub use seqless_wire::{
+    EdgeWrite, FilmSource, ResidentLayer, RowSource, Stage, StageKind, StageOp,
+};
 pub use stages::plan;
 pub use traffic::{F32_BYTES, StageTraffic, TOKEN_ID_BYTES, f32_bytes};
 
@@ -44,6 +51,20 @@ pub enum PlanKind {
     Fused,
     /// The paper's plan: whole activations through the TFiLM and classifier functions.
     Paper,
+    /// One long-lived function per split runs every layer on its rows; only halos and
+    /// block statistics go through the store.
+    Resident,
+}
+
+impl PlanKind {
+    /// The name the CLI, traces and reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fused => "fused",
+            Self::Paper => "paper",
+            Self::Resident => "resident",
+        }
+    }
 }
 
 impl std::str::FromStr for PlanKind {
@@ -52,7 +73,10 @@ impl std::str::FromStr for PlanKind {
         match s {
             "fused" => Ok(Self::Fused),
             "paper" => Ok(Self::Paper),
-            other => Err(format!("unknown plan {other:?}; expected fused or paper")),
+            "resident" => Ok(Self::Resident),
+            other => Err(format!(
+                "unknown plan {other:?}; expected fused, paper or resident"
+            )),
         }
     }
 }

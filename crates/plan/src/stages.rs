@@ -6,6 +6,7 @@ use seqless_model::ModelConfig;
 use seqless_model::kernels::conv_input_span;
 
 use crate::geometry::{LayerGeometry, split_blocks};
+use crate::resident;
 use crate::traffic::{conv_value_bytes, f32_bytes};
 use crate::{
     FilmSource, INPUT_KEY, Limits, Plan, PlanError, PlanKind, RowSource, Splits, Stage, StageKind,
@@ -16,7 +17,7 @@ fn activation_key(layer: usize, split: usize) -> String {
     format!("act/{layer}/{split}")
 }
 
-fn mb(bytes: u64) -> u64 {
+pub(crate) fn mb(bytes: u64) -> u64 {
     bytes.div_ceil(1 << 20)
 }
 
@@ -39,6 +40,17 @@ pub fn plan(
         ));
     }
     let padded_len = config.padded_len(input_len);
+    if kind == PlanKind::Resident {
+        let layers = resident::geometry(config, padded_len, splits, limits)?;
+        check_serial_values(kind, &layers, limits.max_value_bytes)?;
+        return Ok(Plan {
+            kind,
+            input_len,
+            padded_len,
+            phases: resident::phases(config, &layers, padded_len),
+            layers,
+        });
+    }
     let limit_bytes = u64::from(limits.function_memory_mb) << 20;
     let mut layers = Vec::with_capacity(config.layers.len());
     let mut input_rows = padded_len;
@@ -105,6 +117,7 @@ pub fn plan(
     let phases = match kind {
         PlanKind::Fused => fused_phases(config, &layers, padded_len),
         PlanKind::Paper => paper_phases(config, &layers, padded_len, limit_bytes)?,
+        PlanKind::Resident => unreachable!("planned above"),
     };
     check_serial_values(kind, &layers, limits.max_value_bytes)?;
     Ok(Plan {
@@ -123,6 +136,7 @@ fn stores_activation(kind: PlanKind, l: usize, n_layers: usize) -> bool {
     match kind {
         PlanKind::Paper => true,
         PlanKind::Fused => l + 1 < n_layers,
+        PlanKind::Resident => false,
     }
 }
 
@@ -143,11 +157,11 @@ fn check_serial_values(
                 geometry.rows,
                 "the paper plan keeps each layer's whole activation in one value; use the fused plan",
             ),
-            PlanKind::Fused if l + 1 < layers.len() => (
+            PlanKind::Fused | PlanKind::Resident if l + 1 < layers.len() => (
                 geometry.blocks,
-                "the fused plan keeps a layer's LSTM output in one value; use a store that takes larger values",
+                "the fused and resident plans keep a layer's LSTM output in one value; use a store that takes larger values",
             ),
-            PlanKind::Fused => continue,
+            PlanKind::Fused | PlanKind::Resident => continue,
         };
         let bytes = f32_bytes(rows, geometry.channels);
         if bytes > limit {
@@ -164,7 +178,10 @@ fn check_serial_values(
 }
 
 /// The pieces of `sources` (key, global row range) that cover `span`.
-fn row_sources(sources: &[(String, Range<usize>)], span: &Range<usize>) -> Vec<RowSource> {
+pub(crate) fn row_sources(
+    sources: &[(String, Range<usize>)],
+    span: &Range<usize>,
+) -> Vec<RowSource> {
     sources
         .iter()
         .filter_map(|(key, global)| {
@@ -222,6 +239,7 @@ fn conv_stages(
                 padded_len,
                 write_bytes,
                 memory_bytes: config.conv_stage_peak_bytes(l, out_rows.len()),
+                after: Vec::new(),
                 op: StageOp::Conv {
                     input: row_sources(sources, &span),
                     input_rows: geometry.input_rows,
@@ -236,7 +254,7 @@ fn conv_stages(
         .collect()
 }
 
-fn input_sources(padded_len: usize) -> Vec<(String, Range<usize>)> {
+pub(crate) fn input_sources(padded_len: usize) -> Vec<(String, Range<usize>)> {
     vec![(INPUT_KEY.to_string(), 0..padded_len)]
 }
 
@@ -279,6 +297,7 @@ fn fused_phases(
                 padded_len,
                 write_bytes: 0,
                 memory_bytes: 4 * bc,
+                after: Vec::new(),
                 op: StageOp::Head {
                     block_max: maxima,
                     block_min: (0..splits).map(|i| format!("min/{l}/{i}")).collect(),
@@ -292,9 +311,11 @@ fn fused_phases(
                 padded_len,
                 write_bytes: bc,
                 memory_bytes: 3 * bc,
+                after: Vec::new(),
                 op: StageOp::Tfilm {
                     block_max: maxima,
                     write_h: format!("h/{l}"),
+                    signal: false,
                 },
             }]);
             sources = geometry
@@ -340,6 +361,7 @@ fn paper_phases(
             padded_len,
             write_bytes: whole,
             memory_bytes: memory,
+            after: Vec::new(),
             op: StageOp::PaperTfilm {
                 activations: (0..splits).map(|i| activation_key(l, i)).collect(),
                 write_x: format!("x/{l}"),
@@ -355,6 +377,7 @@ fn paper_phases(
         padded_len,
         write_bytes: 0,
         memory_bytes: f32_bytes(layers[last].rows, layers[last].channels),
+        after: Vec::new(),
         op: StageOp::Classifier {
             activation: format!("x/{last}"),
         },

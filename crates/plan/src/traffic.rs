@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use seqless_model::ModelConfig;
 
-use crate::{Plan, StageOp};
+use crate::{FilmSource, Plan, RowSource, Stage, StageOp};
 
 /// Bytes of one activation element (f32).
 pub const F32_BYTES: u64 = 4;
@@ -41,83 +41,120 @@ impl Plan {
     /// Every stage's traffic, phase by phase in the plan's order. `config` is the model
     /// the plan was made for.
     pub fn traffic(&self, config: &ModelConfig) -> Vec<Vec<StageTraffic>> {
+        // Every key is written by one stage, so the sizes can be known before any read.
         let mut key_bytes: HashMap<&str, u64> = HashMap::new();
-        let mut phases = Vec::with_capacity(self.phases.len());
-        for stages in &self.phases {
-            let read = |keys: &[String]| -> u64 {
-                keys.iter()
-                    .map(|k| key_bytes.get(k.as_str()).copied().unwrap_or(0))
-                    .sum()
-            };
-            let traffic = stages
-                .iter()
-                .map(|stage| {
-                    let bytes_in = match &stage.op {
-                        StageOp::Conv { input, film, .. } => {
-                            let in_channels = config.in_channels(stage.layer);
-                            let row_bytes = if stage.layer == 0 {
-                                TOKEN_ID_BYTES
-                            } else {
-                                f32_bytes(1, in_channels)
-                            };
-                            let rows_read: usize = input.iter().map(|s| s.rows.len()).sum();
-                            let film_bytes = film
-                                .as_ref()
-                                .map_or(0, |f| f32_bytes(f.blocks.len(), in_channels));
-                            rows_read as u64 * row_bytes + film_bytes
-                        }
-                        StageOp::Tfilm { block_max, .. } => read(block_max),
-                        StageOp::Head {
-                            block_max,
-                            block_min,
-                        } => read(block_max) + read(block_min),
-                        StageOp::PaperTfilm { activations, .. } => read(activations),
-                        StageOp::Classifier { activation } => {
-                            read(std::slice::from_ref(activation))
-                        }
-                    };
-                    StageTraffic {
-                        bytes_in,
+        for stage in self.phases.iter().flatten() {
+            record_writes(config, stage, &mut key_bytes);
+        }
+        let read = |keys: &[String]| -> u64 {
+            keys.iter()
+                .map(|k| key_bytes.get(k.as_str()).copied().unwrap_or(0))
+                .sum()
+        };
+        self.phases
+            .iter()
+            .map(|stages| {
+                stages
+                    .iter()
+                    .map(|stage| StageTraffic {
+                        bytes_in: bytes_read(config, stage, read),
                         bytes_out: stage.write_bytes,
-                    }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// The bytes of row pieces of layer `layer`'s input: token ids for the first layer, else
+/// the previous layer's channels.
+fn row_bytes(config: &ModelConfig, layer: usize, pieces: &[RowSource]) -> u64 {
+    let per_row = match layer {
+        0 => TOKEN_ID_BYTES,
+        _ => f32_bytes(1, config.in_channels(layer)),
+    };
+    pieces.iter().map(|s| s.rows.len() as u64).sum::<u64>() * per_row
+}
+
+/// The bytes of the modulation blocks a stage of `layer` reads.
+fn film_bytes(config: &ModelConfig, layer: usize, film: Option<&FilmSource>) -> u64 {
+    film.map_or(0, |f| f32_bytes(f.blocks.len(), config.in_channels(layer)))
+}
+
+fn bytes_read(config: &ModelConfig, stage: &Stage, read: impl Fn(&[String]) -> u64) -> u64 {
+    match &stage.op {
+        StageOp::Conv { input, film, .. } => {
+            row_bytes(config, stage.layer, input) + film_bytes(config, stage.layer, film.as_ref())
+        }
+        StageOp::Resident { input, layers, .. } => {
+            let later: u64 = layers
+                .iter()
+                .enumerate()
+                .map(|(l, rl)| {
+                    row_bytes(config, l, &rl.halo_before)
+                        + row_bytes(config, l, &rl.halo_after)
+                        + film_bytes(config, l, rl.film.as_ref())
                 })
-                .collect();
-            phases.push(traffic);
-            // Record what this phase wrote, for the phases that read it.
-            for stage in stages {
-                match &stage.op {
-                    StageOp::Conv {
-                        out_rows,
-                        write_activation,
-                        write_max,
-                        write_min,
-                        ..
-                    } => {
-                        let layer = &config.layers[stage.layer];
-                        let (activation, stats) =
-                            conv_value_bytes(out_rows.len(), layer.block_len, layer.channels);
-                        if let Some(k) = write_activation {
-                            key_bytes.insert(k, activation);
-                        }
-                        for k in [write_max, write_min].into_iter().flatten() {
-                            key_bytes.insert(k, stats);
-                        }
-                    }
-                    StageOp::Tfilm { write_h: k, .. } | StageOp::PaperTfilm { write_x: k, .. } => {
-                        key_bytes.insert(k, stage.write_bytes);
-                    }
-                    StageOp::Head { .. } | StageOp::Classifier { .. } => {}
+                .sum();
+            row_bytes(config, 0, input) + later
+        }
+        StageOp::Tfilm { block_max, .. } => read(block_max),
+        StageOp::Head {
+            block_max,
+            block_min,
+        } => read(block_max) + read(block_min),
+        StageOp::PaperTfilm { activations, .. } => read(activations),
+        StageOp::Classifier { activation } => read(std::slice::from_ref(activation)),
+    }
+}
+
+/// The payload size of every key `stage` writes.
+fn record_writes<'p>(
+    config: &ModelConfig,
+    stage: &'p Stage,
+    key_bytes: &mut HashMap<&'p str, u64>,
+) {
+    match &stage.op {
+        StageOp::Conv {
+            out_rows,
+            write_activation,
+            write_max,
+            write_min,
+            ..
+        } => {
+            let layer = &config.layers[stage.layer];
+            let (activation, stats) =
+                conv_value_bytes(out_rows.len(), layer.block_len, layer.channels);
+            if let Some(k) = write_activation {
+                key_bytes.insert(k, activation);
+            }
+            for k in [write_max, write_min].into_iter().flatten() {
+                key_bytes.insert(k, stats);
+            }
+        }
+        StageOp::Resident { layers, .. } => {
+            for (rl, layer) in layers.iter().zip(&config.layers) {
+                let (_, stats) =
+                    conv_value_bytes(rl.out_rows.len(), layer.block_len, layer.channels);
+                for edge in &rl.write_edges {
+                    key_bytes.insert(&edge.key, f32_bytes(edge.rows.len(), layer.channels));
+                }
+                for k in std::iter::once(&rl.write_max).chain(&rl.write_min) {
+                    key_bytes.insert(k, stats);
                 }
             }
         }
-        phases
+        StageOp::Tfilm { write_h: k, .. } | StageOp::PaperTfilm { write_x: k, .. } => {
+            key_bytes.insert(k, stage.write_bytes);
+        }
+        StageOp::Head { .. } | StageOp::Classifier { .. } => {}
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Limits, PlanKind, Splits, StageKind, plan};
+    use crate::{Limits, PlanKind, Splits, plan};
 
     fn config() -> ModelConfig {
         use seqless_model::{GateActivation, Modulation};
@@ -133,7 +170,7 @@ mod tests {
     #[test]
     fn stages_read_what_earlier_stages_wrote() {
         let config = config();
-        for kind in [PlanKind::Fused, PlanKind::Paper] {
+        for kind in [PlanKind::Fused, PlanKind::Paper, PlanKind::Resident] {
             let p = plan(&config, 10_000, kind, Splits::Fixed(4), &Limits::default()).unwrap();
             let traffic = p.traffic(&config);
             assert_eq!(traffic.len(), p.phases.len());
@@ -151,7 +188,7 @@ mod tests {
             let stages = p.phases.iter().flatten().zip(traffic.iter().flatten());
             let written: u64 = traffic.iter().flatten().map(|t| t.bytes_out).sum();
             let read_by_serial: u64 = stages
-                .filter(|(s, _)| s.kind != StageKind::Conv)
+                .filter(|(s, _)| s.kind.is_serial())
                 .map(|(_, t)| t.bytes_in)
                 .sum();
             assert!(

@@ -32,14 +32,14 @@ pub struct PlanShape {
 impl PlanShape {
     /// Translates one plan of this shape's model into a query shape (see the type's
     /// documentation).
-    pub fn shape_of_plan(&self, plan: &Plan) -> QueryShape {
+    fn shape_of_plan(&self, plan: &Plan) -> Result<QueryShape, ShapeError> {
         let memory_mb = self.limits.function_memory_mb;
         let phases = plan
             .phases
             .iter()
             .zip(plan.traffic(&self.config))
-            .map(|(stages, traffic)| Phase {
-                invocations: stages
+            .map(|(stages, traffic)| {
+                stages
                     .iter()
                     .zip(traffic)
                     .map(|(stage, traffic)| {
@@ -52,19 +52,25 @@ impl PlanShape {
                             | StageOp::Head { .. }
                             | StageOp::PaperTfilm { .. } => layer.blocks,
                             StageOp::Classifier { .. } => layer.rows,
+                            StageOp::Resident { .. } => {
+                                return Err(ShapeError(
+                                    "the simulator does not model the resident plan yet; simulate fused or paper".into(),
+                                ));
+                            }
                         };
-                        Invocation {
+                        Ok(Invocation {
                             kind: stage.kind.as_str().to_string(),
                             rows,
                             bytes_in: traffic.bytes_in,
                             bytes_out: traffic.bytes_out,
                             memory_mb,
-                        }
+                        })
                     })
-                    .collect(),
+                    .collect::<Result<_, _>>()
+                    .map(|invocations| Phase { invocations })
             })
-            .collect();
-        QueryShape { phases }
+            .collect::<Result<_, _>>()?;
+        Ok(QueryShape { phases })
     }
 }
 
@@ -78,7 +84,7 @@ impl ShapeModel for PlanShape {
             &self.limits,
         )
         .map_err(|e| ShapeError(e.to_string()))?;
-        Ok(self.shape_of_plan(&plan))
+        self.shape_of_plan(&plan)
     }
 }
 

@@ -97,6 +97,7 @@ mod error;
 mod memory;
 mod redis_bulk;
 mod redis_store;
+mod redis_wait;
 pub mod tensor;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -155,6 +156,18 @@ pub trait TensorStore: Send + Sync + 'static {
 
     /// Checks the store answers, for health checks and startup.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Wakes every caller of [`TensorStore::wait_for`] blocked on `key`, which the caller
+    /// has just written. The wake-up lasts as long as `ttl` (Redis: one element on the
+    /// list `KEY#ready`, which [`TensorStore::delete`] removes with the key), so a waiter
+    /// that arrives late is not lost, and signalling twice is harmless.
+    async fn signal(&self, key: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Returns once `key` exists, blocking without polling while it does not: a value
+    /// written and [`signal`](TensorStore::signal)led after the wait began wakes it. Fails
+    /// with the retryable [`StoreError::Timeout`] when `timeout` passes first. A key
+    /// written without a signal is seen only if it exists when the wait begins.
+    async fn wait_for(&self, key: &str, timeout: Duration) -> Result<(), StoreError>;
 
     /// A description for messages: `memory`, or the URL with any password masked.
     fn describe(&self) -> String;
@@ -223,6 +236,14 @@ async fn open(
         url::Target::Node { .. } | url::Target::Cluster { .. } => {
             Ok(Arc::new(RedisStore::open(url, opts, check).await?))
         }
+    }
+}
+
+/// What a wait that ran out of time reports.
+pub(crate) fn wait_timeout(store: &str, key: &str, timeout: Duration) -> StoreError {
+    StoreError::Timeout {
+        store: store.to_owned(),
+        op: format!("waiting for `{key}` (limit {timeout:?})"),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 use crate::tensor::{StoredTensor, decode_blob, rows_from_blob};
-use crate::{Fetched, TensorStore, check_ttl};
+use crate::{Fetched, TensorStore, check_ttl, wait_timeout};
 
 /// How often a write sweeps expired entries out of the map.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -23,6 +23,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Woken by every signal; waiters then check whether their key exists.
+    signalled: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -51,6 +53,7 @@ impl MemoryStore {
                 entries: HashMap::new(),
                 last_sweep: Instant::now(),
             }),
+            signalled: tokio::sync::Notify::new(),
         }
     }
 
@@ -166,6 +169,27 @@ impl TensorStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn signal(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        check_ttl(key, ttl)?;
+        self.signalled.notify_waiters();
+        Ok(())
+    }
+
+    async fn wait_for(&self, key: &str, timeout: Duration) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before the check, so a signal between the two is not missed.
+            let mut signalled = std::pin::pin!(self.signalled.notified());
+            signalled.as_mut().enable();
+            if self.blob(key).is_ok() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, signalled).await.is_err() {
+                return Err(wait_timeout("memory", key, timeout));
+            }
+        }
     }
 
     fn describe(&self) -> String {

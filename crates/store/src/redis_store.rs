@@ -17,9 +17,10 @@ use tokio::time::Instant;
 
 use crate::error::StoreError;
 use crate::redis_bulk::BulkWriter;
+use crate::redis_wait::{READY_SUFFIX, WaitSource, Waiters, blocking_rotate};
 use crate::tensor::{HEADER_LEN, Header, StoredTensor, decode_blob, tensor_from_payload};
 use crate::url::{Target, TlsFiles, mask, parse};
-use crate::{Fetched, StoreOptions, TensorStore, check_ttl};
+use crate::{Fetched, StoreOptions, TensorStore, check_ttl, wait_timeout};
 
 /// Largest value Redis accepts in a string (`proto-max-bulk-len` default).
 const REDIS_MAX_STRING: usize = 512 * 1024 * 1024;
@@ -55,6 +56,8 @@ pub struct RedisStore {
     conns: Vec<Conn>,
     /// Large puts to a single server (none on a Cluster, whose slots redis-rs routes).
     bulk: Option<Arc<BulkWriter>>,
+    /// Connections of their own for blocking waits.
+    waiters: Waiters,
     next_conn: AtomicUsize,
     prefix: String,
     name: String,
@@ -185,7 +188,11 @@ impl RedisStore {
                         .collect::<Result<Vec<_>, _>>()?;
                     let bulk = BulkWriter::new(&client, opts.connect_timeout, opts.op_timeout)
                         .map_err(|e| bad(e.to_string()))?;
-                    Ok((conns, Some(Arc::new(bulk))))
+                    let config = redis::AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(opts.connect_timeout))
+                        .set_response_timeout(Some(backstop(opts.op_timeout)));
+                    let waits = WaitSource::Node(Box::new((client, config)));
+                    Ok((conns, Some(Arc::new(bulk)), waits))
                 }
                 Target::Cluster { nodes, tls } => {
                     let mut builder = ClusterClientBuilder::new(nodes)
@@ -196,20 +203,26 @@ impl RedisStore {
                         builder = builder.certs(certificates(&tls, &bad)?);
                     }
                     let client = builder.build().map_err(|e| bad(e.to_string()))?;
+                    let client = Arc::new(client);
                     let cluster = LazyCluster {
-                        client: Arc::new(client),
+                        client: client.clone(),
                         conn: Default::default(),
                     };
-                    Ok((vec![Conn::Cluster(cluster)], None))
+                    Ok((
+                        vec![Conn::Cluster(cluster)],
+                        None,
+                        WaitSource::Cluster(client),
+                    ))
                 }
             }
         };
-        let (conns, bulk) = tokio::time::timeout(opts.connect_timeout, connect)
+        let (conns, bulk, waits) = tokio::time::timeout(opts.connect_timeout, connect)
             .await
             .map_err(|_| no_answer(&name, opts.connect_timeout))??;
         let store = Self {
             conns,
             bulk,
+            waiters: Waiters::new(waits, opts.op_timeout),
             next_conn: AtomicUsize::new(0),
             prefix: opts.key_prefix,
             name,
@@ -673,7 +686,8 @@ impl TensorStore for RedisStore {
         for batch in keys.chunks(DELETE_BATCH) {
             let mut cmd = redis::cmd("UNLINK");
             for k in batch {
-                cmd.arg(self.full_key(k));
+                let full = self.full_key(k);
+                cmd.arg(format!("{full}{READY_SUFFIX}")).arg(full);
             }
             self.run(
                 &format!("UNLINK of {} keys", batch.len()),
@@ -702,6 +716,65 @@ impl TensorStore for RedisStore {
             Ok(())
         })
         .await
+    }
+
+    async fn signal(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        check_ttl(key, ttl)?;
+        let ready = format!("{}{READY_SUFFIX}", self.full_key(key));
+        self.run("RPUSH", Some(key), |mut conn| {
+            let ready = &ready;
+            async move {
+                let mut pipe = redis::pipe();
+                pipe.cmd("RPUSH").arg(ready).arg(1).ignore();
+                pipe.cmd("PEXPIRE").arg(ready).arg(ttl_millis(ttl)).ignore();
+                pipe.query_async::<()>(&mut conn)
+                    .await
+                    .map_err(|e| self.map_err(Some(key), e))
+            }
+        })
+        .await
+    }
+
+    async fn wait_for(&self, key: &str, timeout: Duration) -> Result<(), StoreError> {
+        let deadline = Instant::now() + timeout;
+        let full = self.full_key(key);
+        let ready = format!("{full}{READY_SUFFIX}");
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let waited = async {
+                let mut conn = self.waiters.take().await?;
+                loop {
+                    let exists: bool = redis::cmd("EXISTS")
+                        .arg(&full)
+                        .query_async(&mut conn)
+                        .await?;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if exists || left.is_zero() {
+                        return Ok((conn, exists));
+                    }
+                    blocking_rotate(&ready, left.min(self.waiters.slice))
+                        .query_async::<Value>(&mut conn)
+                        .await?;
+                }
+            };
+            let err = match waited.await {
+                Ok((conn, found)) => {
+                    self.waiters.give_back(conn);
+                    return match found {
+                        true => Ok(()),
+                        false => Err(wait_timeout(&self.name, key, timeout)),
+                    };
+                }
+                Err(e) => self.map_err(Some(key), e),
+            };
+            // A dropped connection (Redis restarting) is waited out on a new one.
+            if !err.is_retryable() || Instant::now() + backoff >= deadline {
+                return Err(err);
+            }
+            tracing::debug!(store = %self.name, key, error = %err, "retrying a wait");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
     }
 
     fn describe(&self) -> String {

@@ -245,6 +245,63 @@ async fn corrupt_blobs_are_refused(h: &Harness) {
     );
 }
 
+/// Waiters block until the key is signalled, all of them wake on one signal, a late
+/// waiter finds the key at once, and a wait that runs out names the key and can be retried.
+async fn waits_wake_on_signal(h: &Harness) {
+    let q = QueryId::new();
+    let key = q.key("edge");
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, key) = (h.store.clone(), key.clone());
+            tokio::spawn(async move {
+                store.wait_for(&key, Duration::from_secs(20)).await?;
+                store.get(&key).await
+            })
+        })
+        .collect();
+    // The waiters are blocked, not finished: nothing has been written yet.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(waiters.iter().all(|w| !w.is_finished()));
+    h.store.put(&key, &grid(3, 2), TTL).await.unwrap();
+    h.store.signal(&key, TTL).await.unwrap();
+    for waiter in waiters {
+        let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("a signalled waiter wakes")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.tensor, grid(3, 2));
+    }
+    // A waiter that arrives after the write does not block.
+    h.store
+        .wait_for(&key, Duration::from_millis(1))
+        .await
+        .unwrap();
+    // A second signal (a retried writer) is harmless.
+    h.store.signal(&key, TTL).await.unwrap();
+    h.store
+        .wait_for(&key, Duration::from_secs(1))
+        .await
+        .unwrap();
+
+    let missing = q.key("never-signalled");
+    let started = std::time::Instant::now();
+    let err = h
+        .store
+        .wait_for(&missing, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains(&missing), "{err}");
+    assert!(matches!(
+        h.store.signal(&missing, Duration::ZERO).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    h.store.delete(std::slice::from_ref(&key)).await.unwrap();
+    assert_not_found(h.store.get(&key).await, &key);
+}
+
 /// Every check above, one after another on one store (for harnesses that are
 /// expensive to start).
 async fn run_all(h: &Harness) {
@@ -256,6 +313,7 @@ async fn run_all(h: &Harness) {
     get_many_keeps_order(h).await;
     delete_by_name(h).await;
     concurrent_use(h).await;
+    waits_wake_on_signal(h).await;
     if h.can_plant() {
         corrupt_blobs_are_refused(h).await;
     }
@@ -277,9 +335,11 @@ macro_rules! contract {
 }
 
 contract!(memory: round_trip, overwrite_replaces, missing_keys_are_not_found, keys_expire,
-    row_ranges, get_many_keeps_order, delete_by_name, concurrent_use, corrupt_blobs_are_refused);
+    row_ranges, get_many_keeps_order, delete_by_name, concurrent_use, waits_wake_on_signal,
+    corrupt_blobs_are_refused);
 contract!(redis: round_trip, overwrite_replaces, missing_keys_are_not_found, keys_expire,
-    row_ranges, get_many_keeps_order, delete_by_name, concurrent_use, corrupt_blobs_are_refused);
+    row_ranges, get_many_keeps_order, delete_by_name, concurrent_use, waits_wake_on_signal,
+    corrupt_blobs_are_refused);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_redis_meets_the_contract() {

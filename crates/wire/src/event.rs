@@ -26,6 +26,9 @@ pub struct StageEvent {
 pub struct StageResult {
     /// Time in the kernels, excluding store I/O.
     pub compute_ms: f64,
+    /// Time blocked waiting for other functions' values (resident splits); billed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wait_ms: f64,
     /// Bytes read from the store.
     pub bytes_in: u64,
     /// Bytes written to the store.
@@ -37,6 +40,10 @@ pub struct StageResult {
     /// Runtime API has no other channel from the function to whoever bills its cold start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitTimes>,
+}
+
+fn is_zero(ms: &f64) -> bool {
+    *ms == 0.0
 }
 
 /// The two parts of a function process's cold start, as the process itself measured them.

@@ -15,8 +15,9 @@ pub const DEFAULT_FUNCTION_PREFIX: &str = "seqless-";
 
 /// Every stage kind, each served by its own function so that each can have its own
 /// memory size (Lambda sizes memory per function).
-pub const FUNCTION_KINDS: [StageKind; 4] = [
+pub const FUNCTION_KINDS: [StageKind; 5] = [
     StageKind::Conv,
+    StageKind::Resident,
     StageKind::Tfilm,
     StageKind::Head,
     StageKind::Classifier,
@@ -201,6 +202,7 @@ mod tests {
             names,
             [
                 "seqless-conv",
+                "seqless-resident",
                 "seqless-tfilm",
                 "seqless-head",
                 "seqless-classifier"

@@ -24,4 +24,4 @@ pub use event::{
 pub use fingerprint::ModelFingerprint;
 pub use lambda::billed_ms;
 pub use query::QueryId;
-pub use stage::{FilmSource, RowSource, Stage, StageKind, StageOp};
+pub use stage::{EdgeWrite, FilmSource, ResidentLayer, RowSource, Stage, StageKind, StageOp};

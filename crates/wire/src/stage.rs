@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageKind {
-    /// Conv + pool + relu over a row range (both plans).
+    /// Conv + pool + relu over a row range (fused and paper plans).
     Conv,
+    /// Resident plan: one split through every layer, in one invocation.
+    Resident,
     /// The serial LSTM of a TFiLM layer.
     Tfilm,
     /// Fused plan: last TFiLM + classifier from block statistics.
@@ -24,6 +26,7 @@ impl StageKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Conv => "conv",
+            Self::Resident => "resident",
             Self::Tfilm => "tfilm",
             Self::Head => "head",
             Self::Classifier => "classifier",
@@ -32,7 +35,7 @@ impl StageKind {
 
     /// Serial stages are the ones whose time adds up along the critical path.
     pub fn is_serial(self) -> bool {
-        !matches!(self, Self::Conv)
+        !matches!(self, Self::Conv | Self::Resident)
     }
 }
 
@@ -57,6 +60,38 @@ pub struct FilmSource {
     pub blocks: Range<usize>,
 }
 
+/// Rows of a resident split's output that a neighbour reads as its halo, published under
+/// `key` right after the split's conv.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeWrite {
+    /// Store key name.
+    pub key: String,
+    /// Rows within the split's own output rows (0 is its first).
+    pub rows: Range<usize>,
+}
+
+/// One layer of a resident split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResidentLayer {
+    /// `T_{l-1}`, which decides where zero padding goes.
+    pub input_rows: usize,
+    /// Output rows of this split; the next layer's own input rows.
+    pub out_rows: Range<usize>,
+    /// Layers after the first: neighbours' rows just before the split's own input rows,
+    /// in global order (its left halo), unmodulated, as the neighbours published them.
+    pub halo_before: Vec<RowSource>,
+    /// Likewise, the rows just after its own (its right halo).
+    pub halo_after: Vec<RowSource>,
+    /// Layers after the first: the previous layer's LSTM output to modulate the input with.
+    pub film: Option<FilmSource>,
+    /// The edge rows neighbours need from this split's output, for the next layer.
+    pub write_edges: Vec<EdgeWrite>,
+    /// Where the block maxima go, for the layer's TFiLM stage (or the head).
+    pub write_max: String,
+    /// The last layer: where the block minima go, for the head.
+    pub write_min: Option<String>,
+}
+
 /// What a stage does, with every key it touches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -78,12 +113,27 @@ pub enum StageOp {
         /// Where to write the block minima, when a later stage reads them.
         write_min: Option<String>,
     },
-    /// Fused plan: the LSTM over all block maxima of a layer.
+    /// Resident plan: every layer's conv for one split, keeping its rows in memory; only
+    /// edge rows and block statistics go to the store, and the split waits (blocking, up
+    /// to `wait_ms`) for its neighbours' edges and each layer's LSTM output.
+    Resident {
+        /// The first layer's input rows (token ids), halos included, in global order.
+        input: Vec<RowSource>,
+        /// Every layer, in order.
+        layers: Vec<ResidentLayer>,
+        /// The longest the function waits for any one value, in milliseconds: what is left
+        /// of the query's deadline when the coordinator sends the event.
+        wait_ms: u64,
+    },
+    /// Fused and resident plans: the LSTM over all block maxima of a layer.
     Tfilm {
         /// Block maxima of every split, in order.
         block_max: Vec<String>,
         /// Where to write `h`, `[B, C]`.
         write_h: String,
+        /// Whether to wake the waiters of `h` (resident splits block until it exists).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        signal: bool,
     },
     /// Fused plan: the last TFiLM and the classifier, from block max and min.
     Head {
@@ -121,6 +171,11 @@ pub struct Stage {
     pub write_bytes: u64,
     /// Estimated peak working memory, for sizing functions.
     pub memory_bytes: u64,
+    /// Keys that must exist before the stage is invoked: the coordinator waits for them
+    /// while earlier stages of the same phase still run (the resident plan's TFiLM and
+    /// head stages, which start when every split has published its block statistics).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
     /// The work.
     pub op: StageOp,
 }
@@ -138,6 +193,17 @@ impl StageOp {
                 .into_iter()
                 .flatten()
                 .cloned()
+                .collect(),
+            Self::Resident { layers, .. } => layers
+                .iter()
+                .flat_map(|l| {
+                    let edges = l.write_edges.iter().map(|e| e.key.clone());
+                    edges.chain(
+                        [Some(l.write_max.clone()), l.write_min.clone()]
+                            .into_iter()
+                            .flatten(),
+                    )
+                })
                 .collect(),
             Self::Tfilm { write_h, .. } => vec![write_h.clone()],
             Self::PaperTfilm { write_x, .. } => vec![write_x.clone()],

@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use seqless_bench::serverless::{Measured, sweep, table_header, time_queries};
 use seqless_model::TfilmModel;
-use seqless_plan::Splits;
+use seqless_plan::{PlanKind, Splits};
 
 use super::exec::Caller;
 use crate::cli::{
@@ -14,11 +14,11 @@ use crate::cli::{
 };
 use seqless_bench::forward::time_runs;
 
-/// The flags of one configuration: in-process functions over `--store`, the split count
-/// fixed, and memory that no split exceeds.
+/// The flags of one configuration: functions in process or on the `--endpoint` platform,
+/// over `--store`, the split count fixed, and memory that no split exceeds.
 fn configuration(
     args: &BenchServerlessArgs,
-    plan: seqless_plan::PlanKind,
+    plan: PlanKind,
     splits: usize,
 ) -> (PlanArgs, ServerlessArgs) {
     let plan_args = PlanArgs {
@@ -32,19 +32,23 @@ fn configuration(
         store: args.store.clone(),
         key_prefix: "seqless-bench:".into(),
         ttl_secs: 120,
-        platform: FunctionHost::Inproc,
+        platform: match args.endpoint {
+            Some(_) => FunctionHost::Local,
+            None => FunctionHost::Inproc,
+        },
         inproc: InprocArgs {
             concurrency: args.concurrency,
             idle_timeout_secs: 600,
         },
         remote: RemoteArgs {
-            endpoint: None,
-            function_prefix: String::new(),
+            endpoint: args.endpoint.clone(),
+            function_prefix: seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX.into(),
             lambda: LambdaArgs { region: None },
         },
         pricing: None,
         arch: seqless_cost::Arch::X86_64,
         hedge: HedgeArgs::default(),
+        function_slots: args.function_slots,
     };
     (plan_args, serverless)
 }

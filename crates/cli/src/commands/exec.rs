@@ -9,7 +9,7 @@ use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_cost::Pricing;
 use seqless_functions::{InprocInvoker, InprocOptions, InvokeOptions, Invoker, LocalInvoker};
 use seqless_model::ModelConfig;
-use seqless_plan::{Limits, Splits};
+use seqless_plan::{Limits, PlanKind, Splits};
 use seqless_store::{StoreOptions, TensorStore, open_store, open_store_lazily};
 
 use super::usage;
@@ -116,7 +116,13 @@ fn inproc(
     Arc::new(InprocInvoker::new(
         InprocOptions {
             model_dir: model_dir.to_path_buf(),
-            concurrency: args.inproc.concurrency.unwrap_or_else(cores),
+            concurrency: args.inproc.concurrency.unwrap_or_else(|| {
+                match (plan.plan, plan.splits) {
+                    (PlanKind::Resident, Splits::Fixed(n)) => cores().max(n + 1),
+                    (PlanKind::Resident, Splits::Auto) => cores().max(plan.max_splits + 1),
+                    _ => cores(),
+                }
+            }),
             idle_timeout: Duration::from_secs(args.inproc.idle_timeout_secs),
             memory_mb: plan.memory_mb,
             ttl: Duration::from_secs(args.ttl_secs.max(1)),
@@ -183,6 +189,7 @@ impl ServerlessArgs {
             arch: self.arch,
             hedge: self.hedge.policy(),
             deadline: caller.deadline(),
+            function_slots: self.function_slots.map(|n| n as usize),
             ..CoordinatorOptions::default()
         };
         let fingerprint = seqless_model::fingerprint(model_dir)?;

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use seqless_model::{CONFIG_FILE, ModelConfig};
-use seqless_plan::PlanKind;
 use seqless_sim::{
     InstanceBaseline, InstanceConfig, LengthDistribution, LoadLevel, PlanShape, ShapeModel,
     SimConfig, SyntheticShape,
@@ -103,10 +102,7 @@ fn shape_model(
         let model = load_model_config(dir)?;
         config.max_len = config.max_len.min(model.max_len);
         let limits = args.plan.limits()?;
-        let plan_name = match args.plan.plan {
-            PlanKind::Fused => "fused",
-            PlanKind::Paper => "paper",
-        };
+        let plan_name = args.plan.plan.as_str();
         let label = format!(
             "the {plan_name} plan of {} at {} MB",
             dir.display(),

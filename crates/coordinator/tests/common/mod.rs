@@ -47,7 +47,20 @@ pub fn inproc_options(model_dir: &Path) -> InprocOptions {
 
 /// An invoker with [`inproc_options`] over `store`.
 pub fn invoker(model_dir: &Path, store: Arc<dyn TensorStore>) -> Arc<InprocInvoker> {
-    Arc::new(InprocInvoker::new(inproc_options(model_dir), store))
+    invoker_with(model_dir, store, 4)
+}
+
+/// As [`invoker`], with `concurrency` instances.
+pub fn invoker_with(
+    model_dir: &Path,
+    store: Arc<dyn TensorStore>,
+    concurrency: usize,
+) -> Arc<InprocInvoker> {
+    let options = InprocOptions {
+        concurrency,
+        ..inproc_options(model_dir)
+    };
+    Arc::new(InprocInvoker::new(options, store))
 }
 
 /// Coordinator options for `plan` with `splits` conv functions per layer.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
-use seqless_store::{Fetched, QueryId, StoredTensor};
+use seqless_store::{Fetched, QueryId, StoreError, StoredTensor};
 use seqless_wire::{FilmSource, RowSource};
 
 use super::FunctionContext;
@@ -17,6 +17,8 @@ pub(super) struct StageIo<'a> {
     pub(super) bytes_in: u64,
     pub(super) bytes_out: u64,
     pub(super) compute: Duration,
+    /// Time blocked waiting for other functions' values.
+    pub(super) waited: Duration,
 }
 
 /// A conv stage's input rows as stored: token ids for the first layer, activations after.
@@ -35,6 +37,7 @@ impl<'a> StageIo<'a> {
             bytes_in: 0,
             bytes_out: 0,
             compute: Duration::ZERO,
+            waited: Duration::ZERO,
         }
     }
 
@@ -54,6 +57,41 @@ impl<'a> StageIo<'a> {
         let key = self.query.key(name);
         self.bytes_out += self.ctx.store.put(&key, &tensor, self.ctx.ttl).await?;
         Ok(())
+    }
+
+    /// Writes like [`StageIo::put_rows`], then wakes whoever waits for `name`.
+    pub(super) async fn put_signalled(
+        &mut self,
+        name: &str,
+        channels: usize,
+        data: Vec<f32>,
+    ) -> Result<(), FunctionError> {
+        self.put_rows(name, channels, data).await?;
+        self.ctx
+            .store
+            .signal(&self.query.key(name), self.ctx.ttl)
+            .await?;
+        Ok(())
+    }
+
+    /// Blocks until `name` exists, or fails with a retryable error once `deadline` passes;
+    /// `waiter` says who waits (split and layer), for that error.
+    pub(super) async fn wait_for(
+        &mut self,
+        name: &str,
+        deadline: Instant,
+        waiter: &str,
+    ) -> Result<(), FunctionError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let started = Instant::now();
+        let waited = self.ctx.store.wait_for(&self.query.key(name), left).await;
+        self.waited += started.elapsed();
+        match waited {
+            Err(StoreError::Timeout { .. }) => Err(FunctionError::retryable(format!(
+                "{waiter} waited {left:?}, the query's deadline, for `{name}`, which was not written"
+            ))),
+            other => Ok(other?),
+        }
     }
 
     /// Runs CPU-bound kernel work on the blocking pool and counts its time.
@@ -119,6 +157,26 @@ impl<'a> StageIo<'a> {
         } else {
             StoredRows::Activations(rows)
         })
+    }
+
+    /// Waits for each of `sources` (neighbours' edge rows, `channels` wide) and reads its
+    /// rows, in order.
+    pub(super) async fn wait_rows(
+        &mut self,
+        sources: &[RowSource],
+        channels: usize,
+        deadline: Instant,
+        waiter: &str,
+    ) -> Result<Vec<f32>, FunctionError> {
+        let mut rows = Vec::new();
+        for source in sources {
+            self.wait_for(&source.key, deadline, waiter).await?;
+            let key = self.query.key(&source.key);
+            let fetched = self.ctx.store.get_rows(&key, source.rows.clone()).await?;
+            let tensor = self.read(fetched);
+            rows.extend(f32_rows(&source.key, tensor, channels)?);
+        }
+        Ok(rows)
     }
 
     /// Reads the blocks of the previous layer's LSTM output that a conv stage modulates with.

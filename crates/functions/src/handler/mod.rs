@@ -5,7 +5,7 @@ mod io;
 mod ops;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use seqless_model::{ModelFingerprint, TfilmModel};
 use seqless_store::TensorStore;
@@ -73,8 +73,21 @@ pub async fn handle(
             ops::conv(&mut io, at, rows, film.as_ref(), writes).await?;
             None
         }
-        StageOp::Tfilm { block_max, write_h } => {
-            ops::tfilm(&mut io, at, &block_max, &write_h).await?;
+        StageOp::Tfilm {
+            block_max,
+            write_h,
+            signal,
+        } => {
+            ops::tfilm(&mut io, at, &block_max, &write_h, signal).await?;
+            None
+        }
+        StageOp::Resident {
+            input,
+            layers,
+            wait_ms,
+        } => {
+            let deadline = Instant::now() + Duration::from_millis(wait_ms);
+            ops::resident(&mut io, at.model, stage.split, &input, &layers, deadline).await?;
             None
         }
         StageOp::Head {
@@ -94,6 +107,7 @@ pub async fn handle(
     };
     Ok(StageResult {
         compute_ms: io.compute.as_secs_f64() * 1e3,
+        wait_ms: io.waited.as_secs_f64() * 1e3,
         bytes_in: io.bytes_in,
         bytes_out: io.bytes_out,
         logits,

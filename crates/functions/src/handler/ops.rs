@@ -3,10 +3,11 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Instant;
 
 use seqless_model::kernels::{self, BlockStats};
 use seqless_model::{LayerConfig, LayerInput, LayerSummary, TfilmModel};
-use seqless_wire::{FilmSource, RowSource};
+use seqless_wire::{FilmSource, ResidentLayer, RowSource};
 
 use super::io::{StageIo, StoredRows};
 use crate::error::FunctionError;
@@ -69,13 +70,7 @@ pub(super) async fn conv(
         }
         (Some(f), _) => {
             let prev = &model.config.layers[layer - 1];
-            let offset = start.checked_sub(f.blocks.start * prev.block_len).ok_or_else(|| {
-                FunctionError::permanent(format!(
-                    "modulation blocks start at block {} (row {}), after the input rows starting at row {start}",
-                    f.blocks.start,
-                    f.blocks.start * prev.block_len
-                ))
-            })?;
+            let offset = film_offset(f, prev.block_len, start)?;
             Some((io.read_film(f, prev.channels).await?, offset))
         }
     };
@@ -110,18 +105,148 @@ pub(super) async fn conv(
     Ok(())
 }
 
-/// Fused plan: the LSTM over a layer's block maxima, writing `h` for the next layer's conv
-/// stages to modulate with.
+/// Fused and resident plans: the LSTM over a layer's block maxima, writing `h` for the next
+/// layer's conv stages to modulate with (and, when `signal`, waking the resident splits
+/// that wait for it).
 pub(super) async fn tfilm(
     io: &mut StageIo<'_>,
     at: Layer,
     block_max: &[String],
     write_h: &str,
+    signal: bool,
 ) -> Result<(), FunctionError> {
-    map_rows(io, at, block_max, write_h, |model, layer, max| {
-        Ok(model.lstm_stage(layer, &max))
+    let channels = at.config().channels;
+    let max = io.read_concat(block_max, channels).await?;
+    let h = io
+        .compute(move || Ok(at.model.lstm_stage(at.index, &max)))
+        .await?;
+    match signal {
+        true => io.put_signalled(write_h, channels, h).await,
+        false => io.put_rows(write_h, channels, h).await,
+    }
+}
+
+/// Resident plan: one split through every layer. Its rows stay here from layer to layer;
+/// after each layer's conv it publishes the edge rows its neighbours need and its block
+/// statistics, then blocks until the layer's LSTM output and its own halos exist.
+pub(super) async fn resident(
+    io: &mut StageIo<'_>,
+    model: Arc<TfilmModel>,
+    split: usize,
+    input: &[RowSource],
+    layers: &[ResidentLayer],
+    deadline: Instant,
+) -> Result<(), FunctionError> {
+    if layers.len() != model.config.layers.len() {
+        return Err(FunctionError::permanent(format!(
+            "resident stage lists {} layers, but the model has {}",
+            layers.len(),
+            model.config.layers.len()
+        )));
+    }
+    let first = input
+        .first()
+        .map(|s| s.global_start)
+        .ok_or_else(|| FunctionError::permanent("resident stage without input rows"))?;
+    let StoredRows::Tokens(ids) = io.read_rows(input, true, 1).await? else {
+        unreachable!("token rows were asked for");
+    };
+    let mut carried = io
+        .compute({
+            let model = model.clone();
+            move || Ok(model.embed_ids(&ids))
+        })
+        .await?;
+    let mut own_start = first;
+    for (l, step) in layers.iter().enumerate() {
+        let waiter = format!("resident split {split} at layer {l}");
+        let at = Layer {
+            model: model.clone(),
+            index: l,
+        };
+        let (rows, start, film) = match l {
+            0 => (carried, first, None),
+            _ => {
+                let in_channels = model.config.in_channels(l);
+                let mut rows = io
+                    .wait_rows(&step.halo_before, in_channels, deadline, &waiter)
+                    .await?;
+                let start = step
+                    .halo_before
+                    .first()
+                    .map_or(own_start, |s| s.global_start);
+                if start + rows.len() / in_channels != own_start {
+                    return Err(FunctionError::permanent(format!(
+                        "layer {l}: the halo before split {split} does not end where its own rows start (row {own_start})"
+                    )));
+                }
+                rows.extend(carried);
+                let after = io
+                    .wait_rows(&step.halo_after, in_channels, deadline, &waiter)
+                    .await?;
+                rows.extend(after);
+                let film = step.film.as_ref().ok_or_else(|| {
+                    FunctionError::permanent(format!(
+                        "layer {l} of a resident stage names no modulation"
+                    ))
+                })?;
+                io.wait_for(&film.key, deadline, &waiter).await?;
+                let prev_block = model.config.layers[l - 1].block_len;
+                let offset = film_offset(film, prev_block, start)?;
+                let h = io.read_film(film, in_channels).await?;
+                (rows, start, Some((h, offset)))
+            }
+        };
+        let out_rows = step.out_rows.clone();
+        let input_rows = step.input_rows;
+        let (a, stats) = io
+            .compute(move || {
+                let model = &at.model;
+                let mut rows = rows;
+                let film = film.map(|(h, offset)| (model.film_from_lstm(l - 1, h), offset));
+                let input = LayerInput {
+                    rows: &mut rows,
+                    start,
+                    total_rows: input_rows,
+                    film: film.as_ref().map(|(f, offset)| (f, *offset)),
+                };
+                Ok(model.layer_step(l, input, out_rows)?)
+            })
+            .await?;
+        let channels = model.config.layers[l].channels;
+        for edge in &step.write_edges {
+            let rows = a
+                .get(edge.rows.start * channels..edge.rows.end * channels)
+                .ok_or_else(|| {
+                    FunctionError::permanent(format!(
+                        "layer {l}: edge rows {:?} are outside split {split}'s {} rows",
+                        edge.rows,
+                        a.len() / channels
+                    ))
+                })?;
+            io.put_signalled(&edge.key, channels, rows.to_vec()).await?;
+        }
+        io.put_signalled(&step.write_max, channels, stats.max)
+            .await?;
+        if let Some(key) = &step.write_min {
+            io.put_signalled(key, channels, stats.min).await?;
+        }
+        own_start = step.out_rows.start;
+        carried = a;
+    }
+    Ok(())
+}
+
+/// Where block 0 of the modulation `film` falls in input rows starting at global row
+/// `start`.
+fn film_offset(film: &FilmSource, prev_block: usize, start: usize) -> Result<usize, FunctionError> {
+    start.checked_sub(film.blocks.start * prev_block).ok_or_else(|| {
+        FunctionError::permanent(format!(
+            "modulation blocks start at block {} (row {}), after the input rows starting at row {start}",
+            film.blocks.start,
+            film.blocks.start * prev_block
+        ))
     })
-    .await
 }
 
 /// Fused plan: the last layer's TFiLM and the classifier, from block max and min alone.

@@ -273,6 +273,10 @@ impl Invoker for InprocInvoker {
         format!("inproc (concurrency {})", self.pool.options.concurrency)
     }
 
+    fn concurrency(&self) -> Option<usize> {
+        Some(self.pool.options.concurrency.max(1))
+    }
+
     /// The handler runs in the invocation's future and writes from it, so dropping the
     /// future stops the stage; its instance is dropped with it, as a killed one would be.
     fn stops_when_dropped(&self) -> bool {

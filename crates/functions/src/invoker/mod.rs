@@ -44,6 +44,11 @@ pub trait Invoker: Send + Sync {
     fn stops_when_dropped(&self) -> bool {
         false
     }
+    /// How many invocations can run at once, where the invoker itself knows (an
+    /// in-process pool); a platform behind an Invoke API keeps its limit to itself.
+    fn concurrency(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// What the Invoke API clients share, whichever endpoint they talk to.
