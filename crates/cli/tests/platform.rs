@@ -124,11 +124,12 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_every_pla
     let platform = setup.platform(|_| {}).await;
     let input = "Grüße aus Köln — a query long enough to split over several functions. ".repeat(8);
     let want = setup.model.forward(input.as_bytes()).unwrap();
-    // The platform runs 4 functions at once: a resident query of 3 splits and a serial stage.
+    // The platform runs 4 functions at once: a resident query of 2 splits, a serial stage
+    // and a hedge.
     for (plan, splits) in [
         (PlanKind::Fused, 3),
         (PlanKind::Paper, 2),
-        (PlanKind::Resident, 3),
+        (PlanKind::Resident, 2),
     ] {
         let coordinator = setup.coordinator(&platform, plan, splits).await;
         for _ in 0..2 {
@@ -174,8 +175,9 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_every_pla
 }
 
 /// Gang admission: 16 clients of 4-split resident queries against a platform that runs 8
-/// functions at once. Each query holds 5 slots for its whole run, so at most one runs at a
-/// time beside another's serial stage, and none waits on functions that cannot start.
+/// functions at once. Each query holds 6 slots for its whole run (its splits, a serial
+/// stage and a hedge), so one runs at a time, and none waits on functions that cannot
+/// start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resident_queries_beyond_the_platforms_concurrency_complete_without_deadlock() {
     let setup = Setup::new();

@@ -1,7 +1,7 @@
 //! Carrying out a plan: upload, invoke phase by phase, collect, clean up.
 
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -10,7 +10,6 @@ use futures_util::stream::FuturesUnordered;
 use seqless_cost::{Arch, Pricing};
 use seqless_functions::{
     ErrorKind, FunctionError, InvocationMeta, Invoker, ModelFingerprint, StageEvent, StageResult,
-    billed_ms,
 };
 use seqless_model::InputLenError;
 use seqless_model::{ModelConfig, Prediction, tokenizer};
@@ -20,9 +19,9 @@ use seqless_plan::{
 use seqless_store::{QueryId, StoreError, StoredTensor, TensorStore};
 use serde::Serialize;
 
-use crate::trace::{
-    Calls, HedgeRecord, HedgeWinner, InvocationRecord, LoserFate, RetryRecord, Trace,
-};
+use crate::hedge::{Hedge, HedgePolicy, PhaseClock, ResidentProgress};
+use crate::retry::RetryPolicy;
+use crate::trace::{Calls, HedgeRecord, HedgeWinner, InvocationRecord, RetryRecord, Trace};
 
 /// How queries are planned and billed.
 #[derive(Debug, Clone)]
@@ -49,10 +48,11 @@ pub struct CoordinatorOptions {
     pub hedge: HedgePolicy,
     /// How many functions may run at once for this coordinator (the platform's
     /// concurrency limit), or `None` for what the invoker knows of its own
-    /// ([`Invoker::concurrency`]: an in-process pool's size; no bound otherwise). The resident plan needs all S of a
-    /// query's splits running at once, plus one serial stage, or it waits on itself until
-    /// its deadline: with a bound, a resident query starts only when S + 1 slots are free,
-    /// and S is capped at one less than the bound. The other plans never need it.
+    /// ([`Invoker::concurrency`]: an in-process pool's size; no bound otherwise). The
+    /// resident plan needs all S of a query's splits running at once, plus one serial
+    /// stage, or it waits on itself until its deadline: with a bound, a resident query
+    /// starts only when S + 1 slots are free (S + 2 when hedging, for a straggler's
+    /// duplicate), and S is capped so that they fit. The other plans never need it.
     pub function_slots: Option<usize>,
 }
 
@@ -70,92 +70,6 @@ impl Default for CoordinatorOptions {
             hedge: HedgePolicy::default(),
             function_slots: None,
         }
-    }
-}
-
-/// Duplicate invocations of straggling stages, the hedged requests of "The Tail at Scale":
-/// a few invocations run 5-10x their stage's usual time (a slow host, a noisy neighbour),
-/// and a query waits for its slowest stage. A duplicate started once a stage is clearly
-/// late usually answers first, for the price of one more invocation in a few.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum HedgePolicy {
-    /// Never duplicate an invocation.
-    Off,
-    /// Duplicate a stage's invocation, once per stage, when it has run `factor` times the
-    /// median time its sibling stages took to answer (the other stages of its phase,
-    /// which do the same work on other rows), and at least `floor`. The median is taken
-    /// once at least half of the siblings have answered, so a phase without siblings (a
-    /// serial stage) is never hedged. No duplicate starts past the query's deadline.
-    After {
-        /// Multiple of the siblings' median, above 1.
-        factor: f64,
-        /// The shortest run that is duplicated, so that stages of a few milliseconds,
-        /// whose spread is scheduling noise, are left alone.
-        floor: Duration,
-    },
-}
-
-/// A stage at 3x its siblings' median is far out of their spread (a few tens of percent
-/// on a warm platform) yet well short of a 10x straggler.
-pub const DEFAULT_HEDGE_FACTOR: f64 = 3.0;
-
-/// Above the jitter of scheduling and of the Invoke API's round trip.
-pub const DEFAULT_HEDGE_FLOOR: Duration = Duration::from_millis(50);
-
-impl Default for HedgePolicy {
-    fn default() -> Self {
-        Self::After {
-            factor: DEFAULT_HEDGE_FACTOR,
-            floor: DEFAULT_HEDGE_FLOOR,
-        }
-    }
-}
-
-/// Retries of failed stages and store writes: at scale, throttling (429), crashed or
-/// timed-out instances and store hiccups are routine, and each would otherwise lose the
-/// query. Retrying a stage is safe because stages are idempotent (docs/design.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts per stage, the first included; 1 turns retries off.
-    pub max_attempts: u32,
-    /// The backoff before retry n is drawn uniformly from 0 to
-    /// min(`max_backoff`, `base_backoff` · 2^(n−1)) ("full jitter"), so that many stages
-    /// throttled at once do not come back at once.
-    pub base_backoff: Duration,
-    /// The largest backoff.
-    pub max_backoff: Duration,
-}
-
-/// Six attempts: at 12% of invocations failing (the chaos run: 10% errors, 2%
-/// crashes), a stage fails all six about 3 times in a million, so a thousand queries of a
-/// dozen stages all succeed; four would lose about one query in 400.
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 6,
-            base_backoff: Duration::from_millis(25),
-            max_backoff: Duration::from_secs(1),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// No retries: every failure fails the query.
-    pub fn none() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
-        }
-    }
-
-    /// The backoff before retry `retry` (1 for the first), with full jitter.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let doubling = 2u32.saturating_pow(retry.saturating_sub(1));
-        let cap = self
-            .base_backoff
-            .saturating_mul(doubling)
-            .min(self.max_backoff);
-        cap.mul_f64(rand::random::<f64>())
     }
 }
 
@@ -355,7 +269,8 @@ impl Coordinator {
     }
 
     /// Plans the query and, for a resident plan under [`CoordinatorOptions::function_slots`],
-    /// caps its splits at one less than the slots and holds S + 1 of them for the query.
+    /// holds S + 1 slots for the query (S + 2 when hedging, for a straggler's duplicate),
+    /// capping S so that they fit.
     async fn plan_and_admit(
         &self,
         len: usize,
@@ -368,8 +283,10 @@ impl Coordinator {
             return Ok((planned, None));
         };
         let total = *total;
+        // Beside its splits, a serial stage, and a duplicate of a straggler if hedging.
+        let others = 1 + usize::from(self.options.hedge != HedgePolicy::Off);
         let splits = planned.layers[0].splits.len();
-        let planned = match total.checked_sub(1) {
+        let planned = match total.checked_sub(others) {
             Some(most) if most >= 1 && splits > most => {
                 tracing::debug!(splits, most, "resident splits capped by the function slots");
                 plan(&self.config, len, kind, Splits::Fixed(most), limits)?
@@ -377,11 +294,13 @@ impl Coordinator {
             Some(most) if most >= 1 => planned,
             _ => {
                 return Err(CoordinatorError::Plan(PlanError::Limits(format!(
-                    "the resident plan needs at least 2 function slots (a split and a serial stage), and {total} are allowed"
+                    "the resident plan needs at least {} function slots (a split, a serial stage{}), and {total} are allowed",
+                    others + 1,
+                    if others > 1 { " and a hedge" } else { "" }
                 ))));
             }
         };
-        let needed = planned.layers[0].splits.len() + 1;
+        let needed = planned.layers[0].splits.len() + others;
         let permits = u32::try_from(needed).unwrap_or(u32::MAX);
         let acquire = slots.clone().acquire_many_owned(permits);
         match tokio::time::timeout_at(deadline.into(), acquire).await {
@@ -416,6 +335,11 @@ impl Coordinator {
             );
             let alone: Vec<PhaseClock> =
                 phase.iter().map(|_| PhaseClock::new(1, deadline)).collect();
+            let residents = phase
+                .iter()
+                .filter(|s| s.kind == StageKind::Resident)
+                .count();
+            let progress = ResidentProgress::new(plan.layers.len(), residents, deadline);
             let mut calls: FuturesUnordered<_> = phase
                 .iter()
                 .zip(&alone)
@@ -425,7 +349,11 @@ impl Coordinator {
                     } else {
                         alone
                     };
-                    self.run_gated_stage(query, stage, deadline, clock)
+                    let clocks = Clocks {
+                        phase: clock,
+                        resident: &progress,
+                    };
+                    self.run_gated_stage(query, stage, deadline, clocks)
                 })
                 .collect();
             // A phase whose stages wait for each other fails at its first failure: the
@@ -523,7 +451,7 @@ impl Coordinator {
         query: QueryId,
         stage: &'p Stage,
         deadline: Instant,
-        clock: &PhaseClock,
+        clocks: Clocks<'_>,
     ) -> StageRun<'p> {
         for key in &stage.after {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -539,7 +467,7 @@ impl Coordinator {
                 };
             }
         }
-        self.run_stage(query, stage, deadline, clock).await
+        self.run_stage(query, stage, deadline, clocks).await
     }
 
     /// The event of one attempt at `stage`: a resident split may wait for its neighbours
@@ -563,7 +491,7 @@ impl Coordinator {
         query: QueryId,
         stage: &'p Stage,
         deadline: Instant,
-        clock: &PhaseClock,
+        clocks: Clocks<'_>,
     ) -> StageRun<'p> {
         let mut retries = Vec::new();
         let mut hedge = None;
@@ -580,7 +508,7 @@ impl Coordinator {
                 None => self.invoke(&event).await,
                 Some(threshold) => {
                     let (answer, hedged) = self
-                        .hedged(stage, &event, clock, threshold, &mut retries)
+                        .hedged(query, stage, &event, clocks, threshold, &mut retries)
                         .await;
                     hedge = hedged;
                     answer
@@ -588,7 +516,7 @@ impl Coordinator {
             };
             match answer {
                 Ok(answer) => {
-                    clock.finished();
+                    clocks.phase.finished();
                     break Ok(answer);
                 }
                 Err(err) => {
@@ -632,14 +560,24 @@ impl Coordinator {
     /// `retries` (the other one is its retry); when both fail, the last error is returned.
     async fn hedged(
         &self,
+        query: QueryId,
         stage: &Stage,
         event: &Arc<StageEvent>,
-        clock: &PhaseClock,
-        (factor, floor): (f64, Duration),
+        clocks: Clocks<'_>,
+        threshold: (f64, Duration),
         retries: &mut Vec<RetryRecord>,
     ) -> (Invoked, Option<Hedge>) {
         let sent = Instant::now();
-        let due = pin!(clock.hedge_due(sent, factor, floor));
+        let due = match &stage.op {
+            StageOp::Resident { layers, .. } => Either::Left(clocks.resident.due(
+                self.store.as_ref(),
+                query,
+                layers,
+                threshold,
+            )),
+            _ => Either::Right(clocks.phase.hedge_due(sent, threshold.0, threshold.1)),
+        };
+        let due = pin!(due);
         let original = match select(self.invoke(event), due).await {
             Either::Left((answer, _)) => return (answer, None),
             Either::Right(((), original)) => original,
@@ -705,124 +643,14 @@ impl Coordinator {
 }
 
 /// An invocation's answer: the result, what the platform reported, and the round trip.
-type Invoked = Result<(StageResult, InvocationMeta, Duration), FunctionError>;
+pub(crate) type Invoked = Result<(StageResult, InvocationMeta, Duration), FunctionError>;
 
-/// A phase's progress, which tells a running stage when it is due a duplicate: when the
-/// phase started, and when each of its stages answered.
-struct PhaseClock {
-    started: Instant,
-    deadline: Instant,
-    stages: usize,
-    answered: Mutex<Vec<Duration>>,
-    changed: tokio::sync::Notify,
-}
-
-impl PhaseClock {
-    fn new(stages: usize, deadline: Instant) -> Self {
-        Self {
-            started: Instant::now(),
-            deadline,
-            stages,
-            answered: Mutex::default(),
-            changed: tokio::sync::Notify::new(),
-        }
-    }
-
-    /// Records that a stage answered now.
-    fn finished(&self) {
-        let took = self.started.elapsed();
-        self.answered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(took);
-        self.changed.notify_waiters();
-    }
-
-    /// When an invocation `sent` then and still running is due a duplicate: after `factor`
-    /// times the median of its siblings' times (from the phase's start), and at least
-    /// `floor`; `None` while fewer than half of its siblings have answered, and past the
-    /// deadline.
-    fn due_at(&self, sent: Instant, factor: f64, floor: Duration) -> Option<Instant> {
-        let mut answered = self
-            .answered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let siblings = self.stages.saturating_sub(1);
-        if siblings == 0 || answered.len() * 2 < siblings {
-            return None;
-        }
-        answered.sort_unstable();
-        let median = answered[(answered.len() - 1) / 2];
-        let at = sent + median.mul_f64(factor).max(floor);
-        (at < self.deadline).then_some(at)
-    }
-
-    /// Resolves when an invocation `sent` then and still running is due a duplicate; never
-    /// if it is not.
-    async fn hedge_due(&self, sent: Instant, factor: f64, floor: Duration) {
-        loop {
-            // Made before the check, so an answer between the two is not missed.
-            let changed = self.changed.notified();
-            if let Some(at) = self.due_at(sent, factor, floor) {
-                tokio::time::sleep_until(at.into()).await;
-                return;
-            }
-            changed.await;
-        }
-    }
-}
-
-/// A hedged stage, as the query's end needs it: done, or with a loser still running that
-/// must end before the query's keys are deleted.
-enum Hedge {
-    /// Both invocations have ended.
-    Done(HedgeRecord),
-    /// The loser was dropped after running for `ran` (an invoker whose invocations stop
-    /// when dropped); it is billed for that time at the winner's memory size.
-    Cancelled {
-        record: HedgeRecord,
-        ran: Duration,
-        memory_mb: u32,
-    },
-    /// The loser runs on; it is awaited, since it may still write.
-    Running {
-        record: HedgeRecord,
-        loser: tokio::task::JoinHandle<Invoked>,
-    },
-}
-
-impl Hedge {
-    /// Waits for a running loser, then gives the record with the loser's bill.
-    async fn settle(self) -> HedgeRecord {
-        match self {
-            Self::Done(record) => record,
-            Self::Cancelled {
-                record,
-                ran,
-                memory_mb,
-            } => {
-                let meta = InvocationMeta {
-                    cold: false,
-                    init_ms: 0.0,
-                    duration_ms: ran.as_secs_f64() * 1e3,
-                    billed_ms: billed_ms(ran),
-                    memory_mb,
-                };
-                record.with_loser(LoserFate::Cancelled, Some(&meta))
-            }
-            Self::Running { record, loser } => {
-                let ended = loser.await;
-                let meta = match &ended {
-                    Ok(Ok((_, meta, _))) => Some(meta),
-                    Ok(Err(err)) => err.billing(),
-                    // The task panicked: it writes nothing more either way.
-                    Err(_) => None,
-                };
-                record.with_loser(LoserFate::Awaited, meta)
-            }
-        }
-    }
+/// What tells a running stage that it straggles: its phase's clock, and for a resident
+/// split, its query's progress layer by layer.
+#[derive(Clone, Copy)]
+struct Clocks<'a> {
+    phase: &'a PhaseClock,
+    resident: &'a ResidentProgress,
 }
 
 /// What a successful run gives [`Coordinator::classify`] to build the trace from.
@@ -838,35 +666,4 @@ struct StageRun<'p> {
     outcome: Result<(StageResult, InvocationMeta, Duration), (FunctionError, u32)>,
     retries: Vec<RetryRecord>,
     hedge: Option<Hedge>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stage_is_due_a_duplicate_at_a_multiple_of_its_siblings_median() {
-        let ms = Duration::from_millis;
-        let answered = |clock: &PhaseClock, took: Duration| {
-            clock.answered.lock().unwrap().push(took);
-        };
-        let clock = PhaseClock::new(4, Instant::now() + Duration::from_secs(60));
-        let sent = clock.started + ms(1);
-        answered(&clock, ms(40));
-        // One of three siblings has answered: too few to tell a straggler.
-        assert_eq!(clock.due_at(sent, 3.0, ms(50)), None);
-        answered(&clock, ms(20));
-        // Two of three: 3 x their median (the lower middle, 20 ms), from the sending.
-        assert_eq!(clock.due_at(sent, 3.0, ms(50)), Some(sent + ms(60)));
-        // The floor when the multiple is shorter.
-        assert_eq!(clock.due_at(sent, 2.0, ms(50)), Some(sent + ms(50)));
-        // A stage without siblings is never due.
-        let alone = PhaseClock::new(1, Instant::now() + Duration::from_secs(60));
-        answered(&alone, ms(1));
-        assert_eq!(alone.due_at(alone.started, 3.0, ms(0)), None);
-        // Nor is one whose duplicate would start past the deadline.
-        let late = PhaseClock::new(2, Instant::now() + ms(30));
-        answered(&late, ms(5));
-        assert_eq!(late.due_at(late.started, 3.0, ms(50)), None);
-    }
 }

@@ -13,12 +13,13 @@
 //! a crash of the coordinator itself.
 
 mod coordinator;
+mod hedge;
+mod retry;
 mod trace;
 
-pub use coordinator::{
-    Coordinator, CoordinatorError, CoordinatorOptions, DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR,
-    HedgePolicy, RetryPolicy, ServerlessPrediction,
-};
+pub use coordinator::{Coordinator, CoordinatorError, CoordinatorOptions, ServerlessPrediction};
+pub use hedge::{DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
+pub use retry::RetryPolicy;
 pub use trace::{
     Bill, Calls, HedgeRecord, HedgeWinner, InvocationRecord, LoserFate, RetryRecord, Trace,
     TraceReadError,

@@ -79,12 +79,13 @@ proptest! {
         let f = fixture(&layers.join(","), embed, modulation, gate, seed);
         let expected = f.model.model.forward(&text).unwrap();
         let rt = common::runtime();
-        // A resident query's splits run at once: a pool with room for all of them.
+        // A resident query's splits run at once: a pool with room for all of them, a serial
+        // stage and a hedge.
         let resident = Coordinator::new(
             f.model.model.config.clone(),
             f.model.fingerprint.clone(),
             f.store.clone(),
-            common::invoker_with(f.model.dir.path(), f.store.clone(), splits + 1),
+            common::invoker_with(f.model.dir.path(), f.store.clone(), splits + 2),
             common::options(PlanKind::Resident, splits),
         );
         for plan in [PlanKind::Fused, PlanKind::Paper, PlanKind::Resident] {

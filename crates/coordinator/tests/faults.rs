@@ -56,7 +56,9 @@ async fn queries_survive_injected_faults_with_the_monolithic_answer() {
     let invoker = faulty(&f, faults);
     let texts = texts("query under injected faults", 24, |i| 5 + 7 * i);
     let mut retries = Vec::new();
-    for plan in [PlanKind::Fused, PlanKind::Paper] {
+    // A resident split that crashes is run again and rebuilds its rows from the store:
+    // the input, its neighbours' edges and each layer's TFiLM output stay there.
+    for plan in [PlanKind::Fused, PlanKind::Paper, PlanKind::Resident] {
         let c = coordinator(&f, invoker.clone(), plan, RetryPolicy::default());
         for batch in texts.chunks(6) {
             let answers = join_all(batch.iter().map(|t| c.classify(t))).await;

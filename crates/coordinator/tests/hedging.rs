@@ -12,10 +12,10 @@ use seqless_coordinator::{
     Coordinator, CoordinatorOptions, HedgePolicy, HedgeRecord, HedgeWinner, LoserFate,
 };
 use seqless_functions::{
-    FunctionError, InprocInvoker, InvocationMeta, Invoker, StageEvent, StageResult,
+    FunctionError, InprocInvoker, InprocOptions, InvocationMeta, Invoker, StageEvent, StageResult,
 };
 use seqless_model::testing::{RandomModel, assert_same_prediction, texts};
-use seqless_plan::PlanKind;
+use seqless_plan::{PlanKind, StageKind};
 use seqless_store::MemoryStore;
 use seqless_wire::faults::FaultInjection;
 
@@ -102,6 +102,35 @@ async fn a_straggling_stage_is_hedged_and_the_duplicate_answers() {
             assert!(h.bill.billed && h.bill.memory_mb == 512, "{h:?}");
         }
     }
+}
+
+/// A resident split that straggles holds up its siblings at every TFiLM stage, and its own
+/// answer comes only at the query's end: it is told from its siblings by the block
+/// statistics it has not published yet, and its duplicate rebuilds its rows from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_straggling_resident_split_is_hedged_from_its_progress() {
+    let f = fixture();
+    let faults: FaultInjection = STRAGGLERS.parse().unwrap();
+    let options = InprocOptions {
+        // Three splits, a serial stage and a duplicate.
+        concurrency: 5,
+        ..common::inproc_options(f.model.dir.path())
+    };
+    let invoker = InprocInvoker::with_faults(options, f.store.clone(), faults).unwrap();
+    let options = CoordinatorOptions {
+        hedge: HEDGE,
+        ..common::options(PlanKind::Resident, 3)
+    };
+    let c = common::coordinator(&f.model, f.store.clone(), Arc::new(invoker), options);
+    let hedges = hedges_of(&f, &c, 40).await;
+    let resident: Vec<&HedgeRecord> = hedges
+        .iter()
+        .filter(|h| h.stage == StageKind::Resident)
+        .collect();
+    assert!(
+        resident.iter().any(|h| h.winner == HedgeWinner::Duplicate),
+        "no duplicate of a resident split answered first: {hedges:#?}"
+    );
 }
 
 /// The real in-process invoker, presented as a platform whose invocations run on when

@@ -11,7 +11,7 @@ use std::time::Duration;
 use seqless_functions::{FunctionContext, StageEvent, StageResult, handle};
 use seqless_model::testing::{LOGIT_TOLERANCE as TOLERANCE, RandomModel};
 use seqless_model::tokenizer;
-use seqless_plan::{INPUT_KEY, Limits, PlanKind, Splits, Stage, plan};
+use seqless_plan::{INPUT_KEY, Limits, PlanKind, Splits, Stage, StageOp, plan};
 use seqless_store::testing::RedisServer;
 use seqless_store::{MemoryStore, QueryId, StoreOptions, StoredTensor, TensorStore, open_store};
 
@@ -128,10 +128,109 @@ async fn every_stage_twice(store: Arc<dyn TensorStore>) {
     }
 }
 
+/// Runs every stage of a resident plan `copies` times, all at once, as the coordinator
+/// would (serial stages once their inputs exist); the head's results.
+async fn resident_all_at_once(
+    context: &Arc<FunctionContext>,
+    query: QueryId,
+    stages: &[Stage],
+    copies: usize,
+) -> Vec<StageResult> {
+    let runs: Vec<_> = stages
+        .iter()
+        .flat_map(|stage| std::iter::repeat_n(stage, copies))
+        .map(|stage| {
+            let (context, mut stage) = (context.clone(), stage.clone());
+            tokio::spawn(async move {
+                for key in &stage.after {
+                    let key = query.key(key);
+                    context
+                        .store
+                        .wait_for(&key, Duration::from_secs(30))
+                        .await
+                        .unwrap();
+                }
+                if let StageOp::Resident { wait_ms, .. } = &mut stage.op {
+                    *wait_ms = 30_000;
+                }
+                let event = StageEvent {
+                    query_id: query,
+                    model: context.fingerprint.clone(),
+                    stage,
+                };
+                handle(&context, event).await.unwrap()
+            })
+        })
+        .collect();
+    let mut heads = Vec::new();
+    for run in runs {
+        let result = run.await.unwrap();
+        if result.logits.is_some() {
+            heads.push(result);
+        }
+    }
+    heads
+}
+
+/// The resident plan's splits wait for each other, so its stages run all at once: every
+/// stage twice at once from the start, then every stage again; the same tensors each time.
+async fn resident_stages_twice(store: Arc<dyn TensorStore>) {
+    let RandomModel {
+        dir: _dir,
+        model,
+        fingerprint,
+    } = RandomModel::affine("6:3:2:4,5:4:1:2,4:3:2:2", 4, 5);
+    let cfg = model.config.clone();
+    let text = "Idempotent stages make retries safe. ".repeat(30);
+    let want = model.forward(text.as_bytes()).unwrap();
+    let context = Arc::new(FunctionContext {
+        model: Arc::new(model),
+        fingerprint,
+        store: store.clone(),
+        ttl: Duration::from_secs(60),
+    });
+    let plan = plan(
+        &cfg,
+        text.len(),
+        PlanKind::Resident,
+        Splits::Fixed(3),
+        &Limits::default(),
+    )
+    .unwrap();
+    let stages: Vec<Stage> = plan.phases.concat();
+    let query = QueryId::new();
+    let ids = tokenizer::encode(text.as_bytes(), plan.padded_len);
+    let input = StoredTensor::u16(vec![ids.len()], ids).unwrap();
+    let ttl = Duration::from_secs(60);
+    store.put(&query.key(INPUT_KEY), &input, ttl).await.unwrap();
+    let heads = resident_all_at_once(&context, query, &stages, 2).await;
+    let mut once = Vec::new();
+    for stage in &stages {
+        once.push(written(store.as_ref(), query, stage).await);
+    }
+    let heads_again = resident_all_at_once(&context, query, &stages, 1).await;
+    for (stage, once) in stages.iter().zip(&once) {
+        let what = format!(
+            "resident {} stage, split {}",
+            stage.kind.as_str(),
+            stage.split
+        );
+        let again = written(store.as_ref(), query, stage).await;
+        assert_same_tensors(once, &again, &format!("{what}, run again"));
+    }
+    assert_eq!((heads.len(), heads_again.len()), (2, 1));
+    for head in heads.iter().chain(&heads_again) {
+        assert_same_logits(head, &want.logits, "resident logits");
+    }
+    let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();
+    store.delete(&keys).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stage_twice_over_the_memory_store() {
     let store = Arc::new(MemoryStore::new());
     every_stage_twice(store.clone()).await;
+    resident_stages_twice(store.clone()).await;
     assert!(store.live_keys().is_empty(), "{:?}", store.live_keys());
 }
 
@@ -141,7 +240,8 @@ async fn every_stage_twice_over_redis() {
     let store = open_store(&redis.url(), StoreOptions::default())
         .await
         .unwrap();
-    every_stage_twice(store).await;
+    every_stage_twice(store.clone()).await;
+    resident_stages_twice(store).await;
     let keys = redis.command(&[b"DBSIZE"]).unwrap();
     assert_eq!(String::from_utf8_lossy(&keys).trim(), ":0");
 }
