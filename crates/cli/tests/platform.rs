@@ -144,7 +144,7 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_every_pla
                 .filter(|i| i.stage == StageKind::Resident);
             assert_eq!(
                 residents.count(),
-                if plan == PlanKind::Resident { 3 } else { 0 }
+                if plan == PlanKind::Resident { 2 } else { 0 }
             );
             for i in &trace.invocations {
                 let memory = if matches!(i.stage, StageKind::Tfilm | StageKind::Head) {
