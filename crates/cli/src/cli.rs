@@ -418,8 +418,8 @@ fn hedge_factor(s: &str) -> Result<f64, String> {
 #[derive(Debug, Clone, Args)]
 #[group(id = "inproc_args")]
 pub struct InprocArgs {
-    /// Function invocations at once (default: cores; for the resident plan at least one
-    /// more than its splits, since they all run at once and mostly wait).
+    /// Function invocations at once (default: cores; for the resident plan at least its
+    /// splits, which all run at once and mostly wait, a serial stage and a hedge).
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Seconds an idle function instance stays warm.

@@ -36,7 +36,7 @@ pub use seqless_wire::{
     EdgeWrite, FilmSource, ResidentLayer, RowSource, Stage, StageKind, StageOp,
 };
 pub use stages::plan;
-pub use traffic::{F32_BYTES, StageTraffic, TOKEN_ID_BYTES, f32_bytes};
+pub use traffic::{F32_BYTES, StageTraffic, TOKEN_ID_BYTES, f32_bytes, resident_traffic};
 
 use seqless_model::InputLenError;
 use serde::{Deserialize, Serialize};

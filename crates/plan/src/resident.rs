@@ -15,7 +15,7 @@ use seqless_model::kernels::conv_input_span;
 
 use crate::geometry::{LayerGeometry, split_blocks};
 use crate::stages::{input_sources, mb, row_sources};
-use crate::traffic::f32_bytes;
+use crate::traffic::{f32_bytes, resident_traffic};
 use crate::{
     EdgeWrite, FilmSource, Limits, PlanError, ResidentLayer, RowSource, Splits, Stage, StageKind,
     StageOp,
@@ -210,21 +210,16 @@ pub(crate) fn phases(
             let resident_layers: Vec<ResidentLayer> = (0..layers.len())
                 .map(|l| resident_layer(config, layers, &spans, &edges, l, i))
                 .collect();
-            let write_bytes = resident_layers
+            let first_span = &spans[0][i];
+            let input = row_sources(&input_sources(padded_len), first_span);
+            let write_bytes = resident_traffic(config, &input, &resident_layers)
                 .iter()
-                .zip(layers)
-                .map(|(rl, g)| {
-                    let edge_rows: usize = rl.write_edges.iter().map(|e| e.rows.len()).sum();
-                    let stats = f32_bytes(rl.out_rows.len() / g.block_len, g.channels);
-                    f32_bytes(edge_rows, g.channels)
-                        + stats * (1 + u64::from(rl.write_min.is_some()))
-                })
+                .map(|t| t.bytes_out)
                 .sum();
             let memory_bytes = (0..layers.len())
                 .map(|l| config.conv_stage_peak_bytes(l, layers[l].splits[i].len()))
                 .max()
                 .unwrap_or(0);
-            let first_span = &spans[0][i];
             Stage {
                 kind: StageKind::Resident,
                 layer: 0,
@@ -234,7 +229,7 @@ pub(crate) fn phases(
                 memory_bytes,
                 after: Vec::new(),
                 op: StageOp::Resident {
-                    input: row_sources(&input_sources(padded_len), first_span),
+                    input,
                     layers: resident_layers,
                     wait_ms: 0,
                 },

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use seqless_model::ModelConfig;
 
-use crate::{FilmSource, Plan, RowSource, Stage, StageOp};
+use crate::{FilmSource, Plan, ResidentLayer, RowSource, Stage, StageOp};
 
 /// Bytes of one activation element (f32).
 pub const F32_BYTES: u64 = 4;
@@ -86,18 +86,10 @@ fn bytes_read(config: &ModelConfig, stage: &Stage, read: impl Fn(&[String]) -> u
         StageOp::Conv { input, film, .. } => {
             row_bytes(config, stage.layer, input) + film_bytes(config, stage.layer, film.as_ref())
         }
-        StageOp::Resident { input, layers, .. } => {
-            let later: u64 = layers
-                .iter()
-                .enumerate()
-                .map(|(l, rl)| {
-                    row_bytes(config, l, &rl.halo_before)
-                        + row_bytes(config, l, &rl.halo_after)
-                        + film_bytes(config, l, rl.film.as_ref())
-                })
-                .sum();
-            row_bytes(config, 0, input) + later
-        }
+        StageOp::Resident { input, layers, .. } => resident_traffic(config, input, layers)
+            .iter()
+            .map(|t| t.bytes_in)
+            .sum(),
         StageOp::Tfilm { block_max, .. } => read(block_max),
         StageOp::Head {
             block_max,
@@ -106,6 +98,38 @@ fn bytes_read(config: &ModelConfig, stage: &Stage, read: impl Fn(&[String]) -> u
         StageOp::PaperTfilm { activations, .. } => read(activations),
         StageOp::Classifier { activation } => read(std::slice::from_ref(activation)),
     }
+}
+
+/// A resident split's traffic layer by layer: the first layer reads its token ids, the
+/// others their halos and modulation blocks; each writes its edge rows and block
+/// statistics.
+pub fn resident_traffic(
+    config: &ModelConfig,
+    input: &[RowSource],
+    layers: &[ResidentLayer],
+) -> Vec<StageTraffic> {
+    layers
+        .iter()
+        .zip(&config.layers)
+        .enumerate()
+        .map(|(l, (rl, layer))| {
+            let bytes_in = match l {
+                0 => row_bytes(config, 0, input),
+                _ => {
+                    row_bytes(config, l, &rl.halo_before)
+                        + row_bytes(config, l, &rl.halo_after)
+                        + film_bytes(config, l, rl.film.as_ref())
+                }
+            };
+            let edge_rows: usize = rl.write_edges.iter().map(|e| e.rows.len()).sum();
+            let (_, stats) = conv_value_bytes(rl.out_rows.len(), layer.block_len, layer.channels);
+            let stats_written = 1 + u64::from(rl.write_min.is_some());
+            StageTraffic {
+                bytes_in,
+                bytes_out: f32_bytes(edge_rows, layer.channels) + stats * stats_written,
+            }
+        })
+        .collect()
 }
 
 /// The payload size of every key `stage` writes.

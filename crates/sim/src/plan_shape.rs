@@ -2,7 +2,7 @@
 //! `seqless classify --mode serverless` would run for the same model and flags.
 
 use seqless_model::ModelConfig;
-use seqless_plan::{Limits, Plan, PlanKind, Splits, StageOp, plan};
+use seqless_plan::{Limits, Plan, PlanKind, Splits, StageKind, StageOp, plan, resident_traffic};
 
 use crate::{Invocation, Phase, QueryShape, ShapeError, ShapeModel};
 
@@ -33,6 +33,9 @@ impl PlanShape {
     /// Translates one plan of this shape's model into a query shape (see the type's
     /// documentation).
     fn shape_of_plan(&self, plan: &Plan) -> Result<QueryShape, ShapeError> {
+        if plan.kind == PlanKind::Resident {
+            return Ok(self.resident_shape(plan));
+        }
         let memory_mb = self.limits.function_memory_mb;
         let phases = plan
             .phases
@@ -54,7 +57,7 @@ impl PlanShape {
                             StageOp::Classifier { .. } => layer.rows,
                             StageOp::Resident { .. } => {
                                 return Err(ShapeError(
-                                    "the simulator does not model the resident plan yet; simulate fused or paper".into(),
+                                    "a resident stage outside a resident plan".into(),
                                 ));
                             }
                         };
@@ -64,6 +67,7 @@ impl PlanShape {
                             bytes_in: traffic.bytes_in,
                             bytes_out: traffic.bytes_out,
                             memory_mb,
+                            chain: None,
                         })
                     })
                     .collect::<Result<_, _>>()
@@ -71,6 +75,58 @@ impl PlanShape {
             })
             .collect::<Result<_, _>>()?;
         Ok(QueryShape { phases })
+    }
+}
+
+impl PlanShape {
+    /// A resident plan as alternating phases: each layer's conv, one invocation per split
+    /// chained across the layers (one instance per split, billed while it waits), then
+    /// the layer's TFiLM stage (the head after the last). A split's conv is timed as a conv
+    /// stage over the same rows; its bytes are its own: halos, modulation blocks, edges
+    /// and block statistics.
+    fn resident_shape(&self, plan: &Plan) -> QueryShape {
+        let memory_mb = self.limits.function_memory_mb;
+        let stages = plan.phases.concat();
+        let traffic = plan.traffic(&self.config).concat();
+        let mut splits = Vec::new();
+        let mut serial = Vec::new();
+        for (stage, traffic) in stages.iter().zip(traffic) {
+            match &stage.op {
+                StageOp::Resident { input, layers, .. } => {
+                    splits.push((layers, resident_traffic(&self.config, input, layers)));
+                }
+                _ => serial.push((stage, traffic)),
+            }
+        }
+        let mut phases = Vec::new();
+        for (l, (stage, traffic)) in serial.into_iter().enumerate() {
+            let pool = self.config.layers[l].pool;
+            let convs = splits
+                .iter()
+                .enumerate()
+                .map(|(i, (layers, traffic))| Invocation {
+                    kind: StageKind::Conv.as_str().to_string(),
+                    rows: layers[l].out_rows.len() * pool,
+                    bytes_in: traffic[l].bytes_in,
+                    bytes_out: traffic[l].bytes_out,
+                    memory_mb,
+                    chain: Some(i),
+                });
+            phases.push(Phase {
+                invocations: convs.collect(),
+            });
+            phases.push(Phase {
+                invocations: vec![Invocation {
+                    kind: stage.kind.as_str().to_string(),
+                    rows: plan.layers[l].blocks,
+                    bytes_in: traffic.bytes_in,
+                    bytes_out: traffic.bytes_out,
+                    memory_mb,
+                    chain: None,
+                }],
+            });
+        }
+        QueryShape { phases }
     }
 }
 
@@ -135,5 +191,49 @@ mod tests {
         }
         let err = shape(PlanKind::Fused).shape((1 << 20) + 1).unwrap_err();
         assert!(!err.0.is_empty());
+    }
+
+    #[test]
+    fn a_resident_plan_is_each_layer_of_chained_splits_then_its_serial_stage() {
+        let model = shape(PlanKind::Resident);
+        let p = plan(
+            &model.config,
+            10_000,
+            PlanKind::Resident,
+            model.splits,
+            &model.limits,
+        )
+        .unwrap();
+        let s = model.shape(10_000).unwrap();
+        let layers = model.config.layers.len();
+        assert_eq!(s.phases.len(), 2 * layers);
+        for (l, pair) in s.phases.chunks(2).enumerate() {
+            let chains: Vec<Option<usize>> = pair[0].invocations.iter().map(|i| i.chain).collect();
+            assert_eq!(chains, [Some(0), Some(1), Some(2), Some(3)]);
+            let serial = &pair[1].invocations;
+            let kind = if l + 1 == layers { "head" } else { "tfilm" };
+            assert_eq!(
+                (serial.len(), serial[0].kind.as_str(), serial[0].chain),
+                (1, kind, None)
+            );
+        }
+        // The splits' conv rows cover every input row of the first layer once.
+        let rows: usize = s.phases[0].invocations.iter().map(|i| i.rows).sum();
+        assert_eq!(rows, p.padded_len);
+        // The same bytes as the plan's own accounting, layer by layer.
+        let moved = |s: &QueryShape| -> u64 {
+            s.phases
+                .iter()
+                .flat_map(|ph| &ph.invocations)
+                .map(|i| i.bytes_in + i.bytes_out)
+                .sum()
+        };
+        let planned: u64 = p
+            .traffic(&model.config)
+            .concat()
+            .iter()
+            .map(|t| t.bytes_in + t.bytes_out)
+            .sum();
+        assert_eq!(moved(&s), planned);
     }
 }

@@ -55,6 +55,8 @@ struct Timed {
     bytes: u64,
     /// Store requests: one per read and one per write.
     requests: u64,
+    /// [`crate::Invocation::chain`], and whether this is the chain's last invocation.
+    chain: Option<(usize, bool)>,
 }
 
 type Prepared = Vec<Vec<Timed>>;
@@ -81,6 +83,8 @@ struct Query {
     shape: Rc<Prepared>,
     phase: usize,
     remaining: usize,
+    /// Chains running on an instance: the instance's function and when its billing began.
+    chains: BTreeMap<usize, (usize, u64)>,
 }
 
 enum Event {
@@ -93,6 +97,12 @@ enum Event {
     Done {
         func: usize,
         query: usize,
+        index: usize,
+    },
+    /// A later invocation of a chain starts on the instance that holds it.
+    Resume {
+        query: usize,
+        index: usize,
     },
     Refill {
         func: usize,
@@ -224,6 +234,13 @@ impl<'a> Serverless<'a> {
                 c.store.rtt_ms + bytes as f64 / (c.store.bandwidth_mb_per_s * 1e3)
             }
         };
+        // The phase of each chain's last invocation.
+        let mut chain_ends = BTreeMap::new();
+        for (p, phase) in shape.phases.iter().enumerate() {
+            for c in phase.invocations.iter().filter_map(|i| i.chain) {
+                chain_ends.insert(c, p);
+            }
+        }
         let mut prepared = Vec::with_capacity(shape.phases.len());
         for (p, phase) in shape.phases.iter().enumerate() {
             if phase.invocations.is_empty() {
@@ -258,6 +275,7 @@ impl<'a> Serverless<'a> {
                     spread: stage.spread.as_slice().into(),
                     bytes: inv.bytes_in + inv.bytes_out,
                     requests: u64::from(inv.bytes_in > 0) + u64::from(inv.bytes_out > 0),
+                    chain: inv.chain.map(|c| (c, chain_ends.get(&c) == Some(&p))),
                 });
             }
             prepared.push(timed);
@@ -285,6 +303,7 @@ impl<'a> Serverless<'a> {
                         shape,
                         phase: 0,
                         remaining: 0,
+                        chains: BTreeMap::new(),
                     });
                     let retry = self.workload.next_after_completion(t + RETRY_AFTER_US);
                     if let Some(next) = retry {
@@ -297,6 +316,7 @@ impl<'a> Serverless<'a> {
                     shape,
                     phase: 0,
                     remaining: 0,
+                    chains: BTreeMap::new(),
                 });
                 let planned = self.master_cpu.reserve(t, self.master_query_us);
                 self.start_phase(id, planned, events);
@@ -312,10 +332,22 @@ impl<'a> Serverless<'a> {
                     since: t,
                 });
             }
-            Event::Done { func, query } => {
-                self.funcs[func].idle.push_back(t);
-                self.busy -= 1;
-                self.recorder.concurrency(t, self.busy);
+            Event::Resume { query, index } => {
+                let q = &self.queries[query];
+                let chain = q.shape[q.phase][index].chain.map(|(c, _)| c);
+                if let Some(&(func, _)) = chain.and_then(|c| q.chains.get(&c)) {
+                    self.execute(func, query, index, t, 0, events);
+                }
+            }
+            Event::Done { func, query, index } => {
+                let q = &self.queries[query];
+                // An instance that holds a chain stays busy until the chain's end.
+                let held = matches!(q.shape[q.phase][index].chain, Some((_, false)));
+                if !held {
+                    self.funcs[func].idle.push_back(t);
+                    self.busy -= 1;
+                    self.recorder.concurrency(t, self.busy);
+                }
                 let q = &mut self.queries[query];
                 q.remaining -= 1;
                 if q.remaining == 0 {
@@ -346,6 +378,12 @@ impl<'a> Serverless<'a> {
         q.remaining = width;
         let mut sent = t;
         for index in 0..width {
+            let chain = q.shape[q.phase][index].chain.map(|(c, _)| c);
+            if chain.is_some_and(|c| q.chains.contains_key(&c)) {
+                // Its instance is waiting for this phase; the master sends nothing.
+                events.push(t, Event::Resume { query, index });
+                continue;
+            }
             sent = self.master_cpu.reserve(sent, self.master_invocation_us);
             events.push(sent, Event::Sent { query, index });
         }
@@ -388,8 +426,6 @@ impl<'a> Serverless<'a> {
     }
 
     fn dispatch(&mut self, f: usize, w: Waiting, t: u64, events: &mut EventQueue<Event>) {
-        let shape = Rc::clone(&self.queries[w.query].shape);
-        let inv = &shape[self.queries[w.query].phase][w.index];
         let cold = self.funcs[f].idle.pop_back().is_none();
         if cold {
             let func = &mut self.funcs[f];
@@ -403,6 +439,36 @@ impl<'a> Serverless<'a> {
         } else {
             0
         };
+        self.busy += 1;
+        self.recorder.concurrency(t, self.busy);
+        if t > w.since {
+            self.throttled += 1;
+        }
+        self.funcs[f].usage.invocations += 1;
+        self.invocations += 1;
+        let q = &mut self.queries[w.query];
+        let inv = &q.shape[q.phase][w.index];
+        let overhead_us = inv.overhead_us;
+        if let Some((c, _)) = inv.chain {
+            q.chains.insert(c, (f, start));
+        }
+        self.execute(f, w.query, w.index, start, overhead_us, events);
+    }
+
+    /// Runs invocation `index` of the query's current phase on an instance of function
+    /// `f` from `start`, and bills it: on its own, or as part of its chain, which is billed
+    /// whole at its last invocation.
+    fn execute(
+        &mut self,
+        f: usize,
+        query: usize,
+        index: usize,
+        start: u64,
+        overhead_us: u64,
+        events: &mut EventQueue<Event>,
+    ) {
+        let shape = Rc::clone(&self.queries[query].shape);
+        let inv = &shape[self.queries[query].phase][index];
         let factor = draw(&inv.spread, &mut self.rng).unwrap_or(1.0);
         let compute_us = (inv.compute_us * factor).round() as u64;
         let handler_us = inv.io_us + compute_us;
@@ -423,21 +489,22 @@ impl<'a> Serverless<'a> {
                 let ready = start + inv.io_us + wait_us;
                 cores.reserve(ready, compute_us) - ready - compute_us
             });
-        let func = &mut self.funcs[f];
-        func.usage.invocations += 1;
-        func.usage.billed_ms += billed_ms(Duration::from_micros(handler_us + wait_us));
-        self.busy += 1;
-        self.recorder.concurrency(t, self.busy);
-        if t > w.since {
-            self.throttled += 1;
+        let end = start + handler_us + wait_us;
+        let billed_from = match inv.chain {
+            None => Some(start),
+            Some((c, true)) => self.queries[query].chains.remove(&c).map(|(_, from)| from),
+            Some((_, false)) => None,
+        };
+        if let Some(from) = billed_from {
+            self.funcs[f].usage.billed_ms += billed_ms(Duration::from_micros(end - from));
         }
-        self.invocations += 1;
         self.store_bytes += inv.bytes;
         events.push(
-            start + inv.overhead_us + handler_us + wait_us,
+            end + overhead_us,
             Event::Done {
                 func: f,
-                query: w.query,
+                query,
+                index,
             },
         );
     }

@@ -19,6 +19,14 @@ pub struct Invocation {
     pub bytes_out: u64,
     /// The function's configured memory.
     pub memory_mb: u32,
+    /// Invocations of a query with the same chain run on one function instance, one after
+    /// another (the resident plan's split, one invocation per layer): the first is invoked
+    /// as any other, each later one starts on that instance when its phase starts, and the
+    /// instance stays busy and billed from the first's start to the last's end, its waits
+    /// included. One request for the chain; no invoke overhead or cold start after the
+    /// first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<usize>,
 }
 
 /// Invocations that run in parallel; the master waits for all of them before
@@ -164,6 +172,7 @@ impl ShapeModel for SyntheticShape {
                 bytes_in,
                 bytes_out,
                 memory_mb: self.conv_memory_mb,
+                chain: None,
             };
             phases.push(Phase {
                 invocations: vec![conv; splits],
@@ -177,6 +186,7 @@ impl ShapeModel for SyntheticShape {
                     bytes_in: 2 * blocks * channels * F32,
                     bytes_out: u64::from(self.labels) * F32,
                     memory_mb: self.small_memory_mb,
+                    chain: None,
                 }
             } else {
                 Invocation {
@@ -185,6 +195,7 @@ impl ShapeModel for SyntheticShape {
                     bytes_in: blocks * channels * F32,
                     bytes_out: 2 * blocks * channels * F32,
                     memory_mb: self.small_memory_mb,
+                    chain: None,
                 }
             };
             phases.push(Phase {

@@ -355,6 +355,60 @@ fn closed_loop_clients_scale_serverless_throughput_below_the_store_capacity() {
     assert!(high.instances.throughput_qps <= 100.5);
 }
 
+/// A chain (the resident plan's split, one invocation per layer) holds one instance from
+/// its first invocation to its last: one request and one cold start per chain, no invoke
+/// overhead after the first, the instance busy through the phases between, and all of it
+/// billed, the waiting included.
+#[test]
+fn a_chain_holds_its_instance_and_bills_its_waits() {
+    let mut config = small_config(1.0);
+    config.duration_s = 5.0;
+    config.arrivals = ArrivalProcess::File {
+        path: {
+            let dir = temp_dir("chain");
+            let path = dir.join("times.txt");
+            std::fs::write(&path, "0.0\n").unwrap();
+            path
+        },
+    };
+    let shape_with = |chained: bool| {
+        move |_: usize| {
+            let conv = |chain: Option<usize>| Invocation {
+                kind: "conv".into(),
+                rows: 1000,
+                bytes_in: 0,
+                bytes_out: 0,
+                memory_mb: 1769,
+                chain: chain.filter(|_| chained),
+            };
+            let splits = Phase {
+                invocations: vec![conv(Some(0)), conv(Some(1))],
+            };
+            QueryShape {
+                phases: vec![
+                    splits.clone(),
+                    Phase {
+                        invocations: vec![conv(None)],
+                    },
+                    splits,
+                ],
+            }
+        }
+    };
+    let chained = run(&config, &shape_with(true)).unwrap().serverless;
+    let apart = run(&config, &shape_with(false)).unwrap().serverless;
+    assert_eq!((chained.invocations, apart.invocations), (3, 5));
+    // The chains' instances stay busy while the middle phase runs on a third.
+    assert_eq!(chained.stats.max_concurrency, 3);
+    assert_eq!(apart.stats.max_concurrency, 2);
+    // Two instances busy through the middle phase need a third, cold, where apart it
+    // reused a warm one.
+    assert_eq!((chained.cold_starts, apart.cold_starts), (3, 2));
+    // Each chain is billed from its start to its end, across the middle phase.
+    assert!(chained.cost.duration_usd > apart.cost.duration_usd);
+    assert!(chained.cost.requests_usd < apart.cost.requests_usd);
+}
+
 #[test]
 fn costs_follow_the_bill() {
     let config = small_config(50.0);
@@ -470,6 +524,7 @@ pub fn uniform_shape(phases: usize, width: usize, rows: usize) -> QueryShape {
         bytes_in: 0,
         bytes_out: 0,
         memory_mb: 1024,
+        chain: None,
     };
     QueryShape {
         phases: vec![

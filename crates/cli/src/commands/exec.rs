@@ -118,8 +118,8 @@ fn inproc(
             model_dir: model_dir.to_path_buf(),
             concurrency: args.inproc.concurrency.unwrap_or_else(|| {
                 match (plan.plan, plan.splits) {
-                    (PlanKind::Resident, Splits::Fixed(n)) => cores().max(n + 1),
-                    (PlanKind::Resident, Splits::Auto) => cores().max(plan.max_splits + 1),
+                    (PlanKind::Resident, Splits::Fixed(n)) => cores().max(n + 2),
+                    (PlanKind::Resident, Splits::Auto) => cores().max(plan.max_splits + 2),
                     _ => cores(),
                 }
             }),
