@@ -42,13 +42,15 @@ start_redis() {
     store="redis://127.0.0.1:$port"
 }
 
-# Starts `$bin platform` on a free port with the extra flags given, and sets $endpoint.
+# Starts `$bin platform` of $model (default models/langid) on a free port with the extra
+# flags given, and sets $endpoint and $platform_pid.
 start_platform() {
     local port
     port=$(free_port)
-    "$bin" platform --listen "127.0.0.1:$port" --model models/langid --store "$store" "$@" \
-        >"$work/platform.log" 2>&1 &
-    pids+=($!)
+    "$bin" platform --listen "127.0.0.1:$port" --model "${model:-models/langid}" \
+        --store "$store" "$@" >"$work/platform.log" 2>&1 &
+    platform_pid=$!
+    pids+=("$platform_pid")
     await bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
     platform_port=$port
     endpoint="http://127.0.0.1:$port"

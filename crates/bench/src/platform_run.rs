@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use seqless_coordinator::{Coordinator, CoordinatorOptions};
+use seqless_coordinator::{Coordinator, CoordinatorOptions, Trace};
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
 use seqless_functions::{InprocInvoker, InprocOptions, InvokeOptions, Invoker, LocalInvoker, Ping};
 use seqless_model::TfilmModel;
@@ -78,8 +78,10 @@ impl PlatformBench {
         for &n in &self.bytes {
             let n = n.min(model.config.max_len);
             let input: Vec<u8> = (0..n).map(|_| rng.random()).collect();
-            let (base, _) = time_queries(&on_inproc, &input, self.runs).await?;
-            let (on_platform, _) = time_queries(&on_local, &input, self.runs).await?;
+            let walls =
+                |traces: Vec<Trace>| traces.iter().map(|t| t.total_ms).collect::<Vec<f64>>();
+            let base = walls(time_queries(&on_inproc, &input, self.runs).await?);
+            let on_platform = walls(time_queries(&on_local, &input, self.runs).await?);
             let line = figures.add("serverless_local_vs_inproc", n, &on_platform, median(&base));
             emit(&line);
         }

@@ -12,8 +12,7 @@ use seqless_plan::PlanKind;
 use crate::stats::median;
 
 /// The CSV's header line.
-pub const CSV_HEADER: &str =
-    "bytes,plan,splits,median_ms,monolithic_ms,ratio,bytes_moved,serial_bytes,invocations,error\n";
+pub const CSV_HEADER: &str = "bytes,plan,splits,median_ms,monolithic_ms,ratio,bytes_moved,serial_bytes,invocations,cost_usd,error\n";
 
 /// One configuration: what was asked for, and what it measured or why it failed.
 struct Row {
@@ -39,42 +38,57 @@ pub struct Measured {
     pub serial_bytes: u64,
     /// Function invocations per query.
     pub invocations: usize,
+    /// Median of the runs' function bills (requests, GB-s and INIT, waits included), USD
+    /// per query.
+    pub cost_usd: f64,
 }
 
 impl Measured {
-    /// A configuration's figures: the median of `ms` (one per timed run) against the
-    /// monolithic time, and the traffic of one run's `trace` (the same every run).
-    pub fn new(ms: &[f64], monolithic_ms: f64, trace: &Trace) -> Self {
+    /// A configuration's figures: the median time and bill of the timed runs' `traces`
+    /// against the monolithic time, and the traffic of the last (the same every run).
+    pub fn new(traces: &[Trace], monolithic_ms: f64) -> Self {
+        let ms: Vec<f64> = traces.iter().map(|t| t.total_ms).collect();
+        let costs: Vec<f64> = traces.iter().map(|t| t.cost_usd).collect();
+        let Some(trace) = traces.last() else {
+            return Self {
+                splits_used: 0,
+                median_ms: f64::NAN,
+                monolithic_ms,
+                bytes_moved: 0,
+                serial_bytes: 0,
+                invocations: 0,
+                cost_usd: f64::NAN,
+            };
+        };
         Self {
             splits_used: trace.splits.first().copied().unwrap_or(0),
-            median_ms: median(ms).unwrap_or(f64::NAN),
+            median_ms: median(&ms).unwrap_or(f64::NAN),
             monolithic_ms,
             bytes_moved: trace.bytes_moved,
             serial_bytes: trace.serial_bytes,
             invocations: trace.invocations.len(),
+            cost_usd: median(&costs).unwrap_or(f64::NAN),
         }
     }
 }
 
 /// Classifies `input` once to warm up (instances start cold there, not in the timed
-/// runs), then `runs` times (at least once); returns each timed run's wall time, ms,
-/// and the last run's trace.
+/// runs), then `runs` times (at least once); returns each timed run's trace.
 pub async fn time_queries(
     coordinator: &Coordinator,
     input: &[u8],
     runs: usize,
-) -> Result<(Vec<f64>, Trace), CoordinatorError> {
-    let mut last = coordinator.classify(input).await?;
-    let mut ms = Vec::with_capacity(runs.max(1));
+) -> Result<Vec<Trace>, CoordinatorError> {
+    coordinator.classify(input).await?;
+    let mut traces = Vec::with_capacity(runs.max(1));
     for _ in 0..runs.max(1) {
-        last = coordinator.classify(input).await?;
-        ms.push(last.trace.total_ms);
+        traces.push(coordinator.classify(input).await?.trace);
     }
-    Ok((ms, last.trace))
+    Ok(traces)
 }
 
 /// Columns of the table after bytes and plan, with their widths; the CSV has these and
-/// `invocations` (see [`measured_cells`]).
+/// `invocations` and `cost_usd` (see [`measured_cells`]).
 const TABLE_COLUMNS: [(&str, usize); 6] = [
     ("splits", 6),
     ("median_ms", 11),
@@ -85,8 +99,8 @@ const TABLE_COLUMNS: [(&str, usize); 6] = [
 ];
 
 /// A measured row's cells in CSV order from `splits` on, times and ratio with `prec`
-/// decimals; the table shows all but the last (`invocations`).
-fn measured_cells(m: &Measured, prec: usize) -> [String; 7] {
+/// decimals; the table shows all but the last two (`invocations`, `cost_usd`).
+fn measured_cells(m: &Measured, prec: usize) -> [String; 8] {
     [
         m.splits_used.to_string(),
         format!("{:.prec$}", m.median_ms),
@@ -95,6 +109,7 @@ fn measured_cells(m: &Measured, prec: usize) -> [String; 7] {
         m.bytes_moved.to_string(),
         m.serial_bytes.to_string(),
         m.invocations.to_string(),
+        format!("{:.9}", m.cost_usd),
     ]
 }
 
@@ -127,7 +142,11 @@ fn csv_line(row: &Row) -> String {
     let head = format!("{},{}", row.bytes, row.plan.as_str());
     match &row.outcome {
         Ok(m) => format!("{head},{},", measured_cells(m, 3).join(",")),
-        Err(e) => format!("{head},{},,,,,,,\"{}\"", row.splits, e.replace('"', "\"\"")),
+        Err(e) => format!(
+            "{head},{},,,,,,,,\"{}\"",
+            row.splits,
+            e.replace('"', "\"\"")
+        ),
     }
 }
 
@@ -169,6 +188,7 @@ mod tests {
             bytes_moved: 10,
             serial_bytes: 4,
             invocations: 3,
+            cost_usd: 0.000002,
         }
     }
 
@@ -199,12 +219,15 @@ mod tests {
         assert_eq!(lines.len(), 3, "one table line per configuration");
         let csv: Vec<&str> = csv.lines().collect();
         assert_eq!(csv[0], CSV_HEADER.trim_end());
-        assert_eq!(csv[1], "64,fused,2,8.000,100.000,0.080,10,4,3,");
+        assert_eq!(csv[1], "64,fused,2,8.000,100.000,0.080,10,4,3,0.000002000,");
         assert_eq!(
             csv[2],
-            "1024,paper,2,,,,,,,\"planning failed: a value \"\"too big\"\", over the bound\""
+            "1024,paper,2,,,,,,,,\"planning failed: a value \"\"too big\"\", over the bound\""
         );
-        assert_eq!(csv[3], "1024,fused,2,128.000,100.000,1.280,10,4,3,");
+        assert_eq!(
+            csv[3],
+            "1024,fused,2,128.000,100.000,1.280,10,4,3,0.000002000,"
+        );
     }
 
     #[test]

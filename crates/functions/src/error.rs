@@ -20,8 +20,9 @@ pub enum ErrorKind {
 /// walk), because across the Lambda Invoke API only the text and the [`ErrorKind`] travel.
 #[derive(Debug, thiserror::Error)]
 pub enum FunctionError {
-    /// The store refused or could not be reached; retryable when the store says so.
-    #[error("{0}{hint}", hint = store_hint(.0))]
+    /// The store refused or could not be reached; retryable when the store says so. A
+    /// missing key's message says what usually causes it (another store or key prefix).
+    #[error("{0}")]
     Store(StoreError),
     /// The model could not be loaded, or refused the stage's data.
     #[error(transparent)]
@@ -58,17 +59,6 @@ pub enum FunctionError {
         /// What the platform billed for the failed invocation.
         meta: InvocationMeta,
     },
-}
-
-/// Where a key the stage needs is missing, the usual cause is a coordinator and functions
-/// pointed at different stores or key prefixes.
-fn store_hint(err: &StoreError) -> &'static str {
-    match err {
-        StoreError::NotFound { .. } => {
-            "; check that the coordinator and the functions use the same store (--store) and --key-prefix"
-        }
-        _ => "",
-    }
 }
 
 impl From<StoreError> for FunctionError {

@@ -79,7 +79,7 @@ pub fn run(args: BenchServerlessArgs) -> Result<()> {
             }
         };
         let (plan_args, serverless) = configuration(&args, plan, splits);
-        let (ms, trace) = rt.block_on(async {
+        let traces = rt.block_on(async {
             let coordinator = serverless
                 .coordinator(
                     &args.model,
@@ -90,7 +90,7 @@ pub fn run(args: BenchServerlessArgs) -> Result<()> {
                 .await?;
             anyhow::Ok(time_queries(&coordinator, &input, args.runs).await?)
         })?;
-        Ok(Measured::new(&ms, mono, &trace))
+        Ok(Measured::new(&traces, mono))
     };
     println!("{}", table_header());
     let (csv, failed) = sweep(
