@@ -16,6 +16,7 @@
 #   sim-langid-cpu           the same against the measured CPU instance
 #   sim-langid-sizes         size sweep, models/langid, 1 KB to 1 MB at 10 q/s
 #   sim-seed-scale           load sweep, the seed scale at 80,000 bytes
+#   sim-seed-scale-resident  the same with the resident plan
 #   sim-seed-scale-low       one run of the seed scale at 0.1 q/s for 600 s
 #   sim-seed-scale-sizes     size sweep, the seed scale, 1 KB to 128 KB at 0.1 q/s
 #
@@ -81,6 +82,8 @@ run sim-langid-cpu "${langid[@]}" "${common[@]}" --length-bytes 4096 --sweep "$l
   --instance cpu-measured
 run sim-langid-sizes "${langid[@]}" "${common[@]}" --rate 10 --sweep-bytes "$langid_sizes"
 run sim-seed-scale "${seedm[@]}" "${common[@]}" --length-bytes 80000 --sweep "$seed_rates"
+run sim-seed-scale-resident "${seedm[@]}" "${common[@]}" --plan resident --length-bytes 80000 \
+  --sweep "$seed_rates"
 run sim-seed-scale-low "${seedm[@]}" --length-bytes 80000 --rate 0.1 \
   --duration-s "$low_duration" --drain-s "$drain"
 run sim-seed-scale-sizes "${seedm[@]}" --rate 0.1 --duration-s "$low_duration" \
@@ -112,6 +115,7 @@ check sim-langid sweep.csv "$(count "$langid_rates")" "${load[@]}"
 check sim-langid-cpu sweep.csv "$(count "$langid_rates")" "${load[@]}"
 check sim-langid-sizes size_sweep.csv "$(count "$langid_sizes")" "${sizes[@]}"
 check sim-seed-scale sweep.csv "$(count "$seed_rates")" "${load[@]}"
+check sim-seed-scale-resident sweep.csv "$(count "$seed_rates")" "${load[@]}"
 check sim-seed-scale-low "" 0
 check sim-seed-scale-sizes size_sweep.csv "$(count "$seed_sizes")" "${sizes[@]}"
 if [[ "$fail" -ne 0 ]]; then

@@ -355,8 +355,8 @@ pub struct ServerlessArgs {
     /// resident query starts when S + 1 slots are free and its splits are capped at N - 1,
     /// so queries never wait on each other's functions. Default: the in-process pool's
     /// --concurrency; no bound for local and lambda.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(2..), group = "serverless_args")]
-    pub function_slots: Option<u64>,
+    #[arg(long, value_parser = function_slots, group = "serverless_args")]
+    pub function_slots: Option<usize>,
 }
 
 /// Hedged invocations: a duplicate of a straggling stage, the first answer winning.
@@ -397,6 +397,16 @@ impl HedgeArgs {
                 floor: std::time::Duration::from_millis(self.hedge_floor_ms),
             }
         }
+    }
+}
+
+/// Parses `--function-slots`: at least a resident split and a serial stage.
+fn function_slots(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a slot count: give at least 2 (a resident split and a serial stage)"
+        )),
     }
 }
 
@@ -800,8 +810,8 @@ pub struct BenchServerlessArgs {
     #[arg(long)]
     pub endpoint: Option<String>,
     /// With --endpoint: the platform's --max-concurrency, which caps resident splits.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
-    pub function_slots: Option<u64>,
+    #[arg(long, value_parser = function_slots)]
+    pub function_slots: Option<usize>,
     /// Write the table as CSV here too.
     #[arg(long)]
     pub csv: Option<PathBuf>,

@@ -5,7 +5,7 @@ use std::io::Read;
 use anyhow::{Context, Result};
 use seqless_coordinator::Trace;
 use seqless_model::{Prediction, TfilmModel};
-use seqless_plan::Splits;
+use seqless_plan::{PlanKind, Splits};
 
 use super::exec::Caller;
 use super::usage;
@@ -48,10 +48,17 @@ pub fn prediction_json(prediction: &Prediction, labels: &[String]) -> serde_json
 
 /// The plan and the conv functions per layer that ran, and why they differ from `--splits`.
 fn splits_line(trace: &Trace, asked: Splits) -> String {
-    let plan = serde_json::to_value(trace.plan)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let plan = trace.plan.as_str();
+    if trace.plan == PlanKind::Resident {
+        let ran = trace.splits.first().copied().unwrap_or(0);
+        let why = match asked {
+            Splits::Fixed(n) if ran < n => format!(
+                " (fewer than --splits {n}: each split's rows must be whole blocks of every layer, and a query's splits must fit, with a serial stage and a hedge, in --function-slots)"
+            ),
+            _ => String::new(),
+        };
+        return format!("plan resident, splits: {ran}, each one function through every layer{why}");
+    }
     let ran: Vec<String> = trace.splits.iter().map(usize::to_string).collect();
     let why = match asked {
         Splits::Fixed(n) if trace.splits.iter().any(|&s| s != n) => format!(

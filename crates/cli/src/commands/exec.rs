@@ -189,7 +189,7 @@ impl ServerlessArgs {
             arch: self.arch,
             hedge: self.hedge.policy(),
             deadline: caller.deadline(),
-            function_slots: self.function_slots.map(|n| n as usize),
+            function_slots: self.function_slots,
             ..CoordinatorOptions::default()
         };
         let fingerprint = seqless_model::fingerprint(model_dir)?;
