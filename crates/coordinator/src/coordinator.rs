@@ -353,7 +353,7 @@ impl Coordinator {
                         phase: clock,
                         resident: &progress,
                     };
-                    self.run_gated_stage(query, stage, deadline, clocks)
+                    self.run_stage(query, stage, deadline, clocks)
                 })
                 .collect();
             // A phase whose stages wait for each other fails at its first failure: the
@@ -445,8 +445,24 @@ impl Coordinator {
             && Instant::now() + backoff < deadline
     }
 
-    /// Runs one stage once the keys it waits for ([`Stage::after`]) exist.
-    async fn run_gated_stage<'p>(
+    /// The event of one attempt at `stage`: a resident split may wait for its neighbours
+    /// as long as the query has left.
+    fn event(&self, query: QueryId, stage: &Stage, deadline: Instant) -> Arc<StageEvent> {
+        let mut stage = stage.clone();
+        if let StageOp::Resident { wait_ms, .. } = &mut stage.op {
+            let left = deadline.saturating_duration_since(Instant::now());
+            *wait_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        }
+        Arc::new(StageEvent {
+            query_id: query,
+            model: self.fingerprint.clone(),
+            stage,
+        })
+    }
+
+    /// Runs one stage to its result once the keys it waits for ([`Stage::after`]) exist,
+    /// retrying transient failures and hedging a straggler.
+    async fn run_stage<'p>(
         &self,
         query: QueryId,
         stage: &'p Stage,
@@ -467,32 +483,6 @@ impl Coordinator {
                 };
             }
         }
-        self.run_stage(query, stage, deadline, clocks).await
-    }
-
-    /// The event of one attempt at `stage`: a resident split may wait for its neighbours
-    /// as long as the query has left.
-    fn event(&self, query: QueryId, stage: &Stage, deadline: Instant) -> Arc<StageEvent> {
-        let mut stage = stage.clone();
-        if let StageOp::Resident { wait_ms, .. } = &mut stage.op {
-            let left = deadline.saturating_duration_since(Instant::now());
-            *wait_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
-        }
-        Arc::new(StageEvent {
-            query_id: query,
-            model: self.fingerprint.clone(),
-            stage,
-        })
-    }
-
-    /// Runs one stage to its result, retrying transient failures and hedging a straggler.
-    async fn run_stage<'p>(
-        &self,
-        query: QueryId,
-        stage: &'p Stage,
-        deadline: Instant,
-        clocks: Clocks<'_>,
-    ) -> StageRun<'p> {
         let mut retries = Vec::new();
         let mut hedge = None;
         let mut attempt = 1;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use seqless_functions::{FunctionContext, StageEvent, StageResult, handle};
 use seqless_model::testing::{LOGIT_TOLERANCE as TOLERANCE, RandomModel};
 use seqless_model::tokenizer;
-use seqless_plan::{INPUT_KEY, Limits, PlanKind, Splits, Stage, StageOp, plan};
+use seqless_plan::{INPUT_KEY, Limits, Plan, PlanKind, Splits, Stage, StageOp, plan};
 use seqless_store::testing::RedisServer;
 use seqless_store::{MemoryStore, QueryId, StoreOptions, StoredTensor, TensorStore, open_store};
 
@@ -55,38 +55,69 @@ fn assert_same_logits(got: &StageResult, want: &[f32], what: &str) {
     }
 }
 
-/// Runs every stage of both plans twice in a row and twice concurrently over `store`.
-async fn every_stage_twice(store: Arc<dyn TensorStore>) {
-    let RandomModel {
-        dir: _dir,
-        model,
-        fingerprint,
-    } = RandomModel::affine("6:3:2:4,5:4:1:2,4:3:2:2", 4, 5);
-    let cfg = model.config.clone();
-    let text = "Idempotent stages make retries safe. ".repeat(30);
-    let want = model.forward(text.as_bytes()).unwrap();
-    let context = FunctionContext {
-        model: Arc::new(model),
-        fingerprint: fingerprint.clone(),
-        store: store.clone(),
-        ttl: Duration::from_secs(60),
-    };
-    for (kind, splits) in [(PlanKind::Fused, 3), (PlanKind::Paper, 2)] {
+/// A three-layer affine model's functions over a store, and a text with its monolithic
+/// logits.
+struct Setup {
+    _dir: tempfile::TempDir,
+    context: Arc<FunctionContext>,
+    text: String,
+    want: Vec<f32>,
+}
+
+impl Setup {
+    fn new(store: Arc<dyn TensorStore>) -> Self {
+        let RandomModel {
+            dir,
+            model,
+            fingerprint,
+        } = RandomModel::affine("6:3:2:4,5:4:1:2,4:3:2:2", 4, 5);
+        let text = "Idempotent stages make retries safe. ".repeat(30);
+        let want = model.forward(text.as_bytes()).unwrap().logits;
+        let context = Arc::new(FunctionContext {
+            model: Arc::new(model),
+            fingerprint,
+            store,
+            ttl: Duration::from_secs(60),
+        });
+        Self {
+            _dir: dir,
+            context,
+            text,
+            want,
+        }
+    }
+
+    /// The text's plan of `kind` with `splits` splits, and a query with its input written.
+    async fn start(&self, kind: PlanKind, splits: usize) -> (Plan, QueryId) {
+        let config = &self.context.model.config;
+        let limits = Limits::default();
         let plan = plan(
-            &cfg,
-            text.len(),
+            config,
+            self.text.len(),
             kind,
             Splits::Fixed(splits),
-            &Limits::default(),
+            &limits,
         )
         .unwrap();
         let query = QueryId::new();
-        let ids = tokenizer::encode(text.as_bytes(), plan.padded_len);
+        let ids = tokenizer::encode(self.text.as_bytes(), plan.padded_len);
         let input = StoredTensor::u16(vec![ids.len()], ids).unwrap();
-        store
-            .put(&query.key(INPUT_KEY), &input, Duration::from_secs(60))
+        let key = query.key(INPUT_KEY);
+        self.context
+            .store
+            .put(&key, &input, self.context.ttl)
             .await
             .unwrap();
+        (plan, query)
+    }
+}
+
+/// Runs every stage of both plans twice in a row and twice concurrently over `store`.
+async fn every_stage_twice(store: Arc<dyn TensorStore>) {
+    let setup = Setup::new(store.clone());
+    let (context, fingerprint) = (&setup.context, &setup.context.fingerprint);
+    for (kind, splits) in [(PlanKind::Fused, 3), (PlanKind::Paper, 2)] {
+        let (plan, query) = setup.start(kind, splits).await;
         let mut last = None;
         for stage in plan.phases.iter().flatten() {
             let what = format!(
@@ -100,14 +131,14 @@ async fn every_stage_twice(store: Arc<dyn TensorStore>) {
                 model: fingerprint.clone(),
                 stage: stage.clone(),
             };
-            let first = handle(&context, event.clone()).await.unwrap();
+            let first = handle(context, event.clone()).await.unwrap();
             let once = written(store.as_ref(), query, stage).await;
-            let again = handle(&context, event.clone()).await.unwrap();
+            let again = handle(context, event.clone()).await.unwrap();
             let twice = written(store.as_ref(), query, stage).await;
             assert_same_tensors(&once, &twice, &format!("{what}, run again"));
             let (a, b) = tokio::join!(
-                handle(&context, event.clone()),
-                handle(&context, event.clone())
+                handle(context, event.clone()),
+                handle(context, event.clone())
             );
             let (a, b) = (a.unwrap(), b.unwrap());
             let concurrently = written(store.as_ref(), query, stage).await;
@@ -122,7 +153,7 @@ async fn every_stage_twice(store: Arc<dyn TensorStore>) {
             last = Some(b);
         }
         // Later phases read what the repeated runs wrote: the answer is unchanged.
-        assert_same_logits(&last.unwrap(), &want.logits, &format!("{kind:?} logits"));
+        assert_same_logits(&last.unwrap(), &setup.want, &format!("{kind:?} logits"));
         let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();
         store.delete(&keys).await.unwrap();
     }
@@ -175,40 +206,16 @@ async fn resident_all_at_once(
 /// The resident plan's splits wait for each other, so its stages run all at once: every
 /// stage twice at once from the start, then every stage again; the same tensors each time.
 async fn resident_stages_twice(store: Arc<dyn TensorStore>) {
-    let RandomModel {
-        dir: _dir,
-        model,
-        fingerprint,
-    } = RandomModel::affine("6:3:2:4,5:4:1:2,4:3:2:2", 4, 5);
-    let cfg = model.config.clone();
-    let text = "Idempotent stages make retries safe. ".repeat(30);
-    let want = model.forward(text.as_bytes()).unwrap();
-    let context = Arc::new(FunctionContext {
-        model: Arc::new(model),
-        fingerprint,
-        store: store.clone(),
-        ttl: Duration::from_secs(60),
-    });
-    let plan = plan(
-        &cfg,
-        text.len(),
-        PlanKind::Resident,
-        Splits::Fixed(3),
-        &Limits::default(),
-    )
-    .unwrap();
+    let setup = Setup::new(store.clone());
+    let context = &setup.context;
+    let (plan, query) = setup.start(PlanKind::Resident, 3).await;
     let stages: Vec<Stage> = plan.phases.concat();
-    let query = QueryId::new();
-    let ids = tokenizer::encode(text.as_bytes(), plan.padded_len);
-    let input = StoredTensor::u16(vec![ids.len()], ids).unwrap();
-    let ttl = Duration::from_secs(60);
-    store.put(&query.key(INPUT_KEY), &input, ttl).await.unwrap();
-    let heads = resident_all_at_once(&context, query, &stages, 2).await;
+    let heads = resident_all_at_once(context, query, &stages, 2).await;
     let mut once = Vec::new();
     for stage in &stages {
         once.push(written(store.as_ref(), query, stage).await);
     }
-    let heads_again = resident_all_at_once(&context, query, &stages, 1).await;
+    let heads_again = resident_all_at_once(context, query, &stages, 1).await;
     for (stage, once) in stages.iter().zip(&once) {
         let what = format!(
             "resident {} stage, split {}",
@@ -220,7 +227,7 @@ async fn resident_stages_twice(store: Arc<dyn TensorStore>) {
     }
     assert_eq!((heads.len(), heads_again.len()), (2, 1));
     for head in heads.iter().chain(&heads_again) {
-        assert_same_logits(head, &want.logits, "resident logits");
+        assert_same_logits(head, &setup.want, "resident logits");
     }
     let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();
     store.delete(&keys).await.unwrap();

@@ -91,6 +91,19 @@ pub enum Splits {
     Auto,
 }
 
+impl Splits {
+    /// How many splits this asks for over `input_rows` rows, before the plan clamps the
+    /// count to what the rows allow.
+    pub(crate) fn wanted(self, input_rows: usize, limits: &Limits) -> usize {
+        match self {
+            Self::Fixed(n) => n,
+            Self::Auto => input_rows
+                .div_ceil(limits.min_rows_per_split)
+                .clamp(1, limits.max_splits),
+        }
+    }
+}
+
 impl std::str::FromStr for Splits {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -14,8 +14,8 @@ use seqless_model::ModelConfig;
 use seqless_model::kernels::conv_input_span;
 
 use crate::geometry::{LayerGeometry, split_blocks};
-use crate::stages::{input_sources, mb, row_sources};
-use crate::traffic::{f32_bytes, resident_traffic};
+use crate::stages::{input_sources, max_key, mb, min_key, row_sources, serial_stage};
+use crate::traffic::resident_traffic;
 use crate::{
     EdgeWrite, FilmSource, Limits, PlanError, ResidentLayer, RowSource, Splits, Stage, StageKind,
     StageOp,
@@ -23,14 +23,6 @@ use crate::{
 
 fn edge_key(layer: usize, split: usize, side: &str) -> String {
     format!("edge/{layer}/{split}/{side}")
-}
-
-fn max_key(layer: usize, split: usize) -> String {
-    format!("max/{layer}/{split}")
-}
-
-fn min_key(layer: usize, split: usize) -> String {
-    format!("min/{layer}/{split}")
 }
 
 /// The row geometry: one split count for every layer, boundaries on alignment units.
@@ -43,13 +35,7 @@ pub(crate) fn geometry(
     let unit = config.alignment();
     let units = padded_len / unit;
     let limit_bytes = u64::from(limits.function_memory_mb) << 20;
-    let mut count = match splits {
-        Splits::Fixed(n) => n,
-        Splits::Auto => padded_len
-            .div_ceil(limits.min_rows_per_split)
-            .clamp(1, limits.max_splits),
-    }
-    .clamp(1, units);
+    let mut count = splits.wanted(padded_len, limits).clamp(1, units);
     loop {
         let unit_ranges = split_blocks(units, count);
         let layers = layer_geometry(config, padded_len, &unit_ranges);
@@ -236,41 +222,8 @@ pub(crate) fn phases(
             }
         })
         .collect();
-    for (l, geometry) in layers.iter().enumerate() {
-        let maxima: Vec<String> = (0..count).map(|i| max_key(l, i)).collect();
-        let bc = f32_bytes(geometry.blocks, geometry.channels);
-        let stage = if l == last {
-            let minima: Vec<String> = (0..count).map(|i| min_key(l, i)).collect();
-            Stage {
-                kind: StageKind::Head,
-                layer: l,
-                split: 0,
-                padded_len,
-                write_bytes: 0,
-                memory_bytes: 4 * bc,
-                after: maxima.iter().chain(&minima).cloned().collect(),
-                op: StageOp::Head {
-                    block_max: maxima,
-                    block_min: minima,
-                },
-            }
-        } else {
-            Stage {
-                kind: StageKind::Tfilm,
-                layer: l,
-                split: 0,
-                padded_len,
-                write_bytes: bc,
-                memory_bytes: 3 * bc,
-                after: maxima.clone(),
-                op: StageOp::Tfilm {
-                    block_max: maxima,
-                    write_h: format!("h/{l}"),
-                    signal: true,
-                },
-            }
-        };
-        stage_list.push(stage);
+    for l in 0..layers.len() {
+        stage_list.push(serial_stage(layers, l, count, padded_len, true));
     }
     vec![stage_list]
 }

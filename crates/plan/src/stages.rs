@@ -57,13 +57,7 @@ pub fn plan(
     for (l, cfg) in config.layers.iter().enumerate() {
         let rows = input_rows / cfg.pool;
         let blocks = rows / cfg.block_len;
-        let mut count = match splits {
-            Splits::Fixed(n) => n,
-            Splits::Auto => input_rows
-                .div_ceil(limits.min_rows_per_split)
-                .clamp(1, limits.max_splits),
-        }
-        .clamp(1, blocks);
+        let mut count = splits.wanted(input_rows, limits).clamp(1, blocks);
         let ranges = loop {
             let ranges: Vec<Range<usize>> = split_blocks(blocks, count)
                 .into_iter()
@@ -258,6 +252,65 @@ pub(crate) fn input_sources(padded_len: usize) -> Vec<(String, Range<usize>)> {
     vec![(INPUT_KEY.to_string(), 0..padded_len)]
 }
 
+pub(crate) fn max_key(layer: usize, split: usize) -> String {
+    format!("max/{layer}/{split}")
+}
+
+pub(crate) fn min_key(layer: usize, split: usize) -> String {
+    format!("min/{layer}/{split}")
+}
+
+/// The serial stage of layer `l` whose `splits` splits wrote block statistics: the LSTM
+/// (`tfilm`), or after the last layer the `head`. In the resident plan the coordinator
+/// invokes it once those statistics exist, and its `h` wakes the splits waiting for it.
+pub(crate) fn serial_stage(
+    layers: &[LayerGeometry],
+    l: usize,
+    splits: usize,
+    padded_len: usize,
+    resident: bool,
+) -> Stage {
+    let maxima: Vec<String> = (0..splits).map(|i| max_key(l, i)).collect();
+    let geometry = &layers[l];
+    let bc = f32_bytes(geometry.blocks, geometry.channels);
+    let (kind, write_bytes, memory_bytes, op) = if l + 1 == layers.len() {
+        let minima = (0..splits).map(|i| min_key(l, i)).collect();
+        let op = StageOp::Head {
+            block_max: maxima,
+            block_min: minima,
+        };
+        (StageKind::Head, 0, 4 * bc, op)
+    } else {
+        let op = StageOp::Tfilm {
+            block_max: maxima,
+            write_h: format!("h/{l}"),
+            signal: resident,
+        };
+        (StageKind::Tfilm, bc, 3 * bc, op)
+    };
+    let after = match (&op, resident) {
+        (
+            StageOp::Head {
+                block_max,
+                block_min,
+            },
+            true,
+        ) => block_max.iter().chain(block_min).cloned().collect(),
+        (StageOp::Tfilm { block_max, .. }, true) => block_max.clone(),
+        _ => Vec::new(),
+    };
+    Stage {
+        kind,
+        layer: l,
+        split: 0,
+        padded_len,
+        write_bytes,
+        memory_bytes,
+        after,
+        op,
+    }
+}
+
 fn fused_phases(
     config: &ModelConfig,
     layers: &[LayerGeometry],
@@ -279,45 +332,16 @@ fn fused_phases(
             |i| {
                 (
                     (!is_last).then(|| activation_key(l, i)),
-                    Some(format!("max/{l}/{i}")),
-                    is_last.then(|| format!("min/{l}/{i}")),
+                    Some(max_key(l, i)),
+                    is_last.then(|| min_key(l, i)),
                 )
             },
         );
         let splits = convs.len();
         phases.push(convs);
-        let maxima: Vec<String> = (0..splits).map(|i| format!("max/{l}/{i}")).collect();
-        let geometry = &layers[l];
-        let bc = f32_bytes(geometry.blocks, geometry.channels);
-        if is_last {
-            phases.push(vec![Stage {
-                kind: StageKind::Head,
-                layer: l,
-                split: 0,
-                padded_len,
-                write_bytes: 0,
-                memory_bytes: 4 * bc,
-                after: Vec::new(),
-                op: StageOp::Head {
-                    block_max: maxima,
-                    block_min: (0..splits).map(|i| format!("min/{l}/{i}")).collect(),
-                },
-            }]);
-        } else {
-            phases.push(vec![Stage {
-                kind: StageKind::Tfilm,
-                layer: l,
-                split: 0,
-                padded_len,
-                write_bytes: bc,
-                memory_bytes: 3 * bc,
-                after: Vec::new(),
-                op: StageOp::Tfilm {
-                    block_max: maxima,
-                    write_h: format!("h/{l}"),
-                    signal: false,
-                },
-            }]);
+        phases.push(vec![serial_stage(layers, l, splits, padded_len, false)]);
+        if !is_last {
+            let geometry = &layers[l];
             sources = geometry
                 .splits
                 .iter()

@@ -78,19 +78,17 @@ pub(super) async fn conv(
     let (input_rows, out_rows) = (rows.total, rows.out);
     let (a, stats) = io
         .compute(move || {
-            let model = &at.model;
-            let mut rows = match stored {
-                StoredRows::Tokens(ids) => model.embed_ids(&ids),
+            let rows = match stored {
+                StoredRows::Tokens(ids) => at.model.embed_ids(&ids),
                 StoredRows::Activations(rows) => rows,
             };
-            let film = film.map(|(h, offset)| (model.film_from_lstm(layer - 1, h), offset));
-            let input = LayerInput {
-                rows: &mut rows,
+            let input = StepInput {
+                rows,
                 start,
-                total_rows: input_rows,
-                film: film.as_ref().map(|(f, offset)| (f, *offset)),
+                total: input_rows,
+                film,
             };
-            Ok(model.layer_step(layer, input, out_rows)?)
+            step(&at, input, out_rows)
         })
         .await?;
     for (key, data) in [
@@ -158,7 +156,7 @@ pub(super) async fn resident(
         })
         .await?;
     let mut own_start = first;
-    for (l, step) in layers.iter().enumerate() {
+    for (l, layer) in layers.iter().enumerate() {
         let waiter = format!("resident split {split} at layer {l}");
         let at = Layer {
             model: model.clone(),
@@ -169,9 +167,9 @@ pub(super) async fn resident(
             _ => {
                 let in_channels = model.config.in_channels(l);
                 let mut rows = io
-                    .wait_rows(&step.halo_before, in_channels, deadline, &waiter)
+                    .wait_rows(&layer.halo_before, in_channels, deadline, &waiter)
                     .await?;
-                let start = step
+                let start = layer
                     .halo_before
                     .first()
                     .map_or(own_start, |s| s.global_start);
@@ -182,10 +180,10 @@ pub(super) async fn resident(
                 }
                 rows.extend(carried);
                 let after = io
-                    .wait_rows(&step.halo_after, in_channels, deadline, &waiter)
+                    .wait_rows(&layer.halo_after, in_channels, deadline, &waiter)
                     .await?;
                 rows.extend(after);
-                let film = step.film.as_ref().ok_or_else(|| {
+                let film = layer.film.as_ref().ok_or_else(|| {
                     FunctionError::permanent(format!(
                         "layer {l} of a resident stage names no modulation"
                     ))
@@ -197,24 +195,16 @@ pub(super) async fn resident(
                 (rows, start, Some((h, offset)))
             }
         };
-        let out_rows = step.out_rows.clone();
-        let input_rows = step.input_rows;
-        let (a, stats) = io
-            .compute(move || {
-                let model = &at.model;
-                let mut rows = rows;
-                let film = film.map(|(h, offset)| (model.film_from_lstm(l - 1, h), offset));
-                let input = LayerInput {
-                    rows: &mut rows,
-                    start,
-                    total_rows: input_rows,
-                    film: film.as_ref().map(|(f, offset)| (f, *offset)),
-                };
-                Ok(model.layer_step(l, input, out_rows)?)
-            })
-            .await?;
+        let out_rows = layer.out_rows.clone();
+        let input = StepInput {
+            rows,
+            start,
+            total: layer.input_rows,
+            film,
+        };
+        let (a, stats) = io.compute(move || step(&at, input, out_rows)).await?;
         let channels = model.config.layers[l].channels;
-        for edge in &step.write_edges {
+        for edge in &layer.write_edges {
             let rows = a
                 .get(edge.rows.start * channels..edge.rows.end * channels)
                 .ok_or_else(|| {
@@ -226,15 +216,44 @@ pub(super) async fn resident(
                 })?;
             io.put_signalled(&edge.key, channels, rows.to_vec()).await?;
         }
-        io.put_signalled(&step.write_max, channels, stats.max)
+        io.put_signalled(&layer.write_max, channels, stats.max)
             .await?;
-        if let Some(key) = &step.write_min {
+        if let Some(key) = &layer.write_min {
             io.put_signalled(key, channels, stats.min).await?;
         }
-        own_start = step.out_rows.start;
+        own_start = layer.out_rows.start;
         carried = a;
     }
     Ok(())
+}
+
+/// A layer's input rows as read: `rows` from global row `start` of `total`, and the
+/// previous layer's LSTM output with the row of `rows` where its block 0 falls.
+struct StepInput {
+    rows: Vec<f32>,
+    start: usize,
+    total: usize,
+    film: Option<(Vec<f32>, usize)>,
+}
+
+/// The model's layer step (modulation, conv, pool, ReLU, block statistics) for output
+/// rows `out`, as the monolithic forward runs it.
+fn step(
+    at: &Layer,
+    mut input: StepInput,
+    out: Range<usize>,
+) -> Result<(Vec<f32>, BlockStats), FunctionError> {
+    let model = &at.model;
+    let film = input
+        .film
+        .map(|(h, offset)| (model.film_from_lstm(at.index - 1, h), offset));
+    let layer_input = LayerInput {
+        rows: &mut input.rows,
+        start: input.start,
+        total_rows: input.total,
+        film: film.as_ref().map(|(f, offset)| (f, *offset)),
+    };
+    Ok(model.layer_step(at.index, layer_input, out)?)
 }
 
 /// Where block 0 of the modulation `film` falls in input rows starting at global row
