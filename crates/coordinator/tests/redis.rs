@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use seqless_coordinator::Coordinator;
+use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_model::{GateActivation, Modulation};
 use seqless_plan::PlanKind;
-use seqless_store::testing::RedisServer;
+use seqless_store::testing::{RedisCluster, RedisServer};
 use seqless_store::{StoreOptions, open_store};
 
 mod common;
@@ -155,4 +155,97 @@ async fn redis_killed_mid_run_fails_fast_then_recovers() {
         ok.prediction.label,
         s.model.model.forward(&text).unwrap().label
     );
+}
+
+/// A Cluster primary killed under load fails over to its replica. Queries in flight then
+/// succeed through their retries or fail fast, none runs past its deadline, and every query
+/// that starts once the replica has taken over succeeds with the monolithic answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_primary_failing_over_under_load_loses_no_later_query() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let cluster = RedisCluster::start_with_replicas(3, 1, 1000);
+    let model = RandomModel::new(
+        "6:3:2:4,5:4:1:2",
+        4,
+        Modulation::Scale,
+        GateActivation::Sigmoid,
+        21,
+    );
+    let options = StoreOptions {
+        op_timeout: Duration::from_secs(2),
+        ..StoreOptions::default()
+    };
+    let store = open_store(&cluster.url(), options).await.unwrap();
+    let invoker = common::invoker(model.dir.path(), store.clone());
+    let deadline = Duration::from_secs(10);
+    let options = CoordinatorOptions {
+        deadline,
+        ..common::options(PlanKind::Fused, 3)
+    };
+    let c = common::coordinator(&model, store, invoker, options);
+    let text = vec![b'q'; 5000];
+    let want = model.model.forward(&text).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (c, text, stop) = (c.clone(), text.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut runs = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let answer = c.classify(&text).await;
+                    runs.push((started, started.elapsed(), answer));
+                }
+                runs
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let primaries = cluster.primaries();
+    assert_eq!(primaries.len(), 3);
+    primaries[0].kill();
+    let killed = Instant::now();
+    // The replica takes over once the others have missed the primary for the node timeout.
+    while cluster.primaries().len() < 3 {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no replica took over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let taken_over = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut after, mut failed, mut total) = (0, 0, 0);
+    for client in clients {
+        for (started, took, answer) in client.await.unwrap() {
+            total += 1;
+            failed += usize::from(answer.is_err());
+            assert!(
+                took < deadline + Duration::from_secs(3),
+                "a query took {took:?}"
+            );
+            // Queries that start a moment after the takeover (the client learns the new
+            // topology on its first refused request) all succeed.
+            if started > taken_over + Duration::from_secs(1) {
+                let got = answer.unwrap_or_else(|e| panic!("after the failover: {e}"));
+                for (g, w) in got.prediction.logits.iter().zip(&want.logits) {
+                    assert!(
+                        (g - w).abs() <= 1e-4,
+                        "{:?} vs {:?}",
+                        got.prediction.logits,
+                        want.logits
+                    );
+                }
+                after += 1;
+            }
+        }
+    }
+    eprintln!(
+        "{total} queries: {failed} failed, {after} after the takeover (took {:?})",
+        taken_over - killed
+    );
+    assert!(after >= 4, "only {after} queries after the failover");
 }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 /// How long a server may take to answer after being spawned.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redis' default `cluster-node-timeout`.
+const DEFAULT_NODE_TIMEOUT_MS: u32 = 5000;
 /// Spawn attempts when another process grabs the chosen port first.
 const PORT_ATTEMPTS: usize = 5;
 
@@ -29,7 +31,8 @@ pub struct RedisServerBuilder {
     password: Option<String>,
     tls: bool,
     tls_client_auth: bool,
-    cluster: bool,
+    /// As a cluster node: how long the cluster waits before failing it over, ms.
+    cluster: Option<u32>,
 }
 
 impl RedisServerBuilder {
@@ -55,8 +58,8 @@ impl RedisServerBuilder {
         self
     }
 
-    fn cluster_node(mut self) -> Self {
-        self.cluster = true;
+    fn cluster_node(mut self, node_timeout_ms: u32) -> Self {
+        self.cluster = Some(node_timeout_ms);
         self
     }
 
@@ -81,10 +84,9 @@ impl RedisServerBuilder {
         let mut last_error = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
-            let bus_port = if self.cluster {
-                Some(free_port()?)
-            } else {
-                None
+            let bus_port = match self.cluster {
+                Some(_) => Some(free_port()?),
+                None => None,
             };
             let args = self.args(dir.path(), port, bus_port);
             match spawn_ready(&args, dir.path(), port, self.tls) {
@@ -152,7 +154,8 @@ impl RedisServerBuilder {
                 "cluster-config-file",
                 &dir.join("nodes.conf").display().to_string(),
             );
-            push("cluster-node-timeout", "5000");
+            let timeout = self.cluster.unwrap_or(DEFAULT_NODE_TIMEOUT_MS);
+            push("cluster-node-timeout", &timeout.to_string());
         }
         args
     }
@@ -263,7 +266,7 @@ impl RedisServer {
 
     /// For a cluster node, waits until it serves its slots again.
     fn wait_rejoined(&self, deadline: Instant) -> Result<(), String> {
-        if self.config.cluster {
+        if self.config.cluster.is_some() {
             wait_cluster_ok(self, deadline)
         } else {
             Ok(())
@@ -312,21 +315,42 @@ impl RedisCluster {
 
     /// As [`RedisCluster::start`], returning the failure.
     pub fn try_start(n: usize) -> Result<Self, String> {
-        if n < 3 {
+        Self::try_start_with_replicas(n, 0, DEFAULT_NODE_TIMEOUT_MS)
+    }
+
+    /// `primaries >= 3` primaries with `replicas` replicas each, which fail over
+    /// `node_timeout_ms` after their primary stops answering; panics if they cannot start.
+    pub fn start_with_replicas(primaries: usize, replicas: usize, node_timeout_ms: u32) -> Self {
+        match Self::try_start_with_replicas(primaries, replicas, node_timeout_ms) {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start a Redis Cluster for the test: {e}"),
+        }
+    }
+
+    fn try_start_with_replicas(
+        primaries: usize,
+        replicas: usize,
+        node_timeout_ms: u32,
+    ) -> Result<Self, String> {
+        if primaries < 3 {
             return Err(format!(
-                "a Redis Cluster needs at least 3 primaries, not {n}"
+                "a Redis Cluster needs at least 3 primaries, not {primaries}"
             ));
         }
         ensure_installed("redis-cli")?;
-        let nodes = (0..n)
-            .map(|_| RedisServer::builder().cluster_node().try_start())
+        let nodes = (0..primaries * (1 + replicas))
+            .map(|_| {
+                RedisServer::builder()
+                    .cluster_node(node_timeout_ms)
+                    .try_start()
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut cmd = Command::new("redis-cli");
         cmd.arg("--cluster").arg("create");
         for node in &nodes {
             cmd.arg(format!("127.0.0.1:{}", node.port));
         }
-        cmd.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        cmd.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
         let out = cmd.output().map_err(|e| format!("redis-cli: {e}"))?;
         if !out.status.success() {
             return Err(format!(
@@ -338,6 +362,10 @@ impl RedisCluster {
         let deadline = Instant::now() + READY_TIMEOUT;
         for node in &nodes {
             wait_cluster_ok(node, deadline)?;
+        }
+        // A replica that has not synchronised with its primary will not take over from it.
+        for node in &nodes {
+            wait_replica_in_sync(node, deadline)?;
         }
         Ok(Self { nodes })
     }
@@ -355,6 +383,36 @@ impl RedisCluster {
     /// The nodes, e.g. to plant data on one of them.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
+    }
+
+    /// The nodes that are primaries now (`INFO replication` says `role:master`); a node
+    /// that does not answer is not one.
+    pub fn primaries(&self) -> Vec<&RedisServer> {
+        self.nodes
+            .iter()
+            .filter(|n| {
+                n.command(&[b"INFO", b"replication"])
+                    .is_ok_and(|r| String::from_utf8_lossy(&r).contains("role:master"))
+            })
+            .collect()
+    }
+}
+
+/// Waits until `node`, if it is a replica, reports its link to its primary up.
+fn wait_replica_in_sync(node: &RedisServer, deadline: Instant) -> Result<(), String> {
+    loop {
+        let info = node.command(&[b"INFO", b"replication"]).unwrap_or_default();
+        let info = String::from_utf8_lossy(&info);
+        if info.contains("role:master") || info.contains("master_link_status:up") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "replica {} never synchronised with its primary: {info}",
+                node.port
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
