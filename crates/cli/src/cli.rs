@@ -29,7 +29,7 @@ impl Command {
             Self::Train(_) | Self::Init(_) | Self::Eval(_) | Self::Data(_) | Self::Baseline(_) => {
                 true
             }
-            Self::Classify(_) | Self::Cost(_) | Self::Simulate(_) => true,
+            Self::Classify(_) | Self::Cost(_) | Self::Simulate(_) | Self::Plan(_) => true,
             _ => false,
         }
     }
@@ -64,6 +64,9 @@ pub enum Command {
     Cost(CostArgs),
     /// Simulate serverless functions against instances on one seeded trace, with plots.
     Simulate(SimulateArgs),
+    /// Predict latency and cost of every plan, split count and memory size for a query,
+    /// with the Pareto frontier and the pick for an objective within an SLO.
+    Plan(PlannerArgs),
     /// Serve the HTTP API (classify, batch, models, health, metrics, OpenAPI) over any
     /// execution mode (docs/serve.md).
     Serve(ServeArgs),
@@ -1069,4 +1072,42 @@ pub struct SimulateArgs {
     /// With --model: the stage graph.
     #[command(flatten)]
     pub plan: PlanArgs,
+}
+
+/// `seqless plan`.
+#[derive(Debug, Args)]
+pub struct PlannerArgs {
+    /// Model directory (or its config.json); only the config is read.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Query length in bytes.
+    #[arg(long)]
+    pub bytes: usize,
+    /// A calibration from `seqless bench calibrate` (default: the simulator's placeholders).
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// Latency bound, ms: only configurations predicted within it are picked.
+    #[arg(long)]
+    pub slo_ms: Option<f64>,
+    /// What the pick minimises within the SLO.
+    #[arg(long, value_enum, default_value = "cost")]
+    pub objective: seqless_sim::planner::Objective,
+    /// Plans to consider, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "fused,paper,resident")]
+    pub plans: Vec<PlanKind>,
+    /// Split counts to consider, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub splits: Vec<usize>,
+    /// Function memory sizes to consider, MB, comma-separated (128 to 10,240).
+    #[arg(long, value_delimiter = ',', default_value = "1024,1769,3538", value_parser = memory_mb)]
+    pub memory_mb: Vec<u32>,
+    /// A pricing TOML overriding the default AWS prices.
+    #[arg(long)]
+    pub pricing: Option<PathBuf>,
+    /// Function architecture for prices.
+    #[arg(long, value_enum, default_value = "x86_64")]
+    pub arch: Arch,
+    /// Print JSON: every candidate and the pick.
+    #[arg(long)]
+    pub json: bool,
 }

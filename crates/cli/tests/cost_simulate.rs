@@ -457,3 +457,52 @@ fn simulate_refuses_bad_baselines_and_sizes_and_writes_nothing() {
         "stray files"
     );
 }
+
+/// `seqless plan` over the shipped model's config and the local platform's calibration:
+/// every point of the space, a frontier, a pick within the SLO, and an SLO that no plan
+/// meets refused with exit 2, naming the fastest plan and its predicted latency.
+#[test]
+fn plan_predicts_every_configuration_and_refuses_an_slo_no_plan_meets() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let langid = format!("{root}/models/langid");
+    let calibration = format!("{root}/docs/results/calibration-langid-local-redis.json");
+    let base = [
+        "plan",
+        "--model",
+        &langid,
+        "--bytes",
+        "65536",
+        "--calibration",
+        &calibration,
+        "--plans",
+        "fused,resident",
+        "--splits",
+        "1,4",
+        "--memory-mb",
+        "1024,1769",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(extra);
+        seqless(&args)
+    };
+    let out = json(run(&["--json", "--slo-ms", "100000"]));
+    let candidates = out["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 8);
+    assert!(candidates.iter().any(|c| c["pareto"] == true));
+    let pick = &out["pick"];
+    let cheapest = candidates
+        .iter()
+        .filter_map(|c| c["cost_usd"].as_f64())
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(pick["cost_usd"].as_f64(), Some(cheapest));
+    let fastest = candidates
+        .iter()
+        .filter_map(|c| c["latency_ms"].as_f64())
+        .fold(f64::INFINITY, f64::min);
+    let err = refusal(run(&["--slo-ms", "0.001"]));
+    assert_contains_all(&err, &["no plan meets the 0.001 ms SLO", "the fastest is"]);
+    assert!(err.contains(&format!("{fastest:.1} ms")), "{err}");
+    let err = refusal(run(&["--slo-ms", "0"]));
+    assert!(err.contains("--slo-ms 0: give a positive number"), "{err}");
+}

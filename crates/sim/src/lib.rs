@@ -45,7 +45,9 @@ mod events;
 mod instances;
 mod output;
 mod plan_shape;
+pub mod planner;
 pub mod plot;
+mod predict;
 mod record;
 mod render;
 mod report;
@@ -67,6 +69,7 @@ pub use config::{
 pub use error::SimError;
 pub use output::write_outputs;
 pub use plan_shape::PlanShape;
+pub use predict::{InvocationTimes, Predicted, predict};
 pub use record::{DeploymentStats, LatencyStats, QueryRecord, TimelinePoint};
 pub use report::{InstanceReport, ServerlessReport, SimReport};
 pub use resources::{ResourceUse, SATURATED};

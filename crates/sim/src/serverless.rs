@@ -227,13 +227,6 @@ impl<'a> Serverless<'a> {
             return Err(refuse("the shape has no phases".into()));
         }
         let c = self.calibration;
-        let io_ms = |bytes: u64| {
-            if bytes == 0 {
-                0.0
-            } else {
-                c.store.rtt_ms + bytes as f64 / (c.store.bandwidth_mb_per_s * 1e3)
-            }
-        };
         // The phase of each chain's last invocation.
         let mut chain_ends = BTreeMap::new();
         for (p, phase) in shape.phases.iter().enumerate() {
@@ -248,31 +241,20 @@ impl<'a> Serverless<'a> {
             }
             let mut timed = Vec::with_capacity(phase.invocations.len());
             for inv in &phase.invocations {
-                let stage = c.stages.get(&inv.kind).ok_or_else(|| {
-                    let known: Vec<&str> = c.stages.keys().map(String::as_str).collect();
-                    refuse(format!(
-                        "phase {p}: stage kind `{}` has no calibration (calibrated: {})",
-                        inv.kind,
-                        known.join(", ")
-                    ))
-                })?;
-                let limits = &c.limits;
-                if !(limits.min_memory_mb..=limits.max_memory_mb).contains(&inv.memory_mb) {
-                    return Err(refuse(format!(
-                        "phase {p}: {} MB for `{}` is outside Lambda's {}..={} MB",
-                        inv.memory_mb, inv.kind, limits.min_memory_mb, limits.max_memory_mb
-                    )));
-                }
-                // Below the reference memory a function gets a proportionally
-                // smaller CPU share, so its compute takes longer.
-                let cpu_share = (f64::from(inv.memory_mb) / f64::from(c.cpu_reference_mb)).min(1.0);
-                let compute_ms = (stage.a_ms + stage.b_ms_per_row * inv.rows as f64) / cpu_share;
+                let times = c
+                    .times(inv)
+                    .map_err(|e| refuse(format!("phase {p}: {e}")))?;
+                let spread = c
+                    .stages
+                    .get(&inv.kind)
+                    .map(|s| s.spread.as_slice())
+                    .unwrap_or_default();
                 timed.push(Timed {
                     func: self.func_id(&inv.kind, inv.memory_mb),
-                    overhead_us: us(c.warm_overhead_ms / 1000.0),
-                    io_us: us((io_ms(inv.bytes_in) + io_ms(inv.bytes_out)) / 1000.0),
-                    compute_us: compute_ms * 1000.0,
-                    spread: stage.spread.as_slice().into(),
+                    overhead_us: us(times.overhead_ms / 1000.0),
+                    io_us: us(times.io_ms / 1000.0),
+                    compute_us: times.compute_ms * 1000.0,
+                    spread: spread.into(),
                     bytes: inv.bytes_in + inv.bytes_out,
                     requests: u64::from(inv.bytes_in > 0) + u64::from(inv.bytes_out > 0),
                     chain: inv.chain.map(|c| (c, chain_ends.get(&c) == Some(&p))),

@@ -19,6 +19,7 @@ mod eval;
 mod exec;
 #[cfg(feature = "function")]
 mod function;
+mod plan;
 #[cfg(feature = "platform")]
 mod platform;
 mod serve;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Baseline(args) => baseline::run(args),
         Command::Cost(args) => cost::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Serve(args) => serve::run(args),
         #[cfg(feature = "function")]
         Command::Function => function::run(),
