@@ -358,13 +358,46 @@ async fn processes_stay_within_the_concurrency_limit_and_idle_ones_are_reaped() 
     platform.shutdown().await;
 }
 
+/// Lambda's 6 MB limit holds for responses as for requests: a function that answers more
+/// has run (and is billed), and the caller gets `Function.ResponseSizeTooLarge`, a failure
+/// that would repeat; an answer under the limit comes back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_over_6_mb_is_refused_as_lambda_refuses_it() {
+    let setup = Setup::new();
+    let platform = setup.platform(|_| {}).await;
+    let local = client(&platform);
+    let padded = |reply_bytes| Ping {
+        reply_bytes,
+        ..Ping::default()
+    };
+    local
+        .ping(StageKind::Conv, padded(5 << 20))
+        .await
+        .expect("5 MB is under the limit");
+    let err = local
+        .ping(StageKind::Conv, padded(6 << 20))
+        .await
+        .expect_err("over 6 MB with its JSON");
+    assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("Function.ResponseSizeTooLarge"), "{text}");
+    assert!(text.contains("6291456 bytes"), "{text}");
+    assert!(err.billing().is_some_and(|m| m.billed_ms >= 1), "{err:?}");
+    platform.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_invocation_fails_it_and_the_next_query_succeeds() {
     let setup = Setup::new();
     let platform = setup.platform(|_| {}).await;
     let local = client(&platform);
-    let held =
-        tokio::spawn(async move { local.ping(StageKind::Conv, Ping { hold_ms: 120_000 }).await });
+    let held = tokio::spawn(async move {
+        let ping = Ping {
+            hold_ms: 120_000,
+            ..Ping::default()
+        };
+        local.ping(StageKind::Conv, ping).await
+    });
     let give_up = Instant::now() + PATIENCE;
     let pid = loop {
         // Busy from assignment on: killed while loading or while holding the ping, the

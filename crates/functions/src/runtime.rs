@@ -182,11 +182,20 @@ async fn report_init_error(error: &FunctionError) {
     }
 }
 
+/// What the function answers: a stage's result, with a ping's padding if it asked for some.
+#[derive(serde::Serialize)]
+struct Answer {
+    #[serde(flatten)]
+    result: StageResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    padding: Option<String>,
+}
+
 async fn invoke(
     instance: &Instance,
     event: serde_json::Value,
     fault: Option<WorkerFault>,
-) -> Result<StageResult, Diagnostic> {
+) -> Result<Answer, Diagnostic> {
     let to_diagnostic = |err: FunctionError| {
         let body = LambdaErrorBody::from(&err);
         Diagnostic {
@@ -199,9 +208,11 @@ async fn invoke(
         tokio::time::sleep(delay).await;
     }
     let event = FunctionEvent::from_json(event).map_err(|e| to_diagnostic(e.into()))?;
+    let mut padding = None;
     let outcome = match event {
         FunctionEvent::Ping(ping) => {
             tokio::time::sleep(Duration::from_millis(ping.hold_ms)).await;
+            padding = (ping.reply_bytes > 0).then(|| "x".repeat(ping.reply_bytes));
             Ok(StageResult::default())
         }
         FunctionEvent::Stage(event) => handle(&instance.context, *event).await,
@@ -220,7 +231,7 @@ async fn invoke(
     }
     let mut result = outcome.map_err(to_diagnostic)?;
     result.init = instance.init.lock().map(|mut i| i.take()).unwrap_or(None);
-    Ok(result)
+    Ok(Answer { result, padding })
 }
 
 /// Runs the function process until the Runtime API goes away. Call from a Tokio runtime.

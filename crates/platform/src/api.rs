@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
+use seqless_wire::lambda::MAX_SYNC_PAYLOAD_BYTES as MAX_PAYLOAD;
 
 use crate::errors::InvokeApiError;
 use crate::invoke::{Invoked, invoke};
@@ -21,7 +22,6 @@ use crate::pool::Pool;
 use crate::worker::function_arn;
 
 /// Lambda's limit on a synchronous invocation's payload.
-const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 
 /// What every handler needs.
 pub struct Shared {

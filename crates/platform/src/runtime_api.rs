@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use seqless_wire::faults::FAULT_CONTEXT_KEY;
-use seqless_wire::lambda::LambdaErrorBody;
+use seqless_wire::lambda::{LambdaErrorBody, MAX_SYNC_PAYLOAD_BYTES, RESPONSE_TOO_LARGE};
 use tokio::net::TcpListener;
 
 use crate::errors::runtime_api_error;
@@ -30,7 +32,7 @@ pub async fn serve(listener: TcpListener, worker: Arc<Worker>) {
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .route(
             "/2018-06-01/runtime/invocation/{request_id}/response",
-            post(response),
+            post(response).layer(DefaultBodyLimit::max(MAX_SYNC_PAYLOAD_BYTES)),
         )
         .route(
             "/2018-06-01/runtime/invocation/{request_id}/error",
@@ -118,11 +120,35 @@ fn accepted(result: Result<(), RuntimeRefusal>) -> Response {
     }
 }
 
+/// A response over Lambda's 6 MB is refused to the function (413, as the Runtime API
+/// does) and fails the invocation with `Function.ResponseSizeTooLarge`: the function ran
+/// and is billed, and its answer never reaches the caller.
 async fn response(
     State(worker): State<Arc<Worker>>,
     Path(request_id): Path<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Ok(body) = body else {
+        let size = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .map_or(String::new(), |n| format!(" ({n} bytes)"));
+        let error = LambdaErrorBody::new(
+            RESPONSE_TOO_LARGE,
+            format!(
+                "Response payload size{size} exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD_BYTES} bytes)."
+            ),
+        );
+        // Whether or not the invocation is still this environment's, the function hears
+        // that its response was too large.
+        let _ = worker.complete(&request_id, Completion::Error(error));
+        return runtime_api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            "the response is over the 6 MB synchronous payload limit",
+        );
+    };
     accepted(worker.complete(&request_id, Completion::Response(body)))
 }
 

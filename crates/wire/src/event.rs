@@ -66,6 +66,15 @@ pub struct Ping {
     /// How long the function waits before answering.
     #[serde(default)]
     pub hold_ms: u64,
+    /// Pads the answer to this many bytes of JSON or more (`{"padding": "..."}`), to
+    /// measure what moving a payload through the Invoke API costs, and to test the 6 MB
+    /// response limit.
+    #[serde(default, skip_serializing_if = "is_zero_bytes")]
+    pub reply_bytes: usize,
+}
+
+fn is_zero_bytes(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Everything a function process accepts: a stage, or a ping (`{"ping": {"hold_ms": 0}}`).
@@ -134,8 +143,12 @@ mod tests {
 
     #[test]
     fn pings_and_stages_are_told_apart_and_malformed_events_name_the_field() {
-        let ping = FunctionEvent::from_json(FunctionEvent::ping_json(Ping { hold_ms: 5 }));
-        assert_eq!(ping.unwrap(), FunctionEvent::Ping(Ping { hold_ms: 5 }));
+        let held = Ping {
+            hold_ms: 5,
+            ..Ping::default()
+        };
+        let ping = FunctionEvent::from_json(FunctionEvent::ping_json(held));
+        assert_eq!(ping.unwrap(), FunctionEvent::Ping(held));
         let err = FunctionEvent::from_json(serde_json::json!({"query_id": "x"})).unwrap_err();
         assert_eq!(err.shape, "stage");
         assert!(

@@ -23,6 +23,14 @@ pub const FUNCTION_KINDS: [StageKind; 5] = [
     StageKind::Classifier,
 ];
 
+/// The largest request and the largest response of a synchronous invocation (Lambda's
+/// 6 MB: 6,291,456 bytes).
+pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+/// `errorType` of a synchronous invocation whose response exceeded
+/// [`MAX_SYNC_PAYLOAD_BYTES`]; the function ran and is billed.
+pub const RESPONSE_TOO_LARGE: &str = "Function.ResponseSizeTooLarge";
+
 /// The function that runs stages of `kind`.
 pub fn function_name(prefix: &str, kind: StageKind) -> String {
     format!("{prefix}{}", kind.as_str())
