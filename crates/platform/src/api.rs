@@ -21,8 +21,6 @@ use crate::options::FunctionSpec;
 use crate::pool::Pool;
 use crate::worker::function_arn;
 
-/// Lambda's limit on a synchronous invocation's payload.
-
 /// What every handler needs.
 pub struct Shared {
     /// The processes.
