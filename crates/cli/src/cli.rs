@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use seqless_coordinator::HedgeArgs;
 use seqless_cost::Arch;
 #[cfg(feature = "train")]
-use seqless_model::{GateActivation, Modulation};
+use seqless_model::ArchArgs;
 use seqless_plan::{DEFAULT_MEMORY_MB, PlanArgs, PlanKind, memory_mb};
 
 /// Serve sequence neural networks the serverless way.
@@ -168,27 +168,6 @@ pub struct TrainArgs {
     /// kernels; same pools and blocks), widened so training starts from its accuracy.
     #[arg(long)]
     pub init_from: Option<PathBuf>,
-}
-
-/// A model architecture, as `train` and `init` take it.
-#[cfg(feature = "train")]
-#[derive(Debug, Args)]
-pub struct ArchArgs {
-    /// Embedding width E.
-    #[arg(long, default_value_t = 32)]
-    pub embed_dim: usize,
-    /// Layers as C:k:p:b,... (channels, kernel, pool, block length).
-    #[arg(long, default_value = "64:5:2:8,64:3:2:8")]
-    pub layers: String,
-    /// FiLM form: scale (gamma only) or affine (gamma and beta).
-    #[arg(long, value_enum, default_value = "scale")]
-    pub modulation: Modulation,
-    /// LSTM gate activation.
-    #[arg(long, value_enum, default_value = "sigmoid")]
-    pub gate: GateActivation,
-    /// Longest query the trained model accepts, in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
-    pub max_len: usize,
 }
 
 /// `seqless init`.
@@ -768,31 +747,7 @@ pub enum DataCommand {
     Langid(LangidArgs),
     /// Build the source-language data set: whole files from installed Debian packages,
     /// held out by package (docs/codelang.md).
-    Codelang(CodelangArgs),
-}
-
-/// `seqless data codelang`.
-#[cfg(feature = "train")]
-#[derive(Debug, Args)]
-pub struct CodelangArgs {
-    /// Directory to write train.jsonl, valid.jsonl, test.jsonl and train-windows.jsonl into.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// File-system root the listed packages are installed under.
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Seed of the file sample, the package split and the training windows.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Most documents taken from one package.
-    #[arg(long, default_value_t = 16)]
-    pub per_package: usize,
-    /// Longest training window, in bytes (whole lines).
-    #[arg(long, default_value_t = 2048)]
-    pub window: usize,
-    /// Training windows cut from each training document.
-    #[arg(long, default_value_t = 1)]
-    pub windows_per_doc: usize,
+    Codelang(seqless_datasets::codelang::Options),
 }
 
 /// `seqless baseline`.
