@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use seqless_coordinator::{DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
+use seqless_coordinator::HedgeArgs;
 use seqless_cost::Arch;
 #[cfg(feature = "train")]
-use seqless_model::{GateActivation, Modulation};
-use seqless_plan::{PlanKind, Splits};
+use seqless_model::ArchArgs;
+use seqless_plan::{DEFAULT_MEMORY_MB, PlanArgs, PlanKind, memory_mb};
 
 /// Serve sequence neural networks the serverless way.
 #[derive(Debug, Parser)]
@@ -131,28 +131,6 @@ pub struct PlatformArgs {
     pub faults: Option<seqless_platform::FaultInjection>,
 }
 
-/// Lambda's memory sizes, MB: the only ones a function can be given, so the only ones priced.
-pub const LAMBDA_MEMORY_MB: std::ops::RangeInclusive<i64> = 128..=10_240;
-
-/// The default function memory: 1,769 MB is where Lambda gives a function one full vCPU,
-/// which the compute-bound stages use (and the simulator's calibration assumes).
-pub const DEFAULT_MEMORY_MB: u32 = 1769;
-
-/// Parses `--memory-mb` within [`LAMBDA_MEMORY_MB`].
-fn memory_mb(s: &str) -> Result<u32, String> {
-    let mb: i64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a whole number of MB"))?;
-    if !LAMBDA_MEMORY_MB.contains(&mb) {
-        return Err(format!(
-            "{mb} MB is outside Lambda's {} to {} MB",
-            LAMBDA_MEMORY_MB.start(),
-            LAMBDA_MEMORY_MB.end()
-        ));
-    }
-    Ok(mb as u32)
-}
-
 /// `seqless train`.
 #[cfg(feature = "train")]
 #[derive(Debug, Args)]
@@ -193,27 +171,6 @@ pub struct TrainArgs {
     /// kernels; same pools and blocks), widened so training starts from its accuracy.
     #[arg(long)]
     pub init_from: Option<PathBuf>,
-}
-
-/// A model architecture, as `train` and `init` take it.
-#[cfg(feature = "train")]
-#[derive(Debug, Args)]
-pub struct ArchArgs {
-    /// Embedding width E.
-    #[arg(long, default_value_t = 32)]
-    pub embed_dim: usize,
-    /// Layers as C:k:p:b,... (channels, kernel, pool, block length).
-    #[arg(long, default_value = "64:5:2:8,64:3:2:8")]
-    pub layers: String,
-    /// FiLM form: scale (gamma only) or affine (gamma and beta).
-    #[arg(long, value_enum, default_value = "scale")]
-    pub modulation: Modulation,
-    /// LSTM gate activation.
-    #[arg(long, value_enum, default_value = "sigmoid")]
-    pub gate: GateActivation,
-    /// Longest query the trained model accepts, in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
-    pub max_len: usize,
 }
 
 /// `seqless init`.
@@ -294,29 +251,6 @@ pub struct ExecArgs {
     pub serverless: ServerlessArgs,
 }
 
-/// How a query is cut into stage functions.
-#[derive(Debug, Clone, Args)]
-#[group(id = "plan_args")]
-pub struct PlanArgs {
-    /// Stage graph: fused (block stats through the serial stages), paper, or resident (one
-    /// function per split for the whole query; only halos and block stats move).
-    #[arg(long, value_enum, default_value = "fused")]
-    pub plan: PlanKind,
-    /// Conv functions per layer: a number up to --max-splits, or auto (from length and
-    /// --min-rows-per-split). A layer never has more splits than blocks.
-    #[arg(long, default_value = "auto")]
-    pub splits: Splits,
-    /// Upper bound on conv functions per layer.
-    #[arg(long, default_value_t = 16)]
-    pub max_splits: usize,
-    /// Under --splits auto, the fewest input rows given a function of their own.
-    #[arg(long, default_value_t = 65_536)]
-    pub min_rows_per_split: usize,
-    /// Memory of each function, MB, 128 to 10,240 (billing, and the plan's memory bound).
-    #[arg(long, default_value_t = DEFAULT_MEMORY_MB, value_parser = memory_mb)]
-    pub memory_mb: u32,
-}
-
 /// The store and the functions of the serverless mode.
 ///
 /// clap's derive leaves a group empty when its struct flattens another, so the direct
@@ -362,47 +296,6 @@ pub struct ServerlessArgs {
     pub function_slots: Option<usize>,
 }
 
-/// Hedged invocations: a duplicate of a straggling stage, the first answer winning.
-#[derive(Debug, Clone, Args)]
-#[group(id = "hedge_args")]
-pub struct HedgeArgs {
-    /// Duplicate a stage's invocation (once) when it has run this many times the median of
-    /// its phase's stages that have answered, once half of them have; the first answer wins.
-    #[arg(long, default_value_t = DEFAULT_HEDGE_FACTOR, value_parser = hedge_factor)]
-    pub hedge_factor: f64,
-    /// The shortest run of a stage that is duplicated, in milliseconds.
-    #[arg(long, default_value_t = DEFAULT_HEDGE_FLOOR.as_millis() as u64)]
-    pub hedge_floor_ms: u64,
-    /// Never duplicate an invocation (turns hedging off).
-    #[arg(long, conflicts_with_all = ["hedge_factor", "hedge_floor_ms"])]
-    pub no_hedge: bool,
-}
-
-impl Default for HedgeArgs {
-    /// The flags' defaults: hedging on, as [`HedgePolicy::default`].
-    fn default() -> Self {
-        Self {
-            hedge_factor: DEFAULT_HEDGE_FACTOR,
-            hedge_floor_ms: DEFAULT_HEDGE_FLOOR.as_millis() as u64,
-            no_hedge: false,
-        }
-    }
-}
-
-impl HedgeArgs {
-    /// The hedging the flags ask for.
-    pub fn policy(&self) -> HedgePolicy {
-        if self.no_hedge {
-            HedgePolicy::Off
-        } else {
-            HedgePolicy::After {
-                factor: self.hedge_factor,
-                floor: std::time::Duration::from_millis(self.hedge_floor_ms),
-            }
-        }
-    }
-}
-
 /// Parses `--function-slots`: at least a resident split and a serial stage.
 fn function_slots(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -411,20 +304,6 @@ fn function_slots(s: &str) -> Result<usize, String> {
             "`{s}` is not a slot count: give at least 2 (a resident split and a serial stage)"
         )),
     }
-}
-
-/// Parses `--hedge-factor`: a finite multiple above 1, since a stage at or under its
-/// siblings' median is not straggling.
-fn hedge_factor(s: &str) -> Result<f64, String> {
-    let factor: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number (a multiple of the median, such as 3)"))?;
-    if !factor.is_finite() || factor <= 1.0 {
-        return Err(format!(
-            "{s} is not above 1: a stage is duplicated at a multiple of its siblings' median, such as 3"
-        ));
-    }
-    Ok(factor)
 }
 
 /// The pool of `--platform inproc`.
@@ -871,31 +750,7 @@ pub enum DataCommand {
     Langid(LangidArgs),
     /// Build the source-language data set: whole files from installed Debian packages,
     /// held out by package (docs/codelang.md).
-    Codelang(CodelangArgs),
-}
-
-/// `seqless data codelang`.
-#[cfg(feature = "train")]
-#[derive(Debug, Args)]
-pub struct CodelangArgs {
-    /// Directory to write train.jsonl, valid.jsonl, test.jsonl and train-windows.jsonl into.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// File-system root the listed packages are installed under.
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Seed of the file sample, the package split and the training windows.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Most documents taken from one package.
-    #[arg(long, default_value_t = 16)]
-    pub per_package: usize,
-    /// Longest training window, in bytes (whole lines).
-    #[arg(long, default_value_t = 2048)]
-    pub window: usize,
-    /// Training windows cut from each training document.
-    #[arg(long, default_value_t = 1)]
-    pub windows_per_doc: usize,
+    Codelang(seqless_datasets::codelang::Options),
 }
 
 /// `seqless baseline`.

@@ -6,7 +6,8 @@ use seqless::cli::{Needs, SCOPES};
 use seqless::scope::{built_command, check, group_args};
 
 /// A value clap accepts for the argument: its default, else its first possible value,
-/// else the first of a number or a URL that its parser takes.
+/// else the first of a number (1, or 2 where a count has a floor, as `--function-slots`)
+/// or a URL that its parser takes.
 fn value_for(arg: &clap::Arg) -> String {
     if let Some(default) = arg.get_default_values().first() {
         return default.to_string_lossy().into_owned();
@@ -15,7 +16,7 @@ fn value_for(arg: &clap::Arg) -> String {
         return first.get_name().to_owned();
     }
     let long = format!("--{}", arg.get_long().unwrap_or_default());
-    ["1", "http://127.0.0.1:9000"]
+    ["1", "2", "http://127.0.0.1:9000"]
         .into_iter()
         .find(|v| {
             Command::new("probe")

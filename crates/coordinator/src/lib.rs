@@ -14,11 +14,15 @@
 
 mod coordinator;
 mod hedge;
+#[cfg(feature = "clap")]
+mod hedge_args;
 mod retry;
 mod trace;
 
 pub use coordinator::{Coordinator, CoordinatorError, CoordinatorOptions, ServerlessPrediction};
 pub use hedge::{DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
+#[cfg(feature = "clap")]
+pub use hedge_args::HedgeArgs;
 pub use retry::RetryPolicy;
 pub use trace::{
     Bill, Calls, HedgeRecord, HedgeWinner, InvocationRecord, LoserFate, RetryRecord, Trace,

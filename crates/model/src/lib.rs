@@ -18,6 +18,8 @@
 //! # Ok::<(), seqless_model::ModelError>(())
 //! ```
 
+#[cfg(feature = "clap")]
+mod arch_args;
 pub mod config;
 pub mod error;
 pub mod kernels;
@@ -30,6 +32,8 @@ pub mod tokenizer;
 pub mod train;
 pub mod weights;
 
+#[cfg(feature = "clap")]
+pub use arch_args::ArchArgs;
 pub use config::{GateActivation, InputLenError, LayerConfig, ModelConfig, Modulation};
 pub use error::{ModelError, Result};
 pub use memory::FORWARD_OVERHEAD_BYTES;

@@ -27,11 +27,15 @@
 //! ```
 
 mod geometry;
+#[cfg(feature = "clap")]
+mod plan_args;
 mod resident;
 mod stages;
 mod traffic;
 
 pub use geometry::{LayerGeometry, split_blocks};
+#[cfg(feature = "clap")]
+pub use plan_args::{DEFAULT_MEMORY_MB, PlanArgs, memory_mb};
 pub use seqless_wire::{
     EdgeWrite, FilmSource, ResidentLayer, RowSource, Stage, StageKind, StageOp,
 };
@@ -187,6 +191,16 @@ pub enum PlanError {
     /// A limit is unusable.
     #[error("invalid limits: {0}")]
     Limits(String),
+    /// A command line asked for more conv functions per layer than it capped.
+    #[error(
+        "--splits {splits} is over --max-splits {max_splits}; lower --splits or raise --max-splits"
+    )]
+    SplitsOverMax {
+        /// `--splits`.
+        splits: usize,
+        /// `--max-splits`.
+        max_splits: usize,
+    },
 }
 
 impl From<InputLenError> for PlanError {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use seqless_wire::lambda::{FUNCTION_KINDS, function_name};
+use seqless_wire::lambda::{FUNCTION_KINDS, MEMORY_MB, function_name};
 
 use crate::PlatformError;
 
@@ -74,9 +74,6 @@ pub fn parse_function_memory(text: &str) -> Result<BTreeMap<String, u32>, String
     }
     Ok(sizes)
 }
-
-/// Lambda's memory bounds, MB.
-const MEMORY_MB: std::ops::RangeInclusive<u32> = 128..=10_240;
 
 impl PlatformOptions {
     /// Refuses settings that cannot work, naming the setting.

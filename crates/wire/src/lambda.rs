@@ -13,6 +13,10 @@ use crate::stage::StageKind;
 /// The default prefix of the function names: `seqless-conv`, `seqless-tfilm`, ...
 pub const DEFAULT_FUNCTION_PREFIX: &str = "seqless-";
 
+/// Lambda's memory sizes, MB: the only ones a function can be given, so the only ones
+/// priced or emulated.
+pub const MEMORY_MB: std::ops::RangeInclusive<u32> = 128..=10_240;
+
 /// Every stage kind, each served by its own function so that each can have its own
 /// memory size (Lambda sizes memory per function).
 pub const FUNCTION_KINDS: [StageKind; 5] = [

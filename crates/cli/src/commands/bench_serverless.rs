@@ -5,14 +5,14 @@ use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use seqless_bench::serverless::{Measured, sweep, table_header, time_queries};
 use seqless_model::TfilmModel;
-use seqless_plan::{PlanKind, Splits};
+use seqless_plan::{PlanArgs, PlanKind, Splits};
 
 use super::exec::Caller;
 use crate::cli::{
-    BenchServerlessArgs, FunctionHost, HedgeArgs, InprocArgs, LambdaArgs, PlanArgs, RemoteArgs,
-    ServerlessArgs,
+    BenchServerlessArgs, FunctionHost, InprocArgs, LambdaArgs, RemoteArgs, ServerlessArgs,
 };
 use seqless_bench::forward::time_runs;
+use seqless_coordinator::HedgeArgs;
 
 /// The flags of one configuration: functions in process or on the `--endpoint` platform,
 /// over `--store`, the split count fixed, and memory that no split exceeds.

@@ -2,7 +2,9 @@
 
 use anyhow::Result;
 
-use crate::cli::{CodelangArgs, LangidArgs};
+use seqless_datasets::codelang::Options;
+
+use crate::cli::LangidArgs;
 
 /// `seqless data langid`: the corpus is compiled in only with the `langid-data` feature,
 /// so the default binary carries none of it.
@@ -22,15 +24,7 @@ pub fn langid(_: LangidArgs) -> Result<()> {
 }
 
 /// `seqless data codelang`: whole source files from installed Debian packages.
-pub fn codelang(args: CodelangArgs) -> Result<()> {
-    let options = seqless_datasets::codelang::Options {
-        out: args.out,
-        root: args.root,
-        seed: args.seed,
-        per_package: args.per_package,
-        window: args.window,
-        windows_per_doc: args.windows_per_doc,
-    };
+pub fn codelang(options: Options) -> Result<()> {
     let summary = seqless_datasets::codelang::build(&options)?;
     print!("{summary}");
     Ok(())

@@ -9,11 +9,11 @@ use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_cost::Pricing;
 use seqless_functions::{InprocInvoker, InprocOptions, InvokeOptions, Invoker, LocalInvoker};
 use seqless_model::ModelConfig;
-use seqless_plan::{Limits, PlanKind, Splits};
+use seqless_plan::{PlanArgs, PlanKind, Splits};
 use seqless_store::{StoreOptions, TensorStore, open_store, open_store_lazily};
 
 use super::usage;
-use crate::cli::{FunctionHost, PlanArgs, ServerlessArgs};
+use crate::cli::{FunctionHost, ServerlessArgs};
 
 /// A multi-threaded runtime for the commands that do I/O.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -129,27 +129,6 @@ fn inproc(
         },
         store,
     ))
-}
-
-impl PlanArgs {
-    /// The planner's bounds; a fixed split count over `--max-splits` is refused here, so a
-    /// run never uses more functions than the user capped.
-    pub fn limits(&self) -> Result<Limits> {
-        if let Splits::Fixed(n) = self.splits
-            && n > self.max_splits
-        {
-            usage!(
-                "--splits {n} is over --max-splits {}; lower --splits or raise --max-splits",
-                self.max_splits
-            );
-        }
-        Ok(Limits {
-            function_memory_mb: self.memory_mb,
-            max_splits: self.max_splits,
-            min_rows_per_split: self.min_rows_per_split,
-            max_value_bytes: None,
-        })
-    }
 }
 
 impl ServerlessArgs {

@@ -4,14 +4,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use seqless_model::config::{FORMAT, parse_layers};
 use seqless_model::train::{
     EpochReport, TrainNet, TrainOptions, TrainProgress, load_examples, train,
 };
 use seqless_model::{CONFIG_FILE, ModelConfig, WEIGHTS_FILE};
 
 use super::usage;
-use crate::cli::{ArchArgs, InitArgs, TrainArgs};
+use crate::cli::{InitArgs, TrainArgs};
 
 /// Draws one indicatif bar per epoch with the running loss and accuracy.
 struct Bar {
@@ -52,23 +51,6 @@ impl TrainProgress for Bar {
             r.epoch, r.train_loss, r.train_accuracy, r.seconds
         );
     }
-}
-
-/// The config for an architecture and a label set, validated.
-fn model_config(arch: &ArchArgs, labels: Vec<String>) -> Result<ModelConfig> {
-    let config = ModelConfig {
-        format: FORMAT.into(),
-        tokenizer: "bytes".into(),
-        vocab_size: seqless_model::config::BYTE_VOCAB,
-        embed_dim: arch.embed_dim,
-        layers: parse_layers(&arch.layers)?,
-        modulation: arch.modulation,
-        gate_activation: arch.gate,
-        labels,
-        max_len: arch.max_len,
-    };
-    config.validate()?;
-    Ok(config)
 }
 
 /// Refuses an `--out` that cannot become a model directory: an existing file, or a path under
@@ -130,7 +112,7 @@ fn check_train_options(args: &TrainArgs) -> Result<()> {
         );
     }
     // The architecture flags, with stand-in labels: the real ones come from the data.
-    model_config(&args.arch, vec!["a".into(), "b".into()])?;
+    args.arch.config(vec!["a".into(), "b".into()])?;
     if args.threads == Some(0) {
         usage!("--threads 0: give at least 1, or leave it out for all cores");
     }
@@ -154,7 +136,7 @@ pub fn init(args: InitArgs) -> Result<()> {
         usage!("--labels needs at least two distinct labels");
     }
     check_out_dir(&args.out)?;
-    let config = model_config(&args.arch, labels)?;
+    let config = args.arch.config(labels)?;
     let net = TrainNet::init(&config, args.seed)?;
     write_model_dir(&args.out, &config, &net)?;
     eprintln!(
@@ -177,7 +159,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut labels: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
     labels.sort();
     labels.dedup();
-    let config = model_config(&args.arch, labels)?;
+    let config = args.arch.config(labels)?;
     let options = TrainOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,

@@ -25,20 +25,29 @@ pub use split::Split;
 /// The package list: `LANGUAGE PACKAGE` per line, `#` comments.
 pub const PACKAGES: &str = include_str!("packages.txt");
 
-/// How to build the data set.
+/// How to build the data set; with the `clap` feature, the flags of a command that builds
+/// it (a package is capped at `per_package` documents so that no package dominates its
+/// language).
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct Options {
-    /// Directory to write the JSONL files into.
+    /// Directory to write train.jsonl, valid.jsonl, test.jsonl and train-windows.jsonl into.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub out: PathBuf,
-    /// File-system root the packages are installed under (`/` on a real system).
+    /// File-system root the listed packages are installed under.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "/"))]
     pub root: PathBuf,
-    /// Seeds which files of a package are kept, the split and the training windows.
+    /// Seed of the file sample, the package split and the training windows.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 7))]
     pub seed: u64,
-    /// Most documents kept from one package, so no package dominates its language.
+    /// Most documents taken from one package.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 16))]
     pub per_package: usize,
-    /// Longest training window, in bytes.
+    /// Longest training window, in bytes (whole lines).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 2048))]
     pub window: usize,
     /// Training windows cut from each training document.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
     pub windows_per_doc: usize,
 }
 
