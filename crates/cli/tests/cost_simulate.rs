@@ -310,7 +310,8 @@ fn simulate_runs_the_real_plan_and_refuses_bad_input() {
 #[test]
 fn simulate_sweeps_input_size_against_both_baselines() {
     let dir = tempfile::tempdir().unwrap();
-    let langid = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/langid");
+    let langid = common::langid();
+    let langid = langid.to_str().unwrap();
     let out = dir.path().join("sizes");
     let text = ok(&[
         "simulate",
@@ -378,7 +379,8 @@ fn simulate_sweeps_input_size_against_both_baselines() {
 #[test]
 fn simulate_refuses_bad_baselines_and_sizes_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let langid = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/langid");
+    let langid = common::langid();
+    let langid = langid.to_str().unwrap();
     let out = dir.path().join("out");
     let o = out.to_str().unwrap();
     let err = refusal(seqless(&["simulate", "--instance", "tpu", "--out", o]));
