@@ -73,6 +73,14 @@ impl Default for CoordinatorOptions {
     }
 }
 
+impl CoordinatorOptions {
+    /// The function slots a resident query holds beside its splits: a serial stage, and a
+    /// straggler's duplicate when hedging is on.
+    pub fn resident_slots_beside_splits(&self) -> usize {
+        1 + usize::from(self.hedge != HedgePolicy::Off)
+    }
+}
+
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
@@ -115,7 +123,7 @@ pub enum CoordinatorError {
         "no {needed} function slots came free within the query's deadline ({slots} in all, shared by the queries in flight)"
     )]
     Busy {
-        /// Slots the query needed: its splits and one serial stage.
+        /// Slots the query needed: its splits, one serial stage, and a hedge if hedging.
         needed: usize,
         /// [`CoordinatorOptions::function_slots`].
         slots: usize,
@@ -283,8 +291,7 @@ impl Coordinator {
             return Ok((planned, None));
         };
         let total = *total;
-        // Beside its splits, a serial stage, and a duplicate of a straggler if hedging.
-        let others = 1 + usize::from(self.options.hedge != HedgePolicy::Off);
+        let others = self.options.resident_slots_beside_splits();
         let splits = planned.layers[0].splits.len();
         let planned = match total.checked_sub(others) {
             Some(most) if most >= 1 && splits > most => {

@@ -151,6 +151,9 @@ impl From<CoordinatorError> for ApiError {
             CoordinatorError::Function { .. } if retryable => {
                 Self::unavailable("platform_unavailable", err.to_string(), 1)
             }
+            CoordinatorError::Busy { .. } => {
+                Self::unavailable("functions_busy", err.to_string(), 1)
+            }
             _ => Self::internal(err.to_string()),
         }
     }
@@ -200,5 +203,29 @@ mod tests {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(json["error"]["message"], "the text is empty");
         assert!(json["error"].get("request_id").is_none());
+    }
+
+    #[tokio::test]
+    async fn resident_queries_without_free_function_slots_are_a_503_to_retry() {
+        let busy = CoordinatorError::Busy {
+            needed: 6,
+            slots: 8,
+        };
+        let response = ApiError::from(busy).into_response();
+        assert_eq!(response.headers()["retry-after"], "1");
+        let (status, json) = body(ApiError::from(CoordinatorError::Busy {
+            needed: 6,
+            slots: 8,
+        }))
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json["error"]["code"], "functions_busy");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no 6 function slots came free"),
+            "{json}"
+        );
     }
 }

@@ -171,6 +171,18 @@ impl ServerlessArgs {
             function_slots: self.function_slots,
             ..CoordinatorOptions::default()
         };
+        let beside = options.resident_slots_beside_splits();
+        let slots = options.function_slots.or_else(|| platform.concurrency());
+        if let (PlanKind::Resident, Some(slots)) = (plan.plan, slots)
+            && slots <= beside
+        {
+            usage!(
+                "the resident plan holds {} function slots beside its splits (a serial stage{}), so it needs at least {}, and {slots} are allowed; raise --function-slots or --concurrency",
+                beside,
+                if beside > 1 { " and a hedge" } else { "" },
+                beside + 1
+            );
+        }
         let fingerprint = seqless_model::fingerprint(model_dir)?;
         Ok(Coordinator::new(
             config,
