@@ -956,6 +956,10 @@ pub struct PlannerArgs {
     /// Function memory sizes to consider, MB, comma-separated (128 to 10,240).
     #[arg(long, value_delimiter = ',', default_value = "1024,1769,3538", value_parser = memory_mb)]
     pub memory_mb: Vec<u32>,
+    /// The functions share this many cores (a local platform on one machine); by default
+    /// each has its own, as on Lambda.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub host_cores: Option<u32>,
     /// A pricing TOML overriding the default AWS prices.
     #[arg(long)]
     pub pricing: Option<PathBuf>,

@@ -27,6 +27,9 @@ pub struct SearchSpace {
     pub splits: Vec<usize>,
     /// Memory of every function, MB.
     pub memory_mb: Vec<u32>,
+    /// The cores the functions share, when they run on one machine (a local platform);
+    /// `None` for Lambda, where each has its own.
+    pub host_cores: Option<u32>,
 }
 
 impl Default for SearchSpace {
@@ -37,6 +40,7 @@ impl Default for SearchSpace {
             plans: vec![PlanKind::Fused, PlanKind::Paper, PlanKind::Resident],
             splits: vec![1, 2, 4, 8],
             memory_mb: vec![1024, 1769, 3538],
+            host_cores: None,
         }
     }
 }
@@ -134,7 +138,7 @@ pub fn search(
                 let predicted = shape.shape(bytes).and_then(|s| {
                     Ok((
                         s.phases.first().map_or(0, |p| p.invocations.len()),
-                        predict(&s, calibration)?,
+                        predict(&s, calibration, space.host_cores)?,
                     ))
                 });
                 match predicted {
@@ -295,6 +299,7 @@ mod tests {
             plans: vec![PlanKind::Fused, PlanKind::Resident],
             splits: vec![1, 4],
             memory_mb: vec![1024, 1769],
+            host_cores: None,
         };
         let all = search(
             &config,

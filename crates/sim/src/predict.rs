@@ -78,7 +78,13 @@ pub struct Predicted {
 /// The critical path and bill of `shape` on a warm, idle deployment. A phase lasts as long
 /// as its slowest invocation with its overhead; a chain's later invocations start with their
 /// phase and carry no overhead, and a chain is billed from its first start to its last end.
-pub fn predict(shape: &QueryShape, calibration: &Calibration) -> Result<Predicted, ShapeError> {
+/// With `host_cores`, the functions share that many cores (a local platform on one
+/// machine): a phase of W invocations computes W / cores times slower when W is more.
+pub fn predict(
+    shape: &QueryShape,
+    calibration: &Calibration,
+    host_cores: Option<u32>,
+) -> Result<Predicted, ShapeError> {
     let mut now = 0.0;
     let mut chains: std::collections::BTreeMap<usize, f64> = Default::default();
     let mut ends = std::collections::BTreeMap::new();
@@ -91,10 +97,14 @@ pub fn predict(shape: &QueryShape, calibration: &Calibration) -> Result<Predicte
     let mut store_bytes = 0;
     for (p, phase) in shape.phases.iter().enumerate() {
         let mut longest: f64 = 0.0;
+        let sharing = host_cores.map_or(1.0, |cores| {
+            (phase.invocations.len() as f64 / f64::from(cores.max(1))).max(1.0)
+        });
         for inv in &phase.invocations {
-            let times = calibration
+            let mut times = calibration
                 .times(inv)
                 .map_err(|e| ShapeError(format!("phase {p}: {e}")))?;
+            times.compute_ms *= sharing;
             store_bytes += inv.bytes_in + inv.bytes_out;
             let resumed = inv.chain.is_some_and(|c| chains.contains_key(&c));
             let overhead = if resumed { 0.0 } else { times.overhead_ms };
@@ -176,7 +186,7 @@ mod tests {
                 },
             ],
         };
-        let p = predict(&shape, &calibration()).unwrap();
+        let p = predict(&shape, &calibration(), None).unwrap();
         // 10 + 40, then 10 + 5, then 40 with no overhead: the chains are running.
         assert!((p.latency_ms - 105.0).abs() < 1e-9, "{}", p.latency_ms);
         let billed: Vec<u64> = p.invocations.iter().map(|i| i.billed_ms).collect();
@@ -199,12 +209,19 @@ mod tests {
                 })
                 .collect(),
         };
-        let q = predict(&unchained, &calibration()).unwrap();
+        let q = predict(&unchained, &calibration(), None).unwrap();
         assert!((q.latency_ms - 115.0).abs() < 1e-9, "{}", q.latency_ms);
         assert_eq!(q.invocations.len(), 5);
         let mut bad = shape.clone();
         bad.phases[1].invocations[0].kind = "lstm".into();
-        let err = predict(&bad, &calibration()).unwrap_err();
+        let err = predict(&bad, &calibration(), None).unwrap_err();
+        // On one core the two splits of a phase take turns: 60 ms of compute each phase.
+        let shared = predict(&shape, &calibration(), Some(1)).unwrap();
+        assert!(
+            (shared.latency_ms - (10.0 + 80.0 + 15.0 + 80.0)).abs() < 1e-9,
+            "{}",
+            shared.latency_ms
+        );
         assert!(
             err.0
                 .contains("phase 1: stage kind `lstm` has no calibration"),

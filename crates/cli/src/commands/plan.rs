@@ -31,6 +31,7 @@ pub fn run(args: PlannerArgs) -> Result<()> {
         plans: args.plans.clone(),
         splits: args.splits.clone(),
         memory_mb: args.memory_mb.clone(),
+        host_cores: args.host_cores,
     };
     let candidates = search(
         &config,
