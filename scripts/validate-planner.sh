@@ -3,7 +3,7 @@
 # platform over Redis (`seqless bench calibrate`, one split per core), measures the fused and resident plans at
 # 1, 2, 4 and 8 splits and three sizes (`seqless bench serverless --endpoint`), predicts
 # the same configurations with `seqless plan --host-cores $(nproc)` from the calibration
-# alone, and compares, per size and objective, the measured latency and bill of the
+# alone (the resident plan at 1, 2, 4 and 6 splits, what 8 slots allow), and compares, per size and objective, the measured latency and bill of the
 # planner's pick with the measured best.
 #
 #   scripts/validate-planner.sh OUT_DIR [RUNS]
@@ -37,14 +37,26 @@ echo "calibrating" >&2
 "$bin" bench calibrate --model "$model" --bytes "$sizes" --runs "$runs" --splits "$(nproc)" \
     --memory-mb 1769 --platform local --endpoint "$endpoint" --store "$store" \
     --key-prefix seqless-bench: --function-slots 8 --out "$out/planner-calibration.json" >&2
+# A resident query holds its splits, a serial stage and a hedge: 6 splits fill 8 slots.
 echo "measuring" >&2
-"$bin" bench serverless --model "$model" --store "$store" --endpoint "$endpoint" \
-    --function-slots 8 --plan fused,resident --splits 1,2,4,8 --bytes "$sizes" \
-    --runs "$runs" --csv "$out/planner-measured.csv" >&2
+for plan_splits in fused:1,2,4,8 resident:1,2,4,6; do
+    plan=${plan_splits%%:*}
+    splits=${plan_splits#*:}
+    "$bin" bench serverless --model "$model" --store "$store" --endpoint "$endpoint" \
+        --function-slots 8 --plan "$plan" --splits "$splits" --bytes "$sizes" \
+        --runs "$runs" --csv "$work/measured-$plan.csv" >&2
+    for size in ${sizes//,/ }; do
+        "$bin" plan --model "$model" --bytes "$size" --plans "$plan" --splits "$splits" \
+            --calibration "$out/planner-calibration.json" --memory-mb 1769 \
+            --host-cores "$(nproc)" --json >"$work/predicted-$plan-$size.json"
+    done
+done
+{ cat "$work/measured-fused.csv"; tail -n +2 "$work/measured-resident.csv"; } \
+    >"$out/planner-measured.csv"
 for size in ${sizes//,/ }; do
-    "$bin" plan --model "$model" --bytes "$size" --calibration "$out/planner-calibration.json" \
-        --plans fused,resident --splits 1,2,4,8 --memory-mb 1769 --host-cores "$(nproc)" \
-        --json >"$out/planner-predicted-$size.json"
+    python3 -c 'import json, sys; print(json.dumps({"candidates": sum((json.load(open(p))["candidates"] for p in sys.argv[1:]), [])}, indent=1))' \
+        "$work/predicted-fused-$size.json" "$work/predicted-resident-$size.json" \
+        >"$out/planner-predicted-$size.json"
 done
 
 python3 - "$out" "$sizes" <<'PY'
