@@ -11,7 +11,7 @@ use seqless_store::{StoreOptions, open_store};
 
 mod common;
 
-use seqless_model::testing::RandomModel;
+use seqless_model::testing::{RandomModel, assert_same_prediction};
 
 struct Setup {
     model: RandomModel,
@@ -231,14 +231,7 @@ async fn a_cluster_primary_failing_over_under_load_loses_no_later_query() {
             // topology on its first refused request) all succeed.
             if started > taken_over + Duration::from_secs(1) {
                 let got = answer.unwrap_or_else(|e| panic!("after the failover: {e}"));
-                for (g, w) in got.prediction.logits.iter().zip(&want.logits) {
-                    assert!(
-                        (g - w).abs() <= 1e-4,
-                        "{:?} vs {:?}",
-                        got.prediction.logits,
-                        want.logits
-                    );
-                }
+                assert_same_prediction(&got.prediction, &want, "after the failover");
                 after += 1;
             }
         }
