@@ -7,7 +7,7 @@ use seqless_coordinator::HedgeArgs;
 use seqless_cost::Arch;
 #[cfg(feature = "train")]
 use seqless_model::ArchArgs;
-use seqless_plan::{DEFAULT_MEMORY_MB, PlanArgs, PlanKind, memory_mb};
+use seqless_plan::{PlanArgs, PlanKind, memory_mb};
 
 /// Serve sequence neural networks the serverless way.
 #[derive(Debug, Parser)]
@@ -114,7 +114,7 @@ pub struct PlatformArgs {
     #[arg(long, default_value_t = 60.0)]
     pub timeout_secs: f64,
     /// Memory size of every function, MB (billing and AWS_LAMBDA_FUNCTION_MEMORY_SIZE).
-    #[arg(long, default_value_t = DEFAULT_MEMORY_MB, value_parser = memory_mb)]
+    #[arg(long, default_value_t = seqless_plan::DEFAULT_MEMORY_MB, value_parser = memory_mb)]
     pub memory_mb: u32,
     /// Memory sizes by stage kind, such as tfilm=256,head=256.
     #[arg(long, default_value = "", value_parser = seqless_platform::parse_function_memory)]
