@@ -87,12 +87,7 @@ pub fn predict(
 ) -> Result<Predicted, ShapeError> {
     let mut now = 0.0;
     let mut chains: std::collections::BTreeMap<usize, f64> = Default::default();
-    let mut ends = std::collections::BTreeMap::new();
-    for (p, phase) in shape.phases.iter().enumerate() {
-        for c in phase.invocations.iter().filter_map(|i| i.chain) {
-            ends.insert(c, p);
-        }
-    }
+    let ends = shape.chain_ends();
     let mut invocations = Vec::new();
     let mut store_bytes = 0;
     for (p, phase) in shape.phases.iter().enumerate() {

@@ -227,13 +227,7 @@ impl<'a> Serverless<'a> {
             return Err(refuse("the shape has no phases".into()));
         }
         let c = self.calibration;
-        // The phase of each chain's last invocation.
-        let mut chain_ends = BTreeMap::new();
-        for (p, phase) in shape.phases.iter().enumerate() {
-            for c in phase.invocations.iter().filter_map(|i| i.chain) {
-                chain_ends.insert(c, p);
-            }
-        }
+        let chain_ends = shape.chain_ends();
         let mut prepared = Vec::with_capacity(shape.phases.len());
         for (p, phase) in shape.phases.iter().enumerate() {
             if phase.invocations.is_empty() {

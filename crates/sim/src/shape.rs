@@ -46,6 +46,20 @@ pub struct QueryShape {
     pub phases: Vec<Phase>,
 }
 
+impl QueryShape {
+    /// The phase of each chain's last invocation, by chain: where its instance is released
+    /// and its bill ends.
+    pub fn chain_ends(&self) -> std::collections::BTreeMap<usize, usize> {
+        let mut ends = std::collections::BTreeMap::new();
+        for (p, phase) in self.phases.iter().enumerate() {
+            for c in phase.invocations.iter().filter_map(|i| i.chain) {
+                ends.insert(c, p);
+            }
+        }
+        ends
+    }
+}
+
 /// Why a shape model could not describe a query (e.g. the input is longer than
 /// the model accepts), kept as text because it crosses crate boundaries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
