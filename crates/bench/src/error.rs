@@ -14,6 +14,9 @@ pub enum BenchError {
     /// The parameters cannot give a measurement (zero runs, a payload under one f32).
     #[error("{0}")]
     Invalid(String),
+    /// Command-line flags that cannot describe a bench; the message names them.
+    #[error("{0}")]
+    Flags(String),
     /// A function invocation failed (platform bench pings).
     #[error(transparent)]
     Function(#[from] FunctionError),

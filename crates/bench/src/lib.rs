@@ -20,6 +20,8 @@
 
 pub mod calibrate;
 pub mod chaos;
+#[cfg(feature = "clap")]
+mod chaos_args;
 mod error;
 pub mod forward;
 pub mod load;

@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use seqless_bench::chaos::ChaosArgs;
 use seqless_coordinator::HedgeArgs;
-use seqless_cost::Arch;
+use seqless_cost::{Arch, CostArgs};
 #[cfg(feature = "train")]
-use seqless_model::ArchArgs;
-use seqless_plan::{PlanArgs, PlanKind, memory_mb};
+use seqless_model::train::{InitArgs, TrainArgs};
+use seqless_plan::{PlanArgs, PlanKind};
+use seqless_sim::{PlannerArgs, SimulateArgs};
 
 /// Serve sequence neural networks the serverless way.
 #[derive(Debug, Parser)]
@@ -114,7 +116,7 @@ pub struct PlatformArgs {
     #[arg(long, default_value_t = 60.0)]
     pub timeout_secs: f64,
     /// Memory size of every function, MB (billing and AWS_LAMBDA_FUNCTION_MEMORY_SIZE).
-    #[arg(long, default_value_t = seqless_plan::DEFAULT_MEMORY_MB, value_parser = memory_mb)]
+    #[arg(long, default_value_t = seqless_plan::DEFAULT_MEMORY_MB, value_parser = seqless_plan::memory_mb)]
     pub memory_mb: u32,
     /// Memory sizes by stage kind, such as tfilm=256,head=256.
     #[arg(long, default_value = "", value_parser = seqless_platform::parse_function_memory)]
@@ -129,66 +131,6 @@ pub struct PlatformArgs {
     /// (docs/platform.md, "Fault injection").
     #[arg(long, value_parser = |s: &str| s.parse::<seqless_platform::FaultInjection>())]
     pub faults: Option<seqless_platform::FaultInjection>,
-}
-
-/// `seqless train`.
-#[cfg(feature = "train")]
-#[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// Training data: JSON lines of {"text", "label"}, or CSV/TSV with a text,label header.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Directory to write config.json, model.safetensors and train-report.json into. The
-    /// model is rewritten after every epoch, so an interrupted run leaves its last one.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// The architecture to train.
-    #[command(flatten)]
-    pub arch: ArchArgs,
-    /// Passes over the data.
-    #[arg(long, default_value_t = 8)]
-    pub epochs: usize,
-    /// Documents per batch.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Peak learning rate (AdamW, cosine-decayed).
-    #[arg(long, default_value_t = 3e-3, allow_negative_numbers = true)]
-    pub lr: f64,
-    /// AdamW weight decay.
-    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
-    pub weight_decay: f64,
-    /// Seed for initialisation, the held-out split and batch order.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Fraction of the data held out for per-epoch validation.
-    #[arg(long, default_value_t = 0.1)]
-    pub valid_fraction: f64,
-    /// Compute threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Start from this model directory's weights instead of fresh ones: the same
-    /// architecture, or a narrower one (fewer channels, a smaller embedding or shorter
-    /// kernels; same pools and blocks), widened so training starts from its accuracy.
-    #[arg(long)]
-    pub init_from: Option<PathBuf>,
-}
-
-/// `seqless init`.
-#[cfg(feature = "train")]
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// Directory to write config.json and model.safetensors into.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Class labels, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub labels: Vec<String>,
-    /// The architecture.
-    #[command(flatten)]
-    pub arch: ArchArgs,
-    /// Seed of the random weights.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 /// `seqless eval`.
@@ -471,68 +413,7 @@ pub enum BenchCommand {
     Calibrate(BenchCalibrateArgs),
     /// Queries under injected faults against the same queries without: success, answers
     /// equal to the monolithic forward, p50/p99, retries, hedges, keys left (docs/faults.md).
-    Chaos(BenchChaosArgs),
-}
-
-/// Where `seqless bench chaos` runs the functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ChaosHost {
-    /// In this process.
-    Inproc,
-    /// On two `seqless platform`s the bench starts (one with --faults), over --store Redis.
-    Local,
-}
-
-/// `seqless bench chaos`.
-#[derive(Debug, Args)]
-pub struct BenchChaosArgs {
-    /// Model directory.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Query sizes in bytes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "16384,65536")]
-    pub bytes: Vec<usize>,
-    /// Queries per size, with faults and again without.
-    #[arg(long, default_value_t = 1000)]
-    pub queries: usize,
-    /// Queries in flight at once.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-    /// Rounds per size, each running its share of the fault-free queries, then of the
-    /// faulty ones, back to back.
-    #[arg(long, default_value_t = 4)]
-    pub rounds: usize,
-    /// The faults injected per invocation (docs/platform.md, "Fault injection").
-    #[arg(
-        long,
-        default_value = "seed=7,error=0.1,crash=0.02,delay=0.05,delay-factor=10",
-        value_parser = |s: &str| s.parse::<seqless_functions::FaultInjection>()
-    )]
-    pub faults: seqless_functions::FaultInjection,
-    /// Where the functions run: inproc, or local (needs --store redis://...).
-    #[arg(long, value_enum, default_value = "inproc")]
-    pub platform: ChaosHost,
-    /// memory (inproc only) or redis://host:port/db, where the run's keys are counted.
-    #[arg(long, default_value = "memory")]
-    pub store: String,
-    /// The stage graph.
-    #[arg(long, value_enum, default_value = "fused")]
-    pub plan: PlanKind,
-    /// Conv functions per layer.
-    #[arg(long, default_value_t = 4)]
-    pub splits: usize,
-    /// Function instances per condition (processes on the local platform).
-    #[arg(long, default_value_t = 8)]
-    pub functions: usize,
-    /// Hedging, the same with and without faults.
-    #[command(flatten)]
-    pub hedge: HedgeArgs,
-    /// Write the rows as CSV here too.
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// Write the report as JSON here too.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    Chaos(ChaosArgs),
 }
 
 /// `seqless bench calibrate`.
@@ -786,187 +667,4 @@ pub struct LangidArgs {
     /// sentences (docs/langid.md).
     #[arg(long)]
     pub word_lists: bool,
-}
-
-/// `seqless cost`.
-///
-/// `--paper` reproduces fixed figures and takes only `--json`; every other flag belongs to the
-/// full model (the `full_model` group) and is refused beside it.
-#[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("full_model").multiple(true)))]
-pub struct CostArgs {
-    /// Reproduce the paper's arithmetic exactly ($3.944 serverless against $0.9), term by term.
-    #[arg(long, conflicts_with = "full_model")]
-    pub paper: bool,
-    /// Print JSON (the FullCost, plus a `comparison` with the instance; or the paper's terms).
-    #[arg(long)]
-    pub json: bool,
-    /// Per-stage usage from a trace: the output of `seqless classify --mode serverless --json`
-    /// (one or more queries, JSON lines or a JSON array).
-    #[arg(long, group = "full_model")]
-    pub trace: Option<PathBuf>,
-    /// Per-stage usage by hand, NAME:INVOCATIONS_PER_QUERY:BILLED_MS:MEMORY_MB[:COLD_FRACTION];
-    /// repeat for each stage.
-    #[arg(long, group = "full_model", conflicts_with = "trace")]
-    pub stage: Vec<String>,
-    /// Queries served in the period.
-    #[arg(long, group = "full_model", default_value_t = 1_000_000)]
-    pub queries: u64,
-    /// Length of the period, hours (the master and cache nodes are paid by the hour).
-    #[arg(long, group = "full_model", default_value_t = 1.0)]
-    pub hours: f64,
-    /// Function architecture.
-    #[arg(long, group = "full_model", value_enum, default_value = "x86_64")]
-    pub arch: Arch,
-    /// A pricing TOML overriding the embedded AWS prices.
-    #[arg(long, group = "full_model")]
-    pub pricing: Option<PathBuf>,
-    /// ElastiCache node type (a key of the price list's [instances]).
-    #[arg(long, group = "full_model", default_value = "cache.m5.large")]
-    pub cache_node: String,
-    /// Number of cache nodes.
-    #[arg(long, group = "full_model", default_value_t = 1)]
-    pub cache_nodes: u32,
-    /// Instance type of the master (a key of the price list's [instances]).
-    #[arg(long, group = "full_model", default_value = "paper-master")]
-    pub master: String,
-    /// Another hourly charge of the deployment, a key of the price list's [instances]
-    /// times a count, such as vpc-interface-endpoint-az:2 (repeatable).
-    #[arg(long, value_name = "NAME[:COUNT]")]
-    pub hourly: Vec<String>,
-    /// Billed INIT of one cold start, ms [default: the trace's mean, else 250].
-    #[arg(long, group = "full_model")]
-    pub init_ms: Option<u64>,
-    /// Fraction of every stage's invocations that start cold [default: the trace's, or the
-    /// --stage field].
-    #[arg(long, group = "full_model")]
-    pub cold_start_fraction: Option<f64>,
-    /// Store bytes (reads + writes) per query [default: the trace's, else 0].
-    #[arg(long, group = "full_model")]
-    pub store_bytes_per_query: Option<u64>,
-    /// Fraction of store traffic crossing Availability Zones (billed per GB).
-    #[arg(long, group = "full_model", default_value_t = 0.0)]
-    pub cross_az_fraction: f64,
-    /// Instance to compare with (a key of the price list's [instances]).
-    #[arg(long, group = "full_model", default_value = "p2.xlarge")]
-    pub instance: String,
-    /// Hourly price of that instance [default: its price in the price list].
-    #[arg(long, group = "full_model")]
-    pub instance_hourly: Option<f64>,
-    /// Queries per second the instance serves at full use (the paper's p2.xlarge: 1,000).
-    #[arg(long, group = "full_model", default_value_t = 1000.0)]
-    pub instance_qps: f64,
-}
-
-/// `seqless simulate`.
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// A SimConfig JSON (docs/simulator.md); missing fields take their defaults.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Seed of every random choice (overrides the config's).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Length of the arrival window, seconds.
-    #[arg(long)]
-    pub duration_s: Option<f64>,
-    /// Time after the window for queries in flight to finish, seconds.
-    #[arg(long)]
-    pub drain_s: Option<f64>,
-    /// Arrival process: constant or poisson (at --rate), or JSON such as
-    /// '{"kind":"bursty","on_rate_qps":500,"off_rate_qps":0,"on_s":5,"off_s":25}'.
-    #[arg(long)]
-    pub arrivals: Option<String>,
-    /// Mean arrival rate, q/s (rescales the configured process, keeping its shape).
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Length distribution as JSON, such as '{"kind":"log_normal","median_bytes":4096,"sigma":1}'.
-    #[arg(long)]
-    pub lengths: Option<String>,
-    /// Every query this many bytes long.
-    #[arg(long, conflicts_with = "lengths")]
-    pub length_bytes: Option<usize>,
-    /// Number of instances in the compared fleet.
-    #[arg(long)]
-    pub instances: Option<u32>,
-    /// A pricing TOML overriding the config's prices.
-    #[arg(long)]
-    pub pricing: Option<PathBuf>,
-    /// Also run at these arrival rates, q/s, comma-separated (throughput-vs-load).
-    #[arg(long, value_delimiter = ',')]
-    pub sweep: Vec<f64>,
-    /// Also run with these numbers of closed-loop clients, comma-separated.
-    #[arg(long, value_delimiter = ',', conflicts_with = "sweep")]
-    pub sweep_clients: Vec<u32>,
-    /// Directory for report.json, timeline.csv, queries.csv, sweep.json/.csv and the plots.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Print the report JSON instead of the summary.
-    #[arg(long)]
-    pub json: bool,
-    /// Query shapes from this SyntheticShape JSON instead of the default synthetic model.
-    #[arg(long, conflicts_with = "model")]
-    pub shape: Option<PathBuf>,
-    /// A calibration JSON (from `seqless bench calibrate`) replacing the config's.
-    #[arg(long)]
-    pub calibration: Option<PathBuf>,
-    /// Query shapes from the real planner over this model directory (or config.json).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// The instance fleet compared (docs/simulator.md, "Instance baselines"):
-    /// `gpu-roofline` (the default with --model; an upper bound for a p2.xlarge),
-    /// `cpu-measured` (this machine's `seqless serve` throughput scaled to a c5.xlarge), or
-    /// `config` (the --config file's `instances`, the default without --model).
-    #[arg(long, value_parser = ["gpu-roofline", "cpu-measured", "config"])]
-    pub instance: Option<String>,
-    /// Also run at each of these input lengths, bytes, comma-separated, at the configured
-    /// load (bytes classified per second against input size), serverless against both
-    /// derived baselines. Needs --model.
-    #[arg(long, value_delimiter = ',')]
-    pub sweep_bytes: Vec<usize>,
-    /// With --model: the stage graph.
-    #[command(flatten)]
-    pub plan: PlanArgs,
-}
-
-/// `seqless plan`.
-#[derive(Debug, Args)]
-pub struct PlannerArgs {
-    /// Model directory (or its config.json); only the config is read.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Query length in bytes.
-    #[arg(long)]
-    pub bytes: usize,
-    /// A calibration from `seqless bench calibrate` (default: the simulator's placeholders).
-    #[arg(long)]
-    pub calibration: Option<PathBuf>,
-    /// Latency bound, ms: only configurations predicted within it are picked.
-    #[arg(long)]
-    pub slo_ms: Option<f64>,
-    /// What the pick minimises within the SLO.
-    #[arg(long, value_enum, default_value = "cost")]
-    pub objective: seqless_sim::planner::Objective,
-    /// Plans to consider, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "fused,paper,resident")]
-    pub plans: Vec<PlanKind>,
-    /// Split counts to consider, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
-    pub splits: Vec<usize>,
-    /// Function memory sizes to consider, MB, comma-separated (128 to 10,240).
-    #[arg(long, value_delimiter = ',', default_value = "1024,1769,3538", value_parser = memory_mb)]
-    pub memory_mb: Vec<u32>,
-    /// The functions share this many cores (a local platform on one machine); by default
-    /// each has its own, as on Lambda.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub host_cores: Option<u32>,
-    /// A pricing TOML overriding the default AWS prices.
-    #[arg(long)]
-    pub pricing: Option<PathBuf>,
-    /// Function architecture for prices.
-    #[arg(long, value_enum, default_value = "x86_64")]
-    pub arch: Arch,
-    /// Print JSON: every candidate and the pick.
-    #[arg(long)]
-    pub json: bool,
 }

@@ -52,4 +52,15 @@ pub enum CostError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Command-line flags that contradict each other; the message names them.
+    #[error("{0}")]
+    Flags(String),
+    /// A flag's value could not be priced; the message names the flag and the cause.
+    #[error("{flag}: {cause}")]
+    InFlag {
+        /// The flag, such as `--master`.
+        flag: String,
+        /// Why its value was refused.
+        cause: Box<CostError>,
+    },
 }

@@ -31,6 +31,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "clap")]
+mod cost_args;
 mod error;
 mod fmt;
 mod full;
@@ -39,6 +41,8 @@ mod paper;
 mod pricing;
 mod usage;
 
+#[cfg(feature = "clap")]
+pub use cost_args::CostArgs;
 pub use error::CostError;
 pub use fmt::count as format_count;
 pub use full::{FullCost, FullCostInput, StageCost, StageUsage, UnitPrices};

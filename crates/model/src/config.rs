@@ -98,6 +98,16 @@ impl ModelConfig {
         Self::from_json(&bytes, path)
     }
 
+    /// Reads and validates the config of a model directory, or `config.json` itself when
+    /// `path` is a file: commands that need only the architecture take either.
+    pub fn load_from(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            Self::load(&path.join(crate::CONFIG_FILE))
+        } else {
+            Self::load(path)
+        }
+    }
+
     /// As [`ModelConfig::load`], from the file's bytes; `path` is only used in messages.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
         let config: Self = serde_json::from_slice(bytes).map_err(|e| ModelError::ConfigSyntax {

@@ -65,6 +65,9 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// Command-line flags that cannot train; the message names them.
+    #[error("{0}")]
+    Flags(String),
     /// An error from candle while training or saving.
     #[cfg(feature = "train")]
     #[error("tensor library: {0}")]

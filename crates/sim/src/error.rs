@@ -52,6 +52,18 @@ pub enum SimError {
     /// Pricing failed (unknown instance name, bad price file).
     #[error(transparent)]
     Cost(#[from] seqless_cost::CostError),
+    /// The model's config could not be read.
+    #[error(transparent)]
+    Model(#[from] seqless_model::ModelError),
+    /// The plan flags are contradictory (more splits than the maximum).
+    #[error(transparent)]
+    Plan(#[from] seqless_plan::PlanError),
+    /// No candidate configuration meets the latency bound asked for.
+    #[error(transparent)]
+    SloUnmet(#[from] crate::planner::SloUnmet),
+    /// Command-line flags that contradict each other or the model; the message names them.
+    #[error("{0}")]
+    Flags(String),
     /// A chart could not be drawn or written.
     #[error("cannot draw {}: {reason}", path.display())]
     Plot {

@@ -38,6 +38,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "clap")]
+mod args;
 mod baseline;
 mod config;
 mod error;
@@ -57,6 +59,8 @@ mod shape;
 mod sweep;
 mod workload;
 
+#[cfg(feature = "clap")]
+pub use args::{Planned, PlannerArgs, SimulateArgs, Simulated};
 pub use baseline::{
     C5_XLARGE, CPU_MEASUREMENTS, CpuMeasurement, CpuSpec, ForwardCost, GpuSpec, InstanceBaseline,
     K80_DIE, LANGID_SERVE, SEED_SCALE_SERVE, cpu_measured, forward_cost, gpu_roofline,

@@ -85,6 +85,36 @@ impl Candidate {
     pub fn is_layer_wise(&self) -> bool {
         self.plan == PlanKind::Fused && self.splits_used == 1
     }
+
+    /// The header of the candidates table ([`Candidate::row`]).
+    pub fn table_header() -> String {
+        format!(
+            "{:>9} {:>6} {:>6} {:>11} {:>13} {:>8} {:>9} {:>10}  frontier",
+            "plan", "splits", "MB", "latency_ms", "usd/query", "requests", "GB-s", "store_MB"
+        )
+    }
+
+    /// This candidate as a line of the table; a refused one says why.
+    pub fn row(&self) -> String {
+        let head = format!(
+            "{:>9} {:>6} {:>6}",
+            self.plan.as_str(),
+            self.splits_used.max(self.splits),
+            self.memory_mb
+        );
+        match &self.refused {
+            Some(why) => format!("{head}  refused: {why}"),
+            None => format!(
+                "{head} {:>11.1} {:>13.9} {:>8} {:>9.4} {:>10.2}  {}",
+                self.latency_ms,
+                self.cost_usd,
+                self.requests,
+                self.gb_s,
+                self.store_bytes as f64 / 1e6,
+                if self.pareto { "*" } else { "" }
+            ),
+        }
+    }
 }
 
 /// What the search is for.

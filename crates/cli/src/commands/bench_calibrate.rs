@@ -9,7 +9,7 @@ use crate::cli::BenchCalibrateArgs;
 
 /// Runs `seqless bench calibrate`.
 pub fn run(args: BenchCalibrateArgs) -> Result<()> {
-    let config = super::simulate::load_model_config(&args.model)?;
+    let config = seqless_model::ModelConfig::load_from(&args.model)?;
     let rt = super::exec::runtime()?;
     let calibration = rt.block_on(async {
         let coordinator = args

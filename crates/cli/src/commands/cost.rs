@@ -11,22 +11,21 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result};
 use seqless_coordinator::Trace;
 use seqless_cost::format_count as thousands;
-use seqless_cost::{
-    Comparison, DEFAULT_INIT_MS, FullCost, FullCostInput, Pricing, StageUsage, paper_cost,
-    summarise,
-};
+use seqless_cost::{CostArgs, FullCost, Pricing, UsageSummary, paper_cost, summarise};
 
-use super::usage;
-use crate::cli::CostArgs;
-
-/// Reads a trace file (see [`Trace::read_many`]).
-fn read_traces(path: &Path) -> Result<Vec<Trace>> {
+/// Reads a trace file (see [`Trace::read_many`]) and summarises its usage.
+fn read_usage(path: &Path) -> Result<UsageSummary> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading trace {}", path.display()))?;
-    Trace::read_many(&text).with_context(|| format!("trace {}", path.display()))
+    let usage: Vec<_> = Trace::read_many(&text)
+        .with_context(|| format!("trace {}", path.display()))?
+        .iter()
+        .map(Trace::usage)
+        .collect();
+    summarise(&usage).with_context(|| format!("summarising trace {}", path.display()))
 }
 
 /// Runs `seqless cost`.
@@ -41,22 +40,10 @@ pub fn run(args: CostArgs) -> Result<()> {
         return Ok(());
     }
     let pricing = Pricing::load_or_default(args.pricing.as_deref())?;
-    let (mut stages, measured_init, measured_store, source) = match (
-        &args.trace,
-        args.stage.is_empty(),
-    ) {
-        (Some(path), true) => {
-            let usage: Vec<_> = read_traces(path)?.iter().map(Trace::usage).collect();
-            let summary = summarise(&usage)
-                .with_context(|| format!("summarising trace {}", path.display()))?;
-            let source = format!(
-                "trace {}: {} quer{}, {} invocations, {} cold",
-                path.display(),
-                summary.queries,
-                if summary.queries == 1 { "y" } else { "ies" },
-                summary.invocations,
-                summary.cold_starts
-            );
+    let measured = args.trace.as_deref().map(read_usage).transpose()?;
+    let input = args.input(&pricing, measured.as_ref())?;
+    let source = match (&args.trace, &measured) {
+        (Some(path), Some(summary)) => {
             if summary.cold_starts > 0 && args.cold_start_fraction.is_none() {
                 eprintln!(
                     "note: {} of {} invocations in the trace were cold starts; that fraction is applied \
@@ -66,57 +53,19 @@ pub fn run(args: CostArgs) -> Result<()> {
                     thousands(args.queries)
                 );
             }
-            (
-                summary.stages,
-                summary.init_ms,
-                Some(summary.store_bytes_per_query),
-                source,
+            format!(
+                "trace {}: {} quer{}, {} invocations, {} cold",
+                path.display(),
+                summary.queries,
+                if summary.queries == 1 { "y" } else { "ies" },
+                summary.invocations,
+                summary.cold_starts
             )
         }
-        (None, false) => {
-            let stages = args
-                .stage
-                .iter()
-                .map(|s| s.parse::<StageUsage>().map_err(|e| anyhow!("--stage {e}")))
-                .collect::<Result<Vec<StageUsage>>>()?;
-            (stages, None, None, "--stage flags".to_string())
-        }
-        (Some(_), false) => usage!("give either --trace or --stage, not both"),
-        (None, true) => usage!(
-            "the full cost model needs per-stage usage: --trace FILE (the output of \
-             `seqless classify --mode serverless --json`) or --stage NAME:INVOCATIONS:MS:MB[:COLD] \
-             (repeatable); or --paper for the paper's arithmetic"
-        ),
-    };
-    if let Some(fraction) = args.cold_start_fraction {
-        ensure!(
-            fraction.is_finite() && (0.0..=1.0).contains(&fraction),
-            "--cold-start-fraction is {fraction}; expected a number in [0, 1]"
-        );
-        for s in &mut stages {
-            s.cold_start_fraction = fraction;
-        }
-    }
-    let input = FullCostInput {
-        queries: args.queries,
-        arch: args.arch,
-        stages,
-        init_ms: args.init_ms.or(measured_init).unwrap_or(DEFAULT_INIT_MS),
-        cache_nodes: args.cache_nodes,
-        cache_node_hourly_usd: pricing.hourly(&args.cache_node).context("--cache-node")?,
-        master_hourly_usd: pricing.hourly(&args.master).context("--master")?,
-        hours: args.hours,
-        store_bytes_per_query: args.store_bytes_per_query.or(measured_store).unwrap_or(0),
-        cross_az_fraction: args.cross_az_fraction,
-        other_hourly_usd: pricing.hourly_charges(&args.hourly).context("--hourly")?,
+        _ => "--stage flags".to_string(),
     };
     let cost = FullCost::compute(&pricing, &input)?;
-    let hourly_usd = match args.instance_hourly {
-        Some(usd) => usd,
-        None => pricing.hourly(&args.instance).context("--instance")?,
-    };
-    let comparison = Comparison::new(&cost, &args.instance, hourly_usd, args.instance_qps)
-        .context("break-even against --instance-hourly / --instance-qps")?;
+    let comparison = args.comparison(&pricing, &cost)?;
     if args.json {
         let mut json = serde_json::to_value(&cost)?;
         json["comparison"] = serde_json::to_value(&comparison)?;

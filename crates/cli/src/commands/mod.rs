@@ -125,6 +125,7 @@ fn user_must_fix(err: &(dyn std::error::Error + 'static)) -> bool {
             | ModelError::Weights { .. }
             | ModelError::SafeTensors { .. }
             | ModelError::Input(_)
+            | ModelError::Flags(_)
             | ModelError::Data { .. } => true,
             _ => false,
         };
@@ -145,8 +146,13 @@ fn user_must_fix(err: &(dyn std::error::Error + 'static)) -> bool {
             CostError::Parse { .. }
             | CostError::BadPrice { .. }
             | CostError::UnknownInstance { .. }
-            | CostError::InvalidInput { .. } => true,
+            | CostError::InvalidInput { .. }
+            | CostError::Flags(_) => true,
+            CostError::InFlag { cause, .. } => user_must_fix(cause.as_ref()),
         };
+    }
+    if let Some(e) = err.downcast_ref::<seqless_bench::BenchError>() {
+        return matches!(e, seqless_bench::BenchError::Flags(_));
     }
     if let Some(e) = err.downcast_ref::<SimError>() {
         return match e {
@@ -154,8 +160,12 @@ fn user_must_fix(err: &(dyn std::error::Error + 'static)) -> bool {
             SimError::Json { .. }
             | SimError::TraceLine { .. }
             | SimError::Config { .. }
-            | SimError::Shape { .. } => true,
+            | SimError::Shape { .. }
+            | SimError::Plan(_)
+            | SimError::SloUnmet(_)
+            | SimError::Flags(_) => true,
             SimError::Cost(cost) => user_must_fix(cost),
+            SimError::Model(model) => user_must_fix(model),
             SimError::Plot { .. } => false,
         };
     }

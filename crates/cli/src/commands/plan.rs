@@ -2,47 +2,14 @@
 //! length, with predicted latency and cost (`seqless_sim::planner`), the Pareto frontier,
 //! and the pick for an objective within an SLO.
 
-use anyhow::{Context, Result};
-use seqless_sim::Calibration;
-use seqless_sim::planner::{Candidate, SearchSpace, pick, search};
-
-use super::simulate::load_model_config;
-use super::usage;
-use crate::cli::PlannerArgs;
+use anyhow::Result;
+use seqless_sim::PlannerArgs;
+use seqless_sim::planner::Candidate;
 
 pub fn run(args: PlannerArgs) -> Result<()> {
-    if args.bytes == 0 {
-        usage!("--bytes 0: a query has at least 1 byte");
-    }
-    if let Some(slo) = args.slo_ms.filter(|s| !(s.is_finite() && *s > 0.0)) {
-        usage!("--slo-ms {slo}: give a positive number of milliseconds");
-    }
-    let config = load_model_config(&args.model)?;
-    config
-        .check_input_len(args.bytes)
-        .map_err(|e| super::UsageError(format!("--bytes {}: {e}", args.bytes)))?;
-    let calibration = match &args.calibration {
-        Some(path) => Calibration::load(path)
-            .with_context(|| format!("loading calibration {}", path.display()))?,
-        None => Calibration::default(),
-    };
-    let pricing = seqless_cost::Pricing::load_or_default(args.pricing.as_deref())?;
-    let space = SearchSpace {
-        plans: args.plans.clone(),
-        splits: args.splits.clone(),
-        memory_mb: args.memory_mb.clone(),
-        host_cores: args.host_cores,
-    };
-    let candidates = search(
-        &config,
-        args.bytes,
-        &calibration,
-        &space,
-        &pricing,
-        args.arch,
-    );
-    let chosen = pick(&candidates, args.objective, args.slo_ms)
-        .map_err(|e| super::UsageError(e.to_string()))?;
+    let planned = args.plan()?;
+    let (candidates, calibration) = (&planned.candidates, &planned.calibration);
+    let chosen = planned.pick.map(|i| &candidates[i]);
     if args.json {
         let json = serde_json::json!({
             "bytes": args.bytes,
@@ -65,9 +32,9 @@ pub fn run(args: PlannerArgs) -> Result<()> {
         "predicted on a warm, idle deployment; every transfer through the store (inline payloads are not built); memory above {} MB is not assumed to speed compute (unvalidated here)",
         calibration.cpu_reference_mb
     );
-    println!("{}", header());
-    for c in &candidates {
-        println!("{}", line(c));
+    println!("{}", Candidate::table_header());
+    for c in candidates {
+        println!("{}", c.row());
     }
     if let Some(layer_wise) = candidates
         .iter()
@@ -94,32 +61,4 @@ pub fn run(args: PlannerArgs) -> Result<()> {
         None => println!("no configuration can run this query (all refused above)"),
     }
     Ok(())
-}
-
-fn header() -> String {
-    format!(
-        "{:>9} {:>6} {:>6} {:>11} {:>13} {:>8} {:>9} {:>10}  frontier",
-        "plan", "splits", "MB", "latency_ms", "usd/query", "requests", "GB-s", "store_MB"
-    )
-}
-
-fn line(c: &Candidate) -> String {
-    let head = format!(
-        "{:>9} {:>6} {:>6}",
-        c.plan.as_str(),
-        c.splits_used.max(c.splits),
-        c.memory_mb
-    );
-    match &c.refused {
-        Some(why) => format!("{head}  refused: {why}"),
-        None => format!(
-            "{head} {:>11.1} {:>13.9} {:>8} {:>9.4} {:>10.2}  {}",
-            c.latency_ms,
-            c.cost_usd,
-            c.requests,
-            c.gb_s,
-            c.store_bytes as f64 / 1e6,
-            if c.pareto { "*" } else { "" }
-        ),
-    }
 }

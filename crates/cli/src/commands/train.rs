@@ -5,12 +5,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use seqless_model::train::{
-    EpochReport, TrainNet, TrainOptions, TrainProgress, load_examples, train,
+    EpochReport, InitArgs, TrainArgs, TrainNet, TrainProgress, check_out_dir, load_examples, train,
 };
 use seqless_model::{CONFIG_FILE, ModelConfig, WEIGHTS_FILE};
 
 use super::usage;
-use crate::cli::{InitArgs, TrainArgs};
 
 /// Draws one indicatif bar per epoch with the running loss and accuracy.
 struct Bar {
@@ -53,72 +52,6 @@ impl TrainProgress for Bar {
     }
 }
 
-/// Refuses an `--out` that cannot become a model directory: an existing file, or a path under
-/// one. Checked before anything is read or written, so a refusal leaves no files.
-fn check_out_dir(out: &Path) -> Result<()> {
-    let mut existing = Some(out);
-    while let Some(path) = existing {
-        if path.as_os_str().is_empty() {
-            break;
-        }
-        if path.exists() {
-            if !path.is_dir() {
-                usage!(
-                    "--out {}: {} is a file, not a directory; give a new or existing directory",
-                    out.display(),
-                    path.display()
-                );
-            }
-            break;
-        }
-        existing = path.parent();
-    }
-    Ok(())
-}
-
-/// Refuses training options that cannot train: every one is checked before the data is
-/// read or a worker starts, so a long run never fails late on a flag.
-fn check_train_options(args: &TrainArgs) -> Result<()> {
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        usage!(
-            "--lr {}: the learning rate must be a finite number above 0",
-            args.lr
-        );
-    }
-    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
-        usage!(
-            "--weight-decay {}: must be a finite number of at least 0",
-            args.weight_decay
-        );
-    }
-    if args.batch_size == 0 {
-        usage!("--batch-size 0: a batch needs at least 1 document");
-    }
-    if args.epochs == 0 {
-        usage!("--epochs 0: training needs at least 1 epoch");
-    }
-    if !(args.valid_fraction > 0.0 && args.valid_fraction < 1.0) {
-        usage!(
-            "--valid-fraction {}: must be above 0 and below 1 (some data to validate on, some to train on)",
-            args.valid_fraction
-        );
-    }
-    if let Some(dir) = &args.init_from
-        && !dir.join(CONFIG_FILE).is_file()
-    {
-        usage!(
-            "--init-from {}: no {CONFIG_FILE} there; give a model directory",
-            dir.display()
-        );
-    }
-    // The architecture flags, with stand-in labels: the real ones come from the data.
-    args.arch.config(vec!["a".into(), "b".into()])?;
-    if args.threads == Some(0) {
-        usage!("--threads 0: give at least 1, or leave it out for all cores");
-    }
-    check_out_dir(&args.out)
-}
-
 /// Writes a model directory: config and weights.
 fn write_model_dir(dir: &Path, config: &ModelConfig, net: &TrainNet) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -154,23 +87,12 @@ pub fn init(args: InitArgs) -> Result<()> {
 
 /// Runs `seqless train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    check_train_options(&args)?;
+    let options = args.options()?;
     let examples = load_examples(&args.data, true)?;
     let mut labels: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
     labels.sort();
     labels.dedup();
     let config = args.arch.config(labels)?;
-    let options = TrainOptions {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        weight_decay: args.weight_decay,
-        seed: args.seed,
-        valid_fraction: args.valid_fraction,
-        init_from: args.init_from.clone(),
-        checkpoint_dir: Some(args.out.clone()),
-        ..TrainOptions::default()
-    };
     eprintln!(
         "training on {} documents, {} labels, layers {}, {} epochs",
         examples.len(),
