@@ -80,57 +80,7 @@ pub enum Command {
     /// Run a Lambda-compatible local platform: the Invoke API for callers, function
     /// processes on the Runtime API (docs/platform.md).
     #[cfg(feature = "platform")]
-    Platform(PlatformArgs),
-}
-
-/// `seqless platform`.
-#[cfg(feature = "platform")]
-#[derive(Debug, Args)]
-pub struct PlatformArgs {
-    /// Address of the Invoke API (port 0 picks a free one; the URL is printed).
-    #[arg(long, default_value = "127.0.0.1:9000")]
-    pub listen: std::net::SocketAddr,
-    /// Model directory the function processes load.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Store the function processes share: redis://..., rediss://..., redis+cluster://...
-    #[arg(long)]
-    pub store: String,
-    /// Prefix of every store key (the coordinator's --key-prefix).
-    #[arg(long, default_value = "seqless:")]
-    pub key_prefix: String,
-    /// Expiry of every stored tensor, in seconds.
-    #[arg(long, default_value_t = 300)]
-    pub ttl_secs: u64,
-    /// Function processes alive at once, over all functions.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Invocations that may wait for a busy platform before it throttles (429); 0
-    /// throttles at once, as Lambda does.
-    #[arg(long, default_value_t = 256)]
-    pub queue: usize,
-    /// Seconds an idle function process stays warm.
-    #[arg(long, default_value_t = 600.0)]
-    pub idle_timeout_secs: f64,
-    /// Seconds an invocation may run before it is failed and its process killed.
-    #[arg(long, default_value_t = 60.0)]
-    pub timeout_secs: f64,
-    /// Memory size of every function, MB (billing and AWS_LAMBDA_FUNCTION_MEMORY_SIZE).
-    #[arg(long, default_value_t = seqless_plan::DEFAULT_MEMORY_MB, value_parser = seqless_plan::memory_mb)]
-    pub memory_mb: u32,
-    /// Memory sizes by stage kind, such as tfilm=256,head=256.
-    #[arg(long, default_value = "", value_parser = seqless_platform::parse_function_memory)]
-    pub function_memory: std::collections::BTreeMap<String, u32>,
-    /// Function names are this prefix plus the stage kind (seqless-conv, ...).
-    #[arg(long, default_value = "seqless-")]
-    pub function_prefix: String,
-    /// The function binary, run as `EXE function` [default: this seqless].
-    #[arg(long)]
-    pub worker_exe: Option<PathBuf>,
-    /// Inject faults per invocation, seeded: seed=N,error=R,crash=R,delay=R,delay-factor=F,throttle=R
-    /// (docs/platform.md, "Fault injection").
-    #[arg(long, value_parser = |s: &str| s.parse::<seqless_platform::FaultInjection>())]
-    pub faults: Option<seqless_platform::FaultInjection>,
+    Platform(seqless_platform::PlatformArgs),
 }
 
 /// `seqless eval`.
@@ -230,7 +180,7 @@ pub struct ServerlessArgs {
     #[command(flatten)]
     pub hedge: HedgeArgs,
     /// How many functions may run at once: the platform's concurrency limit (`seqless
-    /// platform --max-concurrency`, or the Lambda functions' reserved concurrency). A
+    /// platform --concurrency`, or the Lambda functions' reserved concurrency). A
     /// resident query starts when S + 1 slots are free and its splits are capped at N - 1,
     /// so queries never wait on each other's functions. Default: the in-process pool's
     /// --concurrency; no bound for local and lambda.
@@ -479,28 +429,9 @@ pub struct ServeArgs {
     /// Execution mode and its settings.
     #[command(flatten)]
     pub exec: ExecArgs,
-    /// Largest request body, bytes (413 above it).
-    #[arg(long, default_value_t = 4 << 20)]
-    pub body_limit: usize,
-    /// Queries in flight at once; more are refused with 503 and Retry-After.
-    #[arg(long, default_value_t = 64)]
-    pub max_in_flight: usize,
-    /// Memory the running queries' estimated peaks may add up to, MiB [default: half the
-    /// machine's memory, or of the cgroup's limit]. A query over it is refused with 413.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=(u64::MAX >> 20)))]
-    pub memory_budget_mb: Option<u64>,
-    /// Queries that may wait for memory at once; more are refused with 503 and Retry-After.
-    #[arg(long, default_value_t = 64)]
-    pub memory_queue_max: usize,
-    /// Longest a query waits for memory, ms, before it is refused with 503 and Retry-After.
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub memory_queue_wait_ms: u64,
-    /// Time a request may take from admission to answer, ms (504 after it).
-    #[arg(long, default_value_t = 30_000)]
-    pub deadline_ms: u64,
-    /// Most texts in one POST /v1/classify/batch.
-    #[arg(long, default_value_t = 64)]
-    pub max_batch_texts: usize,
+    /// What the server admits.
+    #[command(flatten)]
+    pub limits: seqless_server::LimitsArgs,
     /// Read the bearer token from this file instead of $SEQLESS_API_TOKEN (no token: no auth).
     #[arg(long)]
     pub auth_token_file: Option<PathBuf>,
@@ -572,7 +503,7 @@ pub struct BenchServerlessArgs {
     /// (needs --store redis://...).
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// With --endpoint: the platform's --max-concurrency, which caps resident splits.
+    /// With --endpoint: the platform's --concurrency, which caps resident splits.
     #[arg(long, value_parser = function_slots)]
     pub function_slots: Option<usize>,
     /// Write the table as CSV here too.

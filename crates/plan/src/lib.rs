@@ -35,7 +35,7 @@ mod traffic;
 
 pub use geometry::{LayerGeometry, split_blocks};
 #[cfg(feature = "clap")]
-pub use plan_args::{DEFAULT_MEMORY_MB, PlanArgs, memory_mb};
+pub use plan_args::PlanArgs;
 pub use seqless_wire::{
     EdgeWrite, FilmSource, ResidentLayer, RowSource, Stage, StageKind, StageOp,
 };

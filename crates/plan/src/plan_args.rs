@@ -1,13 +1,9 @@
 //! The planning flags of a command line, as one clap group that becomes [`Limits`].
 
 use clap::Args;
-use seqless_wire::lambda::MEMORY_MB;
+use seqless_wire::lambda::{DEFAULT_MEMORY_MB, parse_memory_mb};
 
 use crate::{Limits, PlanError, PlanKind, Splits};
-
-/// The default function memory: 1,769 MB is where Lambda gives a function one full vCPU,
-/// which the compute-bound stages use (and the simulator's calibration assumes).
-pub const DEFAULT_MEMORY_MB: u32 = 1769;
 
 /// How a query is cut into stage functions.
 #[derive(Debug, Clone, Args)]
@@ -28,7 +24,7 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = 65_536)]
     pub min_rows_per_split: usize,
     /// Memory of each function, MB, 128 to 10,240 (billing, and the plan's memory bound).
-    #[arg(long, default_value_t = DEFAULT_MEMORY_MB, value_parser = memory_mb)]
+    #[arg(long, default_value_t = DEFAULT_MEMORY_MB, value_parser = parse_memory_mb)]
     pub memory_mb: u32,
 }
 
@@ -50,20 +46,5 @@ impl PlanArgs {
             min_rows_per_split: self.min_rows_per_split,
             max_value_bytes: None,
         })
-    }
-}
-
-/// Parses a function's memory flag within Lambda's sizes ([`MEMORY_MB`]).
-pub fn memory_mb(s: &str) -> Result<u32, String> {
-    let mb: i64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a whole number of MB"))?;
-    match u32::try_from(mb) {
-        Ok(mb) if MEMORY_MB.contains(&mb) => Ok(mb),
-        _ => Err(format!(
-            "{mb} MB is outside Lambda's {} to {} MB",
-            MEMORY_MB.start(),
-            MEMORY_MB.end()
-        )),
     }
 }

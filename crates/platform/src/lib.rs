@@ -22,6 +22,8 @@ mod invoke;
 mod logs;
 mod metrics;
 mod options;
+#[cfg(feature = "clap")]
+mod platform_args;
 mod pool;
 mod runtime_api;
 mod server;
@@ -29,6 +31,8 @@ mod worker;
 
 pub use errors::PlatformError;
 pub use options::{FunctionSpec, INIT_TIMEOUT, PlatformOptions, parse_function_memory};
+#[cfg(feature = "clap")]
+pub use platform_args::PlatformArgs;
 pub use pool::WorkerInfo;
 pub use seqless_wire::faults::FaultInjection;
 pub use server::PlatformServer;

@@ -89,10 +89,10 @@ impl PlatformOptions {
             ));
         }
         if self.max_concurrency == 0 {
-            return bad("--max-concurrency must be at least 1".into());
+            return bad("--concurrency must be at least 1".into());
         }
         if self.timeout.is_zero() {
-            return bad("--timeout must be positive".into());
+            return bad("--timeout-secs must be positive".into());
         }
         let sizes = std::iter::once(("default", self.memory_mb))
             .chain(self.function_memory.iter().map(|(k, v)| (k.as_str(), *v)));

@@ -21,6 +21,8 @@ mod auth;
 mod batcher;
 mod engine;
 mod error;
+#[cfg(feature = "clap")]
+mod limits_args;
 mod metrics;
 mod openapi;
 mod routes;
@@ -33,6 +35,8 @@ pub use auth::{ApiToken, TOKEN_ENV, TokenError};
 pub use batcher::Batching;
 pub use engine::Engine;
 pub use error::ApiError;
+#[cfg(feature = "clap")]
+pub use limits_args::LimitsArgs;
 pub use metrics::Metrics;
 pub use openapi::{ApiDoc, document};
 pub use routes::router;

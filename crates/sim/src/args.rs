@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use clap::Args;
 use seqless_cost::{Arch, Pricing};
 use seqless_model::ModelConfig;
-use seqless_plan::{PlanArgs, PlanKind, memory_mb};
+use seqless_plan::{PlanArgs, PlanKind};
+use seqless_wire::lambda::parse_memory_mb;
 
 use crate::planner::{Candidate, Objective, SearchSpace, pick, search};
 use crate::{
@@ -312,7 +313,7 @@ pub struct PlannerArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     pub splits: Vec<usize>,
     /// Function memory sizes to consider, MB, comma-separated (128 to 10,240).
-    #[arg(long, value_delimiter = ',', default_value = "1024,1769,3538", value_parser = memory_mb)]
+    #[arg(long, value_delimiter = ',', default_value = "1024,1769,3538", value_parser = parse_memory_mb)]
     pub memory_mb: Vec<u32>,
     /// The functions share this many cores (a local platform on one machine); by default
     /// each has its own, as on Lambda.

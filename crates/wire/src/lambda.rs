@@ -17,6 +17,25 @@ pub const DEFAULT_FUNCTION_PREFIX: &str = "seqless-";
 /// priced or emulated.
 pub const MEMORY_MB: std::ops::RangeInclusive<u32> = 128..=10_240;
 
+/// The default function memory: 1,769 MB is where Lambda gives a function one full vCPU,
+/// which the compute-bound stages use (and the simulator's calibration assumes).
+pub const DEFAULT_MEMORY_MB: u32 = 1769;
+
+/// Parses a function memory size, MB, refusing one outside Lambda's sizes ([`MEMORY_MB`]).
+pub fn parse_memory_mb(s: &str) -> Result<u32, String> {
+    let mb: i64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of MB"))?;
+    match u32::try_from(mb) {
+        Ok(mb) if MEMORY_MB.contains(&mb) => Ok(mb),
+        _ => Err(format!(
+            "{mb} MB is outside Lambda's {} to {} MB",
+            MEMORY_MB.start(),
+            MEMORY_MB.end()
+        )),
+    }
+}
+
 /// Every stage kind, each served by its own function so that each can have its own
 /// memory size (Lambda sizes memory per function).
 pub const FUNCTION_KINDS: [StageKind; 5] = [

@@ -151,6 +151,10 @@ fn user_must_fix(err: &(dyn std::error::Error + 'static)) -> bool {
             CostError::InFlag { cause, .. } => user_must_fix(cause.as_ref()),
         };
     }
+    #[cfg(feature = "platform")]
+    if let Some(e) = err.downcast_ref::<seqless_platform::PlatformError>() {
+        return matches!(e, seqless_platform::PlatformError::Options(_));
+    }
     if let Some(e) = err.downcast_ref::<seqless_bench::BenchError>() {
         return matches!(e, seqless_bench::BenchError::Flags(_));
     }

@@ -6,10 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use seqless_model::{CONFIG_FILE, ModelConfig, TfilmModel};
-use seqless_server::{
-    ApiToken, Batching, Engine, MemoryLimits, Metrics, Service, ServiceLimits, serve,
-    shutdown_signal,
-};
+use seqless_server::{ApiToken, Batching, Engine, Metrics, Service, serve, shutdown_signal};
 
 use super::exec::Caller;
 use crate::cli::{Mode, ServeArgs};
@@ -26,27 +23,9 @@ fn model_name(args: &ServeArgs) -> String {
     )
 }
 
-/// The memory bound the flags ask for; the budget defaults to a share of the machine's.
-fn memory_limits(args: &ServeArgs) -> MemoryLimits {
-    let defaults = MemoryLimits::default();
-    MemoryLimits {
-        budget_bytes: args
-            .memory_budget_mb
-            .map_or(defaults.budget_bytes, |mb| mb << 20),
-        queue_max: args.memory_queue_max,
-        queue_wait: Duration::from_millis(args.memory_queue_wait_ms),
-    }
-}
-
 pub fn run(args: ServeArgs) -> Result<()> {
     let token = ApiToken::from_env_or_file(args.auth_token_file.as_deref())?;
-    let limits = ServiceLimits {
-        body_limit: args.body_limit,
-        max_in_flight: args.max_in_flight,
-        memory: memory_limits(&args),
-        deadline: Duration::from_millis(args.deadline_ms.max(1)),
-        max_batch: args.max_batch_texts,
-    };
+    let limits = args.limits.limits();
     let budget_mib = limits.memory.budget_bytes >> 20;
     let deadline = limits.deadline;
     let rt = super::exec::runtime()?;
