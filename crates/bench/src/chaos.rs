@@ -21,8 +21,6 @@ use seqless_plan::{Limits, PlanKind, Splits};
 use seqless_store::{MemoryStore, StoreOptions, TensorStore, open_store};
 use serde::Serialize;
 
-#[cfg(feature = "clap")]
-pub use crate::chaos_args::{ChaosArgs, ChaosHost};
 use crate::stats::quantile;
 use crate::{BenchError, ms};
 

@@ -2,6 +2,7 @@
 //! summarised, and how results are tabled, written as CSV and drawn. The libraries do not
 //! depend on it, so no server, store or function carries bench code.
 //!
+//! - `args` (feature `clap`): the flags of the benches that need no execution mode.
 //! - [`forward`]: the monolithic forward per layer and stage, against the machine's GEMM
 //!   peak and the LSTM's roofline.
 //! - [`stats`]: the one median and quantile rule (nearest rank) every figure uses.
@@ -18,10 +19,10 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "clap")]
+pub mod args;
 pub mod calibrate;
 pub mod chaos;
-#[cfg(feature = "clap")]
-mod chaos_args;
 mod error;
 pub mod forward;
 pub mod load;

@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use seqless_bench::chaos::ChaosArgs;
-use seqless_coordinator::HedgeArgs;
+use seqless_bench::args::{
+    ChaosBenchArgs, ForwardBenchArgs, LoadBenchArgs, ServerlessBenchArgs, StoreBenchArgs,
+};
+use seqless_coordinator::{HedgeArgs, parse_function_slots};
 use seqless_cost::{Arch, CostArgs};
 #[cfg(feature = "train")]
 use seqless_model::train::{InitArgs, TrainArgs};
-use seqless_plan::{PlanArgs, PlanKind};
+use seqless_plan::PlanArgs;
 use seqless_sim::{PlannerArgs, SimulateArgs};
 
 /// Serve sequence neural networks the serverless way.
@@ -184,18 +186,8 @@ pub struct ServerlessArgs {
     /// resident query starts when S + 1 slots are free and its splits are capped at N - 1,
     /// so queries never wait on each other's functions. Default: the in-process pool's
     /// --concurrency; no bound for local and lambda.
-    #[arg(long, value_parser = function_slots, group = "serverless_args")]
+    #[arg(long, value_parser = parse_function_slots, group = "serverless_args")]
     pub function_slots: Option<usize>,
-}
-
-/// Parses `--function-slots`: at least a resident split and a serial stage.
-fn function_slots(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 2 => Ok(n),
-        _ => Err(format!(
-            "`{s}` is not a slot count: give at least 2 (a resident split and a serial stage)"
-        )),
-    }
 }
 
 /// The pool of `--platform inproc`.
@@ -349,21 +341,21 @@ pub struct ClassifyArgs {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Time the monolithic forward pass against the machine's GEMM throughput.
-    Forward(BenchForwardArgs),
+    Forward(ForwardBenchArgs),
     /// Time serverless runs against the monolithic forward, per plan, split count and size.
-    Serverless(BenchServerlessArgs),
+    Serverless(ServerlessBenchArgs),
     /// Tensor put/get throughput of a store, against redis-benchmark on the same server.
-    Store(BenchStoreArgs),
+    Store(StoreBenchArgs),
     /// Queries/s and latency of a running `seqless serve` at rising client concurrency.
-    Load(BenchLoadArgs),
+    Load(LoadBenchArgs),
     /// The local Lambda platform: cold start, warm overhead, latency against inproc.
     #[cfg(feature = "platform")]
-    Platform(BenchPlatformArgs),
+    Platform(seqless_bench::args::PlatformBenchArgs),
     /// Measure stage compute, store, cold start and overhead; write a simulator calibration.
     Calibrate(BenchCalibrateArgs),
     /// Queries under injected faults against the same queries without: success, answers
     /// equal to the monolithic forward, p50/p99, retries, hedges, keys left (docs/faults.md).
-    Chaos(ChaosArgs),
+    Chaos(ChaosBenchArgs),
 }
 
 /// `seqless bench calibrate`.
@@ -393,30 +385,6 @@ pub struct BenchCalibrateArgs {
     pub serverless: ServerlessArgs,
 }
 
-/// `seqless bench platform`.
-#[cfg(feature = "platform")]
-#[derive(Debug, Args)]
-pub struct BenchPlatformArgs {
-    /// Model directory.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Redis URL (function processes share no memory).
-    #[arg(long)]
-    pub store: String,
-    /// Query sizes in bytes for the serverless comparison, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "65536,1048576")]
-    pub bytes: Vec<usize>,
-    /// Conv functions per layer in the serverless comparison.
-    #[arg(long, default_value_t = 2)]
-    pub splits: usize,
-    /// Samples per figure; the median is reported.
-    #[arg(long, default_value_t = 7)]
-    pub runs: usize,
-    /// Write the figures as CSV here too.
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-}
-
 /// `seqless serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -438,120 +406,6 @@ pub struct ServeArgs {
     /// Monolithic dynamic batching.
     #[command(flatten)]
     pub batching: BatchingArgs,
-}
-
-/// `seqless bench load`.
-#[derive(Debug, Args)]
-pub struct BenchLoadArgs {
-    /// Base URL of a running `seqless serve`.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    /// Concurrent clients, comma-separated; the first level is the speedup baseline.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
-    pub concurrency: Vec<usize>,
-    /// Size of every query, bytes.
-    #[arg(long, default_value_t = 4096)]
-    pub bytes: usize,
-    /// Timed requests per run.
-    #[arg(long, default_value_t = 200)]
-    pub requests: usize,
-    /// Runs per level; the median run is reported.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
-    /// Cut the queries from this text file instead of random words.
-    #[arg(long)]
-    pub text_file: Option<PathBuf>,
-    /// Read the bearer token from this file instead of $SEQLESS_API_TOKEN.
-    #[arg(long)]
-    pub auth_token_file: Option<PathBuf>,
-    /// Write the table as CSV here too.
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// Draw throughput and latency against concurrency here (.svg or .png).
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
-    /// Name of this run in the plot's titles.
-    #[arg(long, default_value = "seqless serve")]
-    pub title: String,
-}
-
-/// `seqless bench serverless`.
-#[derive(Debug, Args)]
-pub struct BenchServerlessArgs {
-    /// Model directory.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Input sizes in bytes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "4096,65536,1048576")]
-    pub bytes: Vec<usize>,
-    /// Split counts, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
-    pub splits: Vec<usize>,
-    /// Plans, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "fused,paper")]
-    pub plan: Vec<PlanKind>,
-    /// Timed runs per case (after a warm-up); the median is reported.
-    #[arg(long, default_value_t = 5)]
-    pub runs: usize,
-    /// Tensor store URL (memory or redis://...).
-    #[arg(long, default_value = "memory")]
-    pub store: String,
-    /// In-process function invocations at once (default as `classify`'s --concurrency).
-    #[arg(long)]
-    pub concurrency: Option<usize>,
-    /// Run the functions on the `seqless platform` at this URL instead of in process
-    /// (needs --store redis://...).
-    #[arg(long)]
-    pub endpoint: Option<String>,
-    /// With --endpoint: the platform's --concurrency, which caps resident splits.
-    #[arg(long, value_parser = function_slots)]
-    pub function_slots: Option<usize>,
-    /// Write the table as CSV here too.
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-}
-
-/// `seqless bench store`.
-#[derive(Debug, Args)]
-pub struct BenchStoreArgs {
-    /// Store URL (redis://host:port for a comparison with redis-benchmark).
-    #[arg(long)]
-    pub store: String,
-    /// Payload sizes in bytes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "65536,1048576,8388608")]
-    pub sizes: Vec<usize>,
-    /// Timed runs per size; the median is reported.
-    #[arg(long, default_value_t = 5)]
-    pub runs: usize,
-    /// Concurrent clients (the same for redis-benchmark).
-    #[arg(long, default_value_t = 8)]
-    pub parallel: usize,
-    /// Multiplexed connections the store spreads its calls over (default: the store's).
-    #[arg(long)]
-    pub connections: Option<usize>,
-    /// Write the table as CSV here too.
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-}
-
-/// `seqless bench forward`.
-#[derive(Debug, Args)]
-pub struct BenchForwardArgs {
-    /// Model directory.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Input sizes in bytes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "65536")]
-    pub bytes: Vec<usize>,
-    /// Timed runs per size (after one warm-up); the median is reported.
-    #[arg(long, default_value_t = 5)]
-    pub runs: usize,
-    /// Compute threads.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-    /// Print JSON lines.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `seqless data ...`.

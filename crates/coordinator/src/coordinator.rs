@@ -81,6 +81,17 @@ impl CoordinatorOptions {
     }
 }
 
+/// Parses a count of function slots ([`CoordinatorOptions::function_slots`]), as a command
+/// line gives it: at least a resident split and a serial stage.
+pub fn parse_function_slots(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a slot count: give at least 2 (a resident split and a serial stage)"
+        )),
+    }
+}
+
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {

@@ -19,7 +19,9 @@ mod hedge_args;
 mod retry;
 mod trace;
 
-pub use coordinator::{Coordinator, CoordinatorError, CoordinatorOptions, ServerlessPrediction};
+pub use coordinator::{
+    Coordinator, CoordinatorError, CoordinatorOptions, ServerlessPrediction, parse_function_slots,
+};
 pub use hedge::{DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
 #[cfg(feature = "clap")]
 pub use hedge_args::HedgeArgs;

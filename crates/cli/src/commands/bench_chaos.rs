@@ -2,9 +2,10 @@
 //! (`seqless_bench::chaos`), as a table, and a CSV or JSON if asked.
 
 use anyhow::{Context, Result};
-use seqless_bench::chaos::{ChaosArgs, table_header};
+use seqless_bench::args::ChaosBenchArgs;
+use seqless_bench::chaos::table_header;
 
-pub fn run(args: ChaosArgs) -> Result<()> {
+pub fn run(args: ChaosBenchArgs) -> Result<()> {
     #[cfg(feature = "platform")]
     let worker_exe = Some(std::env::current_exe()?);
     #[cfg(not(feature = "platform"))]

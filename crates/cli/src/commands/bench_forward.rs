@@ -6,9 +6,9 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use seqless_bench::forward::{Ceilings, FOOTNOTE};
 use seqless_model::TfilmModel;
 
-use crate::cli::BenchForwardArgs;
+use seqless_bench::args::ForwardBenchArgs;
 
-pub fn run(args: BenchForwardArgs) -> Result<()> {
+pub fn run(args: ForwardBenchArgs) -> Result<()> {
     let model = TfilmModel::load(&args.model)?;
     let threads = args.threads.max(1);
     let pool = super::thread_pool(Some(threads))?;

@@ -5,9 +5,9 @@ use anyhow::{Context, Result};
 use seqless_bench::load::{LoadOptions, load_chart, render_table, sweep, texts, to_csv};
 use seqless_server::ApiToken;
 
-use crate::cli::BenchLoadArgs;
+use seqless_bench::args::LoadBenchArgs;
 
-pub fn run(args: BenchLoadArgs) -> Result<()> {
+pub fn run(args: LoadBenchArgs) -> Result<()> {
     let token = ApiToken::from_env_or_file(args.auth_token_file.as_deref())?;
     let corpus = match &args.text_file {
         Some(path) => Some(

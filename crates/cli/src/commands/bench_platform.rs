@@ -5,9 +5,9 @@ use anyhow::Result;
 use seqless_bench::platform::Figures;
 use seqless_bench::platform_run::PlatformBench;
 
-use crate::cli::BenchPlatformArgs;
+use seqless_bench::args::PlatformBenchArgs;
 
-pub fn run(args: BenchPlatformArgs) -> Result<()> {
+pub fn run(args: PlatformBenchArgs) -> Result<()> {
     let bench = PlatformBench {
         model_dir: args.model,
         store_url: args.store,

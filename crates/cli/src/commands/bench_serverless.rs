@@ -3,21 +3,20 @@
 
 use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use seqless_bench::args::ServerlessBenchArgs;
 use seqless_bench::serverless::{Measured, sweep, table_header, time_queries};
 use seqless_model::TfilmModel;
 use seqless_plan::{PlanArgs, PlanKind, Splits};
 
 use super::exec::Caller;
-use crate::cli::{
-    BenchServerlessArgs, FunctionHost, InprocArgs, LambdaArgs, RemoteArgs, ServerlessArgs,
-};
+use crate::cli::{FunctionHost, InprocArgs, LambdaArgs, RemoteArgs, ServerlessArgs};
 use seqless_bench::forward::time_runs;
 use seqless_coordinator::HedgeArgs;
 
 /// The flags of one configuration: functions in process or on the `--endpoint` platform,
 /// over `--store`, the split count fixed, and memory that no split exceeds.
 fn configuration(
-    args: &BenchServerlessArgs,
+    args: &ServerlessBenchArgs,
     plan: PlanKind,
     splits: usize,
 ) -> (PlanArgs, ServerlessArgs) {
@@ -53,7 +52,7 @@ fn configuration(
     (plan_args, serverless)
 }
 
-pub fn run(args: BenchServerlessArgs) -> Result<()> {
+pub fn run(args: ServerlessBenchArgs) -> Result<()> {
     let model = TfilmModel::load(&args.model)?;
     let rt = super::exec::runtime()?;
     let mut rng = StdRng::seed_from_u64(2);

@@ -4,9 +4,9 @@ use anyhow::Result;
 use seqless_bench::store::{baseline_endpoint, render_table, run_store_bench, to_csv};
 use seqless_store::{StoreOptions, open_store};
 
-use crate::cli::BenchStoreArgs;
+use seqless_bench::args::StoreBenchArgs;
 
-pub fn run(args: BenchStoreArgs) -> Result<()> {
+pub fn run(args: StoreBenchArgs) -> Result<()> {
     let baseline = baseline_endpoint(&args.store);
     if baseline.is_none() {
         eprintln!(

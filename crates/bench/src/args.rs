@@ -1,10 +1,11 @@
-//! `seqless bench chaos`'s flags (the `clap` feature), checked and turned into the
+//! The flags of every `seqless bench` that needs no execution mode (the `clap` feature),
+//! beside the benches they configure; `bench chaos`'s are checked and turned into the
 //! [`ChaosBench`] they describe.
 
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use seqless_coordinator::HedgeArgs;
+use seqless_coordinator::{HedgeArgs, parse_function_slots};
 use seqless_functions::FaultInjection;
 use seqless_plan::PlanKind;
 
@@ -22,7 +23,7 @@ pub enum ChaosHost {
 
 /// `seqless bench chaos`'s flags.
 #[derive(Debug, Args)]
-pub struct ChaosArgs {
+pub struct ChaosBenchArgs {
     /// Model directory.
     #[arg(long)]
     pub model: PathBuf,
@@ -72,7 +73,145 @@ pub struct ChaosArgs {
     pub json: Option<PathBuf>,
 }
 
-impl ChaosArgs {
+/// `seqless bench forward`'s flags.
+#[derive(Debug, Args)]
+pub struct ForwardBenchArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Input sizes in bytes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "65536")]
+    pub bytes: Vec<usize>,
+    /// Timed runs per size (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Compute threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Print JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `seqless bench serverless`'s flags.
+#[derive(Debug, Args)]
+pub struct ServerlessBenchArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Input sizes in bytes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4096,65536,1048576")]
+    pub bytes: Vec<usize>,
+    /// Split counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub splits: Vec<usize>,
+    /// Plans, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "fused,paper")]
+    pub plan: Vec<PlanKind>,
+    /// Timed runs per case (after a warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Tensor store URL (memory or redis://...).
+    #[arg(long, default_value = "memory")]
+    pub store: String,
+    /// In-process function invocations at once (default as `classify`'s --concurrency).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Run the functions on the `seqless platform` at this URL instead of in process
+    /// (needs --store redis://...).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// With --endpoint: the platform's --concurrency, which caps resident splits.
+    #[arg(long, value_parser = parse_function_slots)]
+    pub function_slots: Option<usize>,
+    /// Write the table as CSV here too.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+/// `seqless bench store`'s flags.
+#[derive(Debug, Args)]
+pub struct StoreBenchArgs {
+    /// Store URL (redis://host:port for a comparison with redis-benchmark).
+    #[arg(long)]
+    pub store: String,
+    /// Payload sizes in bytes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "65536,1048576,8388608")]
+    pub sizes: Vec<usize>,
+    /// Timed runs per size; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Concurrent clients (the same for redis-benchmark).
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
+    /// Multiplexed connections the store spreads its calls over (default: the store's).
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Write the table as CSV here too.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+/// `seqless bench load`'s flags.
+#[derive(Debug, Args)]
+pub struct LoadBenchArgs {
+    /// Base URL of a running `seqless serve`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Concurrent clients, comma-separated; the first level is the speedup baseline.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
+    pub concurrency: Vec<usize>,
+    /// Size of every query, bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub bytes: usize,
+    /// Timed requests per run.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+    /// Runs per level; the median run is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Cut the queries from this text file instead of random words.
+    #[arg(long)]
+    pub text_file: Option<PathBuf>,
+    /// Read the bearer token from this file instead of $SEQLESS_API_TOKEN.
+    #[arg(long)]
+    pub auth_token_file: Option<PathBuf>,
+    /// Write the table as CSV here too.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Draw throughput and latency against concurrency here (.svg or .png).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Name of this run in the plot's titles.
+    #[arg(long, default_value = "seqless serve")]
+    pub title: String,
+}
+
+/// `seqless bench platform`'s flags.
+#[cfg(feature = "platform")]
+#[derive(Debug, Args)]
+pub struct PlatformBenchArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Redis URL (function processes share no memory).
+    #[arg(long)]
+    pub store: String,
+    /// Query sizes in bytes for the serverless comparison, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "65536,1048576")]
+    pub bytes: Vec<usize>,
+    /// Conv functions per layer in the serverless comparison.
+    #[arg(long, default_value_t = 2)]
+    pub splits: usize,
+    /// Samples per figure; the median is reported.
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Write the figures as CSV here too.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+impl ChaosBenchArgs {
     /// The bench the flags describe, refusing any that cannot run. `worker_exe` is the
     /// function binary for `--platform local`; `None` where this build cannot serve as one.
     pub fn bench(&self, worker_exe: Option<PathBuf>) -> Result<ChaosBench, BenchError> {
