@@ -440,12 +440,7 @@ async fn redis_keys(url: &str, prefix: &str) -> Result<usize, BenchError> {
     let pattern = format!("{prefix}*");
     let (mut cursor, mut keys) = (0u64, 0);
     loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
+        let (next, found): (u64, Vec<String>) = crate::scan_page(cursor, &pattern)
             .query_async(&mut conn)
             .await
             .map_err(failed)?;

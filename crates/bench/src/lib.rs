@@ -39,3 +39,15 @@ pub use error::BenchError;
 pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
+
+/// `SCAN cursor MATCH pattern COUNT 1000`: one page of the keys matching `pattern`,
+/// answered as the next cursor (0 after the last page) and the page's keys.
+pub(crate) fn scan_page(cursor: u64, pattern: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(1000);
+    cmd
+}

@@ -14,6 +14,17 @@ fn assert_contains_all(text: &str, needles: &[&str]) {
     }
 }
 
+/// Writes a one-layer model's `config.json` into `dir`: all that `simulate --model` reads.
+fn write_model_config(dir: &Path) {
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"format":"seqless-tfilm/1","tokenizer":"bytes","vocab_size":257,"embed_dim":4,
+        "layers":[{"channels":8,"kernel":3,"pool":2,"block_len":4}],"modulation":"scale",
+        "gate_activation":"sigmoid","labels":["a","b"],"max_len":50000}"#,
+    )
+    .unwrap();
+}
+
 fn fails(args: &[&str]) -> String {
     let out = seqless(args);
     assert!(!out.status.success(), "seqless {args:?} should have failed");
@@ -250,13 +261,7 @@ fn simulate_writes_reports_and_plots_deterministically() {
 #[test]
 fn simulate_runs_the_real_plan_and_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        r#"{"format":"seqless-tfilm/1","tokenizer":"bytes","vocab_size":257,"embed_dim":4,
-        "layers":[{"channels":8,"kernel":3,"pool":2,"block_len":4}],"modulation":"scale",
-        "gate_activation":"sigmoid","labels":["a","b"],"max_len":50000}"#,
-    )
-    .unwrap();
+    write_model_config(dir.path());
     let model = dir.path().to_str().unwrap();
     for plan in ["fused", "paper"] {
         let out = json(seqless(&[
@@ -310,13 +315,11 @@ fn simulate_runs_the_real_plan_and_refuses_bad_input() {
 #[test]
 fn simulate_sweeps_input_size_against_both_baselines() {
     let dir = tempfile::tempdir().unwrap();
-    let langid = common::langid();
-    let langid = langid.to_str().unwrap();
     let out = dir.path().join("sizes");
     let text = ok(&[
         "simulate",
         "--model",
-        langid,
+        common::LANGID,
         "--duration-s",
         "2",
         "--rate",
@@ -379,78 +382,36 @@ fn simulate_sweeps_input_size_against_both_baselines() {
 #[test]
 fn simulate_refuses_bad_baselines_and_sizes_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let langid = common::langid();
-    let langid = langid.to_str().unwrap();
     let out = dir.path().join("out");
     let o = out.to_str().unwrap();
-    let err = refusal(seqless(&["simulate", "--instance", "tpu", "--out", o]));
+    // `simulate args --out o`, which must be refused before it writes anything.
+    let refused = |args: &[&str]| refusal(seqless(&[&["simulate"], args, &["--out", o]].concat()));
+    let err = refused(&["--instance", "tpu"]);
     assert!(err.contains("--instance"), "{err}");
-    let err = refusal(seqless(&[
-        "simulate",
-        "--instance",
-        "cpu-measured",
-        "--out",
-        o,
-    ]));
+    let err = refused(&["--instance", "cpu-measured"]);
     assert!(
         err.contains("--instance cpu-measured needs --model"),
         "{err}"
     );
-    let err = refusal(seqless(&["simulate", "--sweep-bytes", "1024", "--out", o]));
+    let err = refused(&["--sweep-bytes", "1024"]);
     assert!(err.contains("--sweep-bytes needs --model"), "{err}");
     for bad in ["0", "2000000"] {
-        let err = refusal(seqless(&[
-            "simulate",
-            "--model",
-            langid,
-            "--sweep-bytes",
-            bad,
-            "--out",
-            o,
-        ]));
+        let err = refused(&["--model", common::LANGID, "--sweep-bytes", bad]);
         assert!(err.contains(&format!("--sweep-bytes {bad}")), "{err}");
     }
     // A model with no CPU measurement is refused by the field that chose it.
     let model = dir.path().join("m");
     std::fs::create_dir(&model).unwrap();
-    std::fs::write(
-        model.join("config.json"),
-        r#"{"format":"seqless-tfilm/1","tokenizer":"bytes","vocab_size":257,"embed_dim":4,
-        "layers":[{"channels":8,"kernel":3,"pool":2,"block_len":4}],"modulation":"scale",
-        "gate_activation":"sigmoid","labels":["a","b"],"max_len":50000}"#,
-    )
-    .unwrap();
+    write_model_config(&model);
     let m = model.to_str().unwrap();
-    let err = refusal(seqless(&[
-        "simulate",
-        "--model",
-        m,
-        "--instance",
-        "cpu-measured",
-        "--out",
-        o,
-    ]));
+    let err = refused(&["--model", m, "--instance", "cpu-measured"]);
     assert!(err.contains("instances.baseline"), "{err}");
-    let err = refusal(seqless(&[
-        "simulate",
-        "--model",
-        m,
-        "--sweep-bytes",
-        "64",
-        "--out",
-        o,
-    ]));
+    let err = refused(&["--model", m, "--sweep-bytes", "64"]);
     assert!(err.contains("instances.baseline"), "{err}");
     // A negative capacity in the config is named, before any file is written.
     let config = dir.path().join("sim.json");
     std::fs::write(&config, r#"{"instances": {"per_byte_ms": -1}}"#).unwrap();
-    let err = refusal(seqless(&[
-        "simulate",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        o,
-    ]));
+    let err = refused(&["--config", config.to_str().unwrap()]);
     assert!(err.contains("instances.per_byte_ms"), "{err}");
     assert!(!out.exists(), "a refused run wrote {o}");
     assert_eq!(

@@ -49,6 +49,13 @@ impl Setup {
         }
     }
 
+    /// A new setup and a platform over it, `adjust`ed from [`platform_options`].
+    async fn with_platform(adjust: impl FnOnce(&mut PlatformOptions)) -> (Self, PlatformServer) {
+        let setup = Self::new();
+        let platform = setup.platform(adjust).await;
+        (setup, platform)
+    }
+
     /// A platform over the model and Redis, `adjust`ed from [`platform_options`].
     async fn platform(&self, adjust: impl FnOnce(&mut PlatformOptions)) -> PlatformServer {
         let mut options = platform_options(self.dir.path(), &self.redis);
@@ -120,8 +127,7 @@ fn series(metrics: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_processes_compute_what_the_monolithic_model_does_for_every_plan() {
-    let setup = Setup::new();
-    let platform = setup.platform(|_| {}).await;
+    let (setup, platform) = Setup::with_platform(|_| {}).await;
     let input = "Grüße aus Köln — a query long enough to split over several functions. ".repeat(8);
     let want = setup.model.forward(input.as_bytes()).unwrap();
     // The platform runs 4 functions at once: a resident query of 2 splits, a serial stage
@@ -180,13 +186,11 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_every_pla
 /// start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resident_queries_beyond_the_platforms_concurrency_complete_without_deadlock() {
-    let setup = Setup::new();
-    let platform = setup
-        .platform(|o| {
-            o.max_concurrency = 8;
-            o.queue_bound = 256;
-        })
-        .await;
+    let (setup, platform) = Setup::with_platform(|o| {
+        o.max_concurrency = 8;
+        o.queue_bound = 256;
+    })
+    .await;
     let mut coordinator = setup.coordinator(&platform, PlanKind::Resident, 4).await;
     coordinator = Coordinator::new(
         setup.cfg.clone(),
@@ -318,13 +322,11 @@ fn sigterm_stops_the_platform_with_exit_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_stay_within_the_concurrency_limit_and_idle_ones_are_reaped() {
-    let setup = Setup::new();
-    let platform = setup
-        .platform(|o| {
-            o.max_concurrency = 2;
-            o.idle_timeout = Duration::from_millis(500);
-        })
-        .await;
+    let (setup, platform) = Setup::with_platform(|o| {
+        o.max_concurrency = 2;
+        o.idle_timeout = Duration::from_millis(500);
+    })
+    .await;
     let coordinator = setup.coordinator(&platform, PlanKind::Fused, 3).await;
     let inputs: Vec<String> = (0..6)
         .map(|i| format!("query {i} ").repeat(20 + i))
@@ -363,8 +365,8 @@ async fn processes_stay_within_the_concurrency_limit_and_idle_ones_are_reaped() 
 /// that would repeat; an answer under the limit comes back whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_over_6_mb_is_refused_as_lambda_refuses_it() {
-    let setup = Setup::new();
-    let platform = setup.platform(|_| {}).await;
+    // The setup holds the Redis server the platform uses.
+    let (_setup, platform) = Setup::with_platform(|_| {}).await;
     let local = client(&platform);
     let padded = |reply_bytes| Ping {
         reply_bytes,
@@ -388,8 +390,7 @@ async fn a_response_over_6_mb_is_refused_as_lambda_refuses_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_invocation_fails_it_and_the_next_query_succeeds() {
-    let setup = Setup::new();
-    let platform = setup.platform(|_| {}).await;
+    let (setup, platform) = Setup::with_platform(|_| {}).await;
     let local = client(&platform);
     let held = tokio::spawn(async move {
         let ping = Ping {
@@ -432,8 +433,7 @@ async fn a_process_killed_mid_invocation_fails_it_and_the_next_query_succeeds() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_events_and_failed_inits_come_back_as_lambda_function_errors() {
-    let setup = Setup::new();
-    let platform = setup.platform(|_| {}).await;
+    let (setup, platform) = Setup::with_platform(|_| {}).await;
     let http = reqwest::Client::new();
     let invoke = |body: &'static str| {
         http.post(format!(

@@ -2,6 +2,7 @@
 //! error and equal to the model and to `seqless classify`, a graceful SIGTERM, and a store
 //! that is down at startup.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use serde_json::json;
 
 mod common;
 
-use common::{Server, json, langid};
+use common::{LANGID, Server, json};
 
 /// A running `seqless serve` and its URL.
 struct Serve {
@@ -77,7 +78,7 @@ async fn a_load_of_500_queries_at_concurrency_32_is_answered_like_the_cli() {
         all
     };
     assert_eq!(replies.len(), 500, "every query answered");
-    let model = TfilmModel::load(&langid()).unwrap();
+    let model = TfilmModel::load(Path::new(LANGID)).unwrap();
     for (i, reply) in &replies {
         let expected = model.forward(texts[*i].as_bytes()).unwrap();
         assert_eq!(reply["label"], expected.label.as_str(), "text {i}");
@@ -89,11 +90,7 @@ async fn a_load_of_500_queries_at_concurrency_32_is_answered_like_the_cli() {
     // The same texts through the real `seqless classify --json`.
     for (i, reply) in replies.iter().filter(|(i, _)| i % 97 == 0) {
         let cli = json(common::seqless(&[
-            "classify",
-            "--model",
-            langid().to_str().unwrap(),
-            "--json",
-            &texts[*i],
+            "classify", "--model", LANGID, "--json", &texts[*i],
         ]));
         assert_eq!(reply["label"], cli["label"], "text {i}");
         for label in &model.config.labels {

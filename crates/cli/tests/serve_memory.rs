@@ -5,12 +5,10 @@ use serde_json::json;
 
 mod common;
 
-use common::{Server, langid, refusal, seqless};
+use common::{LANGID, Server, refusal, seqless};
 
 #[test]
 fn bad_memory_flags_exit_2_naming_the_flag() {
-    let model = langid();
-    let model = model.to_str().unwrap();
     for (flag, value) in [
         ("--memory-budget-mb", "0"),
         ("--memory-budget-mb", "lots"),
@@ -21,7 +19,7 @@ fn bad_memory_flags_exit_2_naming_the_flag() {
         let stderr = refusal(seqless(&[
             "serve",
             "--model",
-            model,
+            LANGID,
             "--listen",
             "127.0.0.1:0",
             flag,

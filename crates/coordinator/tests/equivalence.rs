@@ -17,7 +17,7 @@ use seqless_store::{MemoryStore, TensorStore};
 mod common;
 
 use common::Fixture;
-use seqless_model::testing::RandomModel;
+use seqless_model::testing::{RandomModel, arch_and_text};
 
 fn fixture(
     layers: &str,
@@ -66,17 +66,10 @@ proptest! {
 
     #[test]
     fn serverless_equals_monolithic(
-        layers in prop::collection::vec(layer_spec(), 1..5),
-        embed in 1usize..5,
-        affine in any::<bool>(),
-        hard in any::<bool>(),
-        seed in any::<u64>(),
-        text in prop::collection::vec(any::<u8>(), 1..20_000),
+        (arch, text) in arch_and_text(layer_spec(), 1..5, 1..20_000),
         splits in 1usize..17,
     ) {
-        let modulation = if affine { Modulation::Affine } else { Modulation::Scale };
-        let gate = if hard { GateActivation::HardSigmoid } else { GateActivation::Sigmoid };
-        let f = fixture(&layers.join(","), embed, modulation, gate, seed);
+        let f = fixture(&arch.layers, arch.embed, arch.modulation, arch.gate, arch.seed);
         let expected = f.model.model.forward(&text).unwrap();
         let rt = common::runtime();
         // A resident query's splits run at once: a pool with room for all of them, a serial

@@ -100,50 +100,51 @@ impl Invoker for Flaky {
     }
 }
 
-fn coordinator(f: &Fixture, invoker: Arc<Flaky>, retry: RetryPolicy) -> Coordinator {
-    coordinator_with_deadline(f, invoker, retry, CoordinatorOptions::default().deadline)
+/// The fixture, its invoker wrapped to fail as a test says, and a coordinator over that.
+struct Setup {
+    f: Fixture,
+    flaky: Arc<Flaky>,
+    c: Coordinator,
 }
 
-/// Hedging is off: these tests count every attempt, and a duplicate would be one more.
-fn coordinator_with_deadline(
-    f: &Fixture,
-    invoker: Arc<Flaky>,
-    retry: RetryPolicy,
-    deadline: Duration,
-) -> Coordinator {
-    let options = CoordinatorOptions {
-        retry,
-        deadline,
-        hedge: HedgePolicy::Off,
-        ..common::options(PlanKind::Fused, 3)
-    };
-    common::coordinator(&f.model, f.store.clone(), invoker, options)
-}
+impl Setup {
+    fn new(failing: Failing, retry: RetryPolicy) -> Self {
+        Self::with_deadline(failing, retry, CoordinatorOptions::default().deadline)
+    }
 
-/// Runs a query that fails; checks that it failed as `retryable` says, that each stage it
-/// reached was invoked `attempts` times (so no later phase started), and that no key was
-/// left.
-async fn fails_after(
-    attempts: u32,
-    (f, flaky, c): (&Fixture, &Flaky, &Coordinator),
-    text: &[u8],
-    retryable: bool,
-) -> CoordinatorError {
-    let err = c.classify(text).await.unwrap_err();
-    assert_eq!(err.is_retryable(), retryable, "{err}");
-    let made = flaky.attempts.lock().unwrap();
-    assert!(made.values().all(|&n| n == attempts), "{made:?}");
-    assert!(f.store.live_keys().is_empty(), "{:?}", f.store.live_keys());
-    err
+    /// Hedging is off: these tests count every attempt, and a duplicate would be one more.
+    fn with_deadline(failing: Failing, retry: RetryPolicy, deadline: Duration) -> Self {
+        let f = fixture();
+        let flaky = Flaky::new(f.invoker.clone(), failing);
+        let options = CoordinatorOptions {
+            retry,
+            deadline,
+            hedge: HedgePolicy::Off,
+            ..common::options(PlanKind::Fused, 3)
+        };
+        let c = common::coordinator(&f.model, f.store.clone(), flaky.clone(), options);
+        Self { f, flaky, c }
+    }
+
+    /// Runs a query that fails; checks that it failed as `retryable` says, that each stage
+    /// it reached was invoked `attempts` times (so no later phase started), and that no key
+    /// was left.
+    async fn fails_after(&self, attempts: u32, text: &[u8], retryable: bool) -> CoordinatorError {
+        let err = self.c.classify(text).await.unwrap_err();
+        assert_eq!(err.is_retryable(), retryable, "{err}");
+        let made = self.flaky.attempts.lock().unwrap();
+        assert!(made.values().all(|&n| n == attempts), "{made:?}");
+        let live = self.f.store.live_keys();
+        assert!(live.is_empty(), "{live:?}");
+        err
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried_and_the_answer_is_unchanged() {
-    let f = fixture();
+    let Setup { f, flaky, c } = Setup::new(Failing::FirstAttempts(2), common::quick_retries(4));
     let text = "a query retried stage by stage ".repeat(20);
     let want = f.model.model.forward(text.as_bytes()).unwrap();
-    let flaky = Flaky::new(f.invoker.clone(), Failing::FirstAttempts(2));
-    let c = coordinator(&f, flaky.clone(), common::quick_retries(4));
     let got = c.classify(text.as_bytes()).await.unwrap();
     assert_same_prediction(&got.prediction, &want, "retried");
     let trace = &got.trace;
@@ -173,33 +174,27 @@ async fn transient_failures_are_retried_and_the_answer_is_unchanged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_stop_at_the_attempt_bound() {
-    let f = fixture();
-    let flaky = Flaky::new(f.invoker.clone(), Failing::Always);
-    let c = coordinator(&f, flaky.clone(), common::quick_retries(3));
-    let err = fails_after(3, (&f, &flaky, &c), b"never answered", true).await;
+    let s = Setup::new(Failing::Always, common::quick_retries(3));
+    let err = s.fails_after(3, b"never answered", true).await;
     let text = err.to_string();
     assert!(
         text.contains("failed 3 times") && text.contains("injected crash"),
         "{text}"
     );
     // Only the first phase's stages ran.
-    let first_phase = flaky.attempts.lock().unwrap().len() as u32;
-    assert_eq!(flaky.total.load(Ordering::SeqCst), 3 * first_phase);
+    let first_phase = s.flaky.attempts.lock().unwrap().len() as u32;
+    assert_eq!(s.flaky.total.load(Ordering::SeqCst), 3 * first_phase);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_failures_are_not_retried() {
-    let f = fixture();
-    let flaky = Flaky::new(f.invoker.clone(), Failing::Permanently);
-    let c = coordinator(&f, flaky.clone(), common::quick_retries(4));
-    let err = fails_after(1, (&f, &flaky, &c), b"refused", false).await;
+    let s = Setup::new(Failing::Permanently, common::quick_retries(4));
+    let err = s.fails_after(1, b"refused", false).await;
     assert!(!err.to_string().contains("times"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_retry_starts_past_the_deadline() {
-    let f = fixture();
-    let flaky = Flaky::new(f.invoker.clone(), Failing::Always);
     // Backoffs of up to a second against a deadline already passed: each stage is tried
     // once, however many attempts the policy would allow.
     let retry = RetryPolicy {
@@ -207,8 +202,8 @@ async fn no_retry_starts_past_the_deadline() {
         base_backoff: Duration::from_secs(1),
         max_backoff: Duration::from_secs(1),
     };
-    let c = coordinator_with_deadline(&f, flaky.clone(), retry, Duration::ZERO);
-    fails_after(1, (&f, &flaky, &c), b"out of time", true).await;
+    let s = Setup::with_deadline(Failing::Always, retry, Duration::ZERO);
+    s.fails_after(1, b"out of time", true).await;
 }
 
 #[test]

@@ -1,13 +1,16 @@
 //! Test support (feature `test-support`): random model directories for tests in this and
-//! other crates, the tolerance their answers are held to, and a naive, independent f64
-//! forward pass written straight from docs/design.md §1.
+//! other crates, random architectures for their property tests, the tolerance their
+//! answers are held to, and a naive, independent f64 forward pass written straight from
+//! docs/design.md §1.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
 use crate::config::{BYTE_VOCAB, FORMAT, parse_layers};
 use crate::weights::expected_tensors;
 use crate::{GateActivation, ModelConfig, ModelFingerprint, Modulation, Prediction, TfilmModel};
+use proptest::prelude::*;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use safetensors::{Dtype, tensor::TensorView};
 
@@ -141,6 +144,54 @@ impl RandomModel {
             seed,
         )
     }
+}
+
+/// A random model's architecture, as [`arch_and_text`] draws it.
+#[derive(Debug, Clone)]
+pub struct Arch {
+    /// The layers, as `--layers` reads them.
+    pub layers: String,
+    /// The embedding width.
+    pub embed: usize,
+    /// How a TFiLM layer turns its LSTM output into a per-block modulation.
+    pub modulation: Modulation,
+    /// The LSTM's gate non-linearity.
+    pub gate: GateActivation,
+    /// The seed of the random weights.
+    pub seed: u64,
+}
+
+/// An architecture of `depth` layers drawn from `layer` (`c:k:p:b` each), 1 to 4 wide
+/// embeddings, either modulation, either gate and any weight seed; and a text of `len`
+/// random bytes to run it on.
+pub fn arch_and_text(
+    layer: impl Strategy<Value = String>,
+    depth: Range<usize>,
+    len: Range<usize>,
+) -> impl Strategy<Value = (Arch, Vec<u8>)> {
+    let arch = (
+        prop::collection::vec(layer, depth),
+        1usize..5,
+        any::<bool>(),
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|(layers, embed, affine, hard, seed)| Arch {
+            layers: layers.join(","),
+            embed,
+            modulation: if affine {
+                Modulation::Affine
+            } else {
+                Modulation::Scale
+            },
+            gate: if hard {
+                GateActivation::HardSigmoid
+            } else {
+                GateActivation::Sigmoid
+            },
+            seed,
+        });
+    (arch, prop::collection::vec(any::<u8>(), len))
 }
 
 /// How far a split pipeline's logits may be from the monolithic forward pass's.

@@ -2,8 +2,8 @@
 //! and lengths that cross the conv tiles, block boundaries and the alignment unit.
 
 use proptest::prelude::*;
-use seqless_model::testing::{config, naive_logits, random, write_model};
-use seqless_model::{GateActivation, Modulation, TfilmModel};
+use seqless_model::TfilmModel;
+use seqless_model::testing::{arch_and_text, config, naive_logits, random, write_model};
 
 fn layer_spec() -> impl Strategy<Value = String> {
     (1usize..6, 1usize..6, 1usize..4, 1usize..5).prop_map(|(c, k, p, b)| format!("{c}:{k}:{p}:{b}"))
@@ -14,17 +14,10 @@ proptest! {
 
     #[test]
     fn kernels_equal_naive_forward(
-        layers in prop::collection::vec(layer_spec(), 1..4),
-        embed in 1usize..5,
-        affine in any::<bool>(),
-        hard in any::<bool>(),
-        seed in any::<u64>(),
-        text in prop::collection::vec(any::<u8>(), 1..3000),
+        (arch, text) in arch_and_text(layer_spec(), 1..4, 1..3000),
     ) {
-        let modulation = if affine { Modulation::Affine } else { Modulation::Scale };
-        let gate = if hard { GateActivation::HardSigmoid } else { GateActivation::Sigmoid };
-        let cfg = config(embed, &layers.join(","), modulation, gate, 3);
-        let tensors = random(&cfg, seed, 0.8);
+        let cfg = config(arch.embed, &arch.layers, arch.modulation, arch.gate, 3);
+        let tensors = random(&cfg, arch.seed, 0.8);
         let dir = tempfile::tempdir().unwrap();
         write_model(dir.path(), &cfg, &tensors);
         let model = TfilmModel::load(dir.path()).unwrap();

@@ -42,66 +42,68 @@ pub enum InvokeApiError {
 }
 
 impl InvokeApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
+    fn status(&self) -> StatusCode {
         match self {
-            Self::ResourceNotFound(arn) => (
-                StatusCode::NOT_FOUND,
-                "ResourceNotFoundException",
-                "User",
-                format!("Function not found: {arn}"),
+            Self::ResourceNotFound(_) | Self::UnknownOperation(_) => StatusCode::NOT_FOUND,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvalidRequestContent(_) | Self::InvalidParameterValue(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::RequestTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `x-amzn-ErrorType` header.
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::ResourceNotFound(_) => "ResourceNotFoundException",
+            Self::TooManyRequests => "TooManyRequestsException",
+            Self::InvalidRequestContent(_) => "InvalidRequestContentException",
+            Self::RequestTooLarge(_) => "RequestTooLargeException",
+            Self::InvalidParameterValue(_) => "InvalidParameterValueException",
+            Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::Service(_) => "ServiceException",
+        }
+    }
+
+    /// The body's `Type`: Lambda blames the caller for every refusal but its own failure.
+    fn fault(&self) -> &'static str {
+        if matches!(self, Self::Service(_)) {
+            "Service"
+        } else {
+            "User"
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::ResourceNotFound(arn) => format!("Function not found: {arn}"),
+            Self::TooManyRequests => "Rate Exceeded.".into(),
+            Self::InvalidRequestContent(why) => {
+                format!("Could not parse request body into json: {why}")
+            }
+            Self::RequestTooLarge(limit) => format!(
+                "Request must be smaller than {limit} bytes for the InvokeFunction operation"
             ),
-            Self::TooManyRequests => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequestsException",
-                "User",
-                "Rate Exceeded.".into(),
-            ),
-            Self::InvalidRequestContent(why) => (
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestContentException",
-                "User",
-                format!("Could not parse request body into json: {why}"),
-            ),
-            Self::RequestTooLarge(limit) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestTooLargeException",
-                "User",
-                format!(
-                    "Request must be smaller than {limit} bytes for the InvokeFunction operation"
-                ),
-            ),
-            Self::InvalidParameterValue(why) => (
-                StatusCode::BAD_REQUEST,
-                "InvalidParameterValueException",
-                "User",
-                why.clone(),
-            ),
-            Self::UnknownOperation(what) => (
-                StatusCode::NOT_FOUND,
-                "UnknownOperationException",
-                "User",
-                format!("Unknown operation {what}"),
-            ),
-            Self::Service(why) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ServiceException",
-                "Service",
-                why.clone(),
-            ),
+            Self::InvalidParameterValue(why) | Self::Service(why) => why.clone(),
+            Self::UnknownOperation(what) => format!("Unknown operation {what}"),
         }
     }
 }
 
 impl IntoResponse for InvokeApiError {
     fn into_response(self) -> Response {
-        let (status, error_type, fault, message) = self.parts();
-        let mut body = serde_json::json!({ "Type": fault, "message": message });
+        let mut body = serde_json::json!({ "Type": self.fault(), "message": self.message() });
         if matches!(self, Self::TooManyRequests) {
             body["Reason"] = "ReservedFunctionConcurrentInvocationLimitExceeded".into();
         }
-        let mut response = (status, Json(body)).into_response();
+        let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
-        headers.insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
+        headers.insert(
+            "x-amzn-ErrorType",
+            HeaderValue::from_static(self.error_type()),
+        );
         if matches!(self, Self::TooManyRequests) {
             headers.insert("Retry-After", HeaderValue::from_static("1"));
         }

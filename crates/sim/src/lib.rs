@@ -84,7 +84,7 @@ pub use sweep::{
     FleetPoint, LoadLevel, PointStats, Saturation, SizePoint, SizeSweep, Sweep, SweepPoint,
     describe_arrivals, describe_lengths, size_sweep, sweep, tfilm_floor_ms,
 };
-pub use workload::{ArrivalProcess, LengthDistribution};
+pub use workload::{ArrivalProcess, Bursts, LengthDistribution};
 
 /// Simulates both deployments on one trace built from `config` and prices
 /// them: the single entry point the `seqless simulate` command calls.

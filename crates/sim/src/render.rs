@@ -14,10 +14,10 @@ impl std::fmt::Display for ArrivalProcess {
                 write!(f, "constant arrivals at {rate_qps} q/s")
             }
             ArrivalProcess::Poisson { rate_qps } => write!(f, "poisson arrivals at {rate_qps} q/s"),
-            ArrivalProcess::Bursty { .. } | ArrivalProcess::Diurnal { .. } => write!(
+            ArrivalProcess::Bursty(_) | ArrivalProcess::Diurnal { .. } => write!(
                 f,
                 "{} arrivals averaging {:.1} q/s",
-                if matches!(self, ArrivalProcess::Bursty { .. }) {
+                if matches!(self, ArrivalProcess::Bursty(_)) {
                     "bursty"
                 } else {
                     "diurnal"

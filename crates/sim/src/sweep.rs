@@ -154,7 +154,7 @@ pub fn describe_arrivals(arrivals: &ArrivalProcess) -> String {
     match arrivals {
         ArrivalProcess::Constant { rate_qps } => format!("constant {rate_qps} q/s"),
         ArrivalProcess::Poisson { rate_qps } => format!("Poisson {rate_qps} q/s"),
-        ArrivalProcess::Bursty { .. } => "bursty arrivals".into(),
+        ArrivalProcess::Bursty(_) => "bursty arrivals".into(),
         ArrivalProcess::Diurnal { mean_rate_qps, .. } => {
             format!("diurnal, mean {mean_rate_qps} q/s")
         }

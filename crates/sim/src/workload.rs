@@ -29,16 +29,7 @@ pub enum ArrivalProcess {
     },
     /// Alternating bursts and lulls (Poisson within each), which is what
     /// exercises cold starts and the scaling limit.
-    Bursty {
-        /// Rate during a burst.
-        on_rate_qps: f64,
-        /// Rate between bursts (may be 0).
-        off_rate_qps: f64,
-        /// Burst length, seconds.
-        on_s: f64,
-        /// Lull length, seconds.
-        off_s: f64,
-    },
+    Bursty(Bursts),
     /// A Poisson process whose rate follows a sine, like daily traffic:
     /// `mean × (1 + amplitude × sin(2π t / period))`.
     Diurnal {
@@ -64,6 +55,56 @@ pub enum ArrivalProcess {
         /// Pause between an answer and the next query, seconds.
         think_s: f64,
     },
+}
+
+/// The bursts and lulls of [`ArrivalProcess::Bursty`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bursts {
+    /// Rate during a burst.
+    pub on_rate_qps: f64,
+    /// Rate between bursts (may be 0).
+    pub off_rate_qps: f64,
+    /// Burst length, seconds.
+    pub on_s: f64,
+    /// Lull length, seconds.
+    pub off_s: f64,
+}
+
+impl Bursts {
+    fn validate(&self) -> Result<(), SimError> {
+        check_range("arrivals.on_rate_qps", self.on_rate_qps, 0.0, true)?;
+        check_range("arrivals.off_rate_qps", self.off_rate_qps, 0.0, false)?;
+        check_range("arrivals.on_s", self.on_s, 0.0, true)?;
+        check_range("arrivals.off_s", self.off_s, 0.0, false)
+    }
+
+    /// Mean rate over a burst and the lull after it, q/s.
+    fn mean_rate(&self) -> f64 {
+        (self.on_rate_qps * self.on_s + self.off_rate_qps * self.off_s) / (self.on_s + self.off_s)
+    }
+
+    /// Both rates scaled so that the mean is `rate_qps`; the lengths kept.
+    fn with_mean_rate(&self, rate_qps: f64) -> Bursts {
+        let k = rate_qps / self.mean_rate();
+        Bursts {
+            on_rate_qps: self.on_rate_qps * k,
+            off_rate_qps: self.off_rate_qps * k,
+            ..*self
+        }
+    }
+
+    /// Appends arrival times (µs) from 0 to `duration_s`, a burst first.
+    fn arrivals(&self, rng: &mut StdRng, duration_s: f64, times: &mut Vec<u64>) {
+        let mut start = 0.0;
+        while start < duration_s {
+            let mid = (start + self.on_s).min(duration_s);
+            poisson_in(rng, self.on_rate_qps, start, mid, times);
+            let end = (mid + self.off_s).min(duration_s);
+            poisson_in(rng, self.off_rate_qps, mid, end, times);
+            start = end;
+        }
+    }
 }
 
 impl ArrivalProcess {
@@ -101,17 +142,7 @@ impl ArrivalProcess {
             ArrivalProcess::Constant { rate_qps } | ArrivalProcess::Poisson { rate_qps } => {
                 check_range("arrivals.rate_qps", *rate_qps, 0.0, true)
             }
-            ArrivalProcess::Bursty {
-                on_rate_qps,
-                off_rate_qps,
-                on_s,
-                off_s,
-            } => {
-                check_range("arrivals.on_rate_qps", *on_rate_qps, 0.0, true)?;
-                check_range("arrivals.off_rate_qps", *off_rate_qps, 0.0, false)?;
-                check_range("arrivals.on_s", *on_s, 0.0, true)?;
-                check_range("arrivals.off_s", *off_s, 0.0, false)
-            }
+            ArrivalProcess::Bursty(bursts) => bursts.validate(),
             ArrivalProcess::Diurnal {
                 mean_rate_qps,
                 amplitude,
@@ -142,12 +173,7 @@ impl ArrivalProcess {
             ArrivalProcess::Constant { rate_qps } | ArrivalProcess::Poisson { rate_qps } => {
                 Some(*rate_qps)
             }
-            ArrivalProcess::Bursty {
-                on_rate_qps,
-                off_rate_qps,
-                on_s,
-                off_s,
-            } => Some((on_rate_qps * on_s + off_rate_qps * off_s) / (on_s + off_s)),
+            ArrivalProcess::Bursty(bursts) => Some(bursts.mean_rate()),
             ArrivalProcess::Diurnal { mean_rate_qps, .. } => Some(*mean_rate_qps),
             ArrivalProcess::File { .. } | ArrivalProcess::ClosedLoop { .. } => None,
         }
@@ -161,19 +187,8 @@ impl ArrivalProcess {
         Ok(match self {
             ArrivalProcess::Constant { .. } => ArrivalProcess::Constant { rate_qps },
             ArrivalProcess::Poisson { .. } => ArrivalProcess::Poisson { rate_qps },
-            ArrivalProcess::Bursty {
-                on_rate_qps,
-                off_rate_qps,
-                on_s,
-                off_s,
-            } => {
-                let k = rate_qps / self.mean_rate().unwrap_or(rate_qps);
-                ArrivalProcess::Bursty {
-                    on_rate_qps: on_rate_qps * k,
-                    off_rate_qps: off_rate_qps * k,
-                    on_s: *on_s,
-                    off_s: *off_s,
-                }
+            ArrivalProcess::Bursty(bursts) => {
+                ArrivalProcess::Bursty(bursts.with_mean_rate(rate_qps))
             }
             ArrivalProcess::Diurnal {
                 amplitude,
@@ -358,20 +373,8 @@ impl Workload {
                 poisson_in(&mut rng, *rate_qps, 0.0, duration_s, &mut times);
                 ArrivalPlan::Open(times)
             }
-            ArrivalProcess::Bursty {
-                on_rate_qps,
-                off_rate_qps,
-                on_s,
-                off_s,
-            } => {
-                let mut start = 0.0;
-                while start < duration_s {
-                    let mid = (start + on_s).min(duration_s);
-                    poisson_in(&mut rng, *on_rate_qps, start, mid, &mut times);
-                    let end = (mid + off_s).min(duration_s);
-                    poisson_in(&mut rng, *off_rate_qps, mid, end, &mut times);
-                    start = end;
-                }
+            ArrivalProcess::Bursty(bursts) => {
+                bursts.arrivals(&mut rng, duration_s, &mut times);
                 ArrivalPlan::Open(times)
             }
             ArrivalProcess::Diurnal {
@@ -521,12 +524,12 @@ mod tests {
         let p = times(&ArrivalProcess::Poisson { rate_qps: 50.0 }, 1, 100.0);
         assert!((4700..5300).contains(&p.len()), "{}", p.len());
         assert!(p.windows(2).all(|w| w[0] <= w[1]));
-        let bursty = ArrivalProcess::Bursty {
+        let bursty = ArrivalProcess::Bursty(Bursts {
             on_rate_qps: 100.0,
             off_rate_qps: 0.0,
             on_s: 1.0,
             off_s: 4.0,
-        };
+        });
         let b = times(&bursty, 1, 100.0);
         assert!((1800..2200).contains(&b.len()), "{}", b.len());
         assert!(b.iter().all(|&t| t % 5_000_000 < 1_000_000));
@@ -548,13 +551,36 @@ mod tests {
     }
 
     #[test]
+    fn bursty_fields_stand_beside_the_kind_and_no_other_is_read() {
+        let json =
+            r#"{"kind":"bursty","on_rate_qps":500.0,"off_rate_qps":0.0,"on_s":5.0,"off_s":25.0}"#;
+        let bursty: ArrivalProcess = serde_json::from_str(json).unwrap();
+        let want = Bursts {
+            on_rate_qps: 500.0,
+            off_rate_qps: 0.0,
+            on_s: 5.0,
+            off_s: 25.0,
+        };
+        assert_eq!(bursty, ArrivalProcess::Bursty(want));
+        assert_eq!(serde_json::to_string(&bursty).unwrap(), json);
+        let typo = json.replace("}", r#","of_s":1}"#);
+        let err = serde_json::from_str::<ArrivalProcess>(&typo).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "unknown field `of_s`, expected one of `on_rate_qps`, `off_rate_qps`, `on_s`, `off_s`"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn mean_rates() {
-        let bursty = ArrivalProcess::Bursty {
+        let bursty = ArrivalProcess::Bursty(Bursts {
             on_rate_qps: 100.0,
             off_rate_qps: 10.0,
             on_s: 1.0,
             off_s: 9.0,
-        };
+        });
         assert_eq!(bursty.mean_rate(), Some(19.0));
         assert_eq!(
             ArrivalProcess::Poisson { rate_qps: 3.0 }.mean_rate(),
@@ -569,17 +595,17 @@ mod tests {
 
     #[test]
     fn with_rate_keeps_the_shape() {
-        let b = ArrivalProcess::Bursty {
+        let b = ArrivalProcess::Bursty(Bursts {
             on_rate_qps: 100.0,
             off_rate_qps: 10.0,
             on_s: 1.0,
             off_s: 9.0,
-        };
-        let ArrivalProcess::Bursty {
+        });
+        let ArrivalProcess::Bursty(Bursts {
             on_rate_qps,
             off_rate_qps,
             ..
-        } = b.with_rate(38.0).unwrap()
+        }) = b.with_rate(38.0).unwrap()
         else {
             panic!("kind changed")
         };

@@ -8,6 +8,14 @@ use seqless_sim::{
     ShapeModel, SimConfig, SimError, SweepPoint, SyntheticShape, run, sweep,
 };
 
+/// [`small_config`] with `duration_s` seconds of arrivals.
+fn small_config_over(rate_qps: f64, duration_s: f64) -> SimConfig {
+    SimConfig {
+        duration_s,
+        ..small_config(rate_qps)
+    }
+}
+
 #[test]
 fn no_query_is_lost() {
     // Overloaded and with no drain, so both deployments end with work in flight.
@@ -39,8 +47,7 @@ fn no_query_is_lost() {
 
 #[test]
 fn account_concurrency_is_never_exceeded() {
-    let mut config = small_config(200.0);
-    config.duration_s = 5.0;
+    let mut config = small_config_over(200.0, 5.0);
     config.calibration.limits.account_concurrency = 20;
     let report = run(&config, &SyntheticShape::default()).unwrap();
     let s = &report.serverless;
@@ -343,8 +350,7 @@ fn instances_serve_the_offered_load_up_to_their_capacity() {
 
 #[test]
 fn closed_loop_clients_scale_serverless_throughput_below_the_store_capacity() {
-    let mut config = small_config(1.0);
-    config.duration_s = 10.0;
+    let mut config = small_config_over(1.0, 10.0);
     // A store that is never the bottleneck here, so the clients alone set the load.
     config.serverless.store_node.bandwidth_mb_per_s = 100_000.0;
     let levels = [LoadLevel::Concurrency(4), LoadLevel::Concurrency(16)];
@@ -361,8 +367,7 @@ fn closed_loop_clients_scale_serverless_throughput_below_the_store_capacity() {
 /// billed, the waiting included.
 #[test]
 fn a_chain_holds_its_instance_and_bills_its_waits() {
-    let mut config = small_config(1.0);
-    config.duration_s = 5.0;
+    let mut config = small_config_over(1.0, 5.0);
     config.arrivals = ArrivalProcess::File {
         path: {
             let dir = temp_dir("chain");
@@ -436,8 +441,7 @@ fn costs_follow_the_bill() {
 fn sweep_finds_the_cost_crossover() {
     // One default p2.xlarge (about 800 q/s at these lengths): serverless is
     // cheaper at light load, the instance once it is busy enough.
-    let mut config = small_config(1.0);
-    config.duration_s = 10.0;
+    let mut config = small_config_over(1.0, 10.0);
     config.instances = InstanceConfig::default();
     let levels: Vec<LoadLevel> = [10.0, 40.0, 160.0, 640.0]
         .into_iter()

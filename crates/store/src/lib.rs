@@ -96,6 +96,7 @@
 mod error;
 mod memory;
 mod redis_bulk;
+mod redis_conn;
 mod redis_store;
 mod redis_wait;
 pub mod tensor;

@@ -6,17 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClient, ClusterClientBuilder};
-use redis::cluster_async::ClusterConnection;
-use redis::{
-    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisWrite, ServerErrorKind, ToRedisArgs,
-    Value,
-};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::{ErrorKind, RedisError, RedisWrite, ServerErrorKind, ToRedisArgs, Value};
 use tokio::time::Instant;
 
 use crate::error::StoreError;
 use crate::redis_bulk::BulkWriter;
+use crate::redis_conn::{LazyCluster, NodeOrCluster};
 use crate::redis_wait::{READY_SUFFIX, WaitSource, Waiters, blocking_rotate};
 use crate::tensor::{HEADER_LEN, Header, StoredTensor, decode_blob, tensor_from_payload};
 use crate::url::{Target, TlsFiles, mask, parse};
@@ -75,65 +72,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 /// A connection of either kind; both are cheap clones of a shared multiplexer.
-#[derive(Clone)]
-enum Conn {
-    Node(ConnectionManager),
-    Cluster(LazyCluster),
-}
-
-/// A Cluster connection made on first use, as a single server's `ConnectionManager` is:
-/// a service can start while every node is down, and connect once one answers. Clones
-/// share the one connection, which keeps its own per-node connections.
-#[derive(Clone)]
-struct LazyCluster {
-    client: Arc<ClusterClient>,
-    conn: Arc<tokio::sync::OnceCell<ClusterConnection>>,
-}
-
-impl LazyCluster {
-    /// The shared connection, made now if no call has made it yet.
-    async fn connection(&self) -> redis::RedisResult<ClusterConnection> {
-        self.conn
-            .get_or_try_init(|| self.client.get_async_connection())
-            .await
-            .cloned()
-    }
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Node(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => Box::pin(async move {
-                let mut conn = c.connection().await?;
-                conn.req_packed_command(cmd).await
-            }),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => Box::pin(async move {
-                let mut conn = c.connection().await?;
-                conn.req_packed_commands(pipeline, offset, count).await
-            }),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Node(c) => c.get_db(),
-            // A Cluster has only database 0.
-            Self::Cluster(_) => 0,
-        }
-    }
-}
+type Conn = NodeOrCluster<ConnectionManager>;
 
 impl RedisStore {
     /// Connects to a `redis://`, `rediss://`, `redis+cluster://` or
@@ -204,10 +143,7 @@ impl RedisStore {
                     }
                     let client = builder.build().map_err(|e| bad(e.to_string()))?;
                     let client = Arc::new(client);
-                    let cluster = LazyCluster {
-                        client: client.clone(),
-                        conn: Default::default(),
-                    };
+                    let cluster = LazyCluster::new(client.clone());
                     Ok((
                         vec![Conn::Cluster(cluster)],
                         None,

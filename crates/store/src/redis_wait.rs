@@ -12,10 +12,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{AsyncConnectionConfig, Cmd, RedisResult};
+
+use crate::redis_conn::{LazyCluster, NodeOrCluster};
 
 /// Suffix of a key's wake-up list.
 pub(crate) const READY_SUFFIX: &str = "#ready";
@@ -40,10 +41,7 @@ pub(crate) struct Waiters {
 }
 
 /// A connection of either kind, owned by one waiter while it waits.
-pub(crate) enum WaitConn {
-    Node(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
+pub(crate) type WaitConn = NodeOrCluster<MultiplexedConnection>;
 
 impl Waiters {
     pub(crate) fn new(source: WaitSource, slice: Duration) -> Self {
@@ -66,9 +64,10 @@ impl Waiters {
                 .get_multiplexed_async_connection_with_config(&node.1)
                 .await
                 .map(WaitConn::Node),
-            WaitSource::Cluster(client) => {
-                client.get_async_connection().await.map(WaitConn::Cluster)
-            }
+            WaitSource::Cluster(client) => client
+                .get_async_connection()
+                .await
+                .map(|conn| WaitConn::Cluster(LazyCluster::connected(client.clone(), conn))),
         }
     }
 
@@ -91,32 +90,4 @@ pub(crate) fn blocking_rotate(ready: &str, block: Duration) -> Cmd {
         .arg("RIGHT")
         .arg(block.max(SHORTEST_BLOCK).as_secs_f64());
     cmd
-}
-
-impl ConnectionLike for WaitConn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Node(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Node(c) => c.get_db(),
-            Self::Cluster(_) => 0,
-        }
-    }
 }

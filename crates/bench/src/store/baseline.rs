@@ -233,12 +233,7 @@ fn delete_prefixed(host: &str, port: u16, prefix: &str) -> Result<(), BenchError
     let pattern = format!("{prefix}*");
     let mut cursor = 0u64;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
+        let (next, keys): (u64, Vec<String>) = crate::scan_page(cursor, &pattern)
             .query(&mut conn)
             .map_err(cleanup)?;
         if !keys.is_empty() {

@@ -15,9 +15,7 @@ use seqless_platform::PlatformOptions;
 use seqless_store::testing::RedisServer;
 
 /// The shipped model's directory.
-pub fn langid() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/langid")
-}
+pub const LANGID: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/langid");
 
 /// The binary under test, which is also the function processes' executable.
 pub const SEQLESS: &str = env!("CARGO_BIN_EXE_seqless");
@@ -143,7 +141,7 @@ impl Server {
     pub fn serve(extra: &[&str]) -> (Self, String, String) {
         let (server, line) = Self::start(
             Command::new(SEQLESS)
-                .args(["serve", "--model", langid().to_str().unwrap()])
+                .args(["serve", "--model", LANGID])
                 .args(["--listen", "127.0.0.1:0"])
                 .args(extra)
                 .env_remove("SEQLESS_API_TOKEN"),
