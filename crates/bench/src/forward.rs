@@ -25,6 +25,16 @@ pub struct Timing {
     pub min_ms: f64,
 }
 
+impl Timing {
+    /// The median and the fastest of `samples`, ms.
+    fn of(samples: &[f64]) -> Self {
+        Self {
+            median_ms: median(samples).unwrap_or(f64::NAN),
+            min_ms: samples.iter().copied().fold(f64::INFINITY, f64::min),
+        }
+    }
+}
+
 /// Times `f` once to warm up, then `runs` times (at least once).
 pub fn time_runs<E>(runs: usize, mut f: impl FnMut() -> Result<(), E>) -> Result<Timing, E> {
     f()?;
@@ -34,10 +44,7 @@ pub fn time_runs<E>(runs: usize, mut f: impl FnMut() -> Result<(), E>) -> Result
         f()?;
         samples.push(ms(start.elapsed()));
     }
-    Ok(Timing {
-        median_ms: median(&samples).unwrap_or(f64::NAN),
-        min_ms: samples.iter().copied().fold(f64::INFINITY, f64::min),
-    })
+    Ok(Timing::of(&samples))
 }
 
 /// Seconds per call of `f`, the fastest of `runs` batches of `reps` calls: a ceiling, so
@@ -195,13 +202,18 @@ impl Ceilings {
                 "the stage-by-stage walk gave logits {walked:?}, the forward {forward:?}"
             )));
         }
-        let mut samples = Vec::with_capacity(self.runs.max(1) + 1);
-        let whole = time_runs(self.runs, || {
+        // Only the forward is timed. Each timed run is followed by an untimed stage-by-stage
+        // walk, so that both see the same state of the machine.
+        model.forward(input)?;
+        let mut forward_ms = Vec::with_capacity(self.runs.max(1));
+        let mut samples = Vec::with_capacity(self.runs.max(1));
+        for _ in 0..self.runs.max(1) {
+            let start = Instant::now();
             model.forward(input)?;
+            forward_ms.push(ms(start.elapsed()));
             samples.push(profile_layers(model, input)?.1);
-            Ok::<_, BenchError>(())
-        })?;
-        samples.remove(0); // the warm-up run
+        }
+        let whole = Timing::of(&forward_ms);
         let padded = model.config.padded_len(input.len());
         let lengths = model.config.layer_lengths(padded);
         let layers: Vec<LayerRow> = model
