@@ -335,8 +335,8 @@ pub struct PlannerArgs {
 pub struct Planned {
     /// Every plan, split count and memory size tried, refused ones included.
     pub candidates: Vec<Candidate>,
-    /// The index in `candidates` of the pick; `None` when no candidate can run the query.
-    pub pick: Option<usize>,
+    /// The pick; `None` when no candidate can run the query.
+    pub pick: Option<Candidate>,
     /// The calibration the predictions used.
     pub calibration: Calibration,
 }
@@ -376,13 +376,7 @@ impl PlannerArgs {
             &pricing,
             self.arch,
         );
-        let chosen = pick(&candidates, self.objective, self.slo_ms)?;
-        let pick = chosen.map(|c| {
-            candidates
-                .iter()
-                .position(|other| std::ptr::eq(other, c))
-                .expect("the pick is one of the candidates")
-        });
+        let pick = pick(&candidates, self.objective, self.slo_ms)?.cloned();
         Ok(Planned {
             candidates,
             pick,

@@ -9,7 +9,7 @@ use seqless_sim::planner::Candidate;
 pub fn run(args: PlannerArgs) -> Result<()> {
     let planned = args.plan()?;
     let (candidates, calibration) = (&planned.candidates, &planned.calibration);
-    let chosen = planned.pick.map(|i| &candidates[i]);
+    let chosen = planned.pick.as_ref();
     if args.json {
         let json = serde_json::json!({
             "bytes": args.bytes,
