@@ -468,8 +468,6 @@ fn write_inputs(dir: &Path) {
 fn fake_packages(root: &Path) {
     let list =
         std::fs::read_to_string(repo().join("crates/datasets/src/codelang/packages.txt")).unwrap();
-    let info = root.join("var/lib/dpkg/info");
-    std::fs::create_dir_all(&info).unwrap();
     for line in list.lines().filter(|l| !l.starts_with('#')) {
         let Some((language, package)) = line.split_once(' ') else {
             continue;
@@ -483,22 +481,22 @@ fn fake_packages(root: &Path) {
             "Rust" => ("rs", "fn f_{i}() -> u32 { {i} }\n"),
             other => panic!("packages.txt names a language the fixture lacks: {other}"),
         };
-        let mut listed = format!("/usr/src/{package}\n");
-        for n in 0..2 {
-            let path = format!("/usr/src/{package}/m{n}.{ext}");
-            let text: String = (0..200)
-                .map(|i| format!("{}// {package}\n", body.replace("{i}", &format!("{n}{i}"))))
-                .collect();
-            let on_disk = root.join(path.trim_start_matches('/'));
-            std::fs::create_dir_all(on_disk.parent().unwrap()).unwrap();
-            std::fs::write(on_disk, text).unwrap();
-            listed.push_str(&path);
-            listed.push('\n');
+        let files = (0..2)
+            .map(|n| {
+                let text: String = (0..200)
+                    .map(|i| format!("{}// {package}\n", body.replace("{i}", &format!("{n}{i}"))))
+                    .collect();
+                (format!("m{n}.{ext}"), text)
+            })
+            .collect();
+        seqless_datasets::testing::FakePackage {
+            name: package,
+            multiarch: false,
+            copyright: "Files: *\nLicense: MIT\n",
+            files,
         }
-        std::fs::write(info.join(format!("{package}.list")), listed).unwrap();
-        let doc = root.join(format!("usr/share/doc/{package}"));
-        std::fs::create_dir_all(&doc).unwrap();
-        std::fs::write(doc.join("copyright"), "Files: *\nLicense: MIT\n").unwrap();
+        .install(root)
+        .unwrap();
     }
 }
 

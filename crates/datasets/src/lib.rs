@@ -5,9 +5,12 @@
 //!   installed Debian packages and held out by package.
 //! - [`naive_bayes`]: byte n-gram multinomial naive Bayes with its smoothing and order
 //!   tuned on a validation split.
+//! - [`testing`] (feature `test-support`): fake dpkg roots for the builders' tests.
 
 pub mod codelang;
 #[cfg(feature = "langid")]
 pub mod langid;
 pub mod naive_bayes;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod windows;

@@ -5,36 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use seqless_datasets::codelang::{MIN_BYTES, Options, build_from};
+use seqless_datasets::testing::FakePackage;
 
 /// A source file of about `bytes` bytes whose lines name its package and index, so every
 /// file differs.
 fn source(package: &str, i: usize, bytes: usize) -> String {
     let line = format!("fn f_{i}() -> u32 {{ 42 }} // {package}\n");
     line.repeat(bytes / line.len() + 1)
-}
-
-/// Installs `package` under `root`: files at `usr/src/<package>/...`, a dpkg list naming
-/// them (and a directory, as dpkg lists do), a DEP-5 copyright.
-fn install(root: &Path, package: &str, files: &[(String, String)]) {
-    let info = root.join("var/lib/dpkg/info");
-    std::fs::create_dir_all(&info).unwrap();
-    let mut list = format!("/.\n/usr/src/{package}\n");
-    for (name, text) in files {
-        let path = format!("/usr/src/{package}/{name}");
-        let on_disk = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(on_disk.parent().unwrap()).unwrap();
-        std::fs::write(on_disk, text).unwrap();
-        list.push_str(&path);
-        list.push('\n');
-    }
-    std::fs::write(info.join(format!("{package}:amd64.list")), list).unwrap();
-    let doc = root.join(format!("usr/share/doc/{package}"));
-    std::fs::create_dir_all(&doc).unwrap();
-    std::fs::write(
-        doc.join("copyright"),
-        format!("Files: debian/*\nLicense: GPL-2+\n\nFiles: *\nLicense: MIT-{package}\n"),
-    )
-    .unwrap();
 }
 
 /// Ten Rust and ten Python packages of six long files each, plus files every filter
@@ -58,7 +35,16 @@ fn fake_root(root: &Path) -> Vec<(String, String)> {
                 format!("dist/bundle.{ext}"),
                 source(&package, 98, MIN_BYTES * 2),
             ));
-            install(root, &package, &files);
+            let copyright =
+                format!("Files: debian/*\nLicense: GPL-2+\n\nFiles: *\nLicense: MIT-{package}\n");
+            FakePackage {
+                name: &package,
+                multiarch: true,
+                copyright: &copyright,
+                files,
+            }
+            .install(root)
+            .unwrap();
             listed.push((label.to_string(), package));
         }
     }
