@@ -5,8 +5,19 @@
 # `seqless simulate` from a calibration taken first (`seqless bench calibrate` on the same
 # platform). Nothing is fitted to the sweep it predicts. The simulated deployment is this
 # machine: the function processes share its cores (`serverless.host_cores`), the platform
-# runs PROCESSES at once (the account concurrency), and the store moves what the
-# calibration measured.
+# keeps PROCESSES function processes (the simulated account concurrency), and the store
+# moves what the calibration measured.
+#
+# PROCESSES (default 64) must cover a conv and a head process for every client. The local
+# platform's --concurrency caps the processes alive over all functions, so at a cap near
+# the number of clients a query's head evicts an idle conv process, the next query's conv
+# evicts the head, and every query pays two cold starts. Lambda keeps idle environments of
+# every function, and the simulator does not evict them either; at a cap of 2, two
+# clients get less throughput than one.
+#
+# The calibration times CAL_RUNS queries per size (default 20). Its first queries find
+# function processes that have served little; with 3 runs its per-stage fits came out
+# above what the same stages take in a long sweep.
 #
 #   scripts/validate-sim.sh OUT_DIR [REQUESTS] [RUNS] [SIZES]
 #       defaults: 1000 requests per level, 3 runs (the median is kept), sizes 4096,65536
@@ -21,9 +32,10 @@ cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/validate-sim.sh OUT_DIR [REQUESTS] [RUNS] [SIZES]}
 requests=${2:-1000}
 runs=${3:-3}
+cal_runs=${CAL_RUNS:-20}
 sizes=${4:-4096,65536}
 bin=${SEQLESS:-target/release/seqless}
-processes=2
+processes=${PROCESSES:-64}
 clients=1,2,4,8,16,32
 source scripts/lib/services.sh
 need redis-server redis-cli curl python3
@@ -34,7 +46,7 @@ start_redis
 start_platform --concurrency "$processes" --memory-mb 1024
 
 echo "calibrating on the local platform" >&2
-"$bin" bench calibrate --model models/langid --bytes "4096,16384,$sizes" --runs "$runs" \
+"$bin" bench calibrate --model models/langid --bytes "4096,16384,$sizes" --runs "$cal_runs" \
     --memory-mb 1024 --platform local --endpoint "$endpoint" --store "$store" \
     --out "$out/calibration.json" >&2
 

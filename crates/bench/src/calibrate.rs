@@ -36,24 +36,32 @@ struct Samples {
 }
 
 impl Samples {
-    /// Adds one query's invocations, matched to the shape the simulator would use.
+    /// Adds one query's invocations, matched to the shape the simulator would use. A
+    /// warm-up query (`timed` false) gives only its cold starts.
     ///
-    /// The overhead is taken from phases of one invocation only: in a wider phase the
-    /// round trip also holds the wait for a free instance when the platform runs fewer
-    /// at once than the phase has (as on a small machine), which is queueing, not what
-    /// the platform adds to one invocation.
-    fn add(&mut self, shape: &QueryShape, invocations: &[InvocationRecord]) {
+    /// The first query of a size can start instances cold, and even in a warm instance
+    /// it is the first to touch buffers of that size: its compute is slower than the
+    /// same stage's in a long run, and with a few runs per size such samples pulled the
+    /// fitted lines well above what a long run takes. The overhead is taken from phases of one invocation only: in a wider
+    /// phase the round trip also holds the wait for a free instance when the platform
+    /// runs fewer at once than the phase has (as on a small machine), which is queueing,
+    /// not what the platform adds to one invocation.
+    fn add(&mut self, shape: &QueryShape, invocations: &[InvocationRecord], timed: bool) {
         let mut ran = invocations.iter();
         for phase in &shape.phases {
             let alone = phase.invocations.len() == 1;
             for (planned, ran) in phase.invocations.iter().zip(ran.by_ref()) {
+                if ran.cold {
+                    self.cold_ms.push(ran.init_ms);
+                }
+                if !timed || ran.cold {
+                    continue;
+                }
                 self.compute
                     .entry(planned.kind.clone())
                     .or_default()
                     .push((planned.rows, ran.compute_ms));
-                if ran.cold {
-                    self.cold_ms.push(ran.init_ms);
-                } else if alone {
+                if alone {
                     self.overhead_ms
                         .push((ran.round_trip_ms - ran.duration_ms).max(0.0));
                 }
@@ -94,7 +102,8 @@ async fn measure_store(store: &Arc<dyn TensorStore>) -> Result<StoreCalibration,
 }
 
 /// Measures `coordinator`'s system: the store, then `runs + 1` queries of every size in
-/// `sizes` (the first of each can start instances cold), fitted into a calibration.
+/// `sizes` (the first of each a warm-up, which can start instances cold), fitted into a
+/// calibration.
 /// Every size is planned before anything is timed, so a bad split or memory setting
 /// fails at once. `progress` receives a line per size done, and a note when no cold
 /// start was seen (the default cold start is kept then).
@@ -128,9 +137,9 @@ pub async fn calibrate(
         let query_shape = shape
             .shape(n)
             .map_err(|e| BenchError::Invalid(e.to_string()))?;
-        for _ in 0..=runs {
+        for run in 0..=runs {
             let result = coordinator.classify(&input).await?;
-            samples.add(&query_shape, &result.trace.invocations);
+            samples.add(&query_shape, &result.trace.invocations, run > 0);
         }
         progress(&format!("calibrate: {n} bytes done ({} runs)", runs + 1));
     }
@@ -157,4 +166,58 @@ pub async fn calibrate(
         warm_overhead_ms: median(&samples.overhead_ms).unwrap_or(0.0),
         ..defaults
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use seqless_plan::StageKind;
+    use seqless_sim::{Invocation, Phase};
+
+    use super::*;
+
+    fn one_conv(rows: usize) -> QueryShape {
+        QueryShape {
+            phases: vec![Phase {
+                invocations: vec![Invocation {
+                    kind: "conv".into(),
+                    rows,
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    memory_mb: 1024,
+                    chain: None,
+                }],
+            }],
+        }
+    }
+
+    fn ran(cold: bool, compute_ms: f64) -> InvocationRecord {
+        InvocationRecord {
+            stage: StageKind::Conv,
+            layer: 0,
+            split: 0,
+            cold,
+            init_ms: if cold { 25.0 } else { 0.0 },
+            duration_ms: compute_ms + 1.0,
+            billed_ms: 0,
+            memory_mb: 1024,
+            compute_ms,
+            wait_ms: 0.0,
+            bytes_in: 0,
+            bytes_out: 0,
+            round_trip_ms: compute_ms + 1.5,
+        }
+    }
+
+    #[test]
+    fn warm_ups_and_cold_invocations_give_cold_starts_but_no_compute() {
+        let shape = one_conv(4096);
+        let mut samples = Samples::default();
+        samples.add(&shape, &[ran(true, 9.0)], false);
+        samples.add(&shape, &[ran(false, 7.0)], false);
+        samples.add(&shape, &[ran(true, 8.0)], true);
+        samples.add(&shape, &[ran(false, 3.0)], true);
+        assert_eq!(samples.cold_ms, [25.0, 25.0]);
+        assert_eq!(samples.compute["conv"], [(4096, 3.0)]);
+        assert_eq!(samples.overhead_ms, [0.5]);
+    }
 }

@@ -371,7 +371,7 @@ pub struct BenchCalibrateArgs {
         default_value = "4096,65536,262144,1048576"
     )]
     pub bytes: Vec<usize>,
-    /// Timed queries per size, after one that may start instances cold.
+    /// Timed queries per size, after an untimed warm-up that may start instances cold.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
     /// The calibration JSON to write (for `seqless simulate --calibration`).

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Where a serverless query's CPU goes on this machine. It runs `seqless bench load` against
+# `seqless serve --mode serverless --platform local` over a real Redis, as
+# scripts/validate-sim.sh does, and reads from /proc, around each level, the CPU time of:
+# serve (the master), the platform's own process, redis-server, the load client, and the
+# function processes with everything else (the machine's busy time less the others).
+# The simulator charges the shared cores only for the handlers' compute; this shows what
+# else the cores carry.
+#
+#   scripts/host-cpu.sh OUT_CSV [REQUESTS] [SIZES] [CLIENTS]
+#       defaults: 500 requests per level, sizes 4096,65536, clients 1,16
+#
+# Writes one CSV row per size and level: CPU ms per query by process, the machine's busy
+# CPU ms per query, and wall ms per query. SEQLESS names the binary (default
+# target/release/seqless, with the `platform` feature). Needs redis-server, redis-cli,
+# curl and python3, and a machine with nothing else running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=${1:?usage: scripts/host-cpu.sh OUT_CSV [REQUESTS] [SIZES] [CLIENTS]}
+requests=${2:-500}
+sizes=${3:-4096,65536}
+clients=${4:-1,16}
+bin=${SEQLESS:-target/release/seqless}
+source scripts/lib/services.sh
+need redis-server redis-cli curl python3
+[[ -x $bin ]] || { echo "error: $bin not found; build it or set SEQLESS" >&2; exit 2; }
+
+start_redis
+# As many processes as scripts/validate-sim.sh keeps, so none is evicted for another.
+start_platform --concurrency 64 --memory-mb 1024
+start_serve --memory-mb 1024
+redis_pid=$(redis-cli -p "$redis_port" info server | tr -d '\r' | sed -n 's/^process_id://p')
+
+# utime + stime of a process, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The machine's busy ticks (user, nice, system, irq, softirq) over all cores.
+busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+snapshot() { echo "$(ticks "$serve_pid") $(ticks "$platform_pid") $(ticks "$redis_pid") $(busy)"; }
+# Runs the load client and prints its own CPU seconds (user + system).
+client_cpu() {
+    python3 - "$@" <<'PY'
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(r.ru_utime + r.ru_stime)
+PY
+}
+
+echo "bytes,clients,requests,serve_cpu_ms,platform_cpu_ms,redis_cpu_ms,client_cpu_ms,functions_and_rest_cpu_ms,machine_cpu_ms,wall_ms" >"$out"
+for size in ${sizes//,/ }; do
+    for c in ${clients//,/ }; do
+        echo "measuring $size bytes at $c clients" >&2
+        load=("$bin" bench load --url "$url" --concurrency "$c" --runs 1 --bytes "$size")
+        # A short run first, so every process this level needs is warm.
+        "${load[@]}" --requests $((c * 10)) >/dev/null 2>&1
+        before=$(snapshot)
+        start=$(date +%s.%N)
+        client=$(client_cpu "${load[@]}" --requests "$requests")
+        end=$(date +%s.%N)
+        after=$(snapshot)
+        python3 - "$size" "$c" "$requests" "$before" "$after" "$client" "$start" "$end" \
+            "$(getconf CLK_TCK)" >>"$out" <<'PY'
+import sys
+size, c, n, before, after, client, start, end, hz = sys.argv[1:]
+n, hz = int(n), float(hz)
+b, a = [float(x) for x in before.split()], [float(x) for x in after.split()]
+serve, platform, redis, machine = ((a[i] - b[i]) / hz * 1e3 / n for i in range(4))
+client = float(client) * 1e3 / n
+rest = machine - serve - platform - redis - client
+wall = (float(end) - float(start)) * 1e3 / n
+print(f"{size},{c},{n},{serve:.2f},{platform:.2f},{redis:.2f},{client:.2f},{rest:.2f},{machine:.2f},{wall:.2f}")
+PY
+    done
+done
+column -s, -t "$out"
