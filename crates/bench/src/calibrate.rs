@@ -181,10 +181,7 @@ mod tests {
                 invocations: vec![Invocation {
                     kind: "conv".into(),
                     rows,
-                    bytes_in: 0,
-                    bytes_out: 0,
-                    memory_mb: 1024,
-                    chain: None,
+                    ..Invocation::default()
                 }],
             }],
         }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One function invocation: which stage kind runs, over how many rows, moving
 /// how many bytes through the store, at what memory size.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Invocation {
     /// Stage kind; must have a [`crate::StageCalibration`].
