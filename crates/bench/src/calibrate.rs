@@ -42,10 +42,12 @@ impl Samples {
     /// The first query of a size can start instances cold, and even in a warm instance
     /// it is the first to touch buffers of that size: its compute is slower than the
     /// same stage's in a long run, and with a few runs per size such samples pulled the
-    /// fitted lines well above what a long run takes. The overhead is taken from phases of one invocation only: in a wider
-    /// phase the round trip also holds the wait for a free instance when the platform
-    /// runs fewer at once than the phase has (as on a small machine), which is queueing,
-    /// not what the platform adds to one invocation.
+    /// fitted lines well above what a long run takes.
+    ///
+    /// The overhead is taken from phases of one invocation only: in a wider phase the
+    /// round trip also holds the wait for a free instance when the platform runs fewer
+    /// at once than the phase has (as on a small machine), which is queueing, not what
+    /// the platform adds to one invocation.
     fn add(&mut self, shape: &QueryShape, invocations: &[InvocationRecord], timed: bool) {
         let mut ran = invocations.iter();
         for phase in &shape.phases {
@@ -118,6 +120,11 @@ pub async fn calibrate(
     if sizes.is_empty() || sizes.contains(&0) {
         return Err(BenchError::Invalid(
             "calibration needs one or more sizes of at least 1 byte".into(),
+        ));
+    }
+    if runs == 0 {
+        return Err(BenchError::Flags(
+            "--runs must be at least 1: each size's first query is an untimed warm-up".into(),
         ));
     }
     for &n in sizes {

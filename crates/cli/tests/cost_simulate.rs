@@ -469,3 +469,24 @@ fn plan_predicts_every_configuration_and_refuses_an_slo_no_plan_meets() {
     let err = refusal(run(&["--slo-ms", "0"]));
     assert!(err.contains("--slo-ms 0: give a positive number"), "{err}");
 }
+
+#[test]
+fn calibrate_refuses_zero_timed_runs_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("calibration.json");
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/langid");
+    let err = refusal(seqless(&[
+        "bench",
+        "calibrate",
+        "--model",
+        model,
+        "--bytes",
+        "4096",
+        "--runs",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(err.contains("--runs must be at least 1"), "{err}");
+    assert!(!out.exists(), "a refused calibration wrote {out:?}");
+}
