@@ -475,18 +475,11 @@ fn calibrate_refuses_zero_timed_runs_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("calibration.json");
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/langid");
-    let err = refusal(seqless(&[
-        "bench",
-        "calibrate",
-        "--model",
-        model,
-        "--bytes",
-        "4096",
-        "--runs",
-        "0",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let path = out.to_str().unwrap();
+    let flags = [
+        "--runs", "0", "--bytes", "4096", "--model", model, "--out", path,
+    ];
+    let err = refusal(seqless(&[&["bench", "calibrate"][..], &flags].concat()));
     assert!(err.contains("--runs must be at least 1"), "{err}");
     assert!(!out.exists(), "a refused calibration wrote {out:?}");
 }
