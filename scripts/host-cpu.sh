@@ -23,6 +23,7 @@ sizes=${3:-4096,65536}
 clients=${4:-1,16}
 bin=${SEQLESS:-target/release/seqless}
 source scripts/lib/services.sh
+source scripts/lib/cpu.sh
 need redis-server redis-cli curl python3
 [[ -x $bin ]] || { echo "error: $bin not found; build it or set SEQLESS" >&2; exit 2; }
 
@@ -30,22 +31,11 @@ start_redis
 # As many processes as scripts/validate-sim.sh keeps, so none is evicted for another.
 start_platform --concurrency 64 --memory-mb 1024
 start_serve --memory-mb 1024
-redis_pid=$(redis-cli -p "$redis_port" info server | tr -d '\r' | sed -n 's/^process_id://p')
+redis_pid=$(redis_server_pid)
 
-# utime + stime of a process, in clock ticks.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The machine's busy ticks (user, nice, system, irq, softirq) over all cores.
 busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 snapshot() { echo "$(ticks "$serve_pid") $(ticks "$platform_pid") $(ticks "$redis_pid") $(busy)"; }
-# Runs the load client and prints its own CPU seconds (user + system).
-client_cpu() {
-    python3 - "$@" <<'PY'
-import resource, subprocess, sys
-subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(r.ru_utime + r.ru_stime)
-PY
-}
 
 echo "bytes,clients,requests,serve_cpu_ms,platform_cpu_ms,redis_cpu_ms,client_cpu_ms,functions_and_rest_cpu_ms,machine_cpu_ms,wall_ms" >"$out"
 for size in ${sizes//,/ }; do
@@ -56,7 +46,7 @@ for size in ${sizes//,/ }; do
         "${load[@]}" --requests $((c * 10)) >/dev/null 2>&1
         before=$(snapshot)
         start=$(date +%s.%N)
-        client=$(client_cpu "${load[@]}" --requests "$requests")
+        client=$(command_cpu "${load[@]}" --requests "$requests")
         end=$(date +%s.%N)
         after=$(snapshot)
         python3 - "$size" "$c" "$requests" "$before" "$after" "$client" "$start" "$end" \

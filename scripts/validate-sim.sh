@@ -19,12 +19,17 @@
 # function processes that have served little; with 3 runs its per-stage fits came out
 # above what the same stages take in a long sweep.
 #
+# The machine's cores also carry the platform's router, redis-server and the load client.
+# Before each size's sweep, OTHER_REQUESTS queries (default 200) from one client measure
+# their CPU per query from /proc (`serverless.host_other_cpu_ms_per_query`); the function
+# processes' CPU and the master's come from the calibration.
+#
 #   scripts/validate-sim.sh OUT_DIR [REQUESTS] [RUNS] [SIZES]
 #       defaults: 1000 requests per level, 3 runs (the median is kept), sizes 4096,65536
 #
-# Writes OUT_DIR/calibration.json, OUT_DIR/measured-SIZE.csv, OUT_DIR/sim-SIZE/ and
-# OUT_DIR/validation.csv (measured against predicted, with the relative errors), and
-# prints the table. SEQLESS names the binary (default target/release/seqless); it needs
+# Writes OUT_DIR/calibration.json, OUT_DIR/other-cpu.csv, OUT_DIR/measured-SIZE.csv,
+# OUT_DIR/sim-SIZE/ and OUT_DIR/validation.csv (measured against predicted, with the
+# relative errors), and prints the table. SEQLESS names the binary (default target/release/seqless); it needs
 # the `platform` feature. Needs redis-server, redis-cli, curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,8 +41,10 @@ cal_runs=${CAL_RUNS:-20}
 sizes=${4:-4096,65536}
 bin=${SEQLESS:-target/release/seqless}
 processes=${PROCESSES:-64}
+other_requests=${OTHER_REQUESTS:-200}
 clients=1,2,4,8,16,32
 source scripts/lib/services.sh
+source scripts/lib/cpu.sh
 need redis-server redis-cli curl python3
 [[ -x $bin ]] || { echo "error: $bin not found; build it or set SEQLESS" >&2; exit 2; }
 mkdir -p "$out"
@@ -51,16 +58,35 @@ echo "calibrating on the local platform" >&2
     --out "$out/calibration.json" >&2
 
 start_serve --memory-mb 1024
+redis_pid=$(redis_server_pid)
 
 cores=$(nproc)
+# CPU ticks of the platform's router and redis-server together.
+others() { echo $(($(ticks "$platform_pid") + $(ticks "$redis_pid"))); }
+echo "bytes,requests,platform_and_redis_cpu_ms,client_cpu_ms,other_cpu_ms" >"$out/other-cpu.csv"
 for size in ${sizes//,/ }; do
+    echo "measuring the other processes' CPU at $size bytes ($other_requests queries)" >&2
+    before=$(others)
+    client=$(command_cpu "$bin" bench load --url "$url" --concurrency 1 --runs 1 \
+        --bytes "$size" --requests "$other_requests")
+    python3 - "$size" "$other_requests" "$before" "$(others)" "$client" "$(getconf CLK_TCK)" \
+        >>"$out/other-cpu.csv" <<'PY'
+import sys
+size, n, before, after, client, hz = sys.argv[1:]
+n = int(n)
+servers = (float(after) - float(before)) / float(hz) * 1e3 / n
+client = float(client) * 1e3 / n
+print(f"{size},{n},{servers:.3f},{client:.3f},{servers + client:.3f}")
+PY
+    other_cpu_ms=$(tail -1 "$out/other-cpu.csv" | cut -d, -f5)
     echo "measuring $size bytes at $clients clients" >&2
     "$bin" bench load --url "$url" --concurrency "$clients" --requests "$requests" \
         --runs "$runs" --bytes "$size" --csv "$out/measured-$size.csv" >&2
     # This machine as the simulator sees it; the calibration sets the store's bandwidth.
-    python3 - "$out/calibration.json" "$work/sim-$size.json" "$size" "$processes" "$cores" <<'PY'
+    python3 - "$out/calibration.json" "$work/sim-$size.json" "$size" "$processes" "$cores" \
+        "$other_cpu_ms" <<'PY'
 import json, sys
-calibration, target, size, processes, cores = sys.argv[1:]
+calibration, target, size, processes, cores, other_cpu_ms = sys.argv[1:]
 c = json.load(open(calibration))
 c["limits"]["account_concurrency"] = int(processes)
 # A function process here has a whole core whatever its memory setting.
@@ -72,6 +98,7 @@ json.dump({
     "lengths": {"kind": "fixed", "bytes": int(size)},
     "serverless": {
         "host_cores": int(cores),
+        "host_other_cpu_ms_per_query": float(other_cpu_ms),
         "store_node": {"bandwidth_mb_per_s": c["store"]["bandwidth_mb_per_s"]},
     },
 }, open(target, "w"))

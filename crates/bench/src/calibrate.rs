@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use cpu_time::ProcessTime;
 use seqless_coordinator::{Coordinator, InvocationRecord};
 use seqless_plan::plan;
 use seqless_sim::{
-    Calibration, PlanShape, QueryShape, ShapeModel, StageCalibration, StoreCalibration,
+    Calibration, MasterCpu, PlanShape, QueryShape, ShapeModel, StageCalibration, StoreCalibration,
 };
 use seqless_store::{QueryId, StoredTensor, TensorStore};
 
+use crate::load::texts;
 use crate::stats::median;
 use crate::{BenchError, ms};
 
@@ -29,6 +30,12 @@ const PROBES: usize = 9;
 struct Samples {
     /// (rows, compute ms) per stage kind.
     compute: BTreeMap<String, Vec<(usize, f64)>>,
+    /// The function process's CPU over the compute, per stage kind, where the process
+    /// measured it.
+    cpu_per_compute: BTreeMap<String, Vec<f64>>,
+    /// (invocations, CPU ms of this process) per timed query whose functions ran in
+    /// processes of their own, so that this process did only the master's work.
+    master_cpu: Vec<(usize, f64)>,
     /// Start-up time of every cold invocation.
     cold_ms: Vec<f64>,
     /// Coordinator round trip minus handler time, for warm invocations alone in a phase.
@@ -48,7 +55,16 @@ impl Samples {
     /// round trip also holds the wait for a free instance when the platform runs fewer
     /// at once than the phase has (as on a small machine), which is queueing, not what
     /// the platform adds to one invocation.
-    fn add(&mut self, shape: &QueryShape, invocations: &[InvocationRecord], timed: bool) {
+    fn add(
+        &mut self,
+        shape: &QueryShape,
+        invocations: &[InvocationRecord],
+        master_cpu_ms: f64,
+        timed: bool,
+    ) {
+        if timed && invocations.iter().all(|ran| ran.cpu_ms.is_some()) {
+            self.master_cpu.push((invocations.len(), master_cpu_ms));
+        }
         let mut ran = invocations.iter();
         for phase in &shape.phases {
             let alone = phase.invocations.len() == 1;
@@ -63,6 +79,12 @@ impl Samples {
                     .entry(planned.kind.clone())
                     .or_default()
                     .push((planned.rows, ran.compute_ms));
+                if let Some(cpu_ms) = ran.cpu_ms.filter(|_| ran.compute_ms > 0.0) {
+                    self.cpu_per_compute
+                        .entry(planned.kind.clone())
+                        .or_default()
+                        .push(cpu_ms / ran.compute_ms);
+                }
                 if alone {
                     self.overhead_ms
                         .push((ran.round_trip_ms - ran.duration_ms).max(0.0));
@@ -103,18 +125,31 @@ async fn measure_store(store: &Arc<dyn TensorStore>) -> Result<StoreCalibration,
     })
 }
 
-/// Measures `coordinator`'s system: the store, then `runs + 1` queries of every size in
-/// `sizes` (the first of each a warm-up, which can start instances cold), fitted into a
+/// The queries a calibration times.
+#[derive(Debug, Clone, Copy)]
+pub struct Queries<'a> {
+    /// Their lengths, bytes.
+    pub sizes: &'a [usize],
+    /// Timed queries per size, after one untimed warm-up.
+    pub runs: usize,
+    /// The text they are cut from, as `bench load` cuts its queries ([`texts`]); `None`
+    /// for its random words. Stage times depend on the text (random bytes make the
+    /// LSTM half as slow again as words do), so it should be what will be served.
+    pub corpus: Option<&'a str>,
+}
+
+/// Measures `coordinator`'s system: the store, then `runs + 1` queries of every size
+/// (the first of each a warm-up, which can start instances cold), fitted into a
 /// calibration.
 /// Every size is planned before anything is timed, so a bad split or memory setting
 /// fails at once. `progress` receives a line per size done, and a note when no cold
 /// start was seen (the default cold start is kept then).
 pub async fn calibrate(
     coordinator: &Coordinator,
-    sizes: &[usize],
-    runs: usize,
+    queries: &Queries<'_>,
     mut progress: impl FnMut(&str),
 ) -> Result<Calibration, BenchError> {
+    let Queries { sizes, runs, .. } = *queries;
     let options = coordinator.options();
     let config = coordinator.config();
     if sizes.is_empty() || sizes.contains(&0) {
@@ -137,23 +172,31 @@ pub async fn calibrate(
         limits: options.limits,
     };
     let store = measure_store(coordinator.store()).await?;
-    let mut rng = StdRng::seed_from_u64(11);
     let mut samples = Samples::default();
     for &n in sizes {
-        let input: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+        let texts = texts(queries.corpus, n);
         let query_shape = shape
             .shape(n)
             .map_err(|e| BenchError::Invalid(e.to_string()))?;
-        for run in 0..=runs {
-            let result = coordinator.classify(&input).await?;
-            samples.add(&query_shape, &result.trace.invocations, run > 0);
+        for (run, text) in (0..=runs).zip(texts.iter().cycle()) {
+            let cpu = ProcessTime::now();
+            let result = coordinator.classify(text.as_bytes()).await?;
+            let cpu_ms = ms(cpu.elapsed());
+            samples.add(&query_shape, &result.trace.invocations, cpu_ms, run > 0);
         }
         progress(&format!("calibrate: {n} bytes done ({} runs)", runs + 1));
     }
     let stages = samples
         .compute
         .iter()
-        .filter_map(|(kind, points)| Some((kind.clone(), StageCalibration::fit(points)?)))
+        .filter_map(|(kind, points)| {
+            let mut stage = StageCalibration::fit(points)?;
+            stage.cpu_per_compute = samples
+                .cpu_per_compute
+                .get(kind)
+                .and_then(|ratios| median(ratios));
+            Some((kind.clone(), stage))
+        })
         .collect();
     let defaults = Calibration::default();
     let cold_start_ms = median(&samples.cold_ms).unwrap_or_else(|| {
@@ -171,6 +214,7 @@ pub async fn calibrate(
         cold_start_ms,
         cold_start_samples_ms,
         warm_overhead_ms: median(&samples.overhead_ms).unwrap_or(0.0),
+        master: MasterCpu::fit(&samples.master_cpu),
         ..defaults
     })
 }
@@ -206,6 +250,7 @@ mod tests {
             memory_mb: 1024,
             compute_ms,
             wait_ms: 0.0,
+            cpu_ms: None,
             bytes_in: 0,
             bytes_out: 0,
             round_trip_ms: compute_ms + 1.5,
@@ -216,12 +261,29 @@ mod tests {
     fn warm_ups_and_cold_invocations_give_cold_starts_but_no_compute() {
         let shape = one_conv(4096);
         let mut samples = Samples::default();
-        samples.add(&shape, &[ran(true, 9.0)], false);
-        samples.add(&shape, &[ran(false, 7.0)], false);
-        samples.add(&shape, &[ran(true, 8.0)], true);
-        samples.add(&shape, &[ran(false, 3.0)], true);
+        samples.add(&shape, &[ran(true, 9.0)], 1.0, false);
+        samples.add(&shape, &[ran(false, 7.0)], 1.0, false);
+        samples.add(&shape, &[ran(true, 8.0)], 1.0, true);
+        samples.add(&shape, &[ran(false, 3.0)], 1.0, true);
         assert_eq!(samples.cold_ms, [25.0, 25.0]);
         assert_eq!(samples.compute["conv"], [(4096, 3.0)]);
         assert_eq!(samples.overhead_ms, [0.5]);
+    }
+
+    #[test]
+    fn process_cpu_gives_cpu_per_compute_and_the_master_share() {
+        let shape = one_conv(4096);
+        let mut samples = Samples::default();
+        let with_cpu = |cold, compute_ms, cpu_ms| InvocationRecord {
+            cpu_ms: Some(cpu_ms),
+            ..ran(cold, compute_ms)
+        };
+        samples.add(&shape, &[with_cpu(false, 4.0, 6.0)], 0.7, true);
+        samples.add(&shape, &[with_cpu(false, 2.0, 5.0)], 0.9, true);
+        // Untimed, or with a function that shares this process: no master figure.
+        samples.add(&shape, &[with_cpu(false, 4.0, 6.0)], 5.0, false);
+        samples.add(&shape, &[ran(false, 4.0)], 5.0, true);
+        assert_eq!(samples.cpu_per_compute["conv"], [1.5, 2.5]);
+        assert_eq!(samples.master_cpu, [(1, 0.7), (1, 0.9)]);
     }
 }

@@ -30,7 +30,7 @@ pub mod platform;
 #[cfg(feature = "platform")]
 pub mod platform_run;
 pub mod serverless;
-pub mod stats;
+pub use seqless_sim::stats;
 pub mod store;
 
 pub use error::BenchError;

@@ -374,6 +374,10 @@ pub struct BenchCalibrateArgs {
     /// Timed queries per size, after an untimed warm-up that may start instances cold.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Cut the queries from this text file instead of random words (as `bench load`
+    /// does): stage times depend on the text, so calibrate on what will be served.
+    #[arg(long)]
+    pub text_file: Option<PathBuf>,
     /// The calibration JSON to write (for `seqless simulate --calibration`).
     #[arg(long, default_value = "calibration.json")]
     pub out: PathBuf,

@@ -160,6 +160,8 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_every_pla
                 };
                 assert_eq!(i.memory_mb, memory, "{:?}", i.stage);
                 assert_eq!(i.cold, i.init_ms > 0.0);
+                // A function process serves one invocation at a time and measures its CPU.
+                assert!(i.cpu_ms.is_some_and(|ms| ms > 0.0), "{i:?}");
             }
         }
     }

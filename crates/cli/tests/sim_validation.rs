@@ -146,6 +146,20 @@ async fn the_local_platform_is_measured_calibrated_and_simulated_end_to_end() {
     // The platform's process limit is the simulated account's concurrency.
     let mut cal: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&calibration).unwrap()).unwrap();
+    // Function processes measured their CPU, and this process its own as the master's.
+    for (kind, stage) in cal["stages"].as_object().unwrap() {
+        let ratio = stage["cpu_per_compute"].as_f64();
+        assert!(ratio.is_some_and(|r| r > 0.0), "{kind}: {stage}");
+    }
+    let master = &cal["master"];
+    assert!(
+        master["cpu_ms_per_query"].as_f64().unwrap() > 0.0,
+        "{master}"
+    );
+    assert!(
+        master["cpu_ms_per_invocation"].as_f64().unwrap() >= 0.0,
+        "{master}"
+    );
     cal["limits"]["account_concurrency"] = PROCESSES.into();
     // A process here has a whole core whatever its memory setting, as a 1,769 MB
     // Lambda environment has: the simulated 1,024 MB functions must not be slowed.

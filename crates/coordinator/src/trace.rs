@@ -8,8 +8,9 @@ use seqless_plan::{PlanKind, Stage, StageKind};
 use serde::{Deserialize, Serialize};
 
 /// One function invocation as the trace reports it. Every field but `wait_ms` (which only
-/// resident splits have) is required when a trace is read back, so a renamed field fails
-/// to parse rather than reading as zero.
+/// resident splits have) and `cpu_ms` (which only function processes measure) is required
+/// when a trace is read back, so a renamed field fails to parse rather than reading as
+/// zero.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InvocationRecord {
     /// `conv`, `tfilm`, `head` or `classifier`.
@@ -34,6 +35,12 @@ pub struct InvocationRecord {
     /// rest of its duration.
     #[serde(default)]
     pub wait_ms: f64,
+    /// CPU time of the invocation in its function's process, every thread included; on
+    /// one core per function it can exceed `compute_ms` by the kernels' other threads and
+    /// the I/O's own CPU. Absent on the in-process pool, which cannot tell invocations'
+    /// CPU apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<f64>,
     /// Bytes read from the store.
     pub bytes_in: u64,
     /// Bytes written to the store.
@@ -63,6 +70,7 @@ impl InvocationRecord {
             memory_mb: meta.memory_mb,
             compute_ms: result.compute_ms,
             wait_ms: result.wait_ms,
+            cpu_ms: result.cpu_ms,
             bytes_in: result.bytes_in,
             bytes_out: result.bytes_out,
             round_trip_ms: round_trip.as_secs_f64() * 1e3,

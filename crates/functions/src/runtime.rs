@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cpu_time::ProcessTime;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use seqless_model::TfilmModel;
 use seqless_store::{StoreOptions, open_store};
@@ -207,6 +208,9 @@ async fn invoke(
         tracing::info!(?delay, "injected fault: holding the invocation back");
         tokio::time::sleep(delay).await;
     }
+    // This process serves one invocation at a time, so its CPU clock over the invocation
+    // is the invocation's CPU, every thread included.
+    let cpu = ProcessTime::now();
     let event = FunctionEvent::from_json(event).map_err(|e| to_diagnostic(e.into()))?;
     let mut padding = None;
     let outcome = match event {
@@ -215,7 +219,14 @@ async fn invoke(
             padding = (ping.reply_bytes > 0).then(|| "x".repeat(ping.reply_bytes));
             Ok(StageResult::default())
         }
-        FunctionEvent::Stage(event) => handle(&instance.context, *event).await,
+        FunctionEvent::Stage(event) => {
+            handle(&instance.context, *event)
+                .await
+                .map(|result| StageResult {
+                    cpu_ms: Some(cpu.elapsed().as_secs_f64() * 1e3),
+                    ..result
+                })
+        }
     };
     // Crash and error come after the work, as the harder case for the caller: the outputs
     // are written and the answer is lost, so a retry runs the stage again over them.

@@ -9,13 +9,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::SimError;
 use crate::error::{Validate, above, at_least, load_validated, parse_validated};
+use crate::stats::median;
 use crate::workload::{ArrivalProcess, LengthDistribution};
 
 /// Compute time of one stage kind, `a_ms + b_ms_per_row × rows`: a fixed part
 /// (handler, deserialisation) and a part linear in the rows the function owns,
-/// which is how the conv and LSTM kernels scale. Each invocation's time is that line
-/// times a factor drawn from `spread`, the measured times over the line's, so that the
-/// spread the real system showed, stragglers included, reaches the tail latencies.
+/// which is how the conv and LSTM kernels scale. A calibration that measured several row
+/// counts also keeps each one's median (`medians`), which the time passes through: a
+/// line fitted over a few lengths misses the small ones by a quarter when cache effects
+/// bend the curve. Each invocation's time is then multiplied by a factor drawn from
+/// `spread`, the measured times over their row count's, so that the spread the real
+/// system showed, stragglers included, reaches the tail latencies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageCalibration {
@@ -28,26 +32,64 @@ pub struct StageCalibration {
     /// invocation takes exactly the fitted time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spread: Vec<f64>,
+    /// `[rows, median ms]` at every row count measured, ascending by rows. Empty: the
+    /// line alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub medians: Vec<[f64; 2]>,
+    /// The function process's CPU time over the compute time, the median over the
+    /// samples: how many cores' worth an invocation keeps busy for each millisecond it
+    /// computes, counting its kernels' other threads, its store I/O and its Runtime API
+    /// exchange. Only functions that run in processes of their own measure it (the local
+    /// platform). Absent, an invocation's CPU is its compute. The simulator charges it to
+    /// the machine's cores when the functions share one (`serverless.host_cores`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_per_compute: Option<f64>,
 }
 
 impl StageCalibration {
-    /// Least-squares fit of `ms = a + b × rows` to measured `(rows, ms)` samples, as
-    /// `seqless bench calibrate` takes them from real traces. Both coefficients are kept
-    /// non-negative: a negative intercept or slope is measurement noise, not a stage that
-    /// gets faster with more work. With one distinct row count the slope is 0 and `a`
-    /// is the mean. `None` for no samples.
+    /// Fits measured `(rows, ms)` samples, as `seqless bench calibrate` takes them from
+    /// real traces: the least-squares line `ms = a + b × rows`, each row count's median,
+    /// and the spread of every sample about its row count's median. Both coefficients are
+    /// kept non-negative: a negative intercept or slope is measurement noise, not a stage
+    /// that gets faster with more work. With one distinct row count the slope is 0 and
+    /// `a` is the mean. `None` for no samples.
     pub fn fit(samples: &[(usize, f64)]) -> Option<Self> {
         let mut fitted = Self::fit_line(samples)?;
-        let mut spread: Vec<f64> = samples
-            .iter()
-            .filter_map(|&(rows, ms)| {
-                let line = fitted.a_ms + fitted.b_ms_per_row * rows as f64;
-                (line > 0.0).then_some(ms / line)
-            })
-            .collect();
+        let mut by_rows: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        for &(rows, ms) in samples {
+            by_rows.entry(rows).or_default().push(ms);
+        }
+        let mut spread = Vec::with_capacity(samples.len());
+        for (&rows, times) in &by_rows {
+            let Some(mid) = median(times) else { continue };
+            fitted.medians.push([rows as f64, mid]);
+            if mid > 0.0 {
+                spread.extend(times.iter().map(|ms| ms / mid));
+            }
+        }
         spread.sort_by(f64::total_cmp);
         fitted.spread = spread;
         Some(fitted)
+    }
+
+    /// The compute of an invocation over `rows` rows before its drawn factor, ms: through
+    /// the medians where there are any (interpolated between two, and beyond the ends
+    /// along the line's slope), else the line.
+    pub fn compute_ms(&self, rows: usize) -> f64 {
+        let x = rows as f64;
+        let (Some(first), Some(last)) = (self.medians.first(), self.medians.last()) else {
+            return self.a_ms + self.b_ms_per_row * x;
+        };
+        let along_slope = |[x0, y0]: [f64; 2]| (y0 + self.b_ms_per_row * (x - x0)).max(0.0);
+        if x <= first[0] {
+            return along_slope(*first);
+        }
+        if x >= last[0] {
+            return along_slope(*last);
+        }
+        let i = self.medians.partition_point(|&[x0, _]| x0 <= x);
+        let ([x0, y0], [x1, y1]) = (self.medians[i - 1], self.medians[i]);
+        y0 + (y1 - y0) * (x - x0) / (x1 - x0)
     }
 
     /// The least-squares line of [`StageCalibration::fit`], without its spread.
@@ -81,6 +123,32 @@ impl StageCalibration {
             a_ms,
             b_ms_per_row,
             spread: Vec::new(),
+            medians: Vec::new(),
+            cpu_per_compute: None,
+        })
+    }
+}
+
+/// The master's CPU, as `seqless bench calibrate` measured it in its own process:
+/// `cpu_ms_per_query + cpu_ms_per_invocation × invocations` per query (tokenising,
+/// uploading the input, building events, reading results and deleting the keys).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterCpu {
+    /// CPU per query, ms.
+    pub cpu_ms_per_query: f64,
+    /// CPU per invocation, ms.
+    pub cpu_ms_per_invocation: f64,
+}
+
+impl MasterCpu {
+    /// Least-squares fit of `(invocations, CPU ms)` per query, kept non-negative as
+    /// [`StageCalibration::fit`] keeps its line. `None` for no samples.
+    pub fn fit(samples: &[(usize, f64)]) -> Option<Self> {
+        let line = StageCalibration::fit_line(samples)?;
+        Some(MasterCpu {
+            cpu_ms_per_query: line.a_ms,
+            cpu_ms_per_invocation: line.b_ms_per_row,
         })
     }
 }
@@ -168,6 +236,10 @@ pub struct Calibration {
     pub warm_overhead_ms: f64,
     /// Lambda's limits.
     pub limits: LambdaLimits,
+    /// The master's CPU as measured; absent, the simulator takes
+    /// `serverless.master`'s assumed figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master: Option<MasterCpu>,
 }
 
 impl Default for Calibration {
@@ -178,6 +250,8 @@ impl Default for Calibration {
             a_ms,
             b_ms_per_row,
             spread: Vec::new(),
+            medians: Vec::new(),
+            cpu_per_compute: None,
         };
         Calibration {
             stages: BTreeMap::from([
@@ -192,6 +266,7 @@ impl Default for Calibration {
             cpu_reference_mb: 1769,
             warm_overhead_ms: 15.0,
             limits: LambdaLimits::default(),
+            master: None,
         }
     }
 }
@@ -220,6 +295,36 @@ impl Validate for Calibration {
             for &factor in &s.spread {
                 above(&format!("calibration.stages.{kind}.spread"), factor, 0.0)?;
             }
+            let field = format!("calibration.stages.{kind}.medians");
+            for &[rows, ms] in &s.medians {
+                at_least(&field, rows, 0.0)?;
+                at_least(&field, ms, 0.0)?;
+            }
+            if !s.medians.is_sorted_by(|a, b| a[0] < b[0]) {
+                return Err(SimError::Config {
+                    field,
+                    reason: "must be in ascending order of rows, one entry per row count".into(),
+                });
+            }
+            if let Some(ratio) = s.cpu_per_compute {
+                above(
+                    &format!("calibration.stages.{kind}.cpu_per_compute"),
+                    ratio,
+                    0.0,
+                )?;
+            }
+        }
+        if let Some(master) = &self.master {
+            at_least(
+                "calibration.master.cpu_ms_per_query",
+                master.cpu_ms_per_query,
+                0.0,
+            )?;
+            at_least(
+                "calibration.master.cpu_ms_per_invocation",
+                master.cpu_ms_per_invocation,
+                0.0,
+            )?;
         }
         for &ms in &self.cold_start_samples_ms {
             at_least("calibration.cold_start_samples_ms", ms, 0.0)?;
@@ -285,6 +390,11 @@ pub struct ServerlessConfig {
     /// share: their compute then queues for these as well. `None` on Lambda, where each
     /// environment brings its own CPU share.
     pub host_cores: Option<u32>,
+    /// With `host_cores`: the CPU each query costs the machine's other processes, ms (the
+    /// platform's router, the store's server, a load client), measured beside the
+    /// calibration. It takes the cores without delaying the query that caused it, whose
+    /// calibrated I/O and overhead already hold that work's latency.
+    pub host_other_cpu_ms_per_query: f64,
 }
 
 impl Default for ServerlessConfig {
@@ -299,6 +409,7 @@ impl Default for ServerlessConfig {
             store_node: StoreNodeCapacity::default(),
             master: MasterCapacity::default(),
             host_cores: None,
+            host_other_cpu_ms_per_query: 0.0,
         }
     }
 }
@@ -335,9 +446,11 @@ pub struct MasterCapacity {
     pub count: u32,
     /// Cores per master.
     pub cores: u32,
-    /// CPU per query (planning, tokenising, uploading the input), ms.
+    /// CPU per query (planning, tokenising, uploading the input), ms, where the
+    /// calibration has no measured [`Calibration::master`].
     pub cpu_ms_per_query: f64,
-    /// CPU per invocation (building the event, reading the result), ms.
+    /// CPU per invocation (building the event, reading the result), ms, where the
+    /// calibration has no measured [`Calibration::master`].
     pub cpu_ms_per_invocation: f64,
     /// Queries one master holds at once; one more is refused (503 with Retry-After,
     /// which a closed-loop client honours by waiting a second).
@@ -347,7 +460,7 @@ pub struct MasterCapacity {
 impl Default for MasterCapacity {
     /// One 4-core master (the paper's master is a 4-vCPU instance) admitting 64
     /// queries, `seqless serve`'s `--max-in-flight` default. The CPU costs are
-    /// placeholders of the right order until `seqless bench calibrate` measures them.
+    /// placeholders of the right order for a calibration that did not measure them.
     fn default() -> Self {
         MasterCapacity {
             count: 1,
@@ -531,6 +644,14 @@ impl Validate for SimConfig {
         if let Some(cores) = self.serverless.host_cores {
             at_least("serverless.host_cores", f64::from(cores), 1.0)?;
         }
+        let other = self.serverless.host_other_cpu_ms_per_query;
+        at_least("serverless.host_other_cpu_ms_per_query", other, 0.0)?;
+        if other > 0.0 && self.serverless.host_cores.is_none() {
+            return Err(SimError::Config {
+                field: "serverless.host_other_cpu_ms_per_query".into(),
+                reason: "needs serverless.host_cores, the machine those processes share".into(),
+            });
+        }
         at_least("serverless.master.cores", f64::from(master.cores), 1.0)?;
         at_least(
             "serverless.master.max_in_flight",
@@ -585,8 +706,10 @@ mod tests {
             "{:?}",
             fit.spread
         );
+        // Off it, by each sample over its row count's (nearest-rank) median.
         let noisy = StageCalibration::fit(&[(10, 1.0), (10, 3.0)]).unwrap();
-        assert_eq!(noisy.spread, vec![0.5, 1.5]);
+        assert_eq!(noisy.medians, [[10.0, 1.0]]);
+        assert_eq!(noisy.spread, vec![1.0, 3.0]);
         // Falling times are noise: a flat mean, never a negative slope.
         let falling = StageCalibration::fit(&[(10, 5.0), (20, 3.0)]).unwrap();
         assert_eq!((falling.a_ms, falling.b_ms_per_row), (4.0, 0.0));
@@ -597,6 +720,40 @@ mod tests {
         let single = StageCalibration::fit(&[(64, 1.0), (64, 3.0)]).unwrap();
         assert_eq!((single.a_ms, single.b_ms_per_row), (2.0, 0.0));
         assert!(StageCalibration::fit(&[]).is_none());
+    }
+
+    #[test]
+    fn compute_passes_through_each_row_counts_median() {
+        // A bent curve: 6 ms at 100 rows, 22 at 1,000, 250 at 10,000.
+        let samples = [
+            (100, 5.0),
+            (100, 6.0),
+            (100, 7.0),
+            (1000, 20.0),
+            (1000, 22.0),
+            (1000, 24.0),
+            (10_000, 250.0),
+        ];
+        let fit = StageCalibration::fit(&samples).unwrap();
+        assert_eq!(
+            fit.medians,
+            [[100.0, 6.0], [1000.0, 22.0], [10_000.0, 250.0]]
+        );
+        assert_eq!(fit.compute_ms(100), 6.0);
+        assert_eq!(fit.compute_ms(550), 14.0);
+        assert_eq!(fit.compute_ms(10_000), 250.0);
+        // Beyond the ends, along the fitted slope.
+        let b = fit.b_ms_per_row;
+        assert!((fit.compute_ms(20_000) - (250.0 + b * 10_000.0)).abs() < 1e-9);
+        assert!((fit.compute_ms(50) - (6.0 - b * 50.0).max(0.0)).abs() < 1e-9);
+        // The line misses the short end, which the medians do not.
+        assert!((fit.a_ms + b * 100.0 - 6.0).abs() > 1.0, "{fit:?}");
+        // Without medians, the line.
+        let line = StageCalibration {
+            medians: Vec::new(),
+            ..fit.clone()
+        };
+        assert_eq!(line.compute_ms(550), fit.a_ms + b * 550.0);
     }
 
     use super::*;
@@ -634,6 +791,37 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("calibration.stages.conv.a_ms"), "{err}");
+        let err = Calibration::from_json_str(
+            r#"{"stages": {"conv": {"a_ms": 1, "b_ms_per_row": 0, "cpu_per_compute": 0}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("calibration.stages.conv.cpu_per_compute"),
+            "{err}"
+        );
+        let err = Calibration::from_json_str(
+            r#"{"stages": {"conv": {"a_ms": 1, "b_ms_per_row": 0, "medians": [[10, 1], [5, 2]]}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("calibration.stages.conv.medians") && err.contains("ascending"),
+            "{err}"
+        );
+        let err = Calibration::from_json_str(
+            r#"{"master": {"cpu_ms_per_query": -1, "cpu_ms_per_invocation": 0}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("calibration.master.cpu_ms_per_query"), "{err}");
+        let err = SimConfig::from_json_str(r#"{"serverless": {"host_other_cpu_ms_per_query": 1}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("serverless.host_other_cpu_ms_per_query") && err.contains("host_cores"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -56,6 +56,7 @@ mod report;
 mod resources;
 mod serverless;
 mod shape;
+pub mod stats;
 mod sweep;
 mod workload;
 
@@ -67,8 +68,8 @@ pub use baseline::{
     weight_bytes,
 };
 pub use config::{
-    Calibration, InstanceConfig, LambdaLimits, MasterCapacity, ServerlessConfig, SimConfig,
-    StageCalibration, StoreCalibration, StoreNodeCapacity,
+    Calibration, InstanceConfig, LambdaLimits, MasterCapacity, MasterCpu, ServerlessConfig,
+    SimConfig, StageCalibration, StoreCalibration, StoreNodeCapacity,
 };
 pub use error::SimError;
 pub use output::write_outputs;

@@ -59,7 +59,7 @@ impl Calibration {
         Ok(InvocationTimes {
             overhead_ms: self.warm_overhead_ms,
             io_ms: io_ms(inv.bytes_in) + io_ms(inv.bytes_out),
-            compute_ms: (stage.a_ms + stage.b_ms_per_row * inv.rows as f64) / cpu_share,
+            compute_ms: stage.compute_ms(inv.rows) / cpu_share,
         })
     }
 }
@@ -141,6 +141,8 @@ mod tests {
             a_ms: 0.0,
             b_ms_per_row: 0.001,
             spread: Vec::new(),
+            medians: Vec::new(),
+            cpu_per_compute: None,
         };
         let mut c = Calibration {
             warm_overhead_ms: 10.0,

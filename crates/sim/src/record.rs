@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::stats::rank;
+
 /// Latency summary in milliseconds; the tail percentiles are where cold starts
 /// and queueing show.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -29,8 +31,7 @@ impl LatencyStats {
         }
         latencies.sort_unstable();
         let n = latencies.len();
-        let rank =
-            |p: f64| latencies[((p * n as f64).ceil() as usize).clamp(1, n) - 1] as f64 / 1000.0;
+        let rank = |q: f64| rank(n, q).map_or(0.0, |i| latencies[i] as f64 / 1000.0);
         LatencyStats {
             count: n as u64,
             mean_ms: latencies.iter().map(|&l| l as f64).sum::<f64>() / n as f64 / 1000.0,

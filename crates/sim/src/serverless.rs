@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use seqless_cost::billed_ms;
 
-use crate::config::Calibration;
+use crate::config::{Calibration, MasterCpu};
 use crate::events::EventQueue;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -52,6 +52,9 @@ struct Timed {
     compute_us: f64,
     /// The stage's measured factors over its fitted time; empty for none.
     spread: Rc<[f64]>,
+    /// CPU the function process spends per µs of compute
+    /// ([`crate::StageCalibration::cpu_per_compute`]).
+    cpu_per_compute: f64,
     bytes: u64,
     /// Store requests: one per read and one per write.
     requests: u64,
@@ -134,7 +137,8 @@ struct Serverless<'a> {
     store_requests: Pool,
     /// The masters' cores.
     master_cpu: Pool,
-    /// The cores every function shares, when they run on one machine.
+    /// The cores every function shares, when they run on one machine; the master runs
+    /// there too then, and `master_cpu` is not used.
     host_cpu: Option<Pool>,
     /// Service time of one store request on a node, µs.
     request_us: u64,
@@ -142,6 +146,8 @@ struct Serverless<'a> {
     node_bytes_per_us: f64,
     master_query_us: u64,
     master_invocation_us: u64,
+    /// [`crate::ServerlessConfig::host_other_cpu_ms_per_query`], µs.
+    host_other_us: u64,
     /// Draws of service-time factors and cold starts, seeded from the run's seed.
     rng: StdRng,
     /// Measured cold starts, µs; empty for the fixed `cold_us`.
@@ -238,17 +244,15 @@ impl<'a> Serverless<'a> {
                 let times = c
                     .times(inv)
                     .map_err(|e| refuse(format!("phase {p}: {e}")))?;
-                let spread = c
-                    .stages
-                    .get(&inv.kind)
-                    .map(|s| s.spread.as_slice())
-                    .unwrap_or_default();
+                let stage = c.stages.get(&inv.kind);
+                let spread = stage.map(|s| s.spread.as_slice()).unwrap_or_default();
                 timed.push(Timed {
                     func: self.func_id(&inv.kind, inv.memory_mb),
                     overhead_us: us(times.overhead_ms / 1000.0),
                     io_us: us(times.io_ms / 1000.0),
                     compute_us: times.compute_ms * 1000.0,
                     spread: spread.into(),
+                    cpu_per_compute: stage.and_then(|s| s.cpu_per_compute).unwrap_or(1.0),
                     bytes: inv.bytes_in + inv.bytes_out,
                     requests: u64::from(inv.bytes_in > 0) + u64::from(inv.bytes_out > 0),
                     chain: inv.chain.map(|c| (c, chain_ends.get(&c) == Some(&p))),
@@ -294,7 +298,11 @@ impl<'a> Serverless<'a> {
                     remaining: 0,
                     chains: BTreeMap::new(),
                 });
-                let planned = self.master_cpu.reserve(t, self.master_query_us);
+                if let Some(host) = self.host_cpu.as_mut() {
+                    host.reserve(t, self.host_other_us);
+                }
+                let planned = master_cores(&mut self.host_cpu, &mut self.master_cpu)
+                    .reserve(t, self.master_query_us);
                 self.start_phase(id, planned, events);
             }
             Event::Sent { query, index } => {
@@ -360,7 +368,8 @@ impl<'a> Serverless<'a> {
                 events.push(t, Event::Resume { query, index });
                 continue;
             }
-            sent = self.master_cpu.reserve(sent, self.master_invocation_us);
+            sent = master_cores(&mut self.host_cpu, &mut self.master_cpu)
+                .reserve(sent, self.master_invocation_us);
             events.push(sent, Event::Sent { query, index });
         }
     }
@@ -459,11 +468,13 @@ impl<'a> Serverless<'a> {
             let served = self.store_requests.reserve(start, requests_us);
             (moved - start - moving_us).max(served - start - requests_us)
         };
-        // Functions on one machine (a local platform) also wait for its cores.
+        // Functions on one machine (a local platform) also wait for its cores, which
+        // carry all the CPU the process spends, not only the compute's wall time.
         let wait_us = wait_us
             + self.host_cpu.as_mut().map_or(0, |cores| {
                 let ready = start + inv.io_us + wait_us;
-                cores.reserve(ready, compute_us) - ready - compute_us
+                let cpu_us = (compute_us as f64 * inv.cpu_per_compute).round() as u64;
+                cores.reserve(ready, cpu_us) - ready - cpu_us
             });
         let end = start + handler_us + wait_us;
         let billed_from = match inv.chain {
@@ -486,6 +497,12 @@ impl<'a> Serverless<'a> {
     }
 }
 
+/// The cores the master's work takes: the machine's when the functions share one (a local
+/// deployment runs its master beside them), else the masters'.
+fn master_cores<'a>(host: &'a mut Option<Pool>, masters: &'a mut Pool) -> &'a mut Pool {
+    host.as_mut().unwrap_or(masters)
+}
+
 /// Runs the serverless deployment over the workload.
 pub(crate) fn simulate(
     config: &SimConfig,
@@ -496,6 +513,10 @@ pub(crate) fn simulate(
     let s = &config.serverless;
     let nodes = s.cache_nodes;
     let masters = s.master.count * s.master.cores;
+    let master = c.master.unwrap_or(MasterCpu {
+        cpu_ms_per_query: s.master.cpu_ms_per_query,
+        cpu_ms_per_invocation: s.master.cpu_ms_per_invocation,
+    });
     let mut sim = Serverless {
         calibration: c,
         shape_model,
@@ -537,8 +558,9 @@ pub(crate) fn simulate(
             .map(|n| Pool::new("host_cpu", n, format!("{n} shared core(s)"))),
         request_us: (1e6 / s.store_node.requests_per_s).ceil() as u64,
         node_bytes_per_us: s.store_node.bandwidth_mb_per_s,
-        master_query_us: us(s.master.cpu_ms_per_query / 1000.0),
-        master_invocation_us: us(s.master.cpu_ms_per_invocation / 1000.0),
+        master_query_us: us(master.cpu_ms_per_query / 1000.0),
+        master_invocation_us: us(master.cpu_ms_per_invocation / 1000.0),
+        host_other_us: us(s.host_other_cpu_ms_per_query / 1000.0),
         rng: StdRng::seed_from_u64(config.seed ^ SERVICE_TIME_STREAM),
         cold_samples_us: c
             .cold_start_samples_ms
@@ -570,9 +592,9 @@ pub(crate) fn simulate(
         throttled: sim.throttled,
         store_bytes: sim.store_bytes,
         init_billed_ms,
-        resources: [&sim.store_network, &sim.store_requests, &sim.master_cpu]
+        resources: [&sim.store_network, &sim.store_requests]
             .into_iter()
-            .chain(sim.host_cpu.as_ref())
+            .chain(Some(sim.host_cpu.as_ref().unwrap_or(&sim.master_cpu)))
             .map(|pool| pool.usage(workload.window_us))
             .collect(),
     })

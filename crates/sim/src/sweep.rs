@@ -376,7 +376,7 @@ pub fn tfilm_floor_ms(
                 let stage = ["tfilm", "head"]
                     .contains(&inv.kind.as_str())
                     .then(|| config.calibration.stages.get(&inv.kind))??;
-                Some(stage.a_ms + stage.b_ms_per_row * inv.rows as f64)
+                Some(stage.compute_ms(inv.rows))
             })
             .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
         if let Some(t) = serial {

@@ -4,8 +4,8 @@ mod common;
 
 use common::{small_config, temp_dir};
 use seqless_sim::{
-    ArrivalProcess, InstanceConfig, Invocation, LengthDistribution, LoadLevel, Phase, QueryShape,
-    ShapeModel, SimConfig, SimError, SweepPoint, SyntheticShape, run, sweep,
+    ArrivalProcess, InstanceConfig, Invocation, LengthDistribution, LoadLevel, MasterCpu, Phase,
+    QueryShape, ShapeModel, SimConfig, SimError, SweepPoint, SyntheticShape, run, sweep,
 };
 
 /// [`small_config`] with `duration_s` seconds of arrivals.
@@ -247,20 +247,47 @@ fn the_master_limits_throughput_when_its_cpu_is_the_scarce_part() {
 
 #[test]
 fn functions_on_one_machine_share_its_cores() {
-    // 2 ms of compute a query (conv at 1,769 MB) on one shared core: 500 q/s at most.
+    // 2 ms of compute a query (conv at 1,769 MB) on one shared core, and a master that
+    // costs nothing: 500 q/s at most.
     let mut config = small_config(1.0);
     config.serverless.host_cores = Some(1);
+    config.calibration.master = Some(MasterCpu {
+        cpu_ms_per_query: 0.0,
+        cpu_ms_per_invocation: 0.0,
+    });
     let shape = |_: usize| {
         let mut s = uniform_shape(1, 1, 0);
         s.phases[0].invocations[0].memory_mb = 1769;
         s
     };
-    let p = sweep_at(&config, 800.0, &shape);
-    let ratio = p.serverless.throughput_qps / 500.0;
-    assert!((0.9..=1.02).contains(&ratio), "{ratio}");
-    assert_eq!(p.serverless_saturated.as_deref(), Some("host_cpu"));
+    let ceiling = |config: &SimConfig, qps: f64| {
+        let p = sweep_at(config, 800.0, &shape);
+        let ratio = p.serverless.throughput_qps / qps;
+        assert!((0.9..=1.02).contains(&ratio), "{ratio} of {qps} q/s");
+        assert_eq!(p.serverless_saturated.as_deref(), Some("host_cpu"));
+        assert!(
+            p.serverless_resources
+                .iter()
+                .all(|r| r.resource != "master_cpu")
+        );
+    };
+    ceiling(&config, 500.0);
+    // The process's other threads and its I/O double its CPU: 4 ms a query, 250 q/s.
+    let conv = config.calibration.stages.get_mut("conv").unwrap();
+    conv.cpu_per_compute = Some(2.0);
+    ceiling(&config, 250.0);
+    // The master runs on the machine too: 2 ms more a query, 1000 / 6 q/s.
+    config.calibration.master = Some(MasterCpu {
+        cpu_ms_per_query: 1.5,
+        cpu_ms_per_invocation: 0.5,
+    });
+    ceiling(&config, 1000.0 / 6.0);
+    // And so do its other processes (a router, the store's server): 1 ms more, 1000 / 7.
+    config.serverless.host_other_cpu_ms_per_query = 1.0;
+    ceiling(&config, 1000.0 / 7.0);
     // On Lambda each environment has its own share: no such limit.
     config.serverless.host_cores = None;
+    config.serverless.host_other_cpu_ms_per_query = 0.0;
     let p = sweep_at(&config, 800.0, &shape);
     assert!(
         p.serverless.throughput_qps > 700.0,

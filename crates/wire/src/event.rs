@@ -29,6 +29,12 @@ pub struct StageResult {
     /// Time blocked waiting for other functions' values (resident splits); billed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub wait_ms: f64,
+    /// CPU time the function's process spent on the invocation, all threads together:
+    /// its kernels' threads, its store I/O and decoding. Only a process that serves one
+    /// invocation at a time can tell (a function process on the Runtime API); the
+    /// in-process pool leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<f64>,
     /// Bytes read from the store.
     pub bytes_in: u64,
     /// Bytes written to the store.

@@ -2,7 +2,7 @@
 //! (`seqless_bench::calibrate`) and writes it as a `seqless simulate --calibration` file.
 
 use anyhow::{Context, Result};
-use seqless_bench::calibrate::calibrate;
+use seqless_bench::calibrate::{Queries, calibrate};
 
 use super::exec::Caller;
 use crate::cli::BenchCalibrateArgs;
@@ -16,12 +16,13 @@ pub fn run(args: BenchCalibrateArgs) -> Result<()> {
             .serverless
             .coordinator(&args.model, config, &args.plan, Caller::Command)
             .await?;
-        anyhow::Ok(
-            calibrate(&coordinator, &args.bytes, args.runs, |note| {
-                eprintln!("{note}")
-            })
-            .await?,
-        )
+        let corpus = super::read_corpus(args.text_file.as_deref())?;
+        let queries = Queries {
+            sizes: &args.bytes,
+            runs: args.runs,
+            corpus: corpus.as_deref(),
+        };
+        anyhow::Ok(calibrate(&coordinator, &queries, |note| eprintln!("{note}")).await?)
     })?;
     let json = serde_json::to_string_pretty(&calibration)? + "\n";
     std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;

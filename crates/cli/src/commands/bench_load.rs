@@ -9,12 +9,7 @@ use seqless_bench::args::LoadBenchArgs;
 
 pub fn run(args: LoadBenchArgs) -> Result<()> {
     let token = ApiToken::from_env_or_file(args.auth_token_file.as_deref())?;
-    let corpus = match &args.text_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let corpus = super::read_corpus(args.text_file.as_deref())?;
     let options = LoadOptions {
         url: args.url.clone(),
         token: token.map(|t| t.expose().to_owned()),

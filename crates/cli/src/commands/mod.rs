@@ -185,3 +185,13 @@ pub fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
         .num_threads(threads.unwrap_or(0))
         .build()?)
 }
+
+/// The text a benchmark cuts its queries from: the file's, when one is given (`None`: the
+/// benchmark's random words).
+pub fn read_corpus(path: Option<&std::path::Path>) -> Result<Option<String>> {
+    use anyhow::Context;
+    path.map(|path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    })
+    .transpose()
+}

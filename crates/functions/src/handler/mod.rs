@@ -108,6 +108,7 @@ pub async fn handle(
     Ok(StageResult {
         compute_ms: io.compute.as_secs_f64() * 1e3,
         wait_ms: io.waited.as_secs_f64() * 1e3,
+        cpu_ms: None,
         bytes_in: io.bytes_in,
         bytes_out: io.bytes_out,
         logits,

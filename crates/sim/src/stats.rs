@@ -1,4 +1,4 @@
-//! The one rule every bench summarises samples by.
+//! The one rule every bench and the simulator summarise samples by.
 //!
 //! **Nearest rank**: the `q`-quantile of `n` samples is the smallest sample that at
 //! least `q · n` of them do not exceed, the sample of rank `⌈q · n⌉` (at least 1) in
