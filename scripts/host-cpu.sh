@@ -4,8 +4,8 @@
 # scripts/validate-sim.sh does, and reads from /proc, around each level, the CPU time of:
 # serve (the master), the platform's own process, redis-server, the load client, and the
 # function processes with everything else (the machine's busy time less the others).
-# The simulator charges the shared cores only for the handlers' compute; this shows what
-# else the cores carry.
+# It checks, from outside every process, the CPU that validate-sim.sh charges the shared
+# cores from the calibration and its own short measurement.
 #
 #   scripts/host-cpu.sh OUT_CSV [REQUESTS] [SIZES] [CLIENTS]
 #       defaults: 500 requests per level, sizes 4096,65536, clients 1,16
