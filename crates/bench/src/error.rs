@@ -67,8 +67,57 @@ pub enum BenchError {
     Plot(#[from] SimError),
 }
 
+impl BenchError {
+    /// Whether the caller can fix this by changing what it gave (flags, a model, a store
+    /// URL, a configuration) rather than it being a fault of the machine or the services
+    /// measured. The wrapped errors are transparent, so this asks them.
+    pub fn caller_can_fix(&self) -> bool {
+        match self {
+            Self::Flags(_) | Self::Plan(_) => true,
+            #[cfg(feature = "platform")]
+            Self::Platform(cause) => cause.caller_can_fix(),
+            Self::Model(cause) => cause.caller_can_fix(),
+            Self::Coordinator(cause) => cause.caller_can_fix(),
+            Self::Store(cause) => cause.caller_can_fix(),
+            Self::Plot(cause) => cause.caller_can_fix(),
+            _ => false,
+        }
+    }
+}
+
 impl From<CoordinatorError> for BenchError {
     fn from(err: CoordinatorError) -> Self {
         Self::Coordinator(Box::new(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wrapped errors are transparent, so their own sources never reach the command
+    /// line's error chain: the bench error must ask them.
+    #[test]
+    fn wrapped_errors_say_whose_they_are() {
+        let model_file = |kind: std::io::ErrorKind| ModelError::Io {
+            path: "no-such-model/config.json".into(),
+            cause: kind.into(),
+        };
+        assert!(BenchError::from(model_file(std::io::ErrorKind::NotFound)).caller_can_fix());
+        assert!(
+            !BenchError::from(model_file(std::io::ErrorKind::PermissionDenied)).caller_can_fix()
+        );
+        let bad_url = StoreError::BadUrl {
+            url: "redis://127.0.0.1:99999".into(),
+            reason: "port".into(),
+        };
+        assert!(BenchError::from(bad_url).caller_can_fix());
+        let plot = SimError::Plot {
+            path: "chart.svg".into(),
+            reason: "disk full".into(),
+        };
+        assert!(!BenchError::from(plot).caller_can_fix());
+        assert!(BenchError::Flags("--runs 0".into()).caller_can_fix());
+        assert!(!BenchError::Invalid("no samples".into()).caller_can_fix());
     }
 }

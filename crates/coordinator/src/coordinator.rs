@@ -158,6 +158,16 @@ impl From<PlanError> for CoordinatorError {
 }
 
 impl CoordinatorError {
+    /// Whether the caller can fix this by changing what it gave (the text, the plan's
+    /// limits, the store's URL) rather than it being a fault of the store or the functions.
+    pub fn caller_can_fix(&self) -> bool {
+        match self {
+            Self::Input(_) | Self::Plan(_) => true,
+            Self::Store { cause, .. } => cause.caller_can_fix(),
+            _ => false,
+        }
+    }
+
     /// Whether retrying the same query may succeed (transient store or platform trouble).
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -64,3 +64,16 @@ pub enum CostError {
         cause: Box<CostError>,
     },
 }
+
+impl CostError {
+    /// Whether the caller can fix this by changing what it gave (a price file, an instance
+    /// name, a figure, a flag) rather than it being the machine's fault: a price file that
+    /// is not there is the caller's to fix, one that cannot be read is not.
+    pub fn caller_can_fix(&self) -> bool {
+        match self {
+            Self::Io { cause, .. } => cause.kind() == std::io::ErrorKind::NotFound,
+            Self::InFlag { cause, .. } => cause.caller_can_fix(),
+            _ => true,
+        }
+    }
+}

@@ -78,6 +78,19 @@ pub enum ModelError {
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 impl ModelError {
+    /// Whether the caller can fix this by changing what it gave (a path, a config, weights,
+    /// data, a text, a flag) rather than it being the machine's fault: a file that is not
+    /// there is the caller's to fix, one that cannot be read is not.
+    pub fn caller_can_fix(&self) -> bool {
+        match self {
+            Self::Io { cause, .. } => cause.kind() == std::io::ErrorKind::NotFound,
+            Self::Shape(_) => false,
+            #[cfg(feature = "train")]
+            Self::Candle(_) => false,
+            _ => true,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),

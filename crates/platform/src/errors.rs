@@ -22,6 +22,14 @@ pub enum PlatformError {
     },
 }
 
+impl PlatformError {
+    /// Whether the caller can fix this by changing the platform's options, rather than it
+    /// being the machine's fault (the address taken, no permission).
+    pub fn caller_can_fix(&self) -> bool {
+        matches!(self, Self::Options(_))
+    }
+}
+
 /// An Invoke API refusal: the call never reached a function.
 #[derive(Debug)]
 pub enum InvokeApiError {

@@ -774,54 +774,53 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_bad_values_are_named() {
-        let err = SimConfig::from_json_str("{\n  \"seed\": 1,\n  \"sede\": 2\n}")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("sede") && err.contains("line 3"), "{err}");
-        let err = SimConfig::from_json_str(r#"{"calibration": {"limits": {"scale_period_s": 0}}}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("calibration.limits.scale_period_s"), "{err}");
-        let err = SimConfig::from_json_str(r#"{"instances": {"instance_type": "p9"}}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`p9`"), "{err}");
-        let err =
-            Calibration::from_json_str(r#"{"stages": {"conv": {"a_ms": -1, "b_ms_per_row": 0}}}"#)
-                .unwrap_err()
-                .to_string();
-        assert!(err.contains("calibration.stages.conv.a_ms"), "{err}");
-        let err = Calibration::from_json_str(
-            r#"{"stages": {"conv": {"a_ms": 1, "b_ms_per_row": 0, "cpu_per_compute": 0}}}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("calibration.stages.conv.cpu_per_compute"),
-            "{err}"
-        );
-        let err = Calibration::from_json_str(
-            r#"{"stages": {"conv": {"a_ms": 1, "b_ms_per_row": 0, "medians": [[10, 1], [5, 2]]}}}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("calibration.stages.conv.medians") && err.contains("ascending"),
-            "{err}"
-        );
-        let err = Calibration::from_json_str(
-            r#"{"master": {"cpu_ms_per_query": -1, "cpu_ms_per_invocation": 0}}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("calibration.master.cpu_ms_per_query"), "{err}");
-        let err = SimConfig::from_json_str(r#"{"serverless": {"host_other_cpu_ms_per_query": 1}}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("serverless.host_other_cpu_ms_per_query") && err.contains("host_cores"),
-            "{err}"
-        );
+        let config = |json: &str| SimConfig::from_json_str(json).map(drop);
+        let calibration = |json: &str| Calibration::from_json_str(json).map(drop);
+        let cases: [(Result<(), SimError>, &[&str]); 8] = [
+            (
+                config("{\n  \"seed\": 1,\n  \"sede\": 2\n}"),
+                &["sede", "line 3"],
+            ),
+            (
+                config(r#"{"calibration": {"limits": {"scale_period_s": 0}}}"#),
+                &["calibration.limits.scale_period_s"],
+            ),
+            (
+                config(r#"{"instances": {"instance_type": "p9"}}"#),
+                &["`p9`"],
+            ),
+            (
+                calibration(r#"{"stages": {"conv": {"a_ms": -1, "b_ms_per_row": 0}}}"#),
+                &["calibration.stages.conv.a_ms"],
+            ),
+            (
+                calibration(
+                    r#"{"stages": {"conv": {"a_ms": 1, "b_ms_per_row": 0, "cpu_per_compute": 0}}}"#,
+                ),
+                &["calibration.stages.conv.cpu_per_compute"],
+            ),
+            (
+                calibration(
+                    r#"{"stages": {"conv": {"a_ms": 1, "b_ms_per_row": 0, "medians": [[10, 1], [5, 2]]}}}"#,
+                ),
+                &["calibration.stages.conv.medians", "ascending"],
+            ),
+            (
+                calibration(r#"{"master": {"cpu_ms_per_query": -1, "cpu_ms_per_invocation": 0}}"#),
+                &["calibration.master.cpu_ms_per_query"],
+            ),
+            (
+                config(r#"{"serverless": {"host_other_cpu_ms_per_query": 1}}"#),
+                &["serverless.host_other_cpu_ms_per_query", "host_cores"],
+            ),
+        ];
+        for (result, named) in cases {
+            let err = result.unwrap_err().to_string();
+            assert!(
+                named.iter().all(|part| err.contains(part)),
+                "{err} does not name {named:?}"
+            );
+        }
     }
 
     #[test]

@@ -74,6 +74,21 @@ pub enum SimError {
     },
 }
 
+impl SimError {
+    /// Whether the caller can fix this by changing what it gave (a configuration, a trace,
+    /// a calibration, a flag, a bound) rather than it being the machine's fault: a file
+    /// that is not there is the caller's to fix, one that cannot be read or written is not.
+    pub fn caller_can_fix(&self) -> bool {
+        match self {
+            Self::Io { cause, .. } => cause.kind() == std::io::ErrorKind::NotFound,
+            Self::Cost(cause) => cause.caller_can_fix(),
+            Self::Model(cause) => cause.caller_can_fix(),
+            Self::Plot { .. } => false,
+            _ => true,
+        }
+    }
+}
+
 /// Refuses a value that is not finite or is below `min` (`> min` when
 /// `strict`), naming the field: the one range check all configuration uses.
 pub(crate) fn check_range(field: &str, value: f64, min: f64, strict: bool) -> Result<(), SimError> {

@@ -32,7 +32,7 @@
 //! let report = run(&config, &SyntheticShape::default()).unwrap();
 //! let s = &report.serverless.stats;
 //! assert_eq!(s.arrived, s.completed + s.rejected + s.in_flight_at_end);
-//! assert!(report.serverless.cold_starts > 0);
+//! assert!(report.serverless.counts.cold_starts > 0);
 //! println!("{}", report.serverless.cost.render());
 //! ```
 
@@ -78,6 +78,7 @@ pub use predict::{InvocationTimes, Predicted, predict};
 pub use record::{DeploymentStats, LatencyStats, QueryRecord, TimelinePoint};
 pub use report::{InstanceReport, ServerlessReport, SimReport};
 pub use resources::{ResourceUse, SATURATED};
+pub use serverless::ServerlessCounts;
 pub use shape::{
     Invocation, Phase, QueryShape, ShapeError, ShapeModel, SyntheticLayer, SyntheticShape,
 };

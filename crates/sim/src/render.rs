@@ -60,12 +60,12 @@ impl SimReport {
             both("p99 latency (ms)", 1, |d| d.latency.p99_ms),
             (
                 "cold starts",
-                thousands(r.serverless.cold_starts),
+                thousands(r.serverless.counts.cold_starts),
                 "-".into(),
             ),
             (
                 "invocations",
-                thousands(r.serverless.invocations),
+                thousands(r.serverless.counts.invocations),
                 "-".into(),
             ),
             (

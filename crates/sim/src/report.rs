@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::instances::InstanceOutcome;
 use crate::record::DeploymentStats;
 use crate::resources::{ResourceUse, saturated};
-use crate::serverless::ServerlessOutcome;
+use crate::serverless::{ServerlessCounts, ServerlessOutcome};
 use crate::{SimConfig, SimError};
 
 /// The serverless deployment's results.
@@ -17,15 +17,9 @@ pub struct ServerlessReport {
     /// Throughput, latency, timeline, cost.
     #[serde(flatten)]
     pub stats: DeploymentStats,
-    /// Function invocations started.
-    pub invocations: u64,
-    /// Invocations that needed a new environment.
-    pub cold_starts: u64,
-    /// Invocations that had to wait for concurrency or scaling (see
-    /// docs/simulator.md: they wait in FIFO order, no retry delay).
-    pub throttled: u64,
-    /// Bytes read and written through the store.
-    pub store_bytes: u64,
+    /// Invocations, cold starts, throttles and store traffic.
+    #[serde(flatten)]
+    pub counts: ServerlessCounts,
     /// How busy each shared resource (store network and requests, master CPU) was.
     pub resources: Vec<ResourceUse>,
     /// The most utilised resource, when it was at or above [`crate::SATURATED`]: what
@@ -116,7 +110,8 @@ pub(crate) fn assemble(
         master_hourly_usd: p.hourly(&config.serverless.master_instance)?
             * f64::from(config.serverless.master.count),
         hours,
-        store_bytes_per_query: (serverless.store_bytes as f64 / s_basis as f64).round() as u64,
+        store_bytes_per_query: (serverless.counts.store_bytes as f64 / s_basis as f64).round()
+            as u64,
         cross_az_fraction: config.serverless.cross_az_fraction,
         other_hourly_usd: 0.0,
     };
@@ -146,10 +141,7 @@ pub(crate) fn assemble(
         break_even_utilisation: break_even,
         serverless: ServerlessReport {
             stats: s_stats,
-            invocations: serverless.invocations,
-            cold_starts: serverless.cold_starts,
-            throttled: serverless.throttled,
-            store_bytes: serverless.store_bytes,
+            counts: serverless.counts,
             saturated: saturated(&serverless.resources).map(|r| r.resource.clone()),
             resources: serverless.resources,
             cost,

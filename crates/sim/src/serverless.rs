@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use seqless_cost::billed_ms;
+use serde::Serialize;
 
 use crate::config::{Calibration, MasterCpu};
 use crate::events::EventQueue;
@@ -29,14 +30,25 @@ pub(crate) struct FunctionUsage {
     pub cold_starts: u64,
 }
 
+/// What the serverless deployment did over a run, counted as it runs and reported as is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ServerlessCounts {
+    /// Function invocations started.
+    pub invocations: u64,
+    /// Invocations that needed a new environment.
+    pub cold_starts: u64,
+    /// Invocations that had to wait for concurrency or scaling (see docs/simulator.md:
+    /// they wait in FIFO order, no retry delay).
+    pub throttled: u64,
+    /// Bytes read and written through the store.
+    pub store_bytes: u64,
+}
+
 /// What the serverless run measured, before pricing.
 pub(crate) struct ServerlessOutcome {
     pub stats: DeploymentStats,
     pub functions: Vec<FunctionUsage>,
-    pub invocations: u64,
-    pub cold_starts: u64,
-    pub throttled: u64,
-    pub store_bytes: u64,
+    pub counts: ServerlessCounts,
     pub init_billed_ms: u64,
     pub resources: Vec<ResourceUse>,
 }
@@ -127,10 +139,7 @@ struct Serverless<'a> {
     cold_us: u64,
     keep_alive_us: u64,
     tokens_per_us: f64,
-    invocations: u64,
-    cold_starts: u64,
-    throttled: u64,
-    store_bytes: u64,
+    counts: ServerlessCounts,
     /// The cache nodes' network, one server per node.
     store_network: Pool,
     /// The cache nodes' request processing, one server per node.
@@ -416,7 +425,7 @@ impl<'a> Serverless<'a> {
             let func = &mut self.funcs[f];
             func.tokens -= 1.0;
             func.usage.cold_starts += 1;
-            self.cold_starts += 1;
+            self.counts.cold_starts += 1;
             self.recorder.mark_cold(w.query);
         }
         let start = t + if cold {
@@ -427,10 +436,10 @@ impl<'a> Serverless<'a> {
         self.busy += 1;
         self.recorder.concurrency(t, self.busy);
         if t > w.since {
-            self.throttled += 1;
+            self.counts.throttled += 1;
         }
         self.funcs[f].usage.invocations += 1;
-        self.invocations += 1;
+        self.counts.invocations += 1;
         let q = &mut self.queries[w.query];
         let inv = &q.shape[q.phase][w.index];
         let overhead_us = inv.overhead_us;
@@ -485,7 +494,7 @@ impl<'a> Serverless<'a> {
         if let Some(from) = billed_from {
             self.funcs[f].usage.billed_ms += billed_ms(Duration::from_micros(end - from));
         }
-        self.store_bytes += inv.bytes;
+        self.counts.store_bytes += inv.bytes;
         events.push(
             end + overhead_us,
             Event::Done {
@@ -531,10 +540,7 @@ pub(crate) fn simulate(
         cold_us: us(c.cold_start_ms / 1000.0),
         keep_alive_us: us(c.limits.keep_alive_s),
         tokens_per_us: f64::from(c.limits.scale_step) / (c.limits.scale_period_s * 1e6),
-        invocations: 0,
-        cold_starts: 0,
-        throttled: 0,
-        store_bytes: 0,
+        counts: ServerlessCounts::default(),
         store_network: Pool::new(
             "store_network",
             nodes,
@@ -587,10 +593,7 @@ pub(crate) fn simulate(
     Ok(ServerlessOutcome {
         stats: sim.recorder.finish(),
         functions: sim.funcs.into_iter().map(|f| f.usage).collect(),
-        invocations: sim.invocations,
-        cold_starts: sim.cold_starts,
-        throttled: sim.throttled,
-        store_bytes: sim.store_bytes,
+        counts: sim.counts,
         init_billed_ms,
         resources: [&sim.store_network, &sim.store_requests]
             .into_iter()

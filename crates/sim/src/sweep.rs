@@ -187,7 +187,7 @@ pub fn sweep(
         points.push(SweepPoint {
             level,
             offered_qps: r.offered_qps,
-            serverless: PointStats::new(&r.serverless.stats, r.serverless.cold_starts),
+            serverless: PointStats::new(&r.serverless.stats, r.serverless.counts.cold_starts),
             instances: PointStats::new(&r.instances.stats, 0),
             instance_capacity_qps: r.instances.capacity_qps,
             instance_utilisation: r.instances.utilisation,
@@ -429,7 +429,7 @@ pub fn size_sweep(
         points.push(SizePoint {
             bytes,
             offered_qps: r.offered_qps,
-            serverless: PointStats::new(&r.serverless.stats, r.serverless.cold_starts),
+            serverless: PointStats::new(&r.serverless.stats, r.serverless.counts.cold_starts),
             serverless_bytes_per_s: r.serverless.stats.throughput_qps * bytes as f64,
             serverless_resources: r.serverless.resources,
             serverless_saturated: r.serverless.saturated,

@@ -53,7 +53,7 @@ fn account_concurrency_is_never_exceeded() {
     let s = &report.serverless;
     assert_eq!(s.stats.max_concurrency, 20);
     assert!(s.stats.timeline.iter().all(|b| b.max_concurrency <= 20));
-    assert!(s.throttled > 0);
+    assert!(s.counts.throttled > 0);
     assert_eq!(
         s.stats.arrived,
         s.stats.completed + s.stats.rejected + s.stats.in_flight_at_end
@@ -87,7 +87,7 @@ fn scaling_rate_limits_new_environments() {
             bucket.max_concurrency
         );
     }
-    assert!(s.throttled >= 80, "{}", s.throttled);
+    assert!(s.counts.throttled >= 80, "{}", s.counts.throttled);
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn cold_starts_follow_keep_alive() {
     };
     let report = run(&config, &shape).unwrap();
     let s = &report.serverless;
-    assert_eq!(s.cold_starts, 2);
+    assert_eq!(s.counts.cold_starts, 2);
     let cold: Vec<bool> = s.stats.queries.iter().map(|q| q.cold).collect();
     assert_eq!(cold, vec![true, false, true, false]);
     // Cold: 250 ms start + 15 ms overhead + compute + 0.6 ms of master CPU (a query and
@@ -429,13 +429,19 @@ fn a_chain_holds_its_instance_and_bills_its_waits() {
     };
     let chained = run(&config, &shape_with(true)).unwrap().serverless;
     let apart = run(&config, &shape_with(false)).unwrap().serverless;
-    assert_eq!((chained.invocations, apart.invocations), (3, 5));
+    assert_eq!(
+        (chained.counts.invocations, apart.counts.invocations),
+        (3, 5)
+    );
     // The chains' instances stay busy while the middle phase runs on a third.
     assert_eq!(chained.stats.max_concurrency, 3);
     assert_eq!(apart.stats.max_concurrency, 2);
     // Two instances busy through the middle phase need a third, cold, where apart it
     // reused a warm one.
-    assert_eq!((chained.cold_starts, apart.cold_starts), (3, 2));
+    assert_eq!(
+        (chained.counts.cold_starts, apart.counts.cold_starts),
+        (3, 2)
+    );
     // Each chain is billed from its start to its end, across the middle phase.
     assert!(chained.cost.duration_usd > apart.cost.duration_usd);
     assert!(chained.cost.requests_usd < apart.cost.requests_usd);
@@ -447,9 +453,9 @@ fn costs_follow_the_bill() {
     let report = run(&config, &SyntheticShape::default()).unwrap();
     let s = &report.serverless;
     let c = &s.cost;
-    assert!((c.invocations - s.invocations as f64).abs() < 1e-6);
-    assert!((c.requests_usd - s.invocations as f64 * 0.2e-6).abs() < 1e-12);
-    assert!((c.cold_starts - s.cold_starts as f64).abs() < 1e-6);
+    assert!((c.invocations - s.counts.invocations as f64).abs() < 1e-6);
+    assert!((c.requests_usd - s.counts.invocations as f64 * 0.2e-6).abs() < 1e-12);
+    assert!((c.cold_starts - s.counts.cold_starts as f64).abs() < 1e-6);
     // 20 s of the master (0.188/h) and one cache node (0.156/h).
     assert!((c.master_usd + c.cache_usd - 20.0 / 3600.0 * 0.344).abs() < 1e-12);
     assert!(c.duration_usd > 0.0 && c.init_usd > 0.0);

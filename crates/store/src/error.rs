@@ -110,6 +110,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the caller can fix this by changing what it gave (the URL, a key, a TTL,
+    /// a tensor) rather than it being the store's or the network's fault.
+    pub fn caller_can_fix(&self) -> bool {
+        matches!(self, Self::BadUrl { .. } | Self::InvalidInput { .. })
+    }
+
     /// Whether the same operation may succeed if tried again later: true for
     /// [`StoreError::Unavailable`] and [`StoreError::Timeout`], false for everything
     /// that is a property of the data or the request.

@@ -95,88 +95,34 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
-/// Whether one error is about what the user gave rather than the machine it runs on.
+/// Whether one error is about what the user gave rather than the machine it runs on: each
+/// library's error type answers for its own variants.
 fn user_must_fix(err: &(dyn std::error::Error + 'static)) -> bool {
-    use seqless_coordinator::CoordinatorError;
-    use seqless_cost::CostError;
-    use seqless_sim::SimError;
-    use seqless_store::StoreError;
-
-    let named_path_missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
-    let store = |e: &StoreError| {
-        matches!(
-            e,
-            StoreError::BadUrl { .. } | StoreError::InvalidInput { .. }
-        )
-    };
-    if err.is::<UsageError>()
-        || err.is::<seqless_coordinator::TraceReadError>()
-        || err.is::<seqless_plan::PlanError>()
-        || err.is::<seqless_server::TokenError>()
-    {
-        return true;
-    }
-    if let Some(e) = err.downcast_ref::<ModelError>() {
-        return match e {
-            ModelError::Io { cause, .. } => named_path_missing(cause),
-            ModelError::ConfigSyntax { .. }
-            | ModelError::InputLen(_)
-            | ModelError::Config(_)
-            | ModelError::Weights { .. }
-            | ModelError::SafeTensors { .. }
-            | ModelError::Input(_)
-            | ModelError::Flags(_)
-            | ModelError::Data { .. } => true,
-            _ => false,
-        };
-    }
-    if let Some(e) = err.downcast_ref::<CoordinatorError>() {
-        return match e {
-            CoordinatorError::Input(_) | CoordinatorError::Plan(_) => true,
-            CoordinatorError::Store { cause, .. } => store(cause),
-            _ => false,
-        };
-    }
-    if let Some(e) = err.downcast_ref::<StoreError>() {
-        return store(e);
-    }
-    if let Some(e) = err.downcast_ref::<CostError>() {
-        return match e {
-            CostError::Io { cause, .. } => named_path_missing(cause),
-            CostError::Parse { .. }
-            | CostError::BadPrice { .. }
-            | CostError::UnknownInstance { .. }
-            | CostError::InvalidInput { .. }
-            | CostError::Flags(_) => true,
-            CostError::InFlag { cause, .. } => user_must_fix(cause.as_ref()),
-        };
-    }
-    #[cfg(feature = "platform")]
-    if let Some(e) = err.downcast_ref::<seqless_platform::PlatformError>() {
-        return matches!(e, seqless_platform::PlatformError::Options(_));
-    }
-    if let Some(e) = err.downcast_ref::<seqless_bench::BenchError>() {
-        return matches!(e, seqless_bench::BenchError::Flags(_));
-    }
-    if let Some(e) = err.downcast_ref::<SimError>() {
-        return match e {
-            SimError::Io { cause, .. } => named_path_missing(cause),
-            SimError::Json { .. }
-            | SimError::TraceLine { .. }
-            | SimError::Config { .. }
-            | SimError::Shape { .. }
-            | SimError::Plan(_)
-            | SimError::SloUnmet(_)
-            | SimError::Flags(_) => true,
-            SimError::Cost(cost) => user_must_fix(cost),
-            SimError::Model(model) => user_must_fix(model),
-            SimError::Plot { .. } => false,
-        };
-    }
-    if let Some(e) = err.downcast_ref::<std::io::Error>() {
-        return named_path_missing(e);
-    }
-    false
+    let verdicts = [
+        err.downcast_ref::<ModelError>()
+            .map(ModelError::caller_can_fix),
+        err.downcast_ref::<seqless_coordinator::CoordinatorError>()
+            .map(seqless_coordinator::CoordinatorError::caller_can_fix),
+        err.downcast_ref::<seqless_store::StoreError>()
+            .map(seqless_store::StoreError::caller_can_fix),
+        err.downcast_ref::<seqless_cost::CostError>()
+            .map(seqless_cost::CostError::caller_can_fix),
+        err.downcast_ref::<seqless_sim::SimError>()
+            .map(seqless_sim::SimError::caller_can_fix),
+        err.downcast_ref::<seqless_bench::BenchError>()
+            .map(seqless_bench::BenchError::caller_can_fix),
+        #[cfg(feature = "platform")]
+        err.downcast_ref::<seqless_platform::PlatformError>()
+            .map(seqless_platform::PlatformError::caller_can_fix),
+        err.downcast_ref::<std::io::Error>()
+            .map(|e| e.kind() == std::io::ErrorKind::NotFound),
+    ];
+    verdicts.into_iter().flatten().next().unwrap_or_else(|| {
+        err.is::<UsageError>()
+            || err.is::<seqless_coordinator::TraceReadError>()
+            || err.is::<seqless_plan::PlanError>()
+            || err.is::<seqless_server::TokenError>()
+    })
 }
 
 /// Builds a rayon pool of `threads` workers (0 or `None`: all cores).
