@@ -28,8 +28,8 @@
 #       defaults: 1000 requests per level, 3 runs (the median is kept), sizes 4096,65536
 #
 # Writes OUT_DIR/calibration.json, OUT_DIR/other-cpu.csv, OUT_DIR/measured-SIZE.csv,
-# OUT_DIR/sim-SIZE/ and OUT_DIR/validation.csv (measured against predicted, with the
-# relative errors), and prints the table. SEQLESS names the binary (default target/release/seqless); it needs
+# OUT_DIR/sim-SIZE/, OUT_DIR/validation.csv (measured against predicted, with the
+# relative errors) and OUT_DIR/validation.svg (the same as a chart), and prints the table. SEQLESS names the binary (default target/release/seqless); it needs
 # the `platform` feature. Needs redis-server, redis-cli, curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -139,3 +139,4 @@ within = all(abs(r["qps_error"]) <= 0.2 and abs(r["p50_ms_error"]) <= 0.2
              and abs(r["p99_ms_error"]) <= 0.3 for r in rows)
 print("within 20% (throughput, p50) and 30% (p99) at every level:", "yes" if within else "no")
 PY
+"$bin" bench validation-chart --table "$out/validation.csv" --plot "$out/validation.svg" >&2

@@ -289,3 +289,14 @@ impl ChaosBenchArgs {
         })
     }
 }
+
+/// `seqless bench validation-chart`'s flags.
+#[derive(Debug, Args)]
+pub struct ValidationChartArgs {
+    /// The validation table: `scripts/validate-sim.sh`'s OUT_DIR/validation.csv.
+    #[arg(long)]
+    pub table: PathBuf,
+    /// Where to draw measured against predicted (.svg or .png).
+    #[arg(long)]
+    pub plot: PathBuf,
+}

@@ -65,6 +65,14 @@ pub enum BenchError {
     /// A chart could not be drawn or written.
     #[error(transparent)]
     Plot(#[from] SimError),
+    /// A table the bench reads (a CSV another step wrote) is missing or malformed.
+    #[error("{}: {reason}", path.display())]
+    Table {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it, with the line where there is one.
+        reason: String,
+    },
 }
 
 impl BenchError {
@@ -73,7 +81,7 @@ impl BenchError {
     /// measured. The wrapped errors are transparent, so this asks them.
     pub fn caller_can_fix(&self) -> bool {
         match self {
-            Self::Flags(_) | Self::Plan(_) => true,
+            Self::Flags(_) | Self::Plan(_) | Self::Table { .. } => true,
             #[cfg(feature = "platform")]
             Self::Platform(cause) => cause.caller_can_fix(),
             Self::Model(cause) => cause.caller_can_fix(),

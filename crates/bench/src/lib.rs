@@ -16,6 +16,7 @@
 //! - [`chaos`]: queries under injected faults against the same queries without, with
 //!   success, equality to the monolithic answer, tail latency, retries, hedges and the keys
 //!   left behind.
+//! - [`validation`]: the simulator's validation table drawn as measured against predicted.
 
 #![warn(missing_docs)]
 
@@ -32,6 +33,7 @@ pub mod platform_run;
 pub mod serverless;
 pub use seqless_sim::stats;
 pub mod store;
+pub mod validation;
 
 pub use error::BenchError;
 

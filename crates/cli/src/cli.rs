@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use seqless_bench::args::{
     ChaosBenchArgs, ForwardBenchArgs, LoadBenchArgs, ServerlessBenchArgs, StoreBenchArgs,
+    ValidationChartArgs,
 };
 use seqless_coordinator::{HedgeArgs, parse_function_slots};
 use seqless_cost::{Arch, CostArgs};
@@ -356,6 +357,9 @@ pub enum BenchCommand {
     /// Queries under injected faults against the same queries without: success, answers
     /// equal to the monolithic forward, p50/p99, retries, hedges, keys left (docs/faults.md).
     Chaos(ChaosBenchArgs),
+    /// Draw the simulator's validation table (scripts/validate-sim.sh) as measured against
+    /// predicted throughput and latency.
+    ValidationChart(ValidationChartArgs),
 }
 
 /// `seqless bench calibrate`.

@@ -704,6 +704,8 @@ pub struct MeasuredLine {
     pub label: String,
     /// (x, y) points, in x order.
     pub points: Vec<(f64, f64)>,
+    /// A prediction of the measured line before it: drawn dashed, in that line's colour.
+    pub predicted: bool,
 }
 
 /// One panel of a [`measured_chart`].
@@ -721,9 +723,9 @@ pub struct MeasuredPanel {
     pub log_y: bool,
 }
 
-/// Measured lines in side-by-side panels, each on its own y scale: the primitive the
-/// benchmarks' charts (`seqless-bench`) draw with, so every chart of the project renders
-/// alike (same embedded font, marks and formats).
+/// Measured lines, and predictions of them, in side-by-side panels, each on its own y
+/// scale: the primitive the benchmarks' charts (`seqless-bench`) draw with, so every chart
+/// of the project renders alike (same embedded font, marks and formats).
 pub fn measured_chart(panels: &[MeasuredPanel], path: impl AsRef<Path>) -> Result<(), SimError> {
     let palette = [
         SERVERLESS,
@@ -732,18 +734,29 @@ pub fn measured_chart(panels: &[MeasuredPanel], path: impl AsRef<Path>) -> Resul
         PERCENTILE_SHADES[1],
         PERCENTILE_SHADES[2],
     ];
+    let colored = |lines: &[MeasuredLine]| {
+        let mut colors = palette.iter().cycle();
+        let mut color = palette[0];
+        lines
+            .iter()
+            .map(|l| {
+                let stroke = if l.predicted {
+                    Stroke::Dashed
+                } else {
+                    color = *colors.next().expect("a cycle never ends");
+                    Stroke::Measured
+                };
+                series(&l.label, l.points.clone(), color, stroke)
+            })
+            .collect()
+    };
     let panels = panels
         .iter()
         .map(|p| Panel {
             title: p.title.clone(),
             x_label: p.x_label.clone(),
             y_label: p.y_label.clone(),
-            series: p
-                .lines
-                .iter()
-                .zip(palette.iter().cycle())
-                .map(|(l, &color)| series(&l.label, l.points.clone(), color, Stroke::Measured))
-                .collect(),
+            series: colored(&p.lines),
             log_x: false,
             log_y: p.log_y,
         })

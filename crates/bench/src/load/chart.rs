@@ -1,4 +1,5 @@
-//! The load sweep as a chart: throughput, and p50 and p99 latency, against concurrency.
+//! Charts against concurrent clients: the load sweep's throughput, and p50 and p99
+//! latency, and the panels the simulator's validation chart shares with it.
 
 use std::path::Path;
 
@@ -10,16 +11,29 @@ use crate::BenchError;
 /// Draws `points` at `path` (.svg or .png): throughput and latency (log scale) side by
 /// side, each panel captioned with `title`.
 pub fn load_chart(title: &str, points: &[LoadPoint], path: &Path) -> Result<(), BenchError> {
-    let along = |f: fn(&LoadPoint) -> f64| -> Vec<(f64, f64)> {
-        points
-            .iter()
-            .map(|p| (p.concurrency as f64, f(p)))
-            .collect()
-    };
-    let line = |label: &str, points| MeasuredLine {
+    let line = |label: &str, y: fn(&LoadPoint) -> f64| MeasuredLine {
         label: label.into(),
-        points,
+        points: points
+            .iter()
+            .map(|p| (p.concurrency as f64, y(p)))
+            .collect(),
+        predicted: false,
     };
+    let panels = clients_panels(
+        title,
+        vec![line("throughput", |p| p.qps)],
+        vec![line("p50", |p| p.p50_ms), line("p99", |p| p.p99_ms)],
+    );
+    Ok(measured_chart(&panels, path)?)
+}
+
+/// The two panels of a chart against concurrent clients: throughput, and latency on a log
+/// scale, captioned `{title}: throughput` and `{title}: latency`.
+pub(crate) fn clients_panels(
+    title: &str,
+    throughput: Vec<MeasuredLine>,
+    latency: Vec<MeasuredLine>,
+) -> [MeasuredPanel; 2] {
     let panel = |what: &str, y_label: &str, lines, log_y| MeasuredPanel {
         title: format!("{title}: {what}"),
         x_label: "concurrent clients".into(),
@@ -27,24 +41,10 @@ pub fn load_chart(title: &str, points: &[LoadPoint], path: &Path) -> Result<(), 
         lines,
         log_y,
     };
-    let panels = [
-        panel(
-            "throughput",
-            "queries/s",
-            vec![line("throughput", along(|p| p.qps))],
-            false,
-        ),
-        panel(
-            "latency",
-            "latency (ms)",
-            vec![
-                line("p50", along(|p| p.p50_ms)),
-                line("p99", along(|p| p.p99_ms)),
-            ],
-            true,
-        ),
-    ];
-    Ok(measured_chart(&panels, path)?)
+    [
+        panel("throughput", "queries/s", throughput, false),
+        panel("latency", "latency (ms)", latency, true),
+    ]
 }
 
 #[cfg(test)]

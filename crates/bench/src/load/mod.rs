@@ -4,6 +4,7 @@
 
 mod chart;
 
+pub(crate) use chart::clients_panels;
 pub use chart::load_chart;
 
 use std::sync::Arc;

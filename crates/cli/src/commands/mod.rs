@@ -10,6 +10,7 @@ mod bench_load;
 mod bench_platform;
 mod bench_serverless;
 mod bench_store;
+mod bench_validation;
 mod classify;
 mod cost;
 #[cfg(feature = "train")]
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Platform(args)) => bench_platform::run(args),
         Command::Bench(BenchCommand::Calibrate(args)) => bench_calibrate::run(args),
         Command::Bench(BenchCommand::Chaos(args)) => bench_chaos::run(args),
+        Command::Bench(BenchCommand::ValidationChart(args)) => bench_validation::run(args),
         #[cfg(feature = "train")]
         Command::Data(DataCommand::Langid(args)) => data::langid(args),
         #[cfg(feature = "train")]
