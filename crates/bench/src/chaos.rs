@@ -148,10 +148,13 @@ struct Setup {
 }
 
 impl ChaosBench {
-    /// Runs every size, handing each row's table line to `emit` as it is made.
+    /// Runs every size, handing `emit` the faults and the table header once the model has
+    /// loaded (so a refusal prints nothing before it), then each row's line as it is made.
     pub async fn run(&self, mut emit: impl FnMut(&str)) -> Result<ChaosReport, BenchError> {
         self.check()?;
         let model = TfilmModel::load(&self.model_dir)?;
+        emit(&format!("faults: {}", faults_text(&self.faults)));
+        emit(&table_header());
         // A prefix of this run's own, so that counting its keys counts nothing else.
         let prefix = format!("seqless-chaos:{}:", uuid::Uuid::new_v4().simple());
         let setup = self.setup(&model, &prefix).await?;

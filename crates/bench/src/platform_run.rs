@@ -41,7 +41,8 @@ pub struct PlatformBench {
 }
 
 impl PlatformBench {
-    /// Runs every measurement, handing each figure's table line to `emit` as it is made.
+    /// Runs every measurement, handing `emit` the table header once the model has loaded (so
+    /// a refusal prints nothing before it), then each figure's line as it is made.
     pub async fn run(&self, mut emit: impl FnMut(&str)) -> Result<Figures, BenchError> {
         if self.store_url == "memory" {
             return Err(BenchError::Invalid(
@@ -49,6 +50,7 @@ impl PlatformBench {
             ));
         }
         let model = TfilmModel::load(&self.model_dir)?;
+        emit(&Figures::table_header());
         let mut figures = Figures::default();
         self.cold_starts(&mut figures, &mut emit).await?;
         let platform = PlatformServer::start(self.platform_options()?).await?;

@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use seqless_bench::args::ChaosBenchArgs;
-use seqless_bench::chaos::table_header;
 
 pub fn run(args: ChaosBenchArgs) -> Result<()> {
     #[cfg(feature = "platform")]
@@ -11,11 +10,6 @@ pub fn run(args: ChaosBenchArgs) -> Result<()> {
     #[cfg(not(feature = "platform"))]
     let worker_exe = None;
     let bench = args.bench(worker_exe)?;
-    println!(
-        "faults: {}",
-        seqless_bench::chaos::faults_text(&bench.faults)
-    );
-    println!("{}", table_header());
     let report = super::exec::runtime()?.block_on(bench.run(|line| println!("{line}")))?;
     println!("keys left in the store: {}", report.keys_left);
     for (path, text) in [

@@ -2,7 +2,6 @@
 //! serverless latency against in-process functions (`seqless_bench::platform_run`).
 
 use anyhow::Result;
-use seqless_bench::platform::Figures;
 use seqless_bench::platform_run::PlatformBench;
 
 use seqless_bench::args::PlatformBenchArgs;
@@ -16,7 +15,6 @@ pub fn run(args: PlatformBenchArgs) -> Result<()> {
         bytes: args.bytes,
         splits: args.splits,
     };
-    println!("{}", Figures::table_header());
     let figures = super::exec::runtime()?.block_on(bench.run(|line| println!("{line}")))?;
     if let Some(path) = &args.csv {
         if let Some(dir) = path.parent() {
