@@ -692,6 +692,8 @@ impl Validate for SimConfig {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn stage_fit_recovers_a_line_and_stays_non_negative() {
         let line: Vec<(usize, f64)> = [100, 1000, 10_000]
@@ -755,8 +757,6 @@ mod tests {
         };
         assert_eq!(line.compute_ms(550), fit.a_ms + b * 550.0);
     }
-
-    use super::*;
 
     #[test]
     fn default_config_round_trips_through_json() {

@@ -595,10 +595,13 @@ pub(crate) fn simulate(
         functions: sim.funcs.into_iter().map(|f| f.usage).collect(),
         counts: sim.counts,
         init_billed_ms,
-        resources: [&sim.store_network, &sim.store_requests]
-            .into_iter()
-            .chain(Some(sim.host_cpu.as_ref().unwrap_or(&sim.master_cpu)))
-            .map(|pool| pool.usage(workload.window_us))
-            .collect(),
+        resources: [
+            &sim.store_network,
+            &sim.store_requests,
+            sim.host_cpu.as_ref().unwrap_or(&sim.master_cpu),
+        ]
+        .into_iter()
+        .map(|pool| pool.usage(workload.window_us))
+        .collect(),
     })
 }
