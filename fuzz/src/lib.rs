@@ -166,11 +166,7 @@ async fn run_plans(
             .await
             .expect("memory store takes the input");
         for stage in p.phases.iter().flatten() {
-            let event = StageEvent {
-                query_id: query,
-                model: fingerprint.clone(),
-                stage: stage.clone(),
-            };
+            let event = StageEvent::new(query, fingerprint.clone(), stage.clone());
             handle(&ctx, event.clone())
                 .await
                 .expect("a planned stage runs");

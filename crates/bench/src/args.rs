@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use seqless_coordinator::{HedgeArgs, parse_function_slots};
 use seqless_functions::FaultInjection;
-use seqless_plan::PlanKind;
+use seqless_plan::{PlanKind, Transfer};
 
 use crate::BenchError;
 use crate::chaos::{ChaosBench, ChaosPlatform};
@@ -124,6 +124,10 @@ pub struct ServerlessBenchArgs {
     /// With --endpoint: the platform's --concurrency, which caps resident splits.
     #[arg(long, value_parser = parse_function_slots)]
     pub function_slots: Option<usize>,
+    /// How values move between functions, comma-separated: store, inline (see
+    /// `classify --transfer`).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "store")]
+    pub transfer: Vec<Transfer>,
     /// Write the table as CSV here too.
     #[arg(long)]
     pub csv: Option<PathBuf>,

@@ -253,6 +253,8 @@ mod tests {
             cpu_ms: None,
             bytes_in: 0,
             bytes_out: 0,
+            inline_in: 0,
+            inline_out: 0,
             round_trip_ms: compute_ms + 1.5,
         }
     }

@@ -7,19 +7,29 @@
 //! long bench; the caller still learns how many failed.
 
 use seqless_coordinator::{Coordinator, CoordinatorError, Trace};
-use seqless_plan::PlanKind;
+use seqless_plan::{PlanKind, Transfer};
 
 use crate::stats::median;
 
 /// The CSV's header line.
-pub const CSV_HEADER: &str = "bytes,plan,splits,median_ms,monolithic_ms,ratio,bytes_moved,serial_bytes,invocations,cost_usd,error\n";
+pub const CSV_HEADER: &str = "bytes,plan,splits,median_ms,monolithic_ms,ratio,bytes_moved,serial_bytes,invocations,cost_usd,transfer,inline_bytes,error\n";
 
-/// One configuration: what was asked for, and what it measured or why it failed.
-struct Row {
-    bytes: usize,
-    plan: PlanKind,
+/// One configuration of the sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Configuration {
+    /// Query bytes.
+    pub bytes: usize,
+    /// The plan.
+    pub plan: PlanKind,
     /// Splits asked for; a measured row reports the splits the plan used instead.
-    splits: usize,
+    pub splits: usize,
+    /// How values move between functions.
+    pub transfer: Transfer,
+}
+
+/// One configuration, and what it measured or why it failed.
+struct Row {
+    config: Configuration,
     outcome: Result<Measured, String>,
 }
 
@@ -36,6 +46,8 @@ pub struct Measured {
     pub bytes_moved: u64,
     /// Bytes read and written by the serial stages per query.
     pub serial_bytes: u64,
+    /// Bytes carried inside invocations instead of the store, per query.
+    pub inline_bytes: u64,
     /// Function invocations per query.
     pub invocations: usize,
     /// Median of the runs' function bills (requests, GB-s and INIT, waits included), USD
@@ -56,6 +68,7 @@ impl Measured {
                 monolithic_ms,
                 bytes_moved: 0,
                 serial_bytes: 0,
+                inline_bytes: 0,
                 invocations: 0,
                 cost_usd: f64::NAN,
             };
@@ -66,6 +79,7 @@ impl Measured {
             monolithic_ms,
             bytes_moved: trace.bytes_moved,
             serial_bytes: trace.serial_bytes,
+            inline_bytes: trace.inline_bytes,
             invocations: trace.invocations.len(),
             cost_usd: median(&costs).unwrap_or(f64::NAN),
         }
@@ -119,11 +133,18 @@ pub fn table_header() -> String {
         .iter()
         .map(|(name, width)| format!("{name:>width$}"))
         .collect();
-    format!("{:>9} {:>6} {}", "bytes", "plan", cells.join(" "))
+    let head = format!("{:>9} {:>8} {:>8}", "bytes", "plan", "transfer");
+    format!("{head} {}", cells.join(" "))
 }
 
 fn table_line(row: &Row) -> String {
-    let head = format!("{:>9} {:>6}", row.bytes, row.plan.as_str());
+    let c = &row.config;
+    let head = format!(
+        "{:>9} {:>8} {:>8}",
+        c.bytes,
+        c.plan.as_str(),
+        c.transfer.as_str()
+    );
     match &row.outcome {
         Ok(m) => {
             let cells: Vec<String> = measured_cells(m, 2)
@@ -133,42 +154,43 @@ fn table_line(row: &Row) -> String {
                 .collect();
             format!("{head} {}", cells.join(" "))
         }
-        Err(e) => format!("{head} {:>6}  failed: {e}", row.splits),
+        Err(e) => format!("{head} {:>6}  failed: {e}", c.splits),
     }
 }
 
 /// The row in [`CSV_HEADER`]'s columns: numbers empty and `error` set for a failure.
 fn csv_line(row: &Row) -> String {
-    let head = format!("{},{}", row.bytes, row.plan.as_str());
+    let c = &row.config;
+    let head = format!("{},{}", c.bytes, c.plan.as_str());
+    let transfer = c.transfer.as_str();
     match &row.outcome {
-        Ok(m) => format!("{head},{},", measured_cells(m, 3).join(",")),
+        Ok(m) => format!(
+            "{head},{},{transfer},{},",
+            measured_cells(m, 3).join(","),
+            m.inline_bytes
+        ),
         Err(e) => format!(
-            "{head},{},,,,,,,,\"{}\"",
-            row.splits,
+            "{head},{},,,,,,,,{transfer},,\"{}\"",
+            c.splits,
             e.replace('"', "\"\"")
         ),
     }
 }
 
-/// Runs `measure` for every `(bytes, plan, splits)` configuration, handing each row's
-/// table line to `line` as it finishes; a configuration that fails (with its reason)
-/// becomes a failed row. Returns the CSV text and the failure count.
+/// Runs `measure` for every configuration, handing each row's table line to `line` as it
+/// finishes; a configuration that fails (with its reason) becomes a failed row. Returns
+/// the CSV text and the failure count.
 pub fn sweep(
-    configs: impl IntoIterator<Item = (usize, PlanKind, usize)>,
-    mut measure: impl FnMut(usize, PlanKind, usize) -> Result<Measured, String>,
+    configs: impl IntoIterator<Item = Configuration>,
+    mut measure: impl FnMut(&Configuration) -> Result<Measured, String>,
     mut line: impl FnMut(&str),
 ) -> (String, usize) {
     let mut csv = String::from(CSV_HEADER);
     let mut failed = 0;
-    for (bytes, plan, splits) in configs {
-        let outcome = measure(bytes, plan, splits);
+    for config in configs {
+        let outcome = measure(&config);
         failed += usize::from(outcome.is_err());
-        let row = Row {
-            bytes,
-            plan,
-            splits,
-            outcome,
-        };
+        let row = Row { config, outcome };
         line(&table_line(&row));
         csv.push_str(&csv_line(&row));
         csv.push('\n');
@@ -187,6 +209,7 @@ mod tests {
             monolithic_ms: 100.0,
             bytes_moved: 10,
             serial_bytes: 4,
+            inline_bytes: 0,
             invocations: 3,
             cost_usd: 0.000002,
         }
@@ -195,21 +218,27 @@ mod tests {
     #[test]
     fn a_failed_configuration_is_a_row_and_the_sweep_goes_on() {
         let configs = [
-            (64, PlanKind::Fused, 2),
-            (1024, PlanKind::Paper, 2),
-            (1024, PlanKind::Fused, 2),
-        ];
+            (64, PlanKind::Fused),
+            (1024, PlanKind::Paper),
+            (1024, PlanKind::Fused),
+        ]
+        .map(|(bytes, plan)| Configuration {
+            bytes,
+            plan,
+            splits: 2,
+            transfer: Transfer::Store,
+        });
         let mut ran = Vec::new();
         let mut lines = Vec::new();
         let (csv, failed) = sweep(
             configs,
-            |bytes, plan, _| {
-                ran.push(bytes);
-                match plan {
+            |c| {
+                ran.push(c.bytes);
+                match c.plan {
                     PlanKind::Paper => {
                         Err("planning failed: a value \"too big\", over the bound".into())
                     }
-                    PlanKind::Fused | PlanKind::Resident => Ok(measured(bytes as f64 / 8.0)),
+                    PlanKind::Fused | PlanKind::Resident => Ok(measured(c.bytes as f64 / 8.0)),
                 }
             },
             |l| lines.push(l.to_owned()),
@@ -219,23 +248,31 @@ mod tests {
         assert_eq!(lines.len(), 3, "one table line per configuration");
         let csv: Vec<&str> = csv.lines().collect();
         assert_eq!(csv[0], CSV_HEADER.trim_end());
-        assert_eq!(csv[1], "64,fused,2,8.000,100.000,0.080,10,4,3,0.000002000,");
+        assert_eq!(
+            csv[1],
+            "64,fused,2,8.000,100.000,0.080,10,4,3,0.000002000,store,0,"
+        );
         assert_eq!(
             csv[2],
-            "1024,paper,2,,,,,,,,\"planning failed: a value \"\"too big\"\", over the bound\""
+            "1024,paper,2,,,,,,,,store,,\"planning failed: a value \"\"too big\"\", over the bound\""
         );
         assert_eq!(
             csv[3],
-            "1024,fused,2,128.000,100.000,1.280,10,4,3,0.000002000,"
+            "1024,fused,2,128.000,100.000,1.280,10,4,3,0.000002000,store,0,"
         );
+        let columns = |line: &str| line.split(',').count();
+        assert_eq!(columns(csv[0]), columns(csv[1]));
     }
 
     #[test]
     fn a_failed_row_in_the_table_names_the_reason() {
         let row = Row {
-            bytes: 1024,
-            plan: PlanKind::Paper,
-            splits: 2,
+            config: Configuration {
+                bytes: 1024,
+                plan: PlanKind::Paper,
+                splits: 2,
+                transfer: Transfer::Inline,
+            },
             outcome: Err("planning failed: over the store's largest value".into()),
         };
         let line = table_line(&row);

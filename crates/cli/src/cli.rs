@@ -11,7 +11,7 @@ use seqless_coordinator::{HedgeArgs, parse_function_slots};
 use seqless_cost::{Arch, CostArgs};
 #[cfg(feature = "train")]
 use seqless_model::train::{InitArgs, TrainArgs};
-use seqless_plan::PlanArgs;
+use seqless_plan::{PlanArgs, Transfer};
 use seqless_sim::{PlannerArgs, SimulateArgs};
 
 /// Serve sequence neural networks the serverless way.
@@ -189,6 +189,11 @@ pub struct ServerlessArgs {
     /// --concurrency; no bound for local and lambda.
     #[arg(long, value_parser = parse_function_slots, group = "serverless_args")]
     pub function_slots: Option<usize>,
+    /// How activations move between functions: store (every value through --store), or
+    /// inline (values that fit in the invocations under Lambda's 6 MB payload limit travel
+    /// in them through this master, the rest through --store).
+    #[arg(long, value_enum, default_value = "store", group = "serverless_args")]
+    pub transfer: Transfer,
 }
 
 /// The pool of `--platform inproc`.

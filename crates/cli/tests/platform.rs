@@ -14,7 +14,7 @@ use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
 use seqless_functions::{ErrorKind, InvokeOptions, LocalInvoker, Ping};
 use seqless_model::{ModelConfig, TfilmModel, fingerprint};
-use seqless_plan::{PlanKind, Splits, StageKind};
+use seqless_plan::{PAYLOAD_RESERVE_BYTES, PlanKind, Splits, StageKind, Transfer};
 use seqless_platform::{PlatformOptions, PlatformServer};
 use seqless_store::testing::RedisServer;
 use seqless_store::{StoreOptions, open_store};
@@ -70,17 +70,25 @@ impl Setup {
         plan: PlanKind,
         splits: usize,
     ) -> Coordinator {
+        let options = CoordinatorOptions {
+            plan,
+            splits: Splits::Fixed(splits),
+            function_slots: Some(4),
+            ..CoordinatorOptions::default()
+        };
+        self.coordinator_with(platform, options).await
+    }
+
+    /// A coordinator over the platform and Redis with `options`.
+    async fn coordinator_with(
+        &self,
+        platform: &PlatformServer,
+        options: CoordinatorOptions,
+    ) -> Coordinator {
         let store = open_store(&self.redis.url(), StoreOptions::default())
             .await
             .unwrap();
         let fingerprint = fingerprint(self.dir.path()).expect("model fingerprint");
-        let splits = Splits::Fixed(splits);
-        let options = CoordinatorOptions {
-            plan,
-            splits,
-            function_slots: Some(4),
-            ..CoordinatorOptions::default()
-        };
         let invoker = Arc::new(client(platform));
         Coordinator::new(self.cfg.clone(), fingerprint, store, invoker, options)
     }
@@ -179,6 +187,33 @@ async fn function_processes_compute_what_the_monolithic_model_does_for_every_pla
         m.contains("seqless_platform_init_process_start_seconds_count"),
         "{m}"
     );
+    platform.shutdown().await;
+}
+
+/// Values sent inline cross real function processes over HTTP: the monolithic answer, with
+/// a short query never touching Redis, and a long one under a small payload limit split
+/// between the invocations and Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_values_cross_function_processes_and_the_rest_goes_through_redis() {
+    let (setup, platform) = Setup::with_platform(|_| {}).await;
+    for (bytes, room, whole) in [(3_000, 6 << 20, true), (40_000, 150_000, false)] {
+        let input: Vec<u8> = (0..bytes).map(|i| (i * 7 % 253) as u8).collect();
+        let want = setup.model.forward(&input).unwrap();
+        let options = CoordinatorOptions {
+            plan: PlanKind::Fused,
+            splits: Splits::Fixed(3),
+            transfer: Transfer::Inline,
+            payload_limit: PAYLOAD_RESERVE_BYTES + room,
+            ..CoordinatorOptions::default()
+        };
+        let coordinator = setup.coordinator_with(&platform, options).await;
+        let got = coordinator.classify(&input).await.unwrap();
+        assert_close(&got.prediction.logits, &want.logits);
+        let trace = &got.trace;
+        assert!(trace.inline_bytes > 0, "{trace:?}");
+        assert_eq!(trace.bytes_moved == 0, whole, "{bytes} bytes: {trace:?}");
+        assert_eq!(setup.redis.dbsize(), 0, "no key left");
+    }
     platform.shutdown().await;
 }
 

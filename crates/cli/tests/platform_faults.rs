@@ -79,12 +79,6 @@ async fn run_and_check(
     retries
 }
 
-fn dbsize(redis: &RedisServer) -> String {
-    String::from_utf8_lossy(&redis.command(&[b"DBSIZE"]).unwrap())
-        .trim()
-        .to_owned()
-}
-
 /// The sum of a metric's series whose labels contain `labels`.
 fn total(metrics: &str, name: &str, labels: &str) -> f64 {
     metrics
@@ -142,7 +136,7 @@ async fn queries_survive_faults_injected_by_the_platform() {
         ) > 0.0,
         "{metrics}"
     );
-    assert_eq!(dbsize(&redis), ":0");
+    assert_eq!(redis.dbsize(), 0);
     platform.shutdown().await;
 }
 
@@ -209,7 +203,7 @@ async fn queries_survive_function_processes_killed_from_outside() {
     );
     // The platform replaced what was killed and keeps serving.
     run_and_check(&c, &model, &texts).await;
-    assert_eq!(dbsize(&redis), ":0");
+    assert_eq!(redis.dbsize(), 0);
     Arc::try_unwrap(platform)
         .ok()
         .expect("the killer is done")

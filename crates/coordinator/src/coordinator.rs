@@ -14,12 +14,14 @@ use seqless_functions::{
 use seqless_model::InputLenError;
 use seqless_model::{ModelConfig, Prediction, tokenizer};
 use seqless_plan::{
-    INPUT_KEY, Limits, Plan, PlanError, PlanKind, Splits, Stage, StageKind, StageOp, plan,
+    INPUT_KEY, InlineValue, LAMBDA_PAYLOAD_BYTES, Limits, Plan, PlanError, PlanKind, Splits, Stage,
+    StageKind, StageOp, Transfer, plan,
 };
 use seqless_store::{QueryId, StoreError, StoredTensor, TensorStore};
 use serde::Serialize;
 
 use crate::hedge::{Hedge, HedgePolicy, PhaseClock, ResidentProgress};
+use crate::inline::{InlineValues, blob_bytes};
 use crate::retry::RetryPolicy;
 use crate::trace::{Calls, HedgeRecord, HedgeWinner, InvocationRecord, RetryRecord, Trace};
 
@@ -54,6 +56,12 @@ pub struct CoordinatorOptions {
     /// starts only when S + 1 slots are free (S + 2 when hedging, for a straggler's
     /// duplicate), and S is capped so that they fit. The other plans never need it.
     pub function_slots: Option<usize>,
+    /// How values move between functions: through the store, or inline in the
+    /// invocations where they fit under `payload_limit`.
+    pub transfer: Transfer,
+    /// The largest request or response an invocation may have, JSON included: Lambda's
+    /// 6 MB for a synchronous invocation.
+    pub payload_limit: u64,
 }
 
 impl Default for CoordinatorOptions {
@@ -69,6 +77,8 @@ impl Default for CoordinatorOptions {
             deadline: Duration::from_secs(30),
             hedge: HedgePolicy::default(),
             function_slots: None,
+            transfer: Transfer::Store,
+            payload_limit: LAMBDA_PAYLOAD_BYTES,
         }
     }
 }
@@ -270,8 +280,12 @@ impl Coordinator {
         let (plan, _slots) = self.plan_and_admit(bytes.len(), &limits, deadline).await?;
         let query = QueryId::new();
         let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();
+        let inline = InlineValues::new(match self.options.transfer {
+            Transfer::Store => Default::default(),
+            Transfer::Inline => plan.inline_keys(&self.config, self.options.payload_limit),
+        });
         let mut hedges = Vec::new();
-        let outcome = self.run(&plan, query, bytes, deadline, &mut hedges).await;
+        let outcome = (self.run(&plan, query, bytes, deadline, inline, &mut hedges)).await;
         // A hedged stage's loser that may still write is awaited before the keys go.
         let mut hedged = Vec::with_capacity(hedges.len());
         for hedge in hedges {
@@ -346,11 +360,17 @@ impl Coordinator {
         query: QueryId,
         bytes: &[u8],
         deadline: Instant,
+        mut inline: InlineValues,
         hedges: &mut Vec<Hedge>,
     ) -> Result<Ran, CoordinatorError> {
         let ids = tokenizer::encode(bytes, plan.padded_len);
         let input = StoredTensor::u16(vec![ids.len()], ids).map_err(|e| self.store_error(e))?;
-        let upload_bytes = self.upload(&query.key(INPUT_KEY), &input, deadline).await?;
+        let upload_bytes = if inline.carries(INPUT_KEY) {
+            inline.put(INPUT_KEY, &input);
+            0
+        } else {
+            self.upload(&query.key(INPUT_KEY), &input, deadline).await?
+        };
         let mut invocations = Vec::with_capacity(plan.invocations());
         let mut retries = Vec::new();
         let mut logits = None;
@@ -381,41 +401,46 @@ impl Coordinator {
                         phase: clock,
                         resident: &progress,
                     };
-                    self.run_stage(query, stage, deadline, clocks)
+                    self.run_stage(query, stage, deadline, clocks, &inline)
                 })
                 .collect();
             // A phase whose stages wait for each other fails at its first failure: the
             // others would only wait, until the deadline, for what will never come.
             let wait_for_each_other = phase.iter().any(|s| !s.after.is_empty());
             let mut failure = None;
+            let mut returned = Vec::new();
             while let Some(run) = calls.next().await {
                 retries.extend(run.retries);
                 hedges.extend(run.hedge);
                 match run.outcome {
-                    Ok((result, meta, round_trip)) => {
+                    Ok((mut result, meta, round_trip)) => {
                         if matches!(run.stage.kind, StageKind::Head | StageKind::Classifier) {
                             logits = result.logits.clone();
                         }
-                        invocations
-                            .push(InvocationRecord::new(run.stage, &result, &meta, round_trip));
+                        let values = std::mem::take(&mut result.inline);
+                        let mut record =
+                            InvocationRecord::new(run.stage, &result, &meta, round_trip);
+                        record.inline_in = run.inline_in;
+                        record.inline_out = blob_bytes(&values);
+                        invocations.push(record);
+                        returned.push((run.stage, values));
                     }
                     Err((cause, attempts)) => {
-                        failure.get_or_insert(CoordinatorError::Function {
-                            stage: run.stage.kind.as_str(),
-                            layer: run.stage.layer,
-                            split: run.stage.split,
-                            invoker: self.invoker.describe(),
-                            cause,
-                            attempts,
-                        });
+                        failure.get_or_insert(self.failed(run.stage, cause, attempts));
                         if wait_for_each_other {
                             break;
                         }
                     }
                 }
             }
+            drop(calls);
             if let Some(err) = failure {
                 return Err(err);
+            }
+            for (stage, values) in returned {
+                inline
+                    .accept(stage, values)
+                    .map_err(|cause| self.failed(stage, cause, 1))?;
             }
         }
         let last = plan
@@ -433,6 +458,18 @@ impl Coordinator {
                 upload_bytes,
             },
         })
+    }
+
+    /// The error of a stage that failed after `attempts`.
+    fn failed(&self, stage: &Stage, cause: FunctionError, attempts: u32) -> CoordinatorError {
+        CoordinatorError::Function {
+            stage: stage.kind.as_str(),
+            layer: stage.layer,
+            split: stage.split,
+            invoker: self.invoker.describe(),
+            cause,
+            attempts,
+        }
     }
 
     /// Writes the query's input, trying again while the store's failure is transient.
@@ -473,18 +510,24 @@ impl Coordinator {
             && Instant::now() + backoff < deadline
     }
 
-    /// The event of one attempt at `stage`: a resident split may wait for its neighbours
-    /// as long as the query has left.
-    fn event(&self, query: QueryId, stage: &Stage, deadline: Instant) -> Arc<StageEvent> {
+    /// The event of one attempt at `stage`, with the values it gets and returns inline: a
+    /// resident split may wait for its neighbours as long as the query has left.
+    fn event(
+        &self,
+        query: QueryId,
+        stage: &Stage,
+        deadline: Instant,
+        (inline, reply_inline): &(Vec<InlineValue>, Vec<String>),
+    ) -> Arc<StageEvent> {
         let mut stage = stage.clone();
         if let StageOp::Resident { wait_ms, .. } = &mut stage.op {
             let left = deadline.saturating_duration_since(Instant::now());
             *wait_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
         }
         Arc::new(StageEvent {
-            query_id: query,
-            model: self.fingerprint.clone(),
-            stage,
+            inline: inline.clone(),
+            reply_inline: reply_inline.clone(),
+            ..StageEvent::new(query, self.fingerprint.clone(), stage)
         })
     }
 
@@ -496,26 +539,33 @@ impl Coordinator {
         stage: &'p Stage,
         deadline: Instant,
         clocks: Clocks<'_>,
+        inline: &InlineValues,
     ) -> StageRun<'p> {
+        let failed = |cause| StageRun {
+            stage,
+            outcome: Err((cause, 0)),
+            retries: Vec::new(),
+            hedge: None,
+            inline_in: 0,
+        };
+        let transfers = match inline.attachments(stage) {
+            Ok(attached) => (attached, inline.replies(stage)),
+            Err(cause) => return failed(cause),
+        };
+        let inline_in = blob_bytes(&transfers.0);
         for key in &stage.after {
             let left = deadline.saturating_duration_since(Instant::now());
             if let Err(err) = self.store.wait_for(&query.key(key), left).await {
-                let cause = FunctionError::retryable(format!(
+                return failed(FunctionError::retryable(format!(
                     "the coordinator waited for `{key}` before invoking it: {err}"
-                ));
-                return StageRun {
-                    stage,
-                    outcome: Err((cause, 0)),
-                    retries: Vec::new(),
-                    hedge: None,
-                };
+                )));
             }
         }
         let mut retries = Vec::new();
         let mut hedge = None;
         let mut attempt = 1;
         let outcome = loop {
-            let event = self.event(query, stage, deadline);
+            let event = self.event(query, stage, deadline, &transfers);
             let sent = Instant::now();
             // One duplicate per stage at most, which bounds what hedging can cost.
             let hedging = match (self.options.hedge, &hedge) {
@@ -559,6 +609,7 @@ impl Coordinator {
             outcome,
             retries,
             hedge,
+            inline_in,
         }
     }
 
@@ -684,4 +735,6 @@ struct StageRun<'p> {
     outcome: Result<(StageResult, InvocationMeta, Duration), (FunctionError, u32)>,
     retries: Vec<RetryRecord>,
     hedge: Option<Hedge>,
+    /// Payload bytes of the values its event carried inline.
+    inline_in: u64,
 }

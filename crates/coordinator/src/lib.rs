@@ -16,6 +16,7 @@ mod coordinator;
 mod hedge;
 #[cfg(feature = "clap")]
 mod hedge_args;
+mod inline;
 mod retry;
 mod trace;
 
@@ -27,6 +28,6 @@ pub use hedge::{DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
 pub use hedge_args::HedgeArgs;
 pub use retry::RetryPolicy;
 pub use trace::{
-    Bill, Calls, HedgeRecord, HedgeWinner, InvocationRecord, LoserFate, RetryRecord, Trace,
-    TraceReadError,
+    Bill, Calls, HedgeRecord, HedgeWinner, InvocationRecord, LoserFate, RetryRecord, StageGroup,
+    Trace, TraceReadError,
 };

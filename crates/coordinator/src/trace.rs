@@ -45,10 +45,20 @@ pub struct InvocationRecord {
     pub bytes_in: u64,
     /// Bytes written to the store.
     pub bytes_out: u64,
+    /// Bytes of the values its event carried inline, instead of the store.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inline_in: u64,
+    /// Bytes of the values it returned inline, instead of the store.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inline_out: u64,
     /// The invocation as the coordinator saw it, from sending the event to having the
     /// result: the handler's time plus what the platform adds (cold start, the Invoke
     /// API round trip, queueing).
     pub round_trip_ms: f64,
+}
+
+fn is_zero(bytes: &u64) -> bool {
+    *bytes == 0
 }
 
 impl InvocationRecord {
@@ -73,6 +83,8 @@ impl InvocationRecord {
             cpu_ms: result.cpu_ms,
             bytes_in: result.bytes_in,
             bytes_out: result.bytes_out,
+            inline_in: 0,
+            inline_out: 0,
             round_trip_ms: round_trip.as_secs_f64() * 1e3,
         }
     }
@@ -278,6 +290,23 @@ pub struct Calls {
     pub upload_bytes: u64,
 }
 
+/// The invocations of one stage kind at one layer ([`Trace::stage_groups`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageGroup {
+    /// The stage kind.
+    pub stage: StageKind,
+    /// Its layer.
+    pub layer: usize,
+    /// Invocations whose answers were used.
+    pub invocations: usize,
+    /// The longest round trip among them, ms.
+    pub slowest_ms: f64,
+    /// Bytes they read from and wrote to the store.
+    pub store_bytes: u64,
+    /// Bytes they got and returned inline.
+    pub inline_bytes: u64,
+}
+
 /// The whole query: every invocation, the totals, and the bill. It reads back from the
 /// JSON it writes (`seqless cost --trace`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -302,6 +331,10 @@ pub struct Trace {
     pub bytes_moved: u64,
     /// Bytes read plus written by the serial (tfilm, head, classifier) stages.
     pub serial_bytes: u64,
+    /// Bytes carried inside invocations instead of the store: every function's inline
+    /// inputs and outputs.
+    #[serde(default)]
+    pub inline_bytes: u64,
     /// Sum over invocations, billed failed attempts and hedges' losers of memory (GB) x
     /// billed seconds.
     pub billed_gb_s: f64,
@@ -389,6 +422,9 @@ impl Trace {
                 .iter()
                 .map(|i| i.bytes_in + i.bytes_out)
                 .sum::<u64>();
+        let inline_bytes = (invocations.iter())
+            .map(|i| i.inline_in + i.inline_out)
+            .sum();
         let serial_bytes = invocations
             .iter()
             .filter(|i| i.stage.is_serial())
@@ -425,12 +461,44 @@ impl Trace {
             total_ms,
             bytes_moved,
             serial_bytes,
+            inline_bytes,
             billed_gb_s,
             cost_usd: cost.total_usd,
             retry_cost_usd,
             hedge_cost_usd,
             cost,
         }
+    }
+
+    /// The invocations grouped by stage kind and layer, in the order the groups first
+    /// ran: for the fused plan, each layer's conv splits, then its TFiLM stage, and the
+    /// head last.
+    pub fn stage_groups(&self) -> Vec<StageGroup> {
+        let mut groups: Vec<StageGroup> = Vec::new();
+        for i in &self.invocations {
+            let at = groups
+                .iter()
+                .position(|g| (g.stage, g.layer) == (i.stage, i.layer));
+            let group = match at {
+                Some(at) => &mut groups[at],
+                None => {
+                    groups.push(StageGroup {
+                        stage: i.stage,
+                        layer: i.layer,
+                        invocations: 0,
+                        slowest_ms: 0.0,
+                        store_bytes: 0,
+                        inline_bytes: 0,
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            group.invocations += 1;
+            group.slowest_ms = group.slowest_ms.max(i.round_trip_ms);
+            group.store_bytes += i.bytes_in + i.bytes_out;
+            group.inline_bytes += i.inline_in + i.inline_out;
+        }
+        groups
     }
 
     /// The query as the cost model's usage summary reads it.

@@ -126,11 +126,7 @@ async fn every_stage_twice(store: Arc<dyn TensorStore>) {
                 stage.layer,
                 stage.split
             );
-            let event = StageEvent {
-                query_id: query,
-                model: fingerprint.clone(),
-                stage: stage.clone(),
-            };
+            let event = StageEvent::new(query, fingerprint.clone(), stage.clone());
             let first = handle(context, event.clone()).await.unwrap();
             let once = written(store.as_ref(), query, stage).await;
             let again = handle(context, event.clone()).await.unwrap();
@@ -184,11 +180,7 @@ async fn resident_all_at_once(
                 if let StageOp::Resident { wait_ms, .. } = &mut stage.op {
                     *wait_ms = 30_000;
                 }
-                let event = StageEvent {
-                    query_id: query,
-                    model: context.fingerprint.clone(),
-                    stage,
-                };
+                let event = StageEvent::new(query, context.fingerprint.clone(), stage);
                 handle(&context, event).await.unwrap()
             })
         })
@@ -249,6 +241,5 @@ async fn every_stage_twice_over_redis() {
         .unwrap();
     every_stage_twice(store.clone()).await;
     resident_stages_twice(store).await;
-    let keys = redis.command(&[b"DBSIZE"]).unwrap();
-    assert_eq!(String::from_utf8_lossy(&keys).trim(), ":0");
+    assert_eq!(redis.dbsize(), 0);
 }

@@ -49,13 +49,6 @@ async fn setup(redis: &RedisServer, layers: &str, modulation: Modulation, seed: 
     }
 }
 
-fn dbsize(redis: &RedisServer) -> String {
-    String::from_utf8_lossy(&redis.command(&[b"DBSIZE"]).unwrap())
-        .trim()
-        .trim_start_matches(':')
-        .to_string()
-}
-
 /// The equivalence property over random models and inputs, with one real redis-server
 /// owned by the test (so it is stopped when the test ends).
 #[test]
@@ -109,7 +102,7 @@ fn serverless_over_redis_equals_monolithic_and_cleans_up() {
         })
         .unwrap();
     // Every query deleted its keys by name.
-    assert_eq!(dbsize(&redis), "0");
+    assert_eq!(redis.dbsize(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

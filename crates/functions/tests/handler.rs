@@ -43,11 +43,7 @@ impl Fixture {
     }
 
     fn event(&self, query: QueryId, stage: Stage) -> StageEvent {
-        StageEvent {
-            query_id: query,
-            model: self.ctx.fingerprint.clone(),
-            stage,
-        }
+        StageEvent::new(query, self.ctx.fingerprint.clone(), stage)
     }
 
     async fn upload(&self, query: QueryId, ids: Vec<u16>) {
@@ -230,11 +226,7 @@ async fn an_event_for_another_model_is_refused_naming_both_fingerprints() {
     let f = fixture();
     let stage = f.stage(PlanKind::Fused, |s| s.kind == StageKind::Conv);
     let other = ModelFingerprint::of_files(b"{}", b"other weights");
-    let event = StageEvent {
-        query_id: QueryId::new(),
-        model: other.clone(),
-        stage,
-    };
+    let event = StageEvent::new(QueryId::new(), other.clone(), stage);
     let err = handle(&f.ctx, event).await.unwrap_err();
     assert!(
         matches!(err, FunctionError::ModelMismatch { .. }),

@@ -32,15 +32,18 @@ mod plan_args;
 mod resident;
 mod stages;
 mod traffic;
+mod transfer;
 
 pub use geometry::{LayerGeometry, split_blocks};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use seqless_wire::{
-    EdgeWrite, FilmSource, ResidentLayer, RowSource, Stage, StageKind, StageOp,
+    EdgeWrite, FilmSource, InlineValue, LAMBDA_PAYLOAD_BYTES, ResidentLayer, RowSource, Stage,
+    StageKind, StageOp,
 };
 pub use stages::plan;
 pub use traffic::{F32_BYTES, StageTraffic, TOKEN_ID_BYTES, f32_bytes, resident_traffic};
+pub use transfer::{PAYLOAD_RESERVE_BYTES, Transfer, read_windows};
 
 use seqless_model::InputLenError;
 use serde::{Deserialize, Serialize};

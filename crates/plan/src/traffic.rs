@@ -41,14 +41,10 @@ impl Plan {
     /// Every stage's traffic, phase by phase in the plan's order. `config` is the model
     /// the plan was made for.
     pub fn traffic(&self, config: &ModelConfig) -> Vec<Vec<StageTraffic>> {
-        // Every key is written by one stage, so the sizes can be known before any read.
-        let mut key_bytes: HashMap<&str, u64> = HashMap::new();
-        for stage in self.phases.iter().flatten() {
-            record_writes(config, stage, &mut key_bytes);
-        }
+        let sizes = self.value_sizes(config);
         let read = |keys: &[String]| -> u64 {
             keys.iter()
-                .map(|k| key_bytes.get(k.as_str()).copied().unwrap_or(0))
+                .map(|k| sizes.get(k.as_str()).map_or(0, |v| v.bytes))
                 .sum()
         };
         self.phases
@@ -100,6 +96,33 @@ fn bytes_read(config: &ModelConfig, stage: &Stage, read: impl Fn(&[String]) -> u
     }
 }
 
+/// The size of one value a plan stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ValueSize {
+    /// Payload bytes of the whole value.
+    pub bytes: u64,
+    /// Payload bytes of one of its rows (along the first dimension).
+    pub row_bytes: u64,
+}
+
+impl Plan {
+    /// The size of every value the run stores, the query's token ids included. Every key
+    /// is written by one stage, so the sizes are known before any read.
+    pub(crate) fn value_sizes(&self, config: &ModelConfig) -> HashMap<&str, ValueSize> {
+        let mut sizes = HashMap::from([(
+            crate::INPUT_KEY,
+            ValueSize {
+                bytes: TOKEN_ID_BYTES * self.padded_len as u64,
+                row_bytes: TOKEN_ID_BYTES,
+            },
+        )]);
+        for stage in self.phases.iter().flatten() {
+            record_writes(config, stage, &mut sizes);
+        }
+        sizes
+    }
+}
+
 /// A resident split's traffic layer by layer: the first layer reads its token ids, the
 /// others their halos and modulation blocks; each writes its edge rows and block
 /// statistics.
@@ -132,12 +155,18 @@ pub fn resident_traffic(
         .collect()
 }
 
-/// The payload size of every key `stage` writes.
+/// The size of every value `stage` writes: each row is one output row of its layer's
+/// channels.
 fn record_writes<'p>(
     config: &ModelConfig,
     stage: &'p Stage,
-    key_bytes: &mut HashMap<&'p str, u64>,
+    sizes: &mut HashMap<&'p str, ValueSize>,
 ) {
+    let channels = config.layers[stage.layer].channels;
+    let mut record = |key: &'p str, bytes: u64| {
+        let row_bytes = f32_bytes(1, channels);
+        sizes.insert(key, ValueSize { bytes, row_bytes });
+    };
     match &stage.op {
         StageOp::Conv {
             out_rows,
@@ -150,26 +179,34 @@ fn record_writes<'p>(
             let (activation, stats) =
                 conv_value_bytes(out_rows.len(), layer.block_len, layer.channels);
             if let Some(k) = write_activation {
-                key_bytes.insert(k, activation);
+                record(k, activation);
             }
             for k in [write_max, write_min].into_iter().flatten() {
-                key_bytes.insert(k, stats);
+                record(k, stats);
             }
         }
         StageOp::Resident { layers, .. } => {
             for (rl, layer) in layers.iter().zip(&config.layers) {
+                let row_bytes = f32_bytes(1, layer.channels);
                 let (_, stats) =
                     conv_value_bytes(rl.out_rows.len(), layer.block_len, layer.channels);
                 for edge in &rl.write_edges {
-                    key_bytes.insert(&edge.key, f32_bytes(edge.rows.len(), layer.channels));
+                    let bytes = f32_bytes(edge.rows.len(), layer.channels);
+                    sizes.insert(&edge.key, ValueSize { bytes, row_bytes });
                 }
                 for k in std::iter::once(&rl.write_max).chain(&rl.write_min) {
-                    key_bytes.insert(k, stats);
+                    sizes.insert(
+                        k,
+                        ValueSize {
+                            bytes: stats,
+                            row_bytes,
+                        },
+                    );
                 }
             }
         }
         StageOp::Tfilm { write_h: k, .. } | StageOp::PaperTfilm { write_x: k, .. } => {
-            key_bytes.insert(k, stage.write_bytes);
+            record(k, stage.write_bytes);
         }
         StageOp::Head { .. } | StageOp::Classifier { .. } => {}
     }

@@ -77,6 +77,7 @@ pub struct Metrics {
     invocations: Family<StageLabel, Counter>,
     cold_starts: Family<StageLabel, Counter>,
     bytes_moved: Counter,
+    inline_bytes: Counter,
     billed_gb_s: Counter<f64, AtomicU64>,
     cost_usd: Counter<f64, AtomicU64>,
     retries: Family<StageLabel, Counter>,
@@ -102,6 +103,7 @@ impl Metrics {
         let invocations = Family::<StageLabel, Counter>::default();
         let cold_starts = Family::<StageLabel, Counter>::default();
         let bytes_moved = Counter::default();
+        let inline_bytes = Counter::default();
         let billed_gb_s = Counter::<f64, AtomicU64>::default();
         let cost_usd = Counter::<f64, AtomicU64>::default();
         let retries = Family::<StageLabel, Counter>::default();
@@ -143,6 +145,11 @@ impl Metrics {
             bytes_moved.clone(),
         );
         registry.register(
+            "inline_bytes",
+            "Bytes carried inside invocations instead of the store (--transfer inline)",
+            inline_bytes.clone(),
+        );
+        registry.register(
             "billed_gb_seconds",
             "Billed function memory x duration, GB-s",
             billed_gb_s.clone(),
@@ -176,6 +183,7 @@ impl Metrics {
             invocations,
             cold_starts,
             bytes_moved,
+            inline_bytes,
             billed_gb_s,
             cost_usd,
             retries,
@@ -240,6 +248,7 @@ impl Metrics {
             self.hedges.get_or_create(&label).inc();
         }
         self.bytes_moved.inc_by(trace.bytes_moved);
+        self.inline_bytes.inc_by(trace.inline_bytes);
         self.billed_gb_s.inc_by(trace.billed_gb_s);
         self.cost_usd.inc_by(trace.cost_usd);
     }

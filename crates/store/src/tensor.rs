@@ -535,8 +535,9 @@ fn read_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
-/// Slices rows out of a whole blob held in memory, validating as a range read would.
-pub(crate) fn rows_from_blob(
+/// Slices rows out of a whole blob held in memory, validating as a range read would; with
+/// the bytes a range read of them would move.
+pub fn rows_from_blob(
     key: &str,
     blob: &[u8],
     rows: Range<usize>,

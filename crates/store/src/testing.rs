@@ -273,6 +273,15 @@ impl RedisServer {
         }
     }
 
+    /// The number of keys in the server's database 0 (`DBSIZE`): 0 once every query has
+    /// cleaned up. Panics if the server does not answer.
+    pub fn dbsize(&self) -> u64 {
+        let reply = self.command(&[b"DBSIZE"]).expect("DBSIZE");
+        let text = String::from_utf8_lossy(&reply);
+        (text.trim().strip_prefix(':').and_then(|n| n.parse().ok()))
+            .unwrap_or_else(|| panic!("DBSIZE answered {text:?}"))
+    }
+
     /// Sends one command over a plain connection and returns the raw reply, for
     /// tests that plant foreign data (e.g. `RPUSH`); not available with TLS.
     pub fn command(&self, args: &[&[u8]]) -> Result<Vec<u8>, String> {

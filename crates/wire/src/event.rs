@@ -3,11 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::ModelFingerprint;
+use crate::inline::InlineValue;
 use crate::query::QueryId;
 use crate::stage::Stage;
 
-/// What a function is asked to do: one stage of one query. Small by design (keys and row
-/// ranges, no tensors), well under Lambda's 6 MB payload limit.
+/// What a function is asked to do: one stage of one query. Keys and row ranges, plus the
+/// inputs the coordinator chose to send inline, which it keeps under Lambda's 6 MB payload
+/// limit.
 ///
 /// This is the one definition of the stage contract. A field added later must be optional
 /// (`#[serde(default)]`), so that an event without it keeps its meaning.
@@ -19,6 +21,26 @@ pub struct StageEvent {
     pub model: ModelFingerprint,
     /// The stage, with the keys it reads and writes.
     pub stage: Stage,
+    /// Inputs carried here instead of the store: the function reads these keys (the rows
+    /// each blob holds) from the event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inline: Vec<InlineValue>,
+    /// Outputs to return in the result instead of writing them to the store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reply_inline: Vec<String>,
+}
+
+impl StageEvent {
+    /// An event for `stage` of `query_id` on `model`, with every value through the store.
+    pub fn new(query_id: QueryId, model: ModelFingerprint, stage: Stage) -> Self {
+        Self {
+            query_id,
+            model,
+            stage,
+            inline: Vec::new(),
+            reply_inline: Vec::new(),
+        }
+    }
 }
 
 /// What a function reports back.
@@ -39,6 +61,9 @@ pub struct StageResult {
     pub bytes_in: u64,
     /// Bytes written to the store.
     pub bytes_out: u64,
+    /// The outputs the event asked for inline ([`StageEvent::reply_inline`]), whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inline: Vec<InlineValue>,
     /// The final logits, from the head or classifier stage only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<f32>>,

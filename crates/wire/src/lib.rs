@@ -4,8 +4,9 @@
 //!
 //! - [`Stage`] and [`StageOp`]: the stage contract the planner builds, and [`StageEvent`]:
 //!   one stage of one query ([`QueryId`]) for one model ([`ModelFingerprint`]), sent to a
-//!   function; [`StageResult`] comes back. Tensors never travel in them: a function reads
-//!   and writes the tensor store.
+//!   function; [`StageResult`] comes back. Tensors travel in them only as [`InlineValue`]s,
+//!   which the coordinator keeps under Lambda's payload limit; the rest go through the
+//!   tensor store.
 //! - [`lambda`]: the Lambda Invoke/Runtime API shapes both ends share (function names,
 //!   error bodies, the `REPORT` billing line) and [`billed_ms`], Lambda's billing rounding.
 //! - [`faults`]: fault injection settings and their seeded draw, shared by the local
@@ -14,6 +15,7 @@
 mod event;
 pub mod faults;
 mod fingerprint;
+mod inline;
 pub mod lambda;
 mod query;
 mod stage;
@@ -22,6 +24,9 @@ pub use event::{
     FunctionEvent, InitTimes, InvocationMeta, MalformedEvent, Ping, StageEvent, StageResult,
 };
 pub use fingerprint::ModelFingerprint;
+pub use inline::{InlineValue, LAMBDA_PAYLOAD_BYTES, inline_json_bytes};
 pub use lambda::billed_ms;
 pub use query::QueryId;
-pub use stage::{EdgeWrite, FilmSource, ResidentLayer, RowSource, Stage, StageKind, StageOp};
+pub use stage::{
+    EdgeWrite, FilmSource, ResidentLayer, RowSource, Stage, StageKind, StageOp, ValueRead,
+};

@@ -180,7 +180,80 @@ pub struct Stage {
     pub op: StageOp,
 }
 
+/// One value a stage reads: a key, and the rows of it when not all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueRead<'a> {
+    /// Store key name.
+    pub key: &'a str,
+    /// Rows (along the first dimension), or `None` for the whole value.
+    pub rows: Option<Range<usize>>,
+}
+
+impl<'a> ValueRead<'a> {
+    fn whole(key: &'a str) -> Self {
+        Self { key, rows: None }
+    }
+
+    fn rows(source: &'a RowSource) -> Self {
+        Self {
+            key: &source.key,
+            rows: Some(source.rows.clone()),
+        }
+    }
+
+    fn film(film: &'a FilmSource) -> Self {
+        Self {
+            key: &film.key,
+            rows: Some(film.blocks.clone()),
+        }
+    }
+}
+
+fn whole(keys: &[String]) -> Vec<ValueRead<'_>> {
+    keys.iter().map(|k| ValueRead::whole(k)).collect()
+}
+
 impl StageOp {
+    /// Every value this stage reads, in the order it reads them.
+    pub fn reads(&self) -> Vec<ValueRead<'_>> {
+        match self {
+            Self::Conv { input, film, .. } => input
+                .iter()
+                .map(ValueRead::rows)
+                .chain(film.iter().map(ValueRead::film))
+                .collect(),
+            Self::Resident { input, layers, .. } => {
+                let later = layers.iter().flat_map(|l| {
+                    let halos = l.halo_before.iter().chain(&l.halo_after);
+                    halos
+                        .map(ValueRead::rows)
+                        .chain(l.film.iter().map(ValueRead::film))
+                });
+                input.iter().map(ValueRead::rows).chain(later).collect()
+            }
+            Self::Tfilm { block_max, .. } => whole(block_max),
+            Self::Head {
+                block_max,
+                block_min,
+            } => whole(block_max)
+                .into_iter()
+                .chain(whole(block_min))
+                .collect(),
+            Self::PaperTfilm { activations, .. } => whole(activations),
+            Self::Classifier { activation } => vec![ValueRead::whole(activation)],
+        }
+    }
+
+    /// Whether other functions wait for this stage's outputs while it runs (a resident
+    /// split's edges and statistics, a signalled LSTM output): those can only go through
+    /// the store, never inline through the coordinator.
+    pub fn is_awaited(&self) -> bool {
+        matches!(
+            self,
+            Self::Resident { .. } | Self::Tfilm { signal: true, .. }
+        )
+    }
+
     /// Keys written by this stage (their total size is [`Stage::write_bytes`]).
     pub fn written_keys(&self) -> Vec<String> {
         match self {

@@ -4,9 +4,9 @@
 use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use seqless_bench::args::ServerlessBenchArgs;
-use seqless_bench::serverless::{Measured, sweep, table_header, time_queries};
+use seqless_bench::serverless::{Configuration, Measured, sweep, table_header, time_queries};
 use seqless_model::TfilmModel;
-use seqless_plan::{PlanArgs, PlanKind, Splits};
+use seqless_plan::{PlanArgs, Splits};
 
 use super::exec::Caller;
 use crate::cli::{FunctionHost, InprocArgs, LambdaArgs, RemoteArgs, ServerlessArgs};
@@ -15,15 +15,11 @@ use seqless_coordinator::HedgeArgs;
 
 /// The flags of one configuration: functions in process or on the `--endpoint` platform,
 /// over `--store`, the split count fixed, and memory that no split exceeds.
-fn configuration(
-    args: &ServerlessBenchArgs,
-    plan: PlanKind,
-    splits: usize,
-) -> (PlanArgs, ServerlessArgs) {
+fn configuration(args: &ServerlessBenchArgs, config: &Configuration) -> (PlanArgs, ServerlessArgs) {
     let plan_args = PlanArgs {
-        plan,
-        splits: Splits::Fixed(splits),
-        max_splits: splits.max(1),
+        plan: config.plan,
+        splits: Splits::Fixed(config.splits),
+        max_splits: config.splits.max(1),
         min_rows_per_split: 1,
         memory_mb: 10_240,
     };
@@ -48,6 +44,7 @@ fn configuration(
         arch: seqless_cost::Arch::X86_64,
         hedge: HedgeArgs::default(),
         function_slots: args.function_slots,
+        transfer: config.transfer,
     };
     (plan_args, serverless)
 }
@@ -60,14 +57,22 @@ pub fn run(args: ServerlessBenchArgs) -> Result<()> {
     for &n in &args.bytes {
         for &plan in &args.plan {
             for &splits in &args.splits {
-                configs.push((n.min(model.config.max_len), plan, splits));
+                for &transfer in &args.transfer {
+                    configs.push(Configuration {
+                        bytes: n.min(model.config.max_len),
+                        plan,
+                        splits,
+                        transfer,
+                    });
+                }
             }
         }
     }
     let total = configs.len();
     // The monolithic time and the input of the size measured last, reused by its plans.
     let mut current: Option<(usize, Vec<u8>, f64)> = None;
-    let mut measure = |n: usize, plan, splits| -> Result<Measured> {
+    let mut measure = |config: &Configuration| -> Result<Measured> {
+        let n = config.bytes;
         let (input, mono) = match &current {
             Some((size, input, mono)) if *size == n => (input.clone(), *mono),
             _ => {
@@ -77,7 +82,7 @@ pub fn run(args: ServerlessBenchArgs) -> Result<()> {
                 (input, mono)
             }
         };
-        let (plan_args, serverless) = configuration(&args, plan, splits);
+        let (plan_args, serverless) = configuration(&args, config);
         let traces = rt.block_on(async {
             let coordinator = serverless
                 .coordinator(
@@ -94,7 +99,7 @@ pub fn run(args: ServerlessBenchArgs) -> Result<()> {
     println!("{}", table_header());
     let (csv, failed) = sweep(
         configs,
-        |n, plan, splits| measure(n, plan, splits).map_err(|e| format!("{e:#}")),
+        |config| measure(config).map_err(|e| format!("{e:#}")),
         |line| println!("{line}"),
     );
     if let Some(path) = &args.csv {

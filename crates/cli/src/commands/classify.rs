@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use anyhow::{Context, Result};
-use seqless_coordinator::Trace;
+use seqless_coordinator::{StageGroup, Trace};
 use seqless_model::{Prediction, TfilmModel};
 use seqless_plan::{PlanKind, Splits};
 
@@ -73,6 +73,24 @@ fn splits_line(trace: &Trace, asked: Splits) -> String {
     )
 }
 
+/// One line of the trace per stage kind and layer: how many ran, the slowest, and what
+/// they moved.
+fn group_line(g: &StageGroup) -> String {
+    let inline = match g.inline_bytes {
+        0 => String::new(),
+        n => format!(", {n} bytes inline"),
+    };
+    format!(
+        "  {:<10} layer {}: {} invocation{}, slowest {:.1} ms, {} bytes through the store{inline}",
+        g.stage.as_str(),
+        g.layer,
+        g.invocations,
+        if g.invocations == 1 { "" } else { "s" },
+        g.slowest_ms,
+        g.store_bytes
+    )
+}
+
 /// Label and the `top` most likely labels, one per line.
 pub fn render_prediction(prediction: &Prediction, labels: &[String], top: usize) -> String {
     let mut order: Vec<usize> = (0..labels.len()).collect();
@@ -119,8 +137,15 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
         );
         if let Some(t) = &trace {
             println!("{}", splits_line(t, args.exec.plan.splits));
+            for g in t.stage_groups() {
+                println!("{}", group_line(&g));
+            }
+            let inline = match t.inline_bytes {
+                0 => String::new(),
+                n => format!(", {n} bytes inline"),
+            };
             println!(
-                "serverless: {} invocations, {:.1} ms, {} bytes moved ({} serial), {:.6} GB-s, ${:.9}",
+                "serverless: {} invocations, {:.1} ms, {} bytes moved ({} serial){inline}, {:.6} GB-s, ${:.9}",
                 t.invocations.len(),
                 t.total_ms,
                 t.bytes_moved,

@@ -169,6 +169,7 @@ impl ServerlessArgs {
             hedge: self.hedge.policy(),
             deadline: caller.deadline(),
             function_slots: self.function_slots,
+            transfer: self.transfer,
             ..CoordinatorOptions::default()
         };
         let beside = options.resident_slots_beside_splits();

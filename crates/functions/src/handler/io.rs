@@ -1,11 +1,15 @@
 //! One invocation's store traffic and kernel time: reads that check what they got, writes
-//! with the TTL, and CPU work run off the async reactor.
+//! with the TTL, values carried in the event or returned in the result instead of the
+//! store, and CPU work run off the async reactor.
 
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
+use seqless_store::tensor::rows_from_blob;
 use seqless_store::{Fetched, QueryId, StoreError, StoredTensor};
-use seqless_wire::{FilmSource, RowSource};
+use seqless_wire::{FilmSource, InlineValue, RowSource};
 
 use super::FunctionContext;
 use crate::error::FunctionError;
@@ -19,6 +23,12 @@ pub(super) struct StageIo<'a> {
     pub(super) compute: Duration,
     /// Time blocked waiting for other functions' values.
     pub(super) waited: Duration,
+    /// Inputs the event carries, by key.
+    inline: HashMap<String, InlineValue>,
+    /// Outputs to return instead of storing, not yet written.
+    reply: HashSet<String>,
+    /// Outputs returned inline, for the result.
+    pub(super) inline_out: Vec<InlineValue>,
 }
 
 /// A conv stage's input rows as stored: token ids for the first layer, activations after.
@@ -30,7 +40,14 @@ pub(super) enum StoredRows {
 }
 
 impl<'a> StageIo<'a> {
-    pub(super) fn new(ctx: &'a FunctionContext, query: QueryId) -> Self {
+    /// A stage's view for `query`, reading `inline` values from the event and returning
+    /// the outputs named in `reply` instead of storing them.
+    pub(super) fn new(
+        ctx: &'a FunctionContext,
+        query: QueryId,
+        inline: Vec<InlineValue>,
+        reply: Vec<String>,
+    ) -> Self {
         Self {
             ctx,
             query,
@@ -38,12 +55,59 @@ impl<'a> StageIo<'a> {
             bytes_out: 0,
             compute: Duration::ZERO,
             waited: Duration::ZERO,
+            inline: inline.into_iter().map(|v| (v.key.clone(), v)).collect(),
+            reply: reply.into_iter().collect(),
+            inline_out: Vec::new(),
         }
     }
 
     fn read(&mut self, fetched: Fetched) -> StoredTensor {
         self.bytes_in += fetched.bytes;
         fetched.tensor
+    }
+
+    /// `rows` of the inline value `name` (all of them when `None`), or `None` when the
+    /// event does not carry it.
+    fn inline_rows(
+        &self,
+        name: &str,
+        rows: Option<Range<usize>>,
+    ) -> Option<Result<StoredTensor, FunctionError>> {
+        let value = self.inline.get(name)?;
+        let Some(rows) = rows else {
+            return Some(StoredTensor::decode(&value.blob).map_err(FunctionError::from));
+        };
+        let local = value.local_rows(&rows).ok_or_else(|| {
+            FunctionError::permanent(format!(
+                "{name}: the event carries rows from {}, the stage reads rows {rows:?}",
+                value.first_row
+            ))
+        });
+        Some(local.and_then(|local| Ok(rows_from_blob(name, &value.blob, local)?.0)))
+    }
+
+    /// Rows `rows` of `name`, from the event or the store.
+    async fn get_rows(
+        &mut self,
+        name: &str,
+        rows: Range<usize>,
+    ) -> Result<StoredTensor, FunctionError> {
+        if let Some(inline) = self.inline_rows(name, Some(rows.clone())) {
+            return inline;
+        }
+        let fetched = self.ctx.store.get_rows(&self.query.key(name), rows).await?;
+        Ok(self.read(fetched))
+    }
+
+    /// Fails when the event asked for an output inline that the stage never wrote: the
+    /// coordinator would wait for a value that is nowhere.
+    pub(super) fn check_replied(&self) -> Result<(), FunctionError> {
+        match self.reply.iter().next() {
+            None => Ok(()),
+            Some(key) => Err(FunctionError::permanent(format!(
+                "the event asks for `{key}` inline, but this stage does not write it"
+            ))),
+        }
     }
 
     /// Writes `[rows, channels]` f32 data under the query's key `name`.
@@ -54,6 +118,14 @@ impl<'a> StageIo<'a> {
         data: Vec<f32>,
     ) -> Result<(), FunctionError> {
         let tensor = StoredTensor::f32(vec![data.len() / channels, channels], data)?;
+        if self.reply.remove(name) {
+            self.inline_out.push(InlineValue {
+                key: name.to_owned(),
+                first_row: 0,
+                blob: tensor.encode(),
+            });
+            return Ok(());
+        }
         let key = self.query.key(name);
         self.bytes_out += self.ctx.store.put(&key, &tensor, self.ctx.ttl).await?;
         Ok(())
@@ -118,10 +190,22 @@ impl<'a> StageIo<'a> {
                 "the stage names no tensor to read",
             ));
         }
-        let keys: Vec<String> = names.iter().map(|n| self.query.key(n)).collect();
+        let stored: Vec<String> = (names.iter())
+            .filter(|n| !self.inline.contains_key(n.as_str()))
+            .map(|n| self.query.key(n))
+            .collect();
+        let mut fetched = self.ctx.store.get_many(&stored).await?.into_iter();
         let mut out = Vec::new();
-        for (name, fetched) in names.iter().zip(self.ctx.store.get_many(&keys).await?) {
-            let tensor = self.read(fetched);
+        for name in names {
+            let tensor = match self.inline_rows(name, None) {
+                Some(inline) => inline?,
+                None => {
+                    let next = fetched.next().ok_or_else(|| {
+                        FunctionError::permanent(format!("the store returned no value for {name}"))
+                    })?;
+                    self.read(next)
+                }
+            };
             out.extend(f32_rows(name, tensor, channels)?);
         }
         Ok(out)
@@ -135,17 +219,34 @@ impl<'a> StageIo<'a> {
         tokens: bool,
         channels: usize,
     ) -> Result<StoredRows, FunctionError> {
-        let keys: Vec<String> = sources.iter().map(|s| self.query.key(&s.key)).collect();
+        let inline: Vec<_> = (sources.iter())
+            .map(|s| self.inline_rows(&s.key, Some(s.rows.clone())))
+            .collect();
+        let stored: Vec<(String, Range<usize>)> = (sources.iter().zip(&inline))
+            .filter(|(_, inline)| inline.is_none())
+            .map(|(s, _)| (self.query.key(&s.key), s.rows.clone()))
+            .collect();
         let store = &self.ctx.store;
-        let fetches = sources
-            .iter()
-            .zip(&keys)
-            .map(|(s, key)| store.get_rows(key, s.rows.clone()));
-        let pieces = try_join_all(fetches).await?;
+        let fetches = (stored.iter()).map(|(key, rows)| store.get_rows(key, rows.clone()));
+        let mut fetched = try_join_all(fetches).await?.into_iter();
+        let mut pieces = Vec::with_capacity(sources.len());
+        for (source, inline) in sources.iter().zip(inline) {
+            pieces.push(match inline {
+                Some(tensor) => tensor?,
+                None => {
+                    let next = fetched.next().ok_or_else(|| {
+                        FunctionError::permanent(format!(
+                            "the store returned no rows of {}",
+                            source.key
+                        ))
+                    })?;
+                    self.read(next)
+                }
+            });
+        }
         let mut ids = Vec::new();
         let mut rows = Vec::new();
-        for (source, fetched) in sources.iter().zip(pieces) {
-            let tensor = self.read(fetched);
+        for (source, tensor) in sources.iter().zip(pieces) {
             if tokens {
                 ids.extend(token_ids(&source.key, tensor)?);
             } else {
@@ -185,9 +286,7 @@ impl<'a> StageIo<'a> {
         film: &FilmSource,
         channels: usize,
     ) -> Result<Vec<f32>, FunctionError> {
-        let key = self.query.key(&film.key);
-        let fetched = self.ctx.store.get_rows(&key, film.blocks.clone()).await?;
-        let tensor = self.read(fetched);
+        let tensor = self.get_rows(&film.key, film.blocks.clone()).await?;
         f32_rows(&film.key, tensor, channels)
     }
 }

@@ -1,5 +1,6 @@
 //! The stage handler: check the event, then one function per [`StageOp`] reads its inputs
-//! from the store, runs the model's kernels off the async reactor, and writes its outputs.
+//! from the store (or the event), runs the model's kernels off the async reactor, and
+//! writes its outputs (or returns them inline).
 
 mod io;
 mod ops;
@@ -45,7 +46,7 @@ pub async fn handle(
             stage.layer
         )));
     }
-    let mut io = StageIo::new(ctx, event.query_id);
+    let mut io = StageIo::new(ctx, event.query_id, event.inline, event.reply_inline);
     let at = ops::Layer {
         model: ctx.model.clone(),
         index: stage.layer,
@@ -105,12 +106,14 @@ pub async fn handle(
             Some(ops::classifier(&mut io, at, activation, stage.padded_len).await?)
         }
     };
+    io.check_replied()?;
     Ok(StageResult {
         compute_ms: io.compute.as_secs_f64() * 1e3,
         wait_ms: io.waited.as_secs_f64() * 1e3,
         cpu_ms: None,
         bytes_in: io.bytes_in,
         bytes_out: io.bytes_out,
+        inline: io.inline_out,
         logits,
         init: None,
     })

@@ -1,0 +1,173 @@
+//! Values sent inline: the same answers as through the store, nothing of them in the store,
+//! and no invocation's request or response over the payload limit.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use proptest::prelude::*;
+use seqless_coordinator::CoordinatorOptions;
+use seqless_functions::{
+    FunctionError, InprocInvoker, InvocationMeta, Invoker, StageEvent, StageResult,
+};
+use seqless_model::testing::{RandomModel, arch_and_text};
+use seqless_model::{GateActivation, Modulation};
+use seqless_plan::{PAYLOAD_RESERVE_BYTES, PlanKind, Transfer};
+
+mod common;
+
+use common::Fixture;
+
+/// The in-process functions, with the JSON size of every request and response recorded.
+struct Measuring {
+    inner: Arc<InprocInvoker>,
+    /// (request bytes, response bytes, inline values in, inline values out) per invocation.
+    seen: Mutex<Vec<(usize, usize, usize, usize)>>,
+}
+
+#[async_trait]
+impl Invoker for Measuring {
+    async fn invoke(
+        &self,
+        event: &StageEvent,
+    ) -> Result<(StageResult, InvocationMeta), FunctionError> {
+        let request = serde_json::to_vec(event).unwrap().len();
+        let (result, meta) = self.inner.invoke(event).await?;
+        let response = serde_json::to_vec(&result).unwrap().len();
+        let counts = (request, response, event.inline.len(), result.inline.len());
+        self.seen.lock().unwrap().push(counts);
+        Ok((result, meta))
+    }
+    async fn ready(&self) -> Result<(), FunctionError> {
+        self.inner.ready().await
+    }
+    fn describe(&self) -> String {
+        "measuring".into()
+    }
+}
+
+fn options(plan: PlanKind, splits: usize, payload_limit: u64) -> CoordinatorOptions {
+    CoordinatorOptions {
+        transfer: Transfer::Inline,
+        payload_limit,
+        ..common::options(plan, splits)
+    }
+}
+
+fn layer_spec() -> impl Strategy<Value = String> {
+    (
+        1usize..9,
+        1usize..6,
+        1usize..3,
+        prop::sample::select(vec![1usize, 2, 4, 8]),
+    )
+        .prop_map(|(c, k, p, b)| format!("{c}:{k}:{p}:{b}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever fits, at a limit from "almost nothing" to "everything": the logits of the
+    /// store-only run, within the limit both ways, and no key left.
+    #[test]
+    fn inline_equals_store_within_the_payload_limit(
+        (arch, text) in arch_and_text(layer_spec(), 1..4, 1..30_000),
+        splits in 1usize..7,
+        room in 0u64..400_000,
+    ) {
+        let f = Fixture::new(RandomModel::new(&arch.layers, arch.embed, arch.modulation, arch.gate, arch.seed));
+        let limit = PAYLOAD_RESERVE_BYTES + room;
+        let rt = common::runtime();
+        for plan in [PlanKind::Fused, PlanKind::Paper, PlanKind::Resident] {
+            let invoker = common::invoker_with(f.model.dir.path(), f.store.clone(), splits + 2);
+            let stored = common::coordinator(&f.model, f.store.clone(), invoker.clone(), common::options(plan, splits));
+            let expected = rt.block_on(stored.classify(&text)).unwrap();
+            let measuring = Arc::new(Measuring { inner: invoker, seen: Mutex::default() });
+            let inline = common::coordinator(&f.model, f.store.clone(), measuring.clone(), options(plan, splits, limit));
+            let got = rt.block_on(inline.classify(&text)).unwrap();
+            prop_assert_eq!(&got.prediction.logits, &expected.prediction.logits, "{:?}", plan);
+            for &(request, response, _, _) in measuring.seen.lock().unwrap().iter() {
+                prop_assert!(request as u64 <= limit && response as u64 <= limit,
+                    "{:?}: request {} or response {} over {}", plan, request, response, limit);
+            }
+            prop_assert!(f.store.live_keys().is_empty(), "keys left: {:?}", f.store.live_keys());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_query_never_touches_the_store_and_a_long_one_still_does() {
+    let f = Fixture::new(RandomModel::new(
+        "16:3:2:4,16:3:1:4",
+        8,
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        5,
+    ));
+    let c = common::coordinator(
+        &f.model,
+        f.store.clone(),
+        f.invoker.clone(),
+        options(PlanKind::Fused, 3, seqless_plan::LAMBDA_PAYLOAD_BYTES),
+    );
+    let short = c.classify(&[7u8; 4096]).await.unwrap();
+    assert_eq!(short.trace.bytes_moved, 0, "every value fits inline");
+    assert!(short.trace.inline_bytes > 0);
+    let expected = f.model.model.forward(&[7u8; 4096]).unwrap();
+    assert_eq!(short.prediction.label, expected.label);
+    // At 1 MB the activations (16 channels of f32 over 512 Ki rows) do not fit, the block
+    // statistics and the token ids do.
+    let text: Vec<u8> = (0..1 << 20).map(|i| (i * 31 % 251) as u8).collect();
+    let long = c.classify(&text).await.unwrap();
+    assert!(
+        long.trace.bytes_moved > 0 && long.trace.inline_bytes > 0,
+        "{:?}",
+        long.trace
+    );
+    let expected = f.model.model.forward(&text).unwrap();
+    for (g, e) in long.prediction.logits.iter().zip(&expected.logits) {
+        assert!((g - e).abs() <= 1e-4, "{g} vs {e}");
+    }
+    assert!(f.store.live_keys().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_that_does_not_return_what_was_asked_fails_the_query_by_name() {
+    /// Drops every value the function returned inline, as an older function would.
+    struct Forgetful(Arc<InprocInvoker>);
+    #[async_trait]
+    impl Invoker for Forgetful {
+        async fn invoke(
+            &self,
+            event: &StageEvent,
+        ) -> Result<(StageResult, InvocationMeta), FunctionError> {
+            let (mut result, meta) = self.0.invoke(event).await?;
+            result.inline.clear();
+            Ok((result, meta))
+        }
+        async fn ready(&self) -> Result<(), FunctionError> {
+            self.0.ready().await
+        }
+        fn describe(&self) -> String {
+            "forgetful".into()
+        }
+    }
+    let f = Fixture::new(RandomModel::new(
+        "4:3:2:2",
+        3,
+        Modulation::Scale,
+        GateActivation::Sigmoid,
+        1,
+    ));
+    let c = common::coordinator(
+        &f.model,
+        f.store.clone(),
+        Arc::new(Forgetful(f.invoker.clone())),
+        options(PlanKind::Fused, 2, seqless_plan::LAMBDA_PAYLOAD_BYTES),
+    );
+    let err = c.classify(b"hello there").await.unwrap_err().to_string();
+    assert!(
+        err.contains("conv") && err.contains("did not return"),
+        "{err}"
+    );
+    assert!(f.store.live_keys().is_empty());
+}
