@@ -104,6 +104,26 @@ fn the_human_output_says_the_splits_that_ran_and_why_they_differ() {
     let long = run("2", &text);
     assert!(trace_splits("2", &text).iter().all(|s| s == "2"));
     assert!(long.contains("conv functions per layer: 2, 2\n"), "{long}");
+    // Then one line per stage kind and layer, in the order they ran: the fused plan's
+    // pipeline of conv splits and TFiLM stages, and the head.
+    let groups: Vec<&str> = (long.lines())
+        .filter(|l| l.starts_with("  ") && l.contains(" invocation"))
+        .map(|l| l.trim_start().split(':').next().unwrap())
+        .collect();
+    let expected = ["conv", "tfilm", "conv", "head"]
+        .iter()
+        .zip([0, 0, 1, 1])
+        .map(|(stage, layer)| format!("{stage:<10} layer {layer}"))
+        .collect::<Vec<_>>();
+    assert_eq!(groups, expected, "{long}");
+    assert!(long.contains("conv       layer 1: 2 invocations"), "{long}");
+    // With --transfer inline, a short query moves nothing through the store.
+    let inline = stdout(classify(
+        dir.path(),
+        &["--mode", "serverless", "--transfer", "inline", &text],
+    ));
+    assert!(inline.contains(" 0 bytes moved (0 serial), "), "{inline}");
+    assert!(inline.contains("bytes inline"), "{inline}");
 }
 
 #[test]
