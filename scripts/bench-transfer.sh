@@ -7,9 +7,13 @@
 #   scripts/bench-transfer.sh OUT_DIR [RUNS]
 #       default: 5 timed runs per configuration (the median is kept)
 #
-# The shipped models/langid, fused and paper plans, 1, 2 and 4 splits, at 4 KB, 64 KB and
-# 1 MB; each configuration runs with --transfer store and then inline, back to back. The
-# platform runs 8 functions at once. Writes OUT_DIR/transfer-local-redis.csv. SEQLESS
+# The shipped models/langid, 1 and 4 splits: the fused plan at 4 KB, 64 KB and 1 MB, the
+# paper plan at 4 KB and 64 KB (at 1 MB its whole activation is over Redis's 512 MB
+# value); each configuration runs with --transfer store and then inline, back to back,
+# inline with values of up to 256 KiB (the default --inline-max-bytes) and then with
+# every value that fits in 6 MB. The platform runs 8 functions at once. Writes
+# OUT_DIR/transfer-PLAN-CAP-local-redis.csv for PLAN fused and paper and CAP 262144 and
+# 6291456. SEQLESS
 # names the binary (default target/release/seqless; it needs the `platform` feature).
 # Needs redis-server, redis-cli and python3.
 set -euo pipefail
@@ -25,8 +29,14 @@ mkdir -p "$out"
 
 start_redis
 start_platform --concurrency 8 --key-prefix seqless-bench:
-"$bin" bench serverless --model models/langid --store "$store" --endpoint "$endpoint" \
-    --function-slots 8 --plan fused,paper --splits 1,2,4 --bytes 4096,65536,1048576 \
-    --transfer store,inline --runs "$runs" --csv "$out/transfer-local-redis.csv"
+for cap in 262144 6291456; do
+    for case in fused:4096,65536,1048576 paper:4096,65536; do
+        plan=${case%%:*}
+        "$bin" bench serverless --model models/langid --store "$store" --endpoint "$endpoint" \
+            --function-slots 8 --plan "$plan" --splits 1,4 --bytes "${case#*:}" \
+            --transfer store,inline --inline-max-bytes "$cap" --runs "$runs" \
+            --csv "$out/transfer-$plan-$cap-local-redis.csv"
+    done
+done
 kill "$platform_pid"
 wait "$platform_pid" 2>/dev/null || true

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use seqless_coordinator::{HedgeArgs, parse_function_slots};
+use seqless_coordinator::{DEFAULT_INLINE_MAX_BYTES, HedgeArgs, parse_function_slots};
 use seqless_functions::FaultInjection;
 use seqless_plan::{PlanKind, Transfer};
 
@@ -128,6 +128,10 @@ pub struct ServerlessBenchArgs {
     /// `classify --transfer`).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "store")]
     pub transfer: Vec<Transfer>,
+    /// With inline: the largest value sent inline, in bytes (see `classify
+    /// --inline-max-bytes`).
+    #[arg(long, default_value_t = DEFAULT_INLINE_MAX_BYTES)]
+    pub inline_max_bytes: u64,
     /// Write the table as CSV here too.
     #[arg(long)]
     pub csv: Option<PathBuf>,

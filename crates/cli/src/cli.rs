@@ -7,7 +7,7 @@ use seqless_bench::args::{
     ChaosBenchArgs, ForwardBenchArgs, LoadBenchArgs, ServerlessBenchArgs, StoreBenchArgs,
     ValidationChartArgs,
 };
-use seqless_coordinator::{HedgeArgs, parse_function_slots};
+use seqless_coordinator::{DEFAULT_INLINE_MAX_BYTES, HedgeArgs, parse_function_slots};
 use seqless_cost::{Arch, CostArgs};
 #[cfg(feature = "train")]
 use seqless_model::train::{InitArgs, TrainArgs};
@@ -194,6 +194,10 @@ pub struct ServerlessArgs {
     /// in them through this master, the rest through --store).
     #[arg(long, value_enum, default_value = "store", group = "serverless_args")]
     pub transfer: Transfer,
+    /// With --transfer inline: the largest value sent inline, in bytes; larger ones go
+    /// through --store. Up to 6 MB; at most what fits sends every value inline.
+    #[arg(long, default_value_t = DEFAULT_INLINE_MAX_BYTES, group = "serverless_args")]
+    pub inline_max_bytes: u64,
 }
 
 /// The pool of `--platform inproc`.

@@ -1,13 +1,19 @@
-//! The committed `models/langid` loads and labels real sentences (written for this test, not
-//! taken from its training or test data) in ten languages and scripts.
+//! The committed models load and label real texts written for this test, not taken from
+//! their training or test data: `models/langid` sentences in ten languages and scripts,
+//! `models/codelang` a short program in each of its six languages.
 
 use std::path::PathBuf;
 
 use seqless_model::TfilmModel;
 
+fn repository(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
 fn shipped() -> TfilmModel {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/langid");
-    TfilmModel::load(&dir).expect("models/langid loads")
+    TfilmModel::load(&repository("models/langid")).expect("models/langid loads")
 }
 
 #[test]
@@ -34,5 +40,29 @@ fn labels_a_handful_of_real_sentences() {
     ] {
         let p = model.forward(text.as_bytes()).unwrap();
         assert_eq!(p.label, label, "{text}: {:?}", p.probabilities);
+    }
+}
+
+#[test]
+fn codelang_has_the_papers_shape_and_labels_a_program_in_each_language() {
+    let model = TfilmModel::load(&repository("models/codelang")).expect("models/codelang loads");
+    let layers: Vec<String> = (model.config.layers.iter())
+        .map(|l| format!("{}:{}:{}:{}", l.channels, l.kernel, l.pool, l.block_len))
+        .collect();
+    assert_eq!(
+        layers, ["256:3:1:32"; 3],
+        "three conv+TFiLM layers of the seed shape"
+    );
+    for (file, label) in [
+        ("queue.c", "C"),
+        ("cache.go", "Go"),
+        ("debounce.js", "JavaScript"),
+        ("Tally.pm", "Perl"),
+        ("retry.py", "Python"),
+        ("interval.rs", "Rust"),
+    ] {
+        let text = std::fs::read(repository("crates/cli/tests/codelang").join(file)).unwrap();
+        let p = model.forward(&text).unwrap();
+        assert_eq!(p.label, label, "{file}: {:?}", p.probabilities);
     }
 }

@@ -62,6 +62,9 @@ pub struct CoordinatorOptions {
     /// The largest request or response an invocation may have, JSON included: Lambda's
     /// 6 MB for a synchronous invocation.
     pub payload_limit: u64,
+    /// The largest value sent inline; larger ones go through the store, which moves them
+    /// faster than JSON does (docs/results.md, "Inline values").
+    pub inline_max_bytes: u64,
 }
 
 impl Default for CoordinatorOptions {
@@ -79,6 +82,7 @@ impl Default for CoordinatorOptions {
             function_slots: None,
             transfer: Transfer::Store,
             payload_limit: LAMBDA_PAYLOAD_BYTES,
+            inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
         }
     }
 }
@@ -90,6 +94,9 @@ impl CoordinatorOptions {
         1 + usize::from(self.hedge != HedgePolicy::Off)
     }
 }
+
+/// The default [`CoordinatorOptions::inline_max_bytes`]: 256 KiB.
+pub const DEFAULT_INLINE_MAX_BYTES: u64 = 256 * 1024;
 
 /// Parses a count of function slots ([`CoordinatorOptions::function_slots`]), as a command
 /// line gives it: at least a resident split and a serial stage.
@@ -282,7 +289,11 @@ impl Coordinator {
         let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();
         let inline = InlineValues::new(match self.options.transfer {
             Transfer::Store => Default::default(),
-            Transfer::Inline => plan.inline_keys(&self.config, self.options.payload_limit),
+            Transfer::Inline => plan.inline_keys(
+                &self.config,
+                self.options.payload_limit,
+                self.options.inline_max_bytes,
+            ),
         });
         let mut hedges = Vec::new();
         let outcome = (self.run(&plan, query, bytes, deadline, inline, &mut hedges)).await;

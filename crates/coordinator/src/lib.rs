@@ -21,7 +21,8 @@ mod retry;
 mod trace;
 
 pub use coordinator::{
-    Coordinator, CoordinatorError, CoordinatorOptions, ServerlessPrediction, parse_function_slots,
+    Coordinator, CoordinatorError, CoordinatorOptions, DEFAULT_INLINE_MAX_BYTES,
+    ServerlessPrediction, parse_function_slots,
 };
 pub use hedge::{DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
 #[cfg(feature = "clap")]

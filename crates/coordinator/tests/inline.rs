@@ -20,8 +20,8 @@ use common::Fixture;
 /// The in-process functions, with the JSON size of every request and response recorded.
 struct Measuring {
     inner: Arc<InprocInvoker>,
-    /// (request bytes, response bytes, inline values in, inline values out) per invocation.
-    seen: Mutex<Vec<(usize, usize, usize, usize)>>,
+    /// (request bytes, response bytes, largest inline blob either way) per invocation.
+    seen: Mutex<Vec<(usize, usize, usize)>>,
 }
 
 #[async_trait]
@@ -33,8 +33,9 @@ impl Invoker for Measuring {
         let request = serde_json::to_vec(event).unwrap().len();
         let (result, meta) = self.inner.invoke(event).await?;
         let response = serde_json::to_vec(&result).unwrap().len();
-        let counts = (request, response, event.inline.len(), result.inline.len());
-        self.seen.lock().unwrap().push(counts);
+        let blobs = event.inline.iter().chain(&result.inline);
+        let largest = blobs.map(|v| v.blob.len()).max().unwrap_or(0);
+        self.seen.lock().unwrap().push((request, response, largest));
         Ok((result, meta))
     }
     async fn ready(&self) -> Result<(), FunctionError> {
@@ -49,6 +50,7 @@ fn options(plan: PlanKind, splits: usize, payload_limit: u64) -> CoordinatorOpti
     CoordinatorOptions {
         transfer: Transfer::Inline,
         payload_limit,
+        inline_max_bytes: u64::MAX,
         ..common::options(plan, splits)
     }
 }
@@ -73,6 +75,7 @@ proptest! {
         (arch, text) in arch_and_text(layer_spec(), 1..4, 1..30_000),
         splits in 1usize..7,
         room in 0u64..400_000,
+        cap in prop::sample::select(vec![1_000u64, 50_000, u64::MAX]),
     ) {
         let f = Fixture::new(RandomModel::new(&arch.layers, arch.embed, arch.modulation, arch.gate, arch.seed));
         let limit = PAYLOAD_RESERVE_BYTES + room;
@@ -82,12 +85,15 @@ proptest! {
             let stored = common::coordinator(&f.model, f.store.clone(), invoker.clone(), common::options(plan, splits));
             let expected = rt.block_on(stored.classify(&text)).unwrap();
             let measuring = Arc::new(Measuring { inner: invoker, seen: Mutex::default() });
-            let inline = common::coordinator(&f.model, f.store.clone(), measuring.clone(), options(plan, splits, limit));
+            let options = CoordinatorOptions { inline_max_bytes: cap, ..options(plan, splits, limit) };
+            let inline = common::coordinator(&f.model, f.store.clone(), measuring.clone(), options);
             let got = rt.block_on(inline.classify(&text)).unwrap();
             prop_assert_eq!(&got.prediction.logits, &expected.prediction.logits, "{:?}", plan);
-            for &(request, response, _, _) in measuring.seen.lock().unwrap().iter() {
+            for &(request, response, largest) in measuring.seen.lock().unwrap().iter() {
                 prop_assert!(request as u64 <= limit && response as u64 <= limit,
                     "{:?}: request {} or response {} over {}", plan, request, response, limit);
+                // A blob is a value, or rows of one, with its 48-byte header.
+                prop_assert!(largest as u64 <= cap.saturating_add(48), "{:?}: {} over {}", plan, largest, cap);
             }
             prop_assert!(f.store.live_keys().is_empty(), "keys left: {:?}", f.store.live_keys());
         }

@@ -51,9 +51,15 @@ struct Flow {
 
 impl Plan {
     /// The keys whose values travel inline under a `payload_limit` for every invocation's
-    /// request and response: greedily, smallest first, every value that fits in its
-    /// writer's response and each of its readers' requests beside those already chosen.
-    pub fn inline_keys(&self, config: &ModelConfig, payload_limit: u64) -> BTreeSet<String> {
+    /// request and response: greedily, smallest first, every value of at most
+    /// `max_value_bytes` that fits in its writer's response and each of its readers'
+    /// requests beside those already chosen.
+    pub fn inline_keys(
+        &self,
+        config: &ModelConfig,
+        payload_limit: u64,
+        max_value_bytes: u64,
+    ) -> BTreeSet<String> {
         let stages: Vec<_> = self.phases.iter().flatten().collect();
         let sizes = self.value_sizes(config);
         // Values other functions wait for in the store cannot pass through the coordinator.
@@ -95,6 +101,7 @@ impl Plan {
         let mut order: Vec<(&str, Flow)> = flows
             .into_iter()
             .filter(|(key, flow)| *key == INPUT_KEY || flow.writer.is_some())
+            .filter(|(_, flow)| flow.bytes <= max_value_bytes)
             .collect();
         order.sort_by(|a, b| (a.1.bytes, a.0).cmp(&(b.1.bytes, b.0)));
         let mut inline = BTreeSet::new();
@@ -183,9 +190,18 @@ mod tests {
         let config = config();
         for kind in [PlanKind::Fused, PlanKind::Paper] {
             let p = plan(&config, 2_000, kind, Splits::Fixed(3), &Limits::default()).unwrap();
-            let inline = p.inline_keys(&config, LAMBDA_PAYLOAD_BYTES);
+            let inline = p.inline_keys(&config, LAMBDA_PAYLOAD_BYTES, u64::MAX);
             let written: BTreeSet<String> = p.written_keys().into_iter().collect();
             assert_eq!(inline, written, "{kind:?}");
+            // Values over the cap stay in the store, whatever room the payloads have.
+            let sizes = p.value_sizes(&config);
+            let cap = sizes.values().map(|v| v.bytes).min().unwrap();
+            let capped = p.inline_keys(&config, LAMBDA_PAYLOAD_BYTES, cap);
+            assert!(
+                !capped.is_empty() && capped.len() < written.len(),
+                "{capped:?}"
+            );
+            assert!(capped.iter().all(|k| sizes[k.as_str()].bytes <= cap));
         }
     }
 
@@ -200,7 +216,7 @@ mod tests {
             &Limits::default(),
         )
         .unwrap();
-        let inline = p.inline_keys(&config, LAMBDA_PAYLOAD_BYTES);
+        let inline = p.inline_keys(&config, LAMBDA_PAYLOAD_BYTES, u64::MAX);
         // Only the token ids pass through the coordinator; every resident output and the
         // signalled LSTM outputs are waited for in the store.
         assert_eq!(inline, BTreeSet::from([INPUT_KEY.to_owned()]));
@@ -220,7 +236,7 @@ mod tests {
                 &Limits::default(),
             )
             .unwrap();
-            let inline = p.inline_keys(&config, limit);
+            let inline = p.inline_keys(&config, limit, u64::MAX);
             for (request, response) in payloads(&p, &config, &inline) {
                 assert!(
                     request <= room && response <= room,

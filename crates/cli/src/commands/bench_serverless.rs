@@ -45,6 +45,7 @@ fn configuration(args: &ServerlessBenchArgs, config: &Configuration) -> (PlanArg
         hedge: HedgeArgs::default(),
         function_slots: args.function_slots,
         transfer: config.transfer,
+        inline_max_bytes: args.inline_max_bytes,
     };
     (plan_args, serverless)
 }

@@ -170,6 +170,7 @@ impl ServerlessArgs {
             deadline: caller.deadline(),
             function_slots: self.function_slots,
             transfer: self.transfer,
+            inline_max_bytes: self.inline_max_bytes,
             ..CoordinatorOptions::default()
         };
         let beside = options.resident_slots_beside_splits();

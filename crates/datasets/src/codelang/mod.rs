@@ -44,10 +44,10 @@ pub struct Options {
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 16))]
     pub per_package: usize,
     /// Longest training window, in bytes (whole lines).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 2048))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1024))]
     pub window: usize,
     /// Training windows cut from each training document.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 2))]
     pub windows_per_doc: usize,
 }
 
