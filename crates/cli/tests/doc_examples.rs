@@ -283,7 +283,7 @@ struct Runner {
 impl Runner {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        for dir in ["models", "scripts"] {
+        for dir in ["crates", "models", "scripts"] {
             std::os::unix::fs::symlink(repo().join(dir), tmp.path().join(dir)).unwrap();
         }
         write_inputs(tmp.path());
