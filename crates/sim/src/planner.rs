@@ -5,8 +5,9 @@
 //!
 //! Memory buys CPU on Lambda (1,769 MB is one vCPU), and the prediction follows the
 //! calibration's rule: less memory than the reference slows compute in proportion, more
-//! does not speed it up. Every activation goes through the store: inline payloads are not
-//! built, so the transfer dimension of the search has one value.
+//! does not speed it up. Every activation is priced through the store: values sent inline
+//! (`--transfer inline`) move through the Invoke API, whose cost per payload byte no
+//! calibration measures yet, so the transfer dimension of the search has one value.
 
 use seqless_cost::{Arch, Pricing, gb_seconds, query_cost};
 use seqless_model::ModelConfig;

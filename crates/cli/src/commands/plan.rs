@@ -29,7 +29,7 @@ pub fn run(args: PlannerArgs) -> Result<()> {
         ),
     }
     println!(
-        "predicted on a warm, idle deployment; every transfer through the store (inline payloads are not built); memory above {} MB is not assumed to speed compute (unvalidated here)",
+        "predicted on a warm, idle deployment; every transfer through the store (inline values are not priced); memory above {} MB is not assumed to speed compute (unvalidated here)",
         calibration.cpu_reference_mb
     );
     println!("{}", Candidate::table_header());
