@@ -12,7 +12,7 @@ use seqless_cost::{Arch, CostArgs};
 #[cfg(feature = "train")]
 use seqless_model::train::{InitArgs, TrainArgs};
 use seqless_plan::{PlanArgs, Transfer};
-use seqless_sim::{PlannerArgs, SimulateArgs};
+use seqless_sim::{ChooserArgs, PlannerArgs, SimulateArgs};
 
 /// Serve sequence neural networks the serverless way.
 #[derive(Debug, Parser)]
@@ -198,6 +198,9 @@ pub struct ServerlessArgs {
     /// through --store. Up to 6 MB; at most what fits sends every value inline.
     #[arg(long, default_value_t = DEFAULT_INLINE_MAX_BYTES, group = "serverless_args")]
     pub inline_max_bytes: u64,
+    /// The planner choosing each query's plan and splits.
+    #[command(flatten)]
+    pub chooser: ChooserArgs,
 }
 
 /// The pool of `--platform inproc`.
@@ -308,6 +311,8 @@ pub const SCOPES: &[Scope] = &[
     scope("remote_args", "mode", Needs::OneOf(&["serverless"])),
     scope("lambda_args", "mode", Needs::OneOf(&["serverless"])),
     scope("hedge_args", "mode", Needs::OneOf(&["serverless"])),
+    scope("chooser_args", "mode", Needs::OneOf(&["serverless"])),
+    scope("chooser_args", "calibration", Needs::Given),
     scope("batching_args", "mode", Needs::OneOf(&["monolithic"])),
     scope("plan_args", "model", Needs::Given),
     scope("inproc_args", "platform", Needs::OneOf(&["inproc"])),

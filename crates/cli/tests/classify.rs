@@ -330,3 +330,89 @@ fn a_closed_stdout_is_not_a_panic() {
         out.status
     );
 }
+
+/// With `--plan-calibration`, each query runs as `seqless plan` picks for its length, at
+/// the deployment's memory, among the plans its function slots can run; and the output
+/// says so.
+#[test]
+fn the_planner_chooses_each_querys_plan_as_seqless_plan_picks() {
+    let dir = model_dir();
+    let calibration = dir.path().join("calibration.json");
+    std::fs::write(
+        &calibration,
+        serde_json::to_string(&seqless_sim::Calibration::default()).unwrap(),
+    )
+    .unwrap();
+    let calibration = path(&calibration);
+    // 16 slots run any resident plan of up to 8 splits; 2 run none, so the planner
+    // leaves the resident plan out.
+    let cases = [
+        (30, "cost", "16", "fused,paper,resident"),
+        (30, "latency", "16", "fused,paper,resident"),
+        (3_000, "latency", "16", "fused,paper,resident"),
+        (3_000, "latency", "2", "fused,paper"),
+    ];
+    for (bytes, objective, slots, plans) in cases {
+        let text = "hello, planner ".repeat(bytes / 15);
+        let planned = json(seqless(&[
+            "plan",
+            "--model",
+            path(dir.path()),
+            "--bytes",
+            &text.len().to_string(),
+            "--calibration",
+            calibration,
+            "--memory-mb",
+            "1769",
+            "--plans",
+            plans,
+            "--objective",
+            objective,
+            "--json",
+        ]));
+        let pick = &planned["pick"];
+        let out = json(classify(
+            dir.path(),
+            &[
+                "--mode",
+                "serverless",
+                "--plan-calibration",
+                calibration,
+                "--plan-objective",
+                objective,
+                "--concurrency",
+                slots,
+                "--json",
+                &text,
+            ],
+        ));
+        let trace = &out["trace"];
+        assert_eq!(trace["plan"], pick["plan"], "{bytes} {objective}: {pick}");
+        assert_eq!(
+            trace["splits"][0], pick["splits_used"],
+            "{bytes} {objective}: {pick}"
+        );
+    }
+    let human = stdout(classify(
+        dir.path(),
+        &[
+            "--mode",
+            "serverless",
+            "--plan-calibration",
+            calibration,
+            "hi",
+        ],
+    ));
+    assert!(
+        human.contains("the planner's pick for this length"),
+        "{human}"
+    );
+    let err = refusal(classify(
+        dir.path(),
+        &["--mode", "serverless", "--plan-slo-ms", "5", "hi"],
+    ));
+    assert!(
+        err.contains("--plan-slo-ms has an effect only with --plan-calibration"),
+        "{err}"
+    );
+}

@@ -14,8 +14,8 @@ use seqless_functions::{
 use seqless_model::InputLenError;
 use seqless_model::{ModelConfig, Prediction, tokenizer};
 use seqless_plan::{
-    INPUT_KEY, InlineValue, LAMBDA_PAYLOAD_BYTES, Limits, Plan, PlanError, PlanKind, Splits, Stage,
-    StageKind, StageOp, Transfer, plan,
+    INPUT_KEY, InlineValue, LAMBDA_PAYLOAD_BYTES, Limits, Plan, PlanChooser, PlanError, PlanKind,
+    Splits, Stage, StageKind, StageOp, Transfer, plan,
 };
 use seqless_store::{QueryId, StoreError, StoredTensor, TensorStore};
 use serde::Serialize;
@@ -65,6 +65,9 @@ pub struct CoordinatorOptions {
     /// The largest value sent inline; larger ones go through the store, which moves them
     /// faster than JSON does (docs/results.md, "Inline values").
     pub inline_max_bytes: u64,
+    /// Chooses each query's plan kind and split count from its length, in place of `plan`
+    /// and `splits`.
+    pub chooser: Option<Arc<dyn PlanChooser>>,
 }
 
 impl Default for CoordinatorOptions {
@@ -83,6 +86,7 @@ impl Default for CoordinatorOptions {
             transfer: Transfer::Store,
             payload_limit: LAMBDA_PAYLOAD_BYTES,
             inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
+            chooser: None,
         }
     }
 }
@@ -331,8 +335,14 @@ impl Coordinator {
         limits: &Limits,
         deadline: Instant,
     ) -> Result<(Plan, Option<tokio::sync::OwnedSemaphorePermit>), CoordinatorError> {
-        let kind = self.options.plan;
-        let planned = plan(&self.config, len, kind, self.options.splits, limits)?;
+        let (kind, splits) = match &self.options.chooser {
+            None => (self.options.plan, self.options.splits),
+            Some(chooser) => {
+                let (kind, splits) = chooser.choose(len).map_err(PlanError::Limits)?;
+                (kind, Splits::Fixed(splits))
+            }
+        };
+        let planned = plan(&self.config, len, kind, splits, limits)?;
         let (Some((total, slots)), PlanKind::Resident) = (&self.slots, kind) else {
             return Ok((planned, None));
         };

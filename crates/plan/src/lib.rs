@@ -88,6 +88,13 @@ impl std::str::FromStr for PlanKind {
     }
 }
 
+/// Chooses how to run each query from its length, instead of one plan and split count for
+/// all: a planner that predicts every configuration from a calibration, for one.
+pub trait PlanChooser: Send + Sync + std::fmt::Debug {
+    /// The plan kind and split count for a query of `input_len` bytes, or why none fits.
+    fn choose(&self, input_len: usize) -> Result<(PlanKind, usize), String>;
+}
+
 /// How many conv functions per layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,7 +11,7 @@ use seqless_model::ModelConfig;
 use seqless_plan::{PlanArgs, PlanKind};
 use seqless_wire::lambda::parse_memory_mb;
 
-use crate::planner::{Candidate, Objective, SearchSpace, pick, search};
+use crate::planner::{CalibratedChooser, Candidate, Objective, SearchSpace, pick, search};
 use crate::{
     Calibration, InstanceBaseline, InstanceConfig, LengthDistribution, LoadLevel, PlanShape,
     ShapeModel, SimConfig, SimError, SimReport, SizeSweep, Sweep, SyntheticShape,
@@ -387,4 +387,55 @@ impl PlannerArgs {
 
 fn flag(reason: impl Into<String>) -> SimError {
     SimError::Flags(reason.into())
+}
+
+/// The planner choosing each served query's plan and split count (`classify` and `serve`
+/// in serverless mode), instead of one `--plan` and `--splits` for every length.
+#[derive(Debug, Clone, Default, Args)]
+#[group(id = "chooser_args")]
+pub struct ChooserArgs {
+    /// Choose each query's plan and split count with the planner (as `seqless plan` does)
+    /// from this calibration (`seqless bench calibrate`), for the query's length, instead
+    /// of --plan and --splits.
+    #[arg(long = "plan-calibration", conflicts_with_all = ["plan", "splits"])]
+    pub calibration: Option<PathBuf>,
+    /// The latency bound the pick must meet, ms; a query no plan meets runs the fastest.
+    #[arg(long = "plan-slo-ms")]
+    pub slo_ms: Option<f64>,
+    /// What the pick minimises within the SLO: cost (the default) or latency.
+    #[arg(long = "plan-objective", value_enum)]
+    pub objective: Option<Objective>,
+}
+
+impl ChooserArgs {
+    /// The planner the flags ask for, over functions of `memory_mb` (which a query cannot
+    /// change), or `None` without `--plan-calibration`; a bad SLO or calibration is refused.
+    pub fn chooser(
+        &self,
+        config: &ModelConfig,
+        memory_mb: u32,
+        pricing: &Pricing,
+        arch: Arch,
+    ) -> Result<Option<CalibratedChooser>, SimError> {
+        if let Some(slo) = self.slo_ms.filter(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(flag(format!(
+                "--plan-slo-ms {slo}: give a positive number of milliseconds"
+            )));
+        }
+        let Some(path) = &self.calibration else {
+            return Ok(None);
+        };
+        Ok(Some(CalibratedChooser {
+            config: config.clone(),
+            calibration: Calibration::load(path)?,
+            space: SearchSpace {
+                memory_mb: vec![memory_mb],
+                ..SearchSpace::default()
+            },
+            objective: self.objective.unwrap_or(Objective::Cost),
+            slo_ms: self.slo_ms,
+            pricing: pricing.clone(),
+            arch,
+        }))
+    }
 }

@@ -61,7 +61,7 @@ mod sweep;
 mod workload;
 
 #[cfg(feature = "clap")]
-pub use args::{Planned, PlannerArgs, SimulateArgs, Simulated};
+pub use args::{ChooserArgs, Planned, PlannerArgs, SimulateArgs, Simulated};
 pub use baseline::{
     C5_XLARGE, CPU_MEASUREMENTS, CpuMeasurement, CpuSpec, ForwardCost, GpuSpec, InstanceBaseline,
     K80_DIE, LANGID_SERVE, SEED_SCALE_SERVE, cpu_measured, forward_cost, gpu_roofline,

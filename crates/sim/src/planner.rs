@@ -11,7 +11,7 @@
 
 use seqless_cost::{Arch, Pricing, gb_seconds, query_cost};
 use seqless_model::ModelConfig;
-use seqless_plan::{Limits, PlanKind, Splits};
+use seqless_plan::{Limits, PlanChooser, PlanKind, Splits};
 use serde::Serialize;
 
 use crate::config::Calibration;
@@ -267,6 +267,54 @@ pub fn pick(
     }))
 }
 
+/// The planner as the coordinator's [`PlanChooser`]: each query runs as the pick for its
+/// length, or as the fastest candidate when none meets the SLO, since a query served late
+/// beats a query refused.
+#[derive(Debug, Clone)]
+pub struct CalibratedChooser {
+    /// The model.
+    pub config: ModelConfig,
+    /// Stage times and overheads of the deployment.
+    pub calibration: Calibration,
+    /// What to try; its memory should be the deployment's, which the coordinator cannot
+    /// change per query.
+    pub space: SearchSpace,
+    /// What to minimise.
+    pub objective: Objective,
+    /// The latency bound, ms.
+    pub slo_ms: Option<f64>,
+    /// Prices for the cost objective.
+    pub pricing: Pricing,
+    /// Function architecture.
+    pub arch: Arch,
+}
+
+impl PlanChooser for CalibratedChooser {
+    fn choose(&self, input_len: usize) -> Result<(PlanKind, usize), String> {
+        let all = search(
+            &self.config,
+            input_len,
+            &self.calibration,
+            &self.space,
+            &self.pricing,
+            self.arch,
+        );
+        let chosen = match pick(&all, self.objective, self.slo_ms) {
+            Ok(chosen) => chosen,
+            Err(_) => pick(&all, Objective::Latency, None).ok().flatten(),
+        };
+        match chosen {
+            Some(c) => Ok((c.plan, c.splits)),
+            None => Err(format!(
+                "the planner has no feasible plan for {input_len} bytes: {}",
+                all.iter()
+                    .find_map(|c| c.refused.clone())
+                    .unwrap_or_else(|| "its search space is empty".into())
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +398,57 @@ mod tests {
         // Less memory than a vCPU is slower.
         assert!(all[0].latency_ms > all[1].latency_ms);
         assert!(all.iter().filter(|c| c.is_layer_wise()).count() == 2);
+    }
+
+    #[test]
+    fn the_chooser_takes_the_planners_pick_and_the_fastest_past_the_slo() {
+        use seqless_model::{GateActivation, Modulation};
+        let config = seqless_model::testing::config(
+            4,
+            "8:3:2:4,6:3:1:4",
+            Modulation::Scale,
+            GateActivation::Sigmoid,
+            2,
+        );
+        let space = SearchSpace {
+            memory_mb: vec![1769],
+            ..SearchSpace::default()
+        };
+        let chooser = |objective, slo_ms| CalibratedChooser {
+            config: config.clone(),
+            calibration: Calibration::default(),
+            space: space.clone(),
+            objective,
+            slo_ms,
+            pricing: Pricing::default(),
+            arch: Arch::X86_64,
+        };
+        for bytes in [100, 20_000, 300_000] {
+            let all = search(
+                &config,
+                bytes,
+                &Calibration::default(),
+                &space,
+                &Pricing::default(),
+                Arch::X86_64,
+            );
+            for objective in [Objective::Cost, Objective::Latency] {
+                let want = pick(&all, objective, None).unwrap().unwrap();
+                let got = chooser(objective, None).choose(bytes).unwrap();
+                assert_eq!(got, (want.plan, want.splits), "{bytes} {objective:?}");
+            }
+            let fastest = pick(&all, Objective::Latency, None).unwrap().unwrap();
+            let late = chooser(Objective::Cost, Some(0.001)).choose(bytes).unwrap();
+            assert_eq!(late, (fastest.plan, fastest.splits), "{bytes}");
+        }
+        let empty = CalibratedChooser {
+            space: SearchSpace {
+                plans: Vec::new(),
+                ..space.clone()
+            },
+            ..chooser(Objective::Cost, None)
+        };
+        let err = empty.choose(1_000).unwrap_err();
+        assert!(err.contains("no feasible plan for 1000 bytes"), "{err}");
     }
 }

@@ -12,6 +12,7 @@ use super::exec::Caller;
 use crate::cli::{FunctionHost, InprocArgs, LambdaArgs, RemoteArgs, ServerlessArgs};
 use seqless_bench::forward::time_runs;
 use seqless_coordinator::HedgeArgs;
+use seqless_sim::ChooserArgs;
 
 /// The flags of one configuration: functions in process or on the `--endpoint` platform,
 /// over `--store`, the split count fixed, and memory that no split exceeds.
@@ -46,6 +47,7 @@ fn configuration(args: &ServerlessBenchArgs, config: &Configuration) -> (PlanArg
         function_slots: args.function_slots,
         transfer: config.transfer,
         inline_max_bytes: args.inline_max_bytes,
+        chooser: ChooserArgs::default(),
     };
     (plan_args, serverless)
 }

@@ -47,8 +47,15 @@ pub fn prediction_json(prediction: &Prediction, labels: &[String]) -> serde_json
 }
 
 /// The plan and the conv functions per layer that ran, and why they differ from `--splits`.
-fn splits_line(trace: &Trace, asked: Splits) -> String {
+fn splits_line(trace: &Trace, asked: Splits, planned: bool) -> String {
     let plan = trace.plan.as_str();
+    if planned {
+        let splits: Vec<String> = trace.splits.iter().map(usize::to_string).collect();
+        return format!(
+            "plan {plan}, conv functions per layer: {} (the planner's pick for this length, from --plan-calibration)",
+            splits.join(", ")
+        );
+    }
     if trace.plan == PlanKind::Resident {
         let ran = trace.splits.first().copied().unwrap_or(0);
         let why = match asked {
@@ -136,7 +143,8 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
             render_prediction(&prediction, &model.config.labels, args.top)
         );
         if let Some(t) = &trace {
-            println!("{}", splits_line(t, args.exec.plan.splits));
+            let planned = args.exec.serverless.chooser.calibration.is_some();
+            println!("{}", splits_line(t, args.exec.plan.splits, planned));
             for g in t.stage_groups() {
                 println!("{}", group_line(&g));
             }

@@ -9,7 +9,7 @@ use seqless_coordinator::{Coordinator, CoordinatorOptions};
 use seqless_cost::Pricing;
 use seqless_functions::{InprocInvoker, InprocOptions, InvokeOptions, Invoker, LocalInvoker};
 use seqless_model::ModelConfig;
-use seqless_plan::{PlanArgs, PlanKind, Splits};
+use seqless_plan::{PlanArgs, PlanChooser, PlanKind, Splits};
 use seqless_store::{StoreOptions, TensorStore, open_store, open_store_lazily};
 
 use super::usage;
@@ -143,6 +143,9 @@ impl ServerlessArgs {
     ) -> Result<Coordinator> {
         // Every refusal of the flags comes before a connection is tried.
         let limits = plan.limits()?;
+        let pricing = Pricing::load_or_default(self.pricing.as_deref())?;
+        let mut chooser =
+            (self.chooser).chooser(&config, limits.function_memory_mb, &pricing, self.arch)?;
         if self.platform == FunctionHost::Local && self.remote.endpoint.is_none() {
             usage!(
                 "--platform local needs --endpoint http://HOST:PORT (start one with `seqless platform`)"
@@ -158,7 +161,19 @@ impl ServerlessArgs {
         let store = store_when(&self.store, &self.key_prefix, caller).await?;
         let ttl = Duration::from_secs(self.ttl_secs.max(1));
         let platform = remote.unwrap_or_else(|| inproc(model_dir, plan, self, store.clone()));
-        let pricing = Pricing::load_or_default(self.pricing.as_deref())?;
+        let slots = self.function_slots.or_else(|| platform.concurrency());
+        let hedge = self.hedge.policy();
+        let beside = CoordinatorOptions {
+            hedge,
+            ..CoordinatorOptions::default()
+        }
+        .resident_slots_beside_splits();
+        // The planner picks the resident plan only where its splits can all run at once.
+        if let (Some(chooser), Some(slots)) = (&mut chooser, slots)
+            && slots <= beside
+        {
+            chooser.space.plans.retain(|&p| p != PlanKind::Resident);
+        }
         let options = CoordinatorOptions {
             plan: plan.plan,
             splits: plan.splits,
@@ -166,15 +181,14 @@ impl ServerlessArgs {
             ttl,
             pricing,
             arch: self.arch,
-            hedge: self.hedge.policy(),
+            hedge,
             deadline: caller.deadline(),
             function_slots: self.function_slots,
             transfer: self.transfer,
             inline_max_bytes: self.inline_max_bytes,
+            chooser: chooser.map(|c| Arc::new(c) as Arc<dyn PlanChooser>),
             ..CoordinatorOptions::default()
         };
-        let beside = options.resident_slots_beside_splits();
-        let slots = options.function_slots.or_else(|| platform.concurrency());
         if let (PlanKind::Resident, Some(slots)) = (plan.plan, slots)
             && slots <= beside
         {
