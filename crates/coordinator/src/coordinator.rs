@@ -300,7 +300,9 @@ impl Coordinator {
             ),
         });
         let mut hedges = Vec::new();
-        let outcome = (self.run(&plan, query, bytes, deadline, inline, &mut hedges)).await;
+        let outcome = self
+            .run(&plan, query, bytes, deadline, inline, &mut hedges)
+            .await;
         // A hedged stage's loser that may still write is awaited before the keys go.
         let mut hedged = Vec::with_capacity(hedges.len());
         for hedge in hedges {
