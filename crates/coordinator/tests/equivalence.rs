@@ -51,22 +51,12 @@ fn coordinator_with_limits(
     )
 }
 
-fn layer_spec() -> impl Strategy<Value = String> {
-    (
-        1usize..7,
-        1usize..6,
-        1usize..3,
-        prop::sample::select(vec![1usize, 2, 3, 4, 8]),
-    )
-        .prop_map(|(c, k, p, b)| format!("{c}:{k}:{p}:{b}"))
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
     #[test]
     fn serverless_equals_monolithic(
-        (arch, text) in arch_and_text(layer_spec(), 1..5, 1..20_000),
+        (arch, text) in arch_and_text(common::layer_spec(), 1..5, 1..20_000),
         splits in 1usize..17,
     ) {
         let f = fixture(&arch.layers, arch.embed, arch.modulation, arch.gate, arch.seed);

@@ -55,16 +55,6 @@ fn options(plan: PlanKind, splits: usize, payload_limit: u64) -> CoordinatorOpti
     }
 }
 
-fn layer_spec() -> impl Strategy<Value = String> {
-    (
-        1usize..9,
-        1usize..6,
-        1usize..3,
-        prop::sample::select(vec![1usize, 2, 4, 8]),
-    )
-        .prop_map(|(c, k, p, b)| format!("{c}:{k}:{p}:{b}"))
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -72,7 +62,7 @@ proptest! {
     /// store-only run, within the limit both ways, and no key left.
     #[test]
     fn inline_equals_store_within_the_payload_limit(
-        (arch, text) in arch_and_text(layer_spec(), 1..4, 1..30_000),
+        (arch, text) in arch_and_text(common::layer_spec(), 1..4, 1..30_000),
         splits in 1usize..7,
         room in 0u64..400_000,
         cap in prop::sample::select(vec![1_000u64, 50_000, u64::MAX]),

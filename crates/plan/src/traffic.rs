@@ -105,6 +105,13 @@ pub(crate) struct ValueSize {
     pub row_bytes: u64,
 }
 
+impl ValueSize {
+    /// Payload bytes of `rows` of the value, or of all of it.
+    pub(crate) fn read_bytes(&self, rows: Option<std::ops::Range<usize>>) -> u64 {
+        rows.map_or(self.bytes, |r| r.len() as u64 * self.row_bytes)
+    }
+}
+
 impl Plan {
     /// The size of every value the run stores, the query's token ids included. Every key
     /// is written by one stage, so the sizes are known before any read.

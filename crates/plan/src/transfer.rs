@@ -91,8 +91,7 @@ impl Plan {
                 let (Some(flow), Some(size)) = (flows.get_mut(key), sizes.get(key)) else {
                     continue;
                 };
-                let bytes = rows.map_or(size.bytes, |r| r.len() as u64 * size.row_bytes);
-                flow.readers.insert(index, bytes);
+                flow.readers.insert(index, size.read_bytes(rows));
             }
         }
         let budget = payload_limit.saturating_sub(PAYLOAD_RESERVE_BYTES);
@@ -170,11 +169,7 @@ mod tests {
                 let request = read_windows(&stage.op)
                     .into_iter()
                     .filter(|(k, _)| inline.contains(*k))
-                    .map(|(k, rows)| {
-                        let size = sizes[k];
-                        let bytes = rows.map_or(size.bytes, |r| r.len() as u64 * size.row_bytes);
-                        inline_json_bytes(k, bytes)
-                    })
+                    .map(|(k, rows)| inline_json_bytes(k, sizes[k].read_bytes(rows)))
                     .sum();
                 let response = (stage.op.written_keys().iter())
                     .filter(|k| inline.contains(k.as_str()))

@@ -63,6 +63,19 @@ pub fn invoker_with(
     Arc::new(InprocInvoker::new(options, store))
 }
 
+/// Layers `C:k:p:b` of a random model for the property tests: up to 6 channels, kernels
+/// up to 5, pools of 1 or 2, and blocks of 1 to 8 rows.
+pub fn layer_spec() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    (
+        1usize..7,
+        1usize..6,
+        1usize..3,
+        prop::sample::select(vec![1usize, 2, 3, 4, 8]),
+    )
+        .prop_map(|(c, k, p, b)| format!("{c}:{k}:{p}:{b}"))
+}
+
 /// Coordinator options for `plan` with `splits` conv functions per layer.
 pub fn options(plan: PlanKind, splits: usize) -> CoordinatorOptions {
     CoordinatorOptions {
