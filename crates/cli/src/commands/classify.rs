@@ -83,19 +83,24 @@ fn splits_line(trace: &Trace, asked: Splits, planned: bool) -> String {
 /// One line of the trace per stage kind and layer: how many ran, the slowest, and what
 /// they moved.
 fn group_line(g: &StageGroup) -> String {
-    let inline = match g.inline_bytes {
-        0 => String::new(),
-        n => format!(", {n} bytes inline"),
-    };
     format!(
-        "  {:<10} layer {}: {} invocation{}, slowest {:.1} ms, {} bytes through the store{inline}",
+        "  {:<10} layer {}: {} invocation{}, slowest {:.1} ms, {} bytes through the store{}",
         g.stage.as_str(),
         g.layer,
         g.invocations,
         if g.invocations == 1 { "" } else { "s" },
         g.slowest_ms,
-        g.store_bytes
+        g.store_bytes,
+        inline_suffix(g.inline_bytes)
     )
+}
+
+/// `, N bytes inline` when values travelled inside invocations, else nothing.
+fn inline_suffix(bytes: u64) -> String {
+    match bytes {
+        0 => String::new(),
+        n => format!(", {n} bytes inline"),
+    }
 }
 
 /// Label and the `top` most likely labels, one per line.
@@ -148,10 +153,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
             for g in t.stage_groups() {
                 println!("{}", group_line(&g));
             }
-            let inline = match t.inline_bytes {
-                0 => String::new(),
-                n => format!(", {n} bytes inline"),
-            };
+            let inline = inline_suffix(t.inline_bytes);
             println!(
                 "serverless: {} invocations, {:.1} ms, {} bytes moved ({} serial){inline}, {:.6} GB-s, ${:.9}",
                 t.invocations.len(),

@@ -161,34 +161,29 @@ impl ServerlessArgs {
         let store = store_when(&self.store, &self.key_prefix, caller).await?;
         let ttl = Duration::from_secs(self.ttl_secs.max(1));
         let platform = remote.unwrap_or_else(|| inproc(model_dir, plan, self, store.clone()));
-        let slots = self.function_slots.or_else(|| platform.concurrency());
-        let hedge = self.hedge.policy();
-        let beside = CoordinatorOptions {
-            hedge,
-            ..CoordinatorOptions::default()
-        }
-        .resident_slots_beside_splits();
-        // The planner picks the resident plan only where its splits can all run at once.
-        if let (Some(chooser), Some(slots)) = (&mut chooser, slots)
-            && slots <= beside
-        {
-            chooser.space.plans.retain(|&p| p != PlanKind::Resident);
-        }
-        let options = CoordinatorOptions {
+        let mut options = CoordinatorOptions {
             plan: plan.plan,
             splits: plan.splits,
             limits,
             ttl,
             pricing,
             arch: self.arch,
-            hedge,
+            hedge: self.hedge.policy(),
             deadline: caller.deadline(),
             function_slots: self.function_slots,
             transfer: self.transfer,
             inline_max_bytes: self.inline_max_bytes,
-            chooser: chooser.map(|c| Arc::new(c) as Arc<dyn PlanChooser>),
             ..CoordinatorOptions::default()
         };
+        let beside = options.resident_slots_beside_splits();
+        let slots = options.function_slots.or_else(|| platform.concurrency());
+        // The planner picks the resident plan only where its splits can all run at once.
+        if let (Some(chooser), Some(slots)) = (&mut chooser, slots)
+            && slots <= beside
+        {
+            chooser.space.plans.retain(|&p| p != PlanKind::Resident);
+        }
+        options.chooser = chooser.map(|c| Arc::new(c) as Arc<dyn PlanChooser>);
         if let (PlanKind::Resident, Some(slots)) = (plan.plan, slots)
             && slots <= beside
         {

@@ -272,9 +272,7 @@ impl<'a> StageIo<'a> {
         let mut rows = Vec::new();
         for source in sources {
             self.wait_for(&source.key, deadline, waiter).await?;
-            let key = self.query.key(&source.key);
-            let fetched = self.ctx.store.get_rows(&key, source.rows.clone()).await?;
-            let tensor = self.read(fetched);
+            let tensor = self.get_rows(&source.key, source.rows.clone()).await?;
             rows.extend(f32_rows(&source.key, tensor, channels)?);
         }
         Ok(rows)
