@@ -16,6 +16,27 @@ use seqless::{cli, commands, scope};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay`, its place in `mi_option_t` (mimalloc.h, the same in
+/// versions 2 and 3); the sys crate names the options around it but not this one.
+#[cfg(target_env = "gnu")]
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps freed memory in the process instead of purging it back to the kernel after a
+/// delay. A long forward frees each layer's activation (a gigabyte per layer at 1 MB on
+/// the seed scale) and allocates the next one's seconds later, past the delay, so every
+/// layer faulted in fresh zeroed pages (docs/results.md, "Monolithic forward against
+/// onnxruntime"). A process here holds one query (a function) or a bounded set (`serve`,
+/// admitted by memory), so its peak is its working set anyway. `MIMALLOC_PURGE_DELAY` in
+/// the environment still decides when it is set.
+#[cfg(target_env = "gnu")]
+fn keep_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: setting an option is a store to mimalloc's option table; -1 is its
+        // documented "never purge".
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+    }
+}
+
 /// The command line, with `function` supplied when this binary runs as a Lambda
 /// `bootstrap`: the deployment zip ships this one binary under that name, so it must
 /// know to be the function process without being told.
@@ -39,6 +60,8 @@ fn arguments() -> Vec<std::ffi::OsString> {
 }
 
 fn main() -> ExitCode {
+    #[cfg(target_env = "gnu")]
+    keep_freed_memory();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(code) => return code,

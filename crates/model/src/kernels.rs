@@ -5,6 +5,7 @@
 //! serverless stages call the same functions on row ranges, which is why a split run
 //! equals the whole one. Equation numbers refer to docs/design.md §1.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -89,9 +90,13 @@ pub fn conv_pool_relu(
             input.total_rows
         )));
     }
-    let mut out = vec![0.0; out_rows.len() * c_out];
+    // Left uninitialised: zeroing it first would be one more pass over the whole
+    // activation, and `pool_relu` writes every element.
+    let len = out_rows.len() * c_out;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
     let tile_out_rows = (CONV_TILE_ROWS / pool).max(1);
-    out.par_chunks_mut(tile_out_rows * c_out)
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(tile_out_rows * c_out)
         .enumerate()
         .for_each(|(tile, out_tile)| {
             let first_out = out_rows.start + tile * tile_out_rows;
@@ -100,6 +105,8 @@ pub fn conv_pool_relu(
             let conv_out = conv_tile(conv, input, held.clone(), conv_rows);
             pool_relu(&conv_out, pool, c_out, out_tile);
         });
+    // SAFETY: the tiles cover the first `len` elements, and `pool_relu` initialised each.
+    unsafe { out.set_len(len) };
     Ok(out)
 }
 
@@ -217,12 +224,21 @@ fn conv_tile(
     out
 }
 
-fn pool_relu(conv_out: &[f32], pool: usize, channels: usize, out: &mut [f32]) {
+/// Max-pools `conv_out` over groups of `pool` rows and applies ReLU, initialising every
+/// element of `out`.
+fn pool_relu(conv_out: &[f32], pool: usize, channels: usize, out: &mut [MaybeUninit<f32>]) {
+    // The loop below visits every row of `out` only if the two lengths match.
+    assert!(out.len() * pool == conv_out.len() && out.len().is_multiple_of(channels));
     for (dst, group) in out
         .chunks_exact_mut(channels)
         .zip(conv_out.chunks_exact(pool * channels))
     {
-        dst.copy_from_slice(&group[..channels]);
+        for (d, &v) in dst.iter_mut().zip(&group[..channels]) {
+            d.write(v);
+        }
+        // SAFETY: every element of `dst` was written just above, and `MaybeUninit<f32>` has
+        // `f32`'s layout.
+        let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
         for row in group.chunks_exact(channels).skip(1) {
             for (d, &v) in dst.iter_mut().zip(row) {
                 *d = d.max(v);
@@ -271,10 +287,13 @@ pub fn block_stats(a: &[f32], channels: usize, block_len: usize) -> Result<Block
         .for_each(|((mx, mn), rows)| {
             mx.copy_from_slice(&rows[..channels]);
             mn.copy_from_slice(&rows[..channels]);
+            // Compare and select rather than `f32::max`, whose NaN rule costs two more
+            // instructions per vector: this pass streams the whole activation once, and
+            // post-ReLU activations hold no NaN.
             for row in rows.chunks_exact(channels).skip(1) {
                 for ((x, n), &v) in mx.iter_mut().zip(mn.iter_mut()).zip(row) {
-                    *x = x.max(v);
-                    *n = n.min(v);
+                    *x = if v > *x { v } else { *x };
+                    *n = if v < *n { v } else { *n };
                 }
             }
         });
