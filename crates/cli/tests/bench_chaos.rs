@@ -66,6 +66,8 @@ fn flags_that_cannot_work_are_refused_naming_the_flag() {
         (&["--platform", "local"], "--platform local"),
         (&["--faults", "crash=2"], "--faults"),
         (&["--hedge-factor", "1"], "--hedge-factor"),
+        (&["--hedge-budget", "0"], "--hedge-budget"),
+        (&["--hedge-budget", "1.5"], "--hedge-budget"),
     ] {
         let all = [&["bench", "chaos", "--model", "no-such-model"][..], args].concat();
         let err = refusal(seqless(&all));

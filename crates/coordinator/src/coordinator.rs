@@ -20,7 +20,7 @@ use seqless_plan::{
 use seqless_store::{QueryId, StoreError, StoredTensor, TensorStore};
 use serde::Serialize;
 
-use crate::hedge::{Hedge, HedgePolicy, PhaseClock, ResidentProgress};
+use crate::hedge::{Hedge, HedgeBudget, HedgePolicy, PhaseClock, ResidentProgress};
 use crate::inline::{InlineValues, blob_bytes};
 use crate::retry::RetryPolicy;
 use crate::trace::{Calls, HedgeRecord, HedgeWinner, InvocationRecord, RetryRecord, Trace};
@@ -220,6 +220,8 @@ pub struct Coordinator {
     /// How many functions may run at once, and the slots free now, shared by every query
     /// of this coordinator ([`CoordinatorOptions::function_slots`]).
     slots: Option<(usize, Arc<tokio::sync::Semaphore>)>,
+    /// The duplicates its queries (and its clones') may still start ([`HedgeBudget`]).
+    hedge_budget: Arc<HedgeBudget>,
 }
 
 impl Coordinator {
@@ -242,6 +244,7 @@ impl Coordinator {
             fingerprint,
             store,
             invoker,
+            hedge_budget: Arc::new(HedgeBudget::new(options.hedge)),
             options,
             slots,
         }
@@ -592,7 +595,7 @@ impl Coordinator {
             let sent = Instant::now();
             // One duplicate per stage at most, which bounds what hedging can cost.
             let hedging = match (self.options.hedge, &hedge) {
-                (HedgePolicy::After { factor, floor }, None) => Some((factor, floor)),
+                (HedgePolicy::After { factor, floor, .. }, None) => Some((factor, floor)),
                 _ => None,
             };
             let answer = match hedging {
@@ -670,11 +673,22 @@ impl Coordinator {
             _ => Either::Right(clocks.phase.hedge_due(sent, threshold.0, threshold.1)),
         };
         let due = pin!(due);
+        self.hedge_budget.earn();
         let original = match select(self.invoke(event), due).await {
             Either::Left((answer, _)) => return (answer, None),
             Either::Right(((), original)) => original,
         };
         let after = sent.elapsed();
+        if !self.hedge_budget.try_spend() {
+            tracing::debug!(
+                stage = stage.kind.as_str(),
+                layer = stage.layer,
+                split = stage.split,
+                ?after,
+                "a straggling stage not hedged: the hedge budget is spent"
+            );
+            return (original.await, None);
+        }
         let duplicate_sent = Instant::now();
         tracing::debug!(
             stage = stage.kind.as_str(),

@@ -32,6 +32,9 @@ pub enum HedgePolicy {
         /// The shortest run that is duplicated, so that stages of a few milliseconds,
         /// whose spread is scheduling noise, are left alone.
         floor: Duration,
+        /// The most duplicates as a share of the stage invocations that could be hedged,
+        /// over the coordinator's life, in `(0, 1]` ([`HedgeBudget`]).
+        budget: f64,
     },
 }
 
@@ -42,12 +45,64 @@ pub const DEFAULT_HEDGE_FACTOR: f64 = 3.0;
 /// Above the jitter of scheduling and of the Invoke API's round trip.
 pub const DEFAULT_HEDGE_FLOOR: Duration = Duration::from_millis(50);
 
+/// Twice the stragglers a healthy platform has (a few percent of invocations), so that
+/// real stragglers are hedged while duplicates stay a small share of the load.
+pub const DEFAULT_HEDGE_BUDGET: f64 = 0.1;
+
+/// Duplicates that may start at once before any were earned: a fresh coordinator's first
+/// queries can hedge, and a quiet spell banks no more than this.
+const HEDGE_BURST: f64 = 4.0;
+
 impl Default for HedgePolicy {
     fn default() -> Self {
         Self::After {
             factor: DEFAULT_HEDGE_FACTOR,
             floor: DEFAULT_HEDGE_FLOOR,
+            budget: DEFAULT_HEDGE_BUDGET,
         }
+    }
+}
+
+/// The duplicates a coordinator may still start, shared by all its queries: each stage
+/// invocation that could be hedged earns `share` of one, and each duplicate spends one.
+///
+/// Without it, an overloaded host hedges itself into more load: a stage that waits for a
+/// core looks like a straggler next to siblings that got one, and its duplicate queues
+/// for the same cores (2.4 duplicates a query in docs/faults.md's seed-shape chaos run).
+/// A budget keeps hedging to the few real stragglers, as a token bucket: at most
+/// [`HEDGE_BURST`] plus `share` times the invocations so far.
+#[derive(Debug)]
+pub(crate) struct HedgeBudget {
+    share: f64,
+    tokens: Mutex<f64>,
+}
+
+impl HedgeBudget {
+    pub(crate) fn new(policy: HedgePolicy) -> Self {
+        let share = match policy {
+            HedgePolicy::After { budget, .. } => budget,
+            HedgePolicy::Off => 0.0,
+        };
+        Self {
+            share,
+            tokens: Mutex::new(HEDGE_BURST),
+        }
+    }
+
+    /// An invocation that could be hedged was sent.
+    pub(crate) fn earn(&self) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        *tokens = (*tokens + self.share).min(HEDGE_BURST);
+    }
+
+    /// Takes one duplicate's worth, if the budget has it.
+    pub(crate) fn try_spend(&self) -> bool {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let allowed = *tokens >= 1.0;
+        if allowed {
+            *tokens -= 1.0;
+        }
+        allowed
     }
 }
 
@@ -243,6 +298,27 @@ impl Hedge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_budget_allows_a_burst_then_its_share_of_invocations() {
+        let budget = HedgeBudget::new(HedgePolicy::After {
+            factor: 3.0,
+            floor: Duration::ZERO,
+            budget: 0.25,
+        });
+        let burst = HEDGE_BURST as usize;
+        assert_eq!((0..10).filter(|_| budget.try_spend()).count(), burst);
+        // Earned a quarter at a time: one duplicate per four invocations.
+        let mut spent = 0;
+        for _ in 0..40 {
+            budget.earn();
+            spent += usize::from(budget.try_spend());
+        }
+        assert_eq!(spent, 10);
+        // A quiet spell banks no more than the burst.
+        (0..1000).for_each(|_| budget.earn());
+        assert_eq!((0..10).filter(|_| budget.try_spend()).count(), burst);
+    }
 
     #[test]
     fn a_stage_is_due_a_duplicate_at_a_multiple_of_its_siblings_median() {

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::{DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
+use crate::{DEFAULT_HEDGE_BUDGET, DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
 
 /// Hedged invocations: a duplicate of a straggling stage, the first answer winning.
 #[derive(Debug, Clone, Args)]
@@ -15,8 +15,13 @@ pub struct HedgeArgs {
     /// The shortest run of a stage that is duplicated, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_HEDGE_FLOOR.as_millis() as u64)]
     pub hedge_floor_ms: u64,
+    /// The most duplicates, as a share of the invocations that could be hedged, over the
+    /// coordinator's life (after a burst of 4): on a saturated host every stage looks late,
+    /// and duplicates would only add to the queue.
+    #[arg(long, default_value_t = DEFAULT_HEDGE_BUDGET, value_parser = hedge_budget)]
+    pub hedge_budget: f64,
     /// Never duplicate an invocation (turns hedging off).
-    #[arg(long, conflicts_with_all = ["hedge_factor", "hedge_floor_ms"])]
+    #[arg(long, conflicts_with_all = ["hedge_factor", "hedge_floor_ms", "hedge_budget"])]
     pub no_hedge: bool,
 }
 
@@ -26,6 +31,7 @@ impl Default for HedgeArgs {
         Self {
             hedge_factor: DEFAULT_HEDGE_FACTOR,
             hedge_floor_ms: DEFAULT_HEDGE_FLOOR.as_millis() as u64,
+            hedge_budget: DEFAULT_HEDGE_BUDGET,
             no_hedge: false,
         }
     }
@@ -40,6 +46,7 @@ impl HedgeArgs {
             HedgePolicy::After {
                 factor: self.hedge_factor,
                 floor: std::time::Duration::from_millis(self.hedge_floor_ms),
+                budget: self.hedge_budget,
             }
         }
     }
@@ -57,4 +64,17 @@ fn hedge_factor(s: &str) -> Result<f64, String> {
         ));
     }
     Ok(factor)
+}
+
+/// Parses `--hedge-budget`: a share in `(0, 1]`; `--no-hedge` is how to allow none.
+fn hedge_budget(s: &str) -> Result<f64, String> {
+    let share: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number (a share of invocations, such as 0.1)"))?;
+    if !(share > 0.0 && share <= 1.0) {
+        return Err(format!(
+            "{s} is not a share in (0, 1]: the most duplicates per invocation, such as 0.1 (--no-hedge allows none)"
+        ));
+    }
+    Ok(share)
 }

@@ -24,7 +24,7 @@ pub use coordinator::{
     Coordinator, CoordinatorError, CoordinatorOptions, DEFAULT_INLINE_MAX_BYTES,
     ServerlessPrediction, parse_function_slots,
 };
-pub use hedge::{DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
+pub use hedge::{DEFAULT_HEDGE_BUDGET, DEFAULT_HEDGE_FACTOR, DEFAULT_HEDGE_FLOOR, HedgePolicy};
 #[cfg(feature = "clap")]
 pub use hedge_args::HedgeArgs;
 pub use retry::RetryPolicy;

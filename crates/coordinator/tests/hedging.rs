@@ -28,10 +28,11 @@ use common::Fixture;
 const STRAGGLERS: &str = "seed=11,delay=0.1,delay-factor=300";
 
 /// Duplicates at 3x the siblings' median, from 5 ms: above the jitter of a stage of this
-/// small model, far below the stragglers' delay.
+/// small model, far below the stragglers' delay; as many as there are stragglers.
 const HEDGE: HedgePolicy = HedgePolicy::After {
     factor: 3.0,
     floor: Duration::from_millis(5),
+    budget: 1.0,
 };
 
 /// The model's functions, with the stragglers injected.
@@ -102,6 +103,44 @@ async fn a_straggling_stage_is_hedged_and_the_duplicate_answers() {
             assert!(h.bill.billed && h.bill.memory_mb == 512, "{h:?}");
         }
     }
+}
+
+/// A budget bounds the duplicates however many stages straggle: its burst of 4, then one
+/// per hundred invocations that could be hedged, here far fewer than the stragglers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hedge_budget_bounds_the_duplicates() {
+    let f = fixture();
+    let unbounded = coordinator(&f, f.invoker.clone(), HEDGE);
+    let stragglers_hedged = hedges_of(&f, &unbounded, 40).await.len();
+    let budget = 0.01;
+    let bounded = coordinator(
+        &f,
+        f.invoker.clone(),
+        HedgePolicy::After {
+            factor: 3.0,
+            floor: Duration::from_millis(5),
+            budget,
+        },
+    );
+    let mut hedgeable = 0;
+    let mut hedged = 0;
+    for text in texts("a query among stragglers", 40, |i| 20 + i) {
+        let got = bounded.classify(&text).await.unwrap();
+        let want = f.model.model.forward(&text).unwrap();
+        assert_same_prediction(&got.prediction, &want, "under a hedge budget");
+        assert!(f.store.live_keys().is_empty());
+        hedgeable += got.trace.invocations.len() + got.trace.retries.len();
+        hedged += got.trace.hedges.len();
+    }
+    let allowed = 4.0 + budget * hedgeable as f64;
+    assert!(
+        (hedged as f64) <= allowed,
+        "{hedged} duplicates over {hedgeable} invocations, budget {budget}"
+    );
+    assert!(
+        stragglers_hedged as f64 > allowed,
+        "the stragglers ({stragglers_hedged} hedged without a budget) must outnumber what the budget allows ({allowed})"
+    );
 }
 
 /// A resident split that straggles holds up its siblings at every TFiLM stage, and its own

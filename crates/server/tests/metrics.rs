@@ -42,6 +42,7 @@ fn faulty_coordinator() -> Coordinator {
         hedge: HedgePolicy::After {
             factor: 3.0,
             floor: Duration::from_millis(5),
+            budget: 1.0,
         },
         ..CoordinatorOptions::default()
     };
