@@ -32,8 +32,8 @@ pub enum HedgePolicy {
         /// The shortest run that is duplicated, so that stages of a few milliseconds,
         /// whose spread is scheduling noise, are left alone.
         floor: Duration,
-        /// The most duplicates as a share of the stage invocations that could be hedged,
-        /// over the coordinator's life, in `(0, 1]` ([`HedgeBudget`]).
+        /// The most duplicates as a share of the stage invocations sent while hedging is
+        /// on, over the coordinator's life, in `(0, 1]` ([`HedgeBudget`]), after a burst.
         budget: f64,
     },
 }
@@ -64,7 +64,7 @@ impl Default for HedgePolicy {
 }
 
 /// The duplicates a coordinator may still start, shared by all its queries: each stage
-/// invocation that could be hedged earns `share` of one, and each duplicate spends one.
+/// invocation sent while hedging is on earns `share` of one, and each duplicate spends one.
 ///
 /// Without it, an overloaded host hedges itself into more load: a stage that waits for a
 /// core looks like a straggler next to siblings that got one, and its duplicate queues
@@ -89,7 +89,7 @@ impl HedgeBudget {
         }
     }
 
-    /// An invocation that could be hedged was sent.
+    /// A stage invocation was sent while hedging is on.
     pub(crate) fn earn(&self) {
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         *tokens = (*tokens + self.share).min(HEDGE_BURST);

@@ -15,9 +15,9 @@ pub struct HedgeArgs {
     /// The shortest run of a stage that is duplicated, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_HEDGE_FLOOR.as_millis() as u64)]
     pub hedge_floor_ms: u64,
-    /// The most duplicates, as a share of the invocations that could be hedged, over the
-    /// coordinator's life (after a burst of 4): on a saturated host every stage looks late,
-    /// and duplicates would only add to the queue.
+    /// The most duplicates, as a share of the stage invocations, over the coordinator's
+    /// life (after a burst of 4): on a saturated host every stage looks late, and
+    /// duplicates would only add to the queue.
     #[arg(long, default_value_t = DEFAULT_HEDGE_BUDGET, value_parser = hedge_budget)]
     pub hedge_budget: f64,
     /// Never duplicate an invocation (turns hedging off).

@@ -106,7 +106,7 @@ async fn a_straggling_stage_is_hedged_and_the_duplicate_answers() {
 }
 
 /// A budget bounds the duplicates however many stages straggle: its burst of 4, then one
-/// per hundred invocations that could be hedged, here far fewer than the stragglers.
+/// per hundred stage invocations, here far fewer than the stragglers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hedge_budget_bounds_the_duplicates() {
     let f = fixture();
