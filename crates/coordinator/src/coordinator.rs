@@ -679,24 +679,19 @@ impl Coordinator {
             Either::Right(((), original)) => original,
         };
         let after = sent.elapsed();
-        if !self.hedge_budget.try_spend() {
-            tracing::debug!(
-                stage = stage.kind.as_str(),
-                layer = stage.layer,
-                split = stage.split,
-                ?after,
-                "a straggling stage not hedged: the hedge budget is spent"
-            );
-            return (original.await, None);
-        }
-        let duplicate_sent = Instant::now();
+        let within_budget = self.hedge_budget.try_spend();
         tracing::debug!(
             stage = stage.kind.as_str(),
             layer = stage.layer,
             split = stage.split,
             ?after,
-            "hedging a straggling stage"
+            within_budget,
+            "a straggling stage: hedged unless the hedge budget is spent"
         );
+        if !within_budget {
+            return (original.await, None);
+        }
+        let duplicate_sent = Instant::now();
         let (first, by_duplicate, other, other_sent) =
             match select(original, self.invoke(event)).await {
                 Either::Left((answer, duplicate)) => (answer, false, duplicate, duplicate_sent),
