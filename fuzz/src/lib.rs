@@ -233,7 +233,8 @@ pub fn safetensors(data: &[u8]) {
 
 /// What the function process does with an invocation's payload: `FunctionEvent::from_json`
 /// on the JSON the Runtime API delivered, then, for a stage, `handle` against a store that
-/// holds what real runs of both plans wrote. Any result is fine; a panic is not (the
+/// holds what real runs of both plans wrote, and for a batch, each of its stages in turn.
+/// Any result is fine; a panic is not (the
 /// kernels run on tokio's blocking threads, where the fuzzer's panic hook still aborts).
 pub fn stage_event(data: &[u8]) {
     // The runtime only hands over JSON; other bytes never reach the function.
@@ -247,6 +248,12 @@ pub fn stage_event(data: &[u8]) {
         Ok(FunctionEvent::Stage(event)) => {
             let ctx = fx.context();
             let _ = fx.runtime.block_on(handle(&ctx, *event));
+        }
+        Ok(FunctionEvent::Batch(batch)) => {
+            let ctx = fx.context();
+            for event in batch.batch {
+                let _ = fx.runtime.block_on(handle(&ctx, event));
+            }
         }
     }
 }

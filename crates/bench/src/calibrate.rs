@@ -248,6 +248,7 @@ mod tests {
             duration_ms: compute_ms + 1.0,
             billed_ms: 0,
             memory_mb: 1024,
+            batch: 1,
             compute_ms,
             wait_ms: 0.0,
             cpu_ms: None,

@@ -1,13 +1,16 @@
 //! The command line, as clap types: every subcommand and flag with its help text.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use seqless_bench::args::{
     ChaosBenchArgs, ForwardBenchArgs, LoadBenchArgs, ServerlessBenchArgs, StoreBenchArgs,
     ValidationChartArgs,
 };
-use seqless_coordinator::{DEFAULT_INLINE_MAX_BYTES, HedgeArgs, parse_function_slots};
+use seqless_coordinator::{
+    BatchPolicy, DEFAULT_INLINE_MAX_BYTES, HedgeArgs, MOST_BATCHED, parse_function_slots,
+};
 use seqless_cost::{Arch, CostArgs};
 #[cfg(feature = "train")]
 use seqless_model::train::{InitArgs, TrainArgs};
@@ -268,16 +271,37 @@ fn endpoint_url(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-/// The dynamic batching of the monolithic mode of `serve`.
+/// The dynamic batching of `serve`: in monolithic mode, queries that arrive together run
+/// as one forward; in serverless mode, their stages share invocations of each function.
 #[derive(Debug, Clone, Args)]
 #[group(id = "batching_args")]
 pub struct BatchingArgs {
-    /// Run up to this many queries as one job (1: off).
+    /// Run up to this many queries as one job (monolithic), or their stages in one
+    /// invocation (serverless, at most 64); 1: off.
     #[arg(long, default_value_t = 1)]
     pub batch_max: usize,
-    /// Longest a query waits for others to join its job, ms.
+    /// Longest a query (monolithic) or a stage (serverless) waits for others to join it,
+    /// ms; a serverless stage never waits past its query's --plan-slo-ms, nor when its
+    /// query is the only one in flight.
     #[arg(long, default_value_t = 2)]
     pub batch_wait_ms: u64,
+}
+
+impl BatchingArgs {
+    /// The serverless batching the flags ask for, refusing a size over what one invocation
+    /// carries.
+    pub fn stage_batches(&self) -> Result<BatchPolicy, String> {
+        match self.batch_max {
+            0 | 1 => Ok(BatchPolicy::Off),
+            n if n > MOST_BATCHED => Err(format!(
+                "--batch-max {n}: one serverless invocation carries at most {MOST_BATCHED} stages"
+            )),
+            max => Ok(BatchPolicy::Window {
+                window: Duration::from_millis(self.batch_wait_ms),
+                max,
+            }),
+        }
+    }
 }
 
 /// What a scoped group of flags needs of another flag to take effect.
@@ -313,7 +337,6 @@ pub const SCOPES: &[Scope] = &[
     scope("hedge_args", "mode", Needs::OneOf(&["serverless"])),
     scope("chooser_args", "mode", Needs::OneOf(&["serverless"])),
     scope("chooser_args", "calibration", Needs::Given),
-    scope("batching_args", "mode", Needs::OneOf(&["monolithic"])),
     scope("plan_args", "model", Needs::Given),
     scope("inproc_args", "platform", Needs::OneOf(&["inproc"])),
     scope(

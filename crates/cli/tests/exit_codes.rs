@@ -204,3 +204,36 @@ fn a_server_that_is_not_redis_is_named_in_one_line() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// Cross-query batching flags a serverless server cannot honour are refused, each by name in
+/// one line, before anything listens: a batch larger than one invocation carries, and a
+/// wait longer than the SLO it must keep.
+#[test]
+fn serverless_batching_beyond_an_invocation_or_the_slo_is_refused() {
+    let calibration = root().join("docs/results/calibration-langid.json");
+    let slo = [
+        "--plan-calibration",
+        calibration.to_str().unwrap(),
+        "--plan-slo-ms",
+        "100",
+    ];
+    for (extra, needle) in [
+        (vec!["--batch-max", "65"], "--batch-max 65"),
+        (
+            [&["--batch-max", "8", "--batch-wait-ms", "500"], &slo[..]].concat(),
+            "--batch-wait-ms 500",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_seqless"))
+            .args(["serve", "--model"])
+            .arg(root().join("models/langid"))
+            .args(["--mode", "serverless", "--listen", "127.0.0.1:0"])
+            .args(&extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{extra:?}: {stderr}");
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use seqless_coordinator::{Coordinator, CoordinatorOptions};
+use seqless_coordinator::{BatchPolicy, Coordinator, CoordinatorOptions, HedgePolicy};
 use seqless_functions::lambda_api::DEFAULT_FUNCTION_PREFIX;
 use seqless_functions::{ErrorKind, InvokeOptions, LocalInvoker, Ping};
 use seqless_model::{ModelConfig, TfilmModel, fingerprint};
@@ -212,6 +212,68 @@ async fn inline_values_cross_function_processes_and_the_rest_goes_through_redis(
         let trace = &got.trace;
         assert!(trace.inline_bytes > 0, "{trace:?}");
         assert_eq!(trace.bytes_moved == 0, whole, "{bytes} bytes: {trace:?}");
+        assert_eq!(setup.redis.dbsize(), 0, "no key left");
+    }
+    platform.shutdown().await;
+}
+
+/// Every invocation the platform ran, summed over functions and outcomes.
+fn invocations_run(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("seqless_platform_invocations_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Cross-query batching through real function processes: the stages of queries in flight
+/// together travel as `{"batch": [...]}` events, the platform runs fewer invocations than
+/// there are stages, each query's trace pays exactly its share of them, and every answer
+/// is the monolithic model's, through the store and inline alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_in_flight_together_share_invocations_of_function_processes() {
+    let (setup, platform) = Setup::with_platform(|_| {}).await;
+    let texts: Vec<Vec<u8>> = (0..5)
+        .map(|q| {
+            (0..2_000 + q * 1_500)
+                .map(|i| (i * (q + 3) % 251) as u8)
+                .collect()
+        })
+        .collect();
+    for transfer in [Transfer::Store, Transfer::Inline] {
+        let options = CoordinatorOptions {
+            plan: PlanKind::Fused,
+            splits: Splits::Fixed(2),
+            transfer,
+            hedge: HedgePolicy::Off,
+            batch: BatchPolicy::Window {
+                window: Duration::from_millis(500),
+                max: 8,
+            },
+            ..CoordinatorOptions::default()
+        };
+        let coordinator = setup.coordinator_with(&platform, options).await;
+        let before = invocations_run(&metrics(&platform).await);
+        let answers = join_all(texts.iter().map(|t| coordinator.classify(t))).await;
+        let ran = invocations_run(&metrics(&platform).await) - before;
+        let (mut stages, mut requests) = (0, 0.0);
+        for (text, answer) in texts.iter().zip(answers) {
+            let answer = answer.unwrap();
+            assert_close(
+                &answer.prediction.logits,
+                &setup.model.forward(text).unwrap().logits,
+            );
+            stages += answer.trace.invocations.len();
+            requests += answer.trace.requests;
+        }
+        assert!(
+            ran < stages as f64,
+            "{transfer:?}: {ran} invocations for {stages} stages"
+        );
+        assert!(
+            (requests - ran).abs() < 1e-6,
+            "{transfer:?}: paid for {requests}, ran {ran}"
+        );
         assert_eq!(setup.redis.dbsize(), 0, "no key left");
     }
     platform.shutdown().await;

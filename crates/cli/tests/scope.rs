@@ -200,7 +200,7 @@ fn every_scoped_flag_is_refused_exactly_where_it_has_no_effect() {
     for expected in [
         "classify --store",
         "classify --splits",
-        "serve --batch-max",
+        "serve --transfer",
         "serve --endpoint",
         "bench calibrate --region",
         "simulate --memory-mb",

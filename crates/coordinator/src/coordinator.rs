@@ -14,12 +14,13 @@ use seqless_functions::{
 use seqless_model::InputLenError;
 use seqless_model::{ModelConfig, Prediction, tokenizer};
 use seqless_plan::{
-    INPUT_KEY, InlineValue, LAMBDA_PAYLOAD_BYTES, Limits, Plan, PlanChooser, PlanError, PlanKind,
-    Splits, Stage, StageKind, StageOp, Transfer, plan,
+    INPUT_KEY, InlineValue, LAMBDA_PAYLOAD_BYTES, Limits, PAYLOAD_RESERVE_BYTES, Plan, PlanChooser,
+    PlanError, PlanKind, Splits, Stage, StageKind, StageOp, Transfer, plan,
 };
 use seqless_store::{QueryId, StoreError, StoredTensor, TensorStore};
 use serde::Serialize;
 
+use crate::batch::{BatchObserver, BatchPolicy, Joining, StageBatcher};
 use crate::hedge::{Hedge, HedgeBudget, HedgePolicy, PhaseClock, ResidentProgress};
 use crate::inline::{InlineValues, blob_bytes};
 use crate::retry::RetryPolicy;
@@ -68,6 +69,11 @@ pub struct CoordinatorOptions {
     /// Chooses each query's plan kind and split count from its length, in place of `plan`
     /// and `splits`.
     pub chooser: Option<Arc<dyn PlanChooser>>,
+    /// Whether stages of different queries share invocations (cross-query batching).
+    pub batch: BatchPolicy,
+    /// The latency queries should meet, from their start: no stage waits in a batch past
+    /// it. `None` leaves `deadline` as the only bound.
+    pub slo: Option<Duration>,
 }
 
 impl Default for CoordinatorOptions {
@@ -87,6 +93,8 @@ impl Default for CoordinatorOptions {
             payload_limit: LAMBDA_PAYLOAD_BYTES,
             inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
             chooser: None,
+            batch: BatchPolicy::Off,
+            slo: None,
         }
     }
 }
@@ -222,6 +230,9 @@ pub struct Coordinator {
     slots: Option<(usize, Arc<tokio::sync::Semaphore>)>,
     /// The duplicates its queries (and its clones') may still start ([`HedgeBudget`]).
     hedge_budget: Arc<HedgeBudget>,
+    /// Gathers its queries' stages into shared invocations, when batching is on and the
+    /// invoker takes batches.
+    batcher: Option<Arc<StageBatcher>>,
 }
 
 impl Coordinator {
@@ -239,14 +250,30 @@ impl Coordinator {
             .function_slots
             .or_else(|| invoker.concurrency())
             .map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n))));
+        let payload_budget = options.payload_limit.saturating_sub(PAYLOAD_RESERVE_BYTES);
         Self {
             config: Arc::new(config),
             fingerprint,
             store,
+            batcher: StageBatcher::new(options.batch, &invoker, payload_budget),
             invoker,
             hedge_budget: Arc::new(HedgeBudget::new(options.hedge)),
             options,
             slots,
+        }
+    }
+
+    /// Whether its queries' stages share invocations: batching is on, and the invoker
+    /// takes batches.
+    pub fn batches(&self) -> bool {
+        self.batcher.is_some()
+    }
+
+    /// Tells `observer` the number of stages in each invocation that batching sends (1
+    /// for a stage that found no company), from now on; nothing when it does not batch.
+    pub fn observe_batches(&self, observer: BatchObserver) {
+        if let Some(batcher) = &self.batcher {
+            batcher.observe(observer);
         }
     }
 
@@ -291,6 +318,8 @@ impl Coordinator {
             ..self.options.limits
         };
         let deadline = started + self.options.deadline;
+        let _in_flight = self.batcher.as_ref().map(StageBatcher::enter);
+        let slo_deadline = started + self.options.slo.unwrap_or(self.options.deadline);
         let (plan, _slots) = self.plan_and_admit(bytes.len(), &limits, deadline).await?;
         let query = QueryId::new();
         let keys: Vec<String> = plan.written_keys().iter().map(|k| query.key(k)).collect();
@@ -304,7 +333,14 @@ impl Coordinator {
         });
         let mut hedges = Vec::new();
         let outcome = self
-            .run(&plan, query, bytes, deadline, inline, &mut hedges)
+            .run(
+                &plan,
+                query,
+                bytes,
+                (deadline, slo_deadline),
+                inline,
+                &mut hedges,
+            )
             .await;
         // A hedged stage's loser that may still write is awaited before the keys go.
         let mut hedged = Vec::with_capacity(hedges.len());
@@ -385,7 +421,7 @@ impl Coordinator {
         plan: &seqless_plan::Plan,
         query: QueryId,
         bytes: &[u8],
-        deadline: Instant,
+        (deadline, slo_deadline): (Instant, Instant),
         mut inline: InlineValues,
         hedges: &mut Vec<Hedge>,
     ) -> Result<Ran, CoordinatorError> {
@@ -427,7 +463,14 @@ impl Coordinator {
                         phase: clock,
                         resident: &progress,
                     };
-                    self.run_stage(query, stage, deadline, clocks, &inline)
+                    let batching = Batching {
+                        reply_bytes: match &self.batcher {
+                            Some(_) => plan.inline_reply_bytes(&self.config, stage, inline.keys()),
+                            None => 0,
+                        },
+                        slo_deadline,
+                    };
+                    self.run_stage(query, stage, deadline, clocks, &inline, batching)
                 })
                 .collect();
             // A phase whose stages wait for each other fails at its first failure: the
@@ -566,6 +609,7 @@ impl Coordinator {
         deadline: Instant,
         clocks: Clocks<'_>,
         inline: &InlineValues,
+        batching: Batching,
     ) -> StageRun<'p> {
         let failed = |cause| StageRun {
             stage,
@@ -593,16 +637,27 @@ impl Coordinator {
         let outcome = loop {
             let event = self.event(query, stage, deadline, &transfers);
             let sent = Instant::now();
-            // One duplicate per stage at most, which bounds what hedging can cost.
+            // One duplicate per stage at most, which bounds what hedging can cost. A stage
+            // that may wait in a batch is not straggling until it has waited its window.
             let hedging = match (self.options.hedge, &hedge) {
-                (HedgePolicy::After { factor, floor, .. }, None) => Some((factor, floor)),
+                (HedgePolicy::After { factor, floor, .. }, None) => {
+                    Some((factor, floor + self.batch_window(&event)))
+                }
                 _ => None,
             };
             let answer = match hedging {
-                None => self.invoke(&event).await,
+                None => self.invoke_first(&event, batching).await,
                 Some(threshold) => {
+                    let first = self.invoke_first(&event, batching);
                     let (answer, hedged) = self
-                        .hedged(query, stage, &event, clocks, threshold, &mut retries)
+                        .hedged(
+                            query,
+                            stage,
+                            (&event, first),
+                            clocks,
+                            threshold,
+                            &mut retries,
+                        )
                         .await;
                     hedge = hedged;
                     answer
@@ -639,6 +694,45 @@ impl Coordinator {
         }
     }
 
+    /// The first invocation of a stage's attempt: in a batch with other queries' stages
+    /// where the batcher takes the stage, else alone.
+    fn invoke_first(
+        &self,
+        event: &Arc<StageEvent>,
+        batching: Batching,
+    ) -> BoxFuture<'static, Invoked> {
+        let Some(batcher) = self.batcher.clone().filter(|_| StageBatcher::takes(event)) else {
+            return self.invoke(event);
+        };
+        let joining = Joining {
+            request_bytes: serde_json::to_vec(event.as_ref())
+                .map_or(self.options.payload_limit, |json| json.len() as u64),
+            reply_bytes: batching.reply_bytes,
+            slo_deadline: batching.slo_deadline.into(),
+        };
+        let event = event.clone();
+        Box::pin(async move {
+            let sent = Instant::now();
+            let (result, meta) = batcher.run(event.as_ref().clone(), joining).await?;
+            Ok((result, meta, sent.elapsed()))
+        })
+    }
+
+    /// The longest `event` may wait in a batch before it is sent.
+    fn batch_window(&self, event: &StageEvent) -> Duration {
+        match &self.batcher {
+            Some(batcher) if StageBatcher::takes(event) => batcher.window(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Whether dropping a stage's invocation stops it: only alone on an invoker whose
+    /// invocations stop when dropped, since a batch runs for its other queries whatever
+    /// one of them does.
+    fn losers_stop(&self) -> bool {
+        self.invoker.stops_when_dropped() && self.batcher.is_none()
+    }
+
     /// One invocation, owning what it needs, so that a hedged stage's loser can outlive
     /// the stage.
     fn invoke(&self, event: &Arc<StageEvent>) -> BoxFuture<'static, Invoked> {
@@ -650,14 +744,15 @@ impl Coordinator {
         })
     }
 
-    /// One attempt of a stage that may be hedged: the invocation, and a duplicate once it
-    /// is due by `clock`; the first answer wins. A failed invocation of the pair goes into
-    /// `retries` (the other one is its retry); when both fail, the last error is returned.
+    /// One attempt of a stage that may be hedged: the `first` invocation of `event`, and a
+    /// duplicate, alone, once it is due by `clock`; the first answer wins. A failed
+    /// invocation of the pair goes into `retries` (the other one is its retry); when both
+    /// fail, the last error is returned.
     async fn hedged(
         &self,
         query: QueryId,
         stage: &Stage,
-        event: &Arc<StageEvent>,
+        (event, first): (&Arc<StageEvent>, BoxFuture<'static, Invoked>),
         clocks: Clocks<'_>,
         threshold: (f64, Duration),
         retries: &mut Vec<RetryRecord>,
@@ -674,7 +769,7 @@ impl Coordinator {
         };
         let due = pin!(due);
         self.hedge_budget.earn();
-        let original = match select(self.invoke(event), due).await {
+        let original = match select(first, due).await {
             Either::Left((answer, _)) => return (answer, None),
             Either::Right(((), original)) => original,
         };
@@ -708,7 +803,7 @@ impl Coordinator {
             Ok(answer) => {
                 let memory_mb = answer.1.memory_mb;
                 let record = HedgeRecord::new(stage, after, won_by(by_duplicate));
-                let hedge = if self.invoker.stops_when_dropped() {
+                let hedge = if self.losers_stop() {
                     drop(other);
                     Hedge::Cancelled {
                         record,
@@ -752,6 +847,14 @@ pub(crate) type Invoked = Result<(StageResult, InvocationMeta, Duration), Functi
 struct Clocks<'a> {
     phase: &'a PhaseClock,
     resident: &'a ResidentProgress,
+}
+
+/// What a stage needs to join a batch: the inline bytes its result carries back, and when
+/// its query's SLO runs out.
+#[derive(Clone, Copy)]
+struct Batching {
+    reply_bytes: u64,
+    slo_deadline: Instant,
 }
 
 /// What a successful run gives [`Coordinator::classify`] to build the trace from.

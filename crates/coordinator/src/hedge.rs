@@ -278,6 +278,7 @@ impl Hedge {
                     duration_ms: ran.as_secs_f64() * 1e3,
                     billed_ms: billed_ms(ran),
                     memory_mb,
+                    shared_by: 1,
                 };
                 record.with_loser(LoserFate::Cancelled, Some(&meta))
             }

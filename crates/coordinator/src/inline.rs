@@ -26,6 +26,11 @@ impl InlineValues {
         }
     }
 
+    /// The keys that travel inline.
+    pub(crate) fn keys(&self) -> &BTreeSet<String> {
+        &self.keys
+    }
+
     /// Whether `key` travels inline.
     pub(crate) fn carries(&self, key: &str) -> bool {
         self.keys.contains(key)

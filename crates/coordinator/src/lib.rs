@@ -8,10 +8,13 @@
 //! crashed or timed-out instance, a store hiccup) is tried again under a [`RetryPolicy`]
 //! and the query's deadline; the failed attempts and their cost are in the trace. A stage
 //! that straggles well behind its siblings gets a duplicate invocation under a
-//! [`HedgePolicy`], and the first answer wins; hedges and their cost are in the trace too. It
+//! [`HedgePolicy`], and the first answer wins; hedges and their cost are in the trace too.
+//! Under a [`BatchPolicy`], stages of different queries in flight share invocations, each
+//! query paying its share of them. It
 //! deletes every key of the query by name, on success and on failure; the keys' TTL covers
 //! a crash of the coordinator itself.
 
+mod batch;
 mod coordinator;
 mod hedge;
 #[cfg(feature = "clap")]
@@ -20,6 +23,7 @@ mod inline;
 mod retry;
 mod trace;
 
+pub use batch::{BatchObserver, BatchPolicy, DEFAULT_BATCH_MAX, MOST_BATCHED};
 pub use coordinator::{
     Coordinator, CoordinatorError, CoordinatorOptions, DEFAULT_INLINE_MAX_BYTES,
     ServerlessPrediction, parse_function_slots,

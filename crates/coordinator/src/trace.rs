@@ -29,6 +29,10 @@ pub struct InvocationRecord {
     pub billed_ms: u64,
     /// Function memory size.
     pub memory_mb: u32,
+    /// How many queries' stages ran in the invocation (a cross-query batch; 1 alone); the
+    /// query pays this share of its request and billed time.
+    #[serde(default = "one")]
+    pub batch: u32,
     /// Kernel time inside the handler.
     pub compute_ms: f64,
     /// Time the handler was blocked waiting for other functions' values, billed like the
@@ -61,6 +65,10 @@ fn is_zero(bytes: &u64) -> bool {
     *bytes == 0
 }
 
+fn one() -> u32 {
+    1
+}
+
 impl InvocationRecord {
     /// Joins a stage with what the platform and the function reported.
     pub fn new(
@@ -78,6 +86,7 @@ impl InvocationRecord {
             duration_ms: meta.duration_ms,
             billed_ms: meta.billed_ms,
             memory_mb: meta.memory_mb,
+            batch: meta.shared_by,
             compute_ms: result.compute_ms,
             wait_ms: result.wait_ms,
             cpu_ms: result.cpu_ms,
@@ -98,6 +107,7 @@ impl InvocationRecord {
             billed_ms,
             cold,
             init_ms: self.init_ms,
+            shared_by: self.batch,
         }
     }
 }
@@ -238,7 +248,7 @@ impl HedgeRecord {
 
 /// What the platform billed for a run whose answer was not used (a failed attempt, a
 /// hedge's loser).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bill {
     /// Whether the platform billed the run: false when it never ran (throttled, or the
     /// platform was unreachable), and then the fields below are 0.
@@ -251,6 +261,22 @@ pub struct Bill {
     pub billed_ms: u64,
     /// Function memory size.
     pub memory_mb: u32,
+    /// How many queries' stages the run served (a cross-query batch; 1 alone).
+    #[serde(default = "one")]
+    pub shared_by: u32,
+}
+
+impl Default for Bill {
+    fn default() -> Self {
+        Self {
+            billed: false,
+            cold: false,
+            init_ms: 0.0,
+            billed_ms: 0,
+            memory_mb: 0,
+            shared_by: 1,
+        }
+    }
 }
 
 impl Bill {
@@ -262,6 +288,7 @@ impl Bill {
             init_ms: m.init_ms,
             billed_ms: m.billed_ms,
             memory_mb: m.memory_mb,
+            shared_by: m.shared_by,
         })
     }
 
@@ -273,6 +300,7 @@ impl Bill {
             billed_ms: self.billed_ms,
             cold: self.cold,
             init_ms: self.init_ms,
+            shared_by: self.shared_by,
         })
     }
 }
@@ -335,8 +363,14 @@ pub struct Trace {
     /// inputs and outputs.
     #[serde(default)]
     pub inline_bytes: u64,
+    /// Requests the query paid for: its invocations, billed failed attempts and hedges'
+    /// losers, each at the query's share of it, so fewer than the stages run when stages
+    /// shared invocations with other queries' (absent, read as 0, in traces written before
+    /// cross-query batching).
+    #[serde(default)]
+    pub requests: f64,
     /// Sum over invocations, billed failed attempts and hedges' losers of memory (GB) x
-    /// billed seconds.
+    /// billed seconds, each at the query's share of it.
     pub billed_gb_s: f64,
     /// Estimated price of the query (requests + duration + billed init), failed attempts
     /// and hedges' losers included.
@@ -442,8 +476,9 @@ impl Trace {
             .collect();
         let billed_gb_s = all
             .iter()
-            .map(|i| seqless_cost::gb_seconds(i.billed_ms, i.memory_mb))
+            .map(|i| seqless_cost::gb_seconds(i.billed_ms, i.memory_mb) * i.billed().share())
             .sum();
+        let requests = all.iter().map(|i| i.billed().share()).sum();
         let price = |metered: &[MeteredInvocation]| {
             let billed: Vec<BilledInvocation> =
                 metered.iter().map(MeteredInvocation::billed).collect();
@@ -462,6 +497,7 @@ impl Trace {
             bytes_moved,
             serial_bytes,
             inline_bytes,
+            requests,
             billed_gb_s,
             cost_usd: cost.total_usd,
             retry_cost_usd,

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::join_all;
 use proptest::prelude::*;
-use seqless_coordinator::{Coordinator, CoordinatorOptions};
+use seqless_coordinator::{BatchPolicy, Coordinator, CoordinatorOptions};
 use seqless_functions::{
     FunctionError, InprocInvoker, InprocOptions, InvocationMeta, Invoker, StageEvent, StageResult,
 };
 use seqless_model::{GateActivation, Modulation};
-use seqless_plan::{Limits, PlanKind, StageKind};
+use seqless_plan::{Limits, PlanKind, StageKind, Transfer};
 use seqless_store::{MemoryStore, TensorStore};
 
 mod common;
@@ -39,15 +40,22 @@ fn coordinator_with_limits(
     splits: usize,
     limits: Limits,
 ) -> Coordinator {
+    coordinator_with_options(
+        f,
+        CoordinatorOptions {
+            limits,
+            ..common::options(plan, splits)
+        },
+    )
+}
+
+fn coordinator_with_options(f: &Fixture, options: CoordinatorOptions) -> Coordinator {
     Coordinator::new(
         f.model.model.config.clone(),
         f.model.fingerprint.clone(),
         f.store.clone(),
         f.invoker.clone(),
-        CoordinatorOptions {
-            limits,
-            ..common::options(plan, splits)
-        },
+        options,
     )
 }
 
@@ -86,6 +94,55 @@ proptest! {
             }
             prop_assert!(f.store.live_keys().is_empty(), "keys left: {:?}", f.store.live_keys());
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Queries in flight together, whose stages share invocations, get exactly the logits
+    /// each gets alone, whatever the plan, the splits and the transfer; each pays a share
+    /// of what it shared, and nothing is left in the store.
+    #[test]
+    fn batched_queries_equal_unbatched_ones(
+        (arch, text) in arch_and_text(common::layer_spec(), 1..4, 1..8_000),
+        others in prop::collection::vec(prop::collection::vec(any::<u8>(), 1..8_000), 2..5),
+        splits in 1usize..5,
+        paper in any::<bool>(),
+        inline in any::<bool>(),
+    ) {
+        let f = fixture(&arch.layers, arch.embed, arch.modulation, arch.gate, arch.seed);
+        let plan = if paper { PlanKind::Paper } else { PlanKind::Fused };
+        let transfer = if inline { Transfer::Inline } else { Transfer::Store };
+        let texts: Vec<Vec<u8>> = std::iter::once(text).chain(others).collect();
+        let options = CoordinatorOptions { transfer, ..common::options(plan, splits) };
+        let alone = coordinator_with_options(&f, options.clone());
+        let batched = coordinator_with_options(&f, CoordinatorOptions {
+            batch: BatchPolicy::Window { window: Duration::from_millis(200), max: 8 },
+            ..options
+        });
+        prop_assert!(batched.batches());
+        let rt = common::runtime();
+        let want: Vec<_> = texts
+            .iter()
+            .map(|t| rt.block_on(alone.classify(t)).unwrap())
+            .collect();
+        let got = rt.block_on(join_all(texts.iter().map(|t| batched.classify(t))));
+        let mut shared = 0;
+        for (got, want) in got.into_iter().zip(&want) {
+            let got = got.unwrap();
+            prop_assert_eq!(&got.prediction.logits, &want.prediction.logits);
+            let trace = &got.trace;
+            let losers = trace.hedges.iter().map(|h| h.bill).chain(trace.retries.iter().map(|r| r.bill));
+            let shares: f64 = trace.invocations.iter().map(|i| 1.0 / f64::from(i.batch)).sum::<f64>()
+                + losers.filter(|b| b.billed).map(|b| 1.0 / f64::from(b.shared_by)).sum::<f64>();
+            prop_assert!((trace.requests - shares).abs() < 1e-9, "{:?}", trace);
+            shared += trace.invocations.iter().filter(|i| i.batch > 1).count();
+        }
+        // The first query polled is alone in flight when its first stages are ready, so they
+        // leave at once; the others' wait for each other.
+        prop_assert!(shared > 0, "no stage shared an invocation");
+        prop_assert!(f.store.live_keys().is_empty(), "keys left: {:?}", f.store.live_keys());
     }
 }
 

@@ -4,10 +4,12 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use futures_util::future::join_all;
 use proptest::prelude::*;
-use seqless_coordinator::CoordinatorOptions;
+use seqless_coordinator::{BatchPolicy, CoordinatorOptions};
 use seqless_functions::{
-    FunctionError, InprocInvoker, InvocationMeta, Invoker, StageEvent, StageResult,
+    BatchAnswer, BatchEvent, FunctionError, InprocInvoker, InvocationMeta, Invoker, StageEvent,
+    StageResult,
 };
 use seqless_model::testing::{RandomModel, arch_and_text};
 use seqless_model::{GateActivation, Modulation};
@@ -22,6 +24,18 @@ struct Measuring {
     inner: Arc<InprocInvoker>,
     /// (request bytes, response bytes, largest inline blob either way) per invocation.
     seen: Mutex<Vec<(usize, usize, usize)>>,
+    /// The stages of each batch invocation.
+    batches: Mutex<Vec<usize>>,
+}
+
+impl Measuring {
+    fn new(inner: Arc<InprocInvoker>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            seen: Mutex::default(),
+            batches: Mutex::default(),
+        })
+    }
 }
 
 #[async_trait]
@@ -37,6 +51,21 @@ impl Invoker for Measuring {
         let largest = blobs.map(|v| v.blob.len()).max().unwrap_or(0);
         self.seen.lock().unwrap().push((request, response, largest));
         Ok((result, meta))
+    }
+    async fn invoke_batch(&self, batch: &BatchEvent) -> Result<BatchAnswer, FunctionError> {
+        let request = serde_json::to_vec(batch).unwrap().len();
+        let (outcomes, meta) = self.inner.invoke_batch(batch).await?;
+        let returned: Vec<&StageResult> = outcomes.iter().flatten().collect();
+        let response = serde_json::to_vec(&returned).unwrap().len();
+        let blobs = (batch.batch.iter().flat_map(|e| &e.inline))
+            .chain(returned.iter().flat_map(|r| &r.inline));
+        let largest = blobs.map(|v| v.blob.len()).max().unwrap_or(0);
+        self.seen.lock().unwrap().push((request, response, largest));
+        self.batches.lock().unwrap().push(batch.batch.len());
+        Ok((outcomes, meta))
+    }
+    fn takes_batches(&self) -> bool {
+        true
     }
     async fn ready(&self) -> Result<(), FunctionError> {
         self.inner.ready().await
@@ -74,7 +103,7 @@ proptest! {
             let invoker = common::invoker_with(f.model.dir.path(), f.store.clone(), splits + 2);
             let stored = common::coordinator(&f.model, f.store.clone(), invoker.clone(), common::options(plan, splits));
             let expected = rt.block_on(stored.classify(&text)).unwrap();
-            let measuring = Arc::new(Measuring { inner: invoker, seen: Mutex::default() });
+            let measuring = Measuring::new(invoker);
             let options = CoordinatorOptions { inline_max_bytes: cap, ..options(plan, splits, limit) };
             let inline = common::coordinator(&f.model, f.store.clone(), measuring.clone(), options);
             let got = rt.block_on(inline.classify(&text)).unwrap();
@@ -88,6 +117,61 @@ proptest! {
             prop_assert!(f.store.live_keys().is_empty(), "keys left: {:?}", f.store.live_keys());
         }
     }
+}
+
+/// Stages that share an invocation share its payload limit too: batches of queries whose
+/// values each fill a good part of it stay within it both ways, with the answers of the
+/// queries run alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_stay_within_the_payload_limit() {
+    let f = Fixture::new(RandomModel::new(
+        "16:3:2:4,16:3:1:4",
+        8,
+        Modulation::Affine,
+        GateActivation::Sigmoid,
+        5,
+    ));
+    let texts: Vec<Vec<u8>> = (0..6)
+        .map(|q| {
+            (0..6_000 + 500 * q)
+                .map(|i| (i * (q + 7) % 251) as u8)
+                .collect()
+        })
+        .collect();
+    let limit = PAYLOAD_RESERVE_BYTES + 300_000;
+    let alone = common::coordinator(
+        &f.model,
+        f.store.clone(),
+        f.invoker.clone(),
+        options(PlanKind::Fused, 2, limit),
+    );
+    let measuring = Measuring::new(f.invoker.clone());
+    let batched = common::coordinator(
+        &f.model,
+        f.store.clone(),
+        measuring.clone(),
+        CoordinatorOptions {
+            batch: BatchPolicy::Window {
+                window: std::time::Duration::from_millis(300),
+                max: 8,
+            },
+            ..options(PlanKind::Fused, 2, limit)
+        },
+    );
+    let answers = join_all(texts.iter().map(|t| batched.classify(t))).await;
+    for (text, answer) in texts.iter().zip(answers) {
+        let want = alone.classify(text).await.unwrap();
+        assert_eq!(answer.unwrap().prediction.logits, want.prediction.logits);
+    }
+    for &(request, response, _) in measuring.seen.lock().unwrap().iter() {
+        assert!(
+            request as u64 <= limit && response as u64 <= limit,
+            "request {request} or response {response} over {limit}"
+        );
+    }
+    let batches = measuring.batches.lock().unwrap();
+    assert!(!batches.is_empty(), "no stages shared an invocation");
+    assert!(f.store.live_keys().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,7 +26,7 @@ pub fn invocation_cost(p: &Pricing, arch: Arch, billed_ms: u64, memory_mb: u32) 
 
 /// One invocation as Lambda bills it: the unit the coordinator records per
 /// stage function in a query trace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BilledInvocation {
     /// Billed handler duration in ms (already rounded up; see [`billed_ms`]).
     pub billed_ms: u64,
@@ -34,6 +34,17 @@ pub struct BilledInvocation {
     pub memory_mb: u32,
     /// Billed INIT duration in ms if this invocation was a cold start, else 0.
     pub init_billed_ms: u64,
+    /// How many queries' stages ran in the invocation (a cross-query batch; 1 alone): the
+    /// query pays this share of the request and of the durations.
+    pub shared_by: u32,
+}
+
+impl BilledInvocation {
+    /// The query's share of the invocation: 1 / [`shared_by`](Self::shared_by) (a count
+    /// of 0 reads as 1).
+    pub fn share(&self) -> f64 {
+        1.0 / f64::from(self.shared_by.max(1))
+    }
 }
 
 /// A query's Lambda bill split by term, so a trace shows whether requests,
@@ -56,15 +67,16 @@ pub struct CostBreakdown {
 /// over a period, not here.
 pub fn query_cost(p: &Pricing, arch: Arch, invocations: &[BilledInvocation]) -> CostBreakdown {
     let gb_s_price = p.lambda.gb_second_usd(arch);
-    let requests_usd = invocations.len() as f64 * p.lambda.request_usd();
+    let requests_usd =
+        invocations.iter().map(BilledInvocation::share).sum::<f64>() * p.lambda.request_usd();
     let duration_usd: f64 = invocations
         .iter()
-        .map(|i| gb_seconds(i.billed_ms, i.memory_mb) * gb_s_price)
+        .map(|i| gb_seconds(i.billed_ms, i.memory_mb) * gb_s_price * i.share())
         .sum();
     let init_usd: f64 = if p.lambda.bill_init {
         invocations
             .iter()
-            .map(|i| gb_seconds(i.init_billed_ms, i.memory_mb) * gb_s_price)
+            .map(|i| gb_seconds(i.init_billed_ms, i.memory_mb) * gb_s_price * i.share())
             .sum()
     } else {
         0.0
@@ -104,11 +116,13 @@ mod tests {
                 billed_ms: 100,
                 memory_mb: 1024,
                 init_billed_ms: 400,
+                shared_by: 1,
             },
             BilledInvocation {
                 billed_ms: 100,
                 memory_mb: 1024,
                 init_billed_ms: 0,
+                shared_by: 1,
             },
         ];
         let on = query_cost(&p, Arch::X86_64, &invs);

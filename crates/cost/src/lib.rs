@@ -22,11 +22,17 @@
 //!
 //! let pricing = Pricing::default();
 //! // One query: ten warm invocations of 100 ms each at 1024 MB.
-//! let invocations = vec![BilledInvocation { billed_ms: 100, memory_mb: 1024, init_billed_ms: 0 }; 10];
+//! let alone = BilledInvocation { billed_ms: 100, memory_mb: 1024, init_billed_ms: 0, shared_by: 1 };
+//! let invocations = vec![alone; 10];
 //! let cost = query_cost(&pricing, Arch::X86_64, &invocations);
 //! assert!((cost.requests_usd - 10.0 * 0.2e-6).abs() < 1e-15);
 //! assert!((cost.duration_usd - 1.0 * 0.0000166667).abs() < 1e-15); // 10 x 0.1 GB-s
 //! assert_eq!(cost.init_usd, 0.0);
+//! // The same invocations each shared by 4 queries' stages (a cross-query batch): this
+//! // query pays a quarter of each.
+//! let batched = vec![BilledInvocation { shared_by: 4, ..alone }; 10];
+//! let quarter = query_cost(&pricing, Arch::X86_64, &batched);
+//! assert!((quarter.total_usd - cost.total_usd / 4.0).abs() < 1e-15);
 //! ```
 
 #![warn(missing_docs)]

@@ -26,6 +26,8 @@ pub struct MeteredInvocation {
     pub cold: bool,
     /// INIT duration of a cold start, ms.
     pub init_ms: f64,
+    /// How many queries' stages ran in the invocation ([`BilledInvocation::shared_by`]).
+    pub shared_by: u32,
 }
 
 impl MeteredInvocation {
@@ -39,6 +41,7 @@ impl MeteredInvocation {
             } else {
                 0
             },
+            shared_by: self.shared_by,
         }
     }
 }
@@ -57,7 +60,8 @@ pub struct QueryUsage {
 pub struct UsageSummary {
     /// Queries summarised.
     pub queries: usize,
-    /// Invocations over all of them.
+    /// Stage runs over all of them: an invocation that ran several queries' stages (a
+    /// cross-query batch) counts once for each.
     pub invocations: usize,
     /// Cold starts over all of them.
     pub cold_starts: usize,
@@ -83,11 +87,12 @@ pub fn summarise(queries: &[QueryUsage]) -> Result<UsageSummary, CostError> {
     if queries.is_empty() {
         return Err(invalid("queries", "is empty; nothing to summarise".into()));
     }
+    /// Sums over a stage's invocations, each weighted by the query's share of it.
     #[derive(Default)]
     struct Acc {
-        count: u64,
-        billed_ms: u64,
-        cold: u64,
+        count: f64,
+        billed_ms: f64,
+        cold: f64,
     }
     let mut groups: BTreeMap<(&str, u32), Acc> = BTreeMap::new();
     let mut init_sum = 0.0;
@@ -104,13 +109,14 @@ pub fn summarise(queries: &[QueryUsage]) -> Result<UsageSummary, CostError> {
             ));
         }
         invocations += 1;
+        let share = inv.billed().share();
         let acc = groups
             .entry((inv.stage.as_str(), inv.memory_mb))
             .or_default();
-        acc.count += 1;
-        acc.billed_ms += inv.billed_ms;
+        acc.count += share;
+        acc.billed_ms += share * inv.billed_ms as f64;
         if inv.cold {
-            acc.cold += 1;
+            acc.cold += share;
             cold_starts += 1;
             init_sum += inv.init_ms;
         }
@@ -132,9 +138,9 @@ pub fn summarise(queries: &[QueryUsage]) -> Result<UsageSummary, CostError> {
                 kind.to_owned()
             },
             memory_mb,
-            invocations_per_query: acc.count as f64 / n as f64,
-            billed_ms: acc.billed_ms as f64 / acc.count as f64,
-            cold_start_fraction: acc.cold as f64 / acc.count as f64,
+            invocations_per_query: acc.count / n as f64,
+            billed_ms: acc.billed_ms / acc.count,
+            cold_start_fraction: acc.cold / acc.count,
         })
         .collect();
     let store_total: u64 = queries.iter().map(|q| q.store_bytes).sum();
@@ -302,6 +308,7 @@ mod tests {
             billed_ms,
             cold,
             init_ms: if cold { 99.5 } else { 0.0 },
+            shared_by: 1,
         }
     }
 

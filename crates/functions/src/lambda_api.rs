@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 pub use seqless_wire::lambda::DEFAULT_FUNCTION_PREFIX;
 use seqless_wire::lambda::{LambdaErrorBody, Report};
-use seqless_wire::{InvocationMeta, StageResult, billed_ms};
+use seqless_wire::{InvocationMeta, billed_ms};
 
 use crate::error::FunctionError;
 
@@ -23,15 +23,15 @@ pub struct InvokeReply {
 }
 
 impl InvokeReply {
-    /// The stage's result and billing, or its error (with the billing of the failed run,
+    /// The function's answer (a [`StageResult`], or a batch's) and billing, or its error (with the billing of the failed run,
     /// where the platform sent a REPORT line). Billing comes from the REPORT line; without
     /// one (a platform that sent no log tail) the caller's round trip stands in, at
     /// `fallback_memory_mb`.
-    pub fn into_outcome(
+    pub fn into_outcome<T: serde::de::DeserializeOwned>(
         self,
         round_trip: Duration,
         fallback_memory_mb: u32,
-    ) -> Result<(StageResult, InvocationMeta), FunctionError> {
+    ) -> Result<(T, InvocationMeta), FunctionError> {
         let report = self
             .log_result
             .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
@@ -44,6 +44,7 @@ impl InvokeReply {
                 duration_ms: round_trip.as_secs_f64() * 1e3,
                 billed_ms: billed_ms(round_trip),
                 memory_mb: fallback_memory_mb,
+                shared_by: 1,
             },
         };
         if self.function_error.is_some() {
@@ -56,7 +57,7 @@ impl InvokeReply {
             };
             return Err(err.billed(meta));
         }
-        let result: StageResult = serde_json::from_slice(&self.payload).map_err(|e| {
+        let result: T = serde_json::from_slice(&self.payload).map_err(|e| {
             FunctionError::permanent(format!("function returned a malformed result: {e}"))
                 .billed(meta.clone())
         })?;
@@ -91,6 +92,7 @@ pub fn api_error_message(body: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::ErrorKind;
+    use seqless_wire::StageResult;
 
     #[test]
     fn throttling_is_retryable_and_unknown_functions_are_not() {
@@ -116,7 +118,8 @@ mod tests {
             log_result: Some(log),
             payload: br#"{"compute_ms":1.0,"bytes_in":2,"bytes_out":3}"#.to_vec(),
         };
-        let (result, meta) = ok.into_outcome(Duration::from_millis(7), 1).unwrap();
+        let (result, meta): (StageResult, _) =
+            ok.into_outcome(Duration::from_millis(7), 1).unwrap();
         assert_eq!(result.bytes_out, 3);
         assert!(meta.cold);
         assert_eq!((meta.memory_mb, meta.billed_ms), (256, 5));
@@ -124,7 +127,8 @@ mod tests {
             payload: br#"{"compute_ms":1.0,"bytes_in":2,"bytes_out":3}"#.to_vec(),
             ..InvokeReply::default()
         };
-        let (_, meta) = no_log.into_outcome(Duration::from_millis(7), 64).unwrap();
+        let (_, meta): (StageResult, _) =
+            no_log.into_outcome(Duration::from_millis(7), 64).unwrap();
         assert_eq!((meta.memory_mb, meta.billed_ms, meta.cold), (64, 7, false));
         let failed = InvokeReply {
             function_error: Some("Unhandled".into()),
@@ -132,7 +136,7 @@ mod tests {
             payload: br#"{"errorType":"Retryable","errorMessage":"store: timed out"}"#.to_vec(),
         };
         let err = failed
-            .into_outcome(Duration::from_millis(3), 64)
+            .into_outcome::<StageResult>(Duration::from_millis(3), 64)
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Retryable);
         assert_eq!(err.to_string(), "store: timed out");
@@ -143,6 +147,10 @@ mod tests {
             payload: b"not json".to_vec(),
             ..InvokeReply::default()
         };
-        assert!(garbage.into_outcome(Duration::ZERO, 1).is_err());
+        assert!(
+            garbage
+                .into_outcome::<StageResult>(Duration::ZERO, 1)
+                .is_err()
+        );
     }
 }

@@ -30,9 +30,9 @@ pub use handler::{FunctionContext, handle};
 pub use invoker::LambdaInvoker;
 #[cfg(feature = "local")]
 pub use invoker::LocalInvoker;
-pub use invoker::{InprocInvoker, InprocOptions, InvokeOptions, Invoker};
+pub use invoker::{BatchAnswer, InprocInvoker, InprocOptions, InvokeOptions, Invoker};
 pub use seqless_wire::faults::FaultInjection;
 pub use seqless_wire::{
-    FunctionEvent, InitTimes, InvocationMeta, ModelFingerprint, Ping, StageEvent, StageResult,
-    billed_ms,
+    BatchEvent, BatchOutcome, BatchResult, FunctionEvent, InitTimes, InvocationMeta,
+    ModelFingerprint, Ping, StageEvent, StageResult, billed_ms,
 };

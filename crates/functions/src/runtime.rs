@@ -17,7 +17,7 @@ use seqless_store::{StoreOptions, open_store};
 
 use seqless_wire::faults::{FAULT_CONTEXT_KEY, FAULTS_ENV, INJECTED_ERROR, WorkerFault};
 use seqless_wire::lambda::LambdaErrorBody;
-use seqless_wire::{FunctionEvent, InitTimes, StageResult};
+use seqless_wire::{BatchOutcome, BatchResult, FunctionEvent, InitTimes, StageResult};
 
 use crate::error::FunctionError;
 use crate::handler::{FunctionContext, handle};
@@ -183,13 +183,26 @@ async fn report_init_error(error: &FunctionError) {
     }
 }
 
-/// What the function answers: a stage's result, with a ping's padding if it asked for some.
+/// What the function answers: a stage's result, with a ping's padding if it asked for
+/// some, or a batch's outcomes.
 #[derive(serde::Serialize)]
-struct Answer {
-    #[serde(flatten)]
-    result: StageResult,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    padding: Option<String>,
+#[serde(untagged)]
+enum Answer {
+    Stage {
+        #[serde(flatten)]
+        result: StageResult,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        padding: Option<String>,
+    },
+    Batch(BatchResult),
+}
+
+/// A stage's result with the CPU this process spent on it since `cpu`.
+fn with_cpu(result: StageResult, cpu: ProcessTime) -> StageResult {
+    StageResult {
+        cpu_ms: Some(cpu.elapsed().as_secs_f64() * 1e3),
+        ..result
+    }
 }
 
 async fn invoke(
@@ -213,19 +226,27 @@ async fn invoke(
     let cpu = ProcessTime::now();
     let event = FunctionEvent::from_json(event).map_err(|e| to_diagnostic(e.into()))?;
     let mut padding = None;
+    let mut batch = None;
     let outcome = match event {
         FunctionEvent::Ping(ping) => {
             tokio::time::sleep(Duration::from_millis(ping.hold_ms)).await;
             padding = (ping.reply_bytes > 0).then(|| "x".repeat(ping.reply_bytes));
             Ok(StageResult::default())
         }
-        FunctionEvent::Stage(event) => {
-            handle(&instance.context, *event)
-                .await
-                .map(|result| StageResult {
-                    cpu_ms: Some(cpu.elapsed().as_secs_f64() * 1e3),
-                    ..result
-                })
+        FunctionEvent::Stage(event) => handle(&instance.context, *event)
+            .await
+            .map(|result| with_cpu(result, cpu)),
+        FunctionEvent::Batch(events) => {
+            let mut outcomes = Vec::with_capacity(events.batch.len());
+            for event in events.batch {
+                let cpu = ProcessTime::now();
+                outcomes.push(match handle(&instance.context, event).await {
+                    Ok(result) => BatchOutcome::Ok(with_cpu(result, cpu)),
+                    Err(err) => BatchOutcome::Error(LambdaErrorBody::from(&err)),
+                });
+            }
+            batch = Some(outcomes);
+            Ok(StageResult::default())
         }
     };
     // Crash and error come after the work, as the harder case for the caller: the outputs
@@ -240,9 +261,16 @@ async fn invoke(
         }
         Some(WorkerFault::Delay(_)) | None => {}
     }
+    let init = instance.init.lock().map(|mut i| i.take()).unwrap_or(None);
+    if let Some(outcomes) = batch {
+        return Ok(Answer::Batch(BatchResult {
+            batch: outcomes,
+            init,
+        }));
+    }
     let mut result = outcome.map_err(to_diagnostic)?;
-    result.init = instance.init.lock().map(|mut i| i.take()).unwrap_or(None);
-    Ok(Answer { result, padding })
+    result.init = init;
+    Ok(Answer::Stage { result, padding })
 }
 
 /// Runs the function process until the Runtime API goes away. Call from a Tokio runtime.

@@ -124,6 +124,23 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The payload bytes, JSON included, of the values `stage` returns inline when the
+    /// `inline` keys travel in the invocations: what its result carries back.
+    pub fn inline_reply_bytes(
+        &self,
+        config: &ModelConfig,
+        stage: &crate::Stage,
+        inline: &BTreeSet<String>,
+    ) -> u64 {
+        let sizes = self.value_sizes(config);
+        (stage.op.written_keys().iter())
+            .filter(|k| inline.contains(k.as_str()))
+            .filter_map(|k| sizes.get(k.as_str()).map(|v| inline_json_bytes(k, v.bytes)))
+            .sum()
+    }
+}
+
 /// Each key a stage reads with the rows it needs of it: the span of its pieces, or `None`
 /// for the whole value.
 pub fn read_windows(op: &crate::StageOp) -> Vec<(&str, Option<Range<usize>>)> {
@@ -171,11 +188,7 @@ mod tests {
                     .filter(|(k, _)| inline.contains(*k))
                     .map(|(k, rows)| inline_json_bytes(k, sizes[k].read_bytes(rows)))
                     .sum();
-                let response = (stage.op.written_keys().iter())
-                    .filter(|k| inline.contains(k.as_str()))
-                    .map(|k| inline_json_bytes(k, sizes[k.as_str()].bytes))
-                    .sum();
-                (request, response)
+                (request, p.inline_reply_bytes(config, stage, inline))
             })
             .collect()
     }

@@ -2,6 +2,7 @@
 //! serverless queries did (invocations, cold starts, retries and hedges by stage, bytes
 //! moved, GB-s, cost).
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use seqless_coordinator::Trace;
+use seqless_coordinator::{BatchObserver, Trace};
 
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -83,6 +84,8 @@ pub struct Metrics {
     retries: Family<StageLabel, Counter>,
     hedges: Family<HedgeLabel, Counter>,
     batch_size: Histogram,
+    stage_batch_size: Histogram,
+    requests_per_query: Histogram,
 }
 
 impl Default for Metrics {
@@ -109,6 +112,10 @@ impl Metrics {
         let retries = Family::<StageLabel, Counter>::default();
         let hedges = Family::<HedgeLabel, Counter>::default();
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 9));
+        // 1 .. 64 stages, the most one invocation carries.
+        let stage_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 7));
+        // 1/8 .. 512 requests: a short query batched eight ways up to a long one's splits.
+        let requests_per_query = Histogram::new(exponential_buckets(0.125, 2.0, 13));
         registry.register(
             "queries",
             "Queries (texts) by outcome: ok, invalid, overloaded, unavailable, timeout, failed",
@@ -131,7 +138,7 @@ impl Metrics {
         );
         registry.register(
             "function_invocations",
-            "Serverless function invocations by stage",
+            "Serverless stage runs by stage (stages of several queries that shared one invocation count once each)",
             invocations.clone(),
         );
         registry.register(
@@ -174,6 +181,16 @@ impl Metrics {
             "Queries per monolithic forward job under dynamic batching",
             batch_size.clone(),
         );
+        registry.register(
+            "function_stage_batch_size",
+            "Stages per serverless invocation under cross-query batching (1: a stage that found no company)",
+            stage_batch_size.clone(),
+        );
+        registry.register(
+            "function_requests_per_query",
+            "Function requests an answered serverless query paid for, its share of invocations it shared with other queries included",
+            requests_per_query.clone(),
+        );
         Self {
             registry,
             queries,
@@ -189,6 +206,8 @@ impl Metrics {
             retries,
             hedges,
             batch_size,
+            stage_batch_size,
+            requests_per_query,
         }
     }
 
@@ -223,8 +242,16 @@ impl Metrics {
         &self.batch_size
     }
 
+    /// What a coordinator that batches stages across queries tells the size of each
+    /// invocation it sends.
+    pub fn stage_batch_observer(&self) -> BatchObserver {
+        let sizes = self.stage_batch_size.clone();
+        Arc::new(move |n| sizes.observe(n as f64))
+    }
+
     /// Adds what a serverless query did and cost.
     pub fn trace(&self, trace: &Trace) {
+        self.requests_per_query.observe(trace.requests);
         for invocation in &trace.invocations {
             let label = StageLabel {
                 stage: invocation.stage.as_str(),

@@ -1,12 +1,13 @@
 //! `/metrics` of a serverless server counts its queries' retries and hedges, taken from each
 //! answered query's trace: under injected function errors and stragglers, the counters
-//! equal the sums over the traces the server returned.
+//! equal the sums over the traces the server returned; and under cross-query batching, the
+//! stages per invocation and the requests per query.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seqless_coordinator::{Coordinator, CoordinatorOptions, HedgePolicy, RetryPolicy};
+use seqless_coordinator::{BatchPolicy, Coordinator, CoordinatorOptions, HedgePolicy, RetryPolicy};
 use seqless_functions::{FaultInjection, InprocInvoker, InprocOptions};
 use seqless_model::TfilmModel;
 use seqless_server::{Engine, Metrics, ServiceLimits};
@@ -90,5 +91,65 @@ async fn retries_and_hedges_are_counted_from_the_traces() {
             format!("seqless_function_hedges_total{{stage=\"{stage}\",winner=\"{winner}\"}}");
         assert_eq!(metric(&text, &sample), Some(*n), "{sample} in\n{text}");
     }
+    server.shutdown().await;
+}
+
+/// Queries in flight together whose stages share invocations: `/metrics` has the size of
+/// every invocation sent and the requests each query paid for, and both agree with the
+/// traces the server returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_batches_and_requests_per_query_are_counted() {
+    let store = Arc::new(MemoryStore::new());
+    let options = InprocOptions {
+        model_dir: langid(),
+        concurrency: 4,
+        idle_timeout: Duration::from_secs(60),
+        memory_mb: 1024,
+        ttl: Duration::from_secs(60),
+    };
+    let invoker = InprocInvoker::new(options, store.clone());
+    let options = CoordinatorOptions {
+        splits: seqless_plan::Splits::Fixed(2),
+        hedge: HedgePolicy::Off,
+        batch: BatchPolicy::Window {
+            window: Duration::from_millis(300),
+            max: 8,
+        },
+        ..CoordinatorOptions::default()
+    };
+    let (model, fingerprint) = TfilmModel::load_fingerprinted(&langid()).unwrap();
+    let coordinator =
+        Coordinator::new(model.config, fingerprint, store, Arc::new(invoker), options);
+    let metrics = Arc::new(Metrics::new());
+    coordinator.observe_batches(metrics.stage_batch_observer());
+    let engine = Engine::Serverless(Box::new(coordinator));
+    let server = TestServer::start(engine, metrics, ServiceLimits::default(), None).await;
+    let queries = 6;
+    let url = server.at("/v1/classify");
+    let replies = futures_util::future::join_all((0..queries).map(|i| {
+        let text = "The quick brown fox jumps over the lazy dog. ".repeat(20 + 5 * i);
+        post(&url, json!({ "text": text, "trace": true }))
+    }))
+    .await;
+    let (mut stages, mut requests) = (0.0, 0.0);
+    for (status, _, reply) in &replies {
+        assert_eq!(*status, 200, "{reply}");
+        stages += reply["trace"]["invocations"].as_array().unwrap().len() as f64;
+        requests += reply["trace"]["requests"].as_f64().unwrap();
+    }
+    let text = metrics_text(&server).await;
+    let sample = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("{name} in\n{text}"));
+    let sent = sample("seqless_function_stage_batch_size_count");
+    assert_eq!(sample("seqless_function_stage_batch_size_sum"), stages);
+    assert!(sent < stages, "{sent} invocations for {stages} stages");
+    assert!(
+        (sent - requests).abs() < 1e-9,
+        "{sent} sent, {requests} paid for"
+    );
+    assert_eq!(
+        sample("seqless_function_requests_per_query_count"),
+        queries as f64
+    );
+    assert!((sample("seqless_function_requests_per_query_sum") - requests).abs() < 1e-9);
     server.shutdown().await;
 }

@@ -400,6 +400,7 @@ pub struct ChooserArgs {
     #[arg(long = "plan-calibration", conflicts_with_all = ["plan", "splits"])]
     pub calibration: Option<PathBuf>,
     /// The latency bound the pick must meet, ms; a query no plan meets runs the fastest.
+    /// It also bounds how long a stage waits in a cross-query batch (`serve --batch-max`).
     #[arg(long = "plan-slo-ms")]
     pub slo_ms: Option<f64>,
     /// What the pick minimises within the SLO: cost (the default) or latency.

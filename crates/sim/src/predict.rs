@@ -117,6 +117,7 @@ pub fn predict(
                     billed_ms: billed_ms(std::time::Duration::from_secs_f64((end - from) / 1e3)),
                     memory_mb: inv.memory_mb,
                     init_billed_ms: 0,
+                    shared_by: 1,
                 });
             }
         }

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::ModelFingerprint;
 use crate::inline::InlineValue;
+use crate::lambda::LambdaErrorBody;
 use crate::query::QueryId;
-use crate::stage::Stage;
+use crate::stage::{Stage, StageKind};
 
 /// What a function is asked to do: one stage of one query. Keys and row ranges, plus the
 /// inputs the coordinator chose to send inline, which it keeps under Lambda's 6 MB payload
@@ -108,11 +109,59 @@ fn is_zero_bytes(n: &usize) -> bool {
     *n == 0
 }
 
-/// Everything a function process accepts: a stage, or a ping (`{"ping": {"hold_ms": 0}}`).
+/// Several queries' stages for one function, run one after another in one invocation
+/// (`{"batch": [event, ...]}`): the coordinator's cross-query batching, which pays one
+/// request and one invocation's overhead for all of them. Each stage succeeds or fails on
+/// its own, so one query's bad stage does not fail the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchEvent {
+    /// The stages, at most one per query.
+    pub batch: Vec<StageEvent>,
+}
+
+impl BatchEvent {
+    /// The function the batch is for: its stages' kind, which must be one; `None` for an
+    /// empty batch or one of mixed kinds.
+    pub fn kind(&self) -> Option<StageKind> {
+        let kind = self.batch.first()?.stage.kind;
+        self.batch
+            .iter()
+            .all(|e| e.stage.kind == kind)
+            .then_some(kind)
+    }
+}
+
+/// What a [`BatchEvent`] answers: one outcome per stage, in the event's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResult {
+    /// The stages' outcomes.
+    pub batch: Vec<BatchOutcome>,
+    /// How the instance started, as [`StageResult::init`] says, for the invocation as a
+    /// whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitTimes>,
+}
+
+/// One stage's outcome in a batch: its result, or its error as the Invoke API would have
+/// returned it alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchOutcome {
+    /// The stage ran.
+    Ok(StageResult),
+    /// The stage failed.
+    Error(LambdaErrorBody),
+}
+
+/// Everything a function process accepts: a stage, a batch of stages, or a ping
+/// (`{"ping": {"hold_ms": 0}}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FunctionEvent {
     /// Run one stage (boxed: a stage is large, a ping tiny).
     Stage(Box<StageEvent>),
+    /// Run several queries' stages.
+    Batch(BatchEvent),
     /// Answer with an empty result.
     Ping(Ping),
 }
@@ -121,20 +170,29 @@ pub enum FunctionEvent {
 #[derive(Debug, thiserror::Error)]
 #[error("malformed {shape} event: {reason}")]
 pub struct MalformedEvent {
-    /// `stage` or `ping`: the shape the event was read as.
+    /// `stage`, `batch` or `ping`: the shape the event was read as.
     pub shape: &'static str,
     /// What serde found wrong.
     pub reason: serde_json::Error,
 }
 
 impl FunctionEvent {
-    /// Reads an event: a ping when it has a `ping` field, else a stage.
+    /// Reads an event: a ping when it has a `ping` field, a batch when it has a `batch`
+    /// field, else a stage.
     pub fn from_json(value: serde_json::Value) -> Result<Self, MalformedEvent> {
-        match value.get("ping") {
-            Some(ping) => serde_json::from_value(ping.clone())
+        if let Some(ping) = value.get("ping") {
+            return serde_json::from_value(ping.clone())
                 .map(Self::Ping)
                 .map_err(|reason| MalformedEvent {
                     shape: "ping",
+                    reason,
+                });
+        }
+        match value.get("batch") {
+            Some(_) => serde_json::from_value(value)
+                .map(Self::Batch)
+                .map_err(|reason| MalformedEvent {
+                    shape: "batch",
                     reason,
                 }),
             None => serde_json::from_value(value)
@@ -166,6 +224,19 @@ pub struct InvocationMeta {
     pub billed_ms: u64,
     /// Memory size of the function, which prices each billed millisecond.
     pub memory_mb: u32,
+    /// How many queries' stages the invocation ran (a cross-query batch; 1 alone), each
+    /// query paying that share of it. The platform does not know; the coordinator that
+    /// sent the batch sets it.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub shared_by: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 #[cfg(test)]
@@ -189,5 +260,13 @@ mod tests {
         let err =
             FunctionEvent::from_json(serde_json::json!({"ping": {"hold_ms": "soon"}})).unwrap_err();
         assert_eq!(err.shape, "ping");
+        let err = FunctionEvent::from_json(serde_json::json!({"batch": [{"query_id": "x"}]}))
+            .unwrap_err();
+        assert_eq!(err.shape, "batch");
+        let empty = FunctionEvent::from_json(serde_json::json!({"batch": []})).unwrap();
+        assert_eq!(
+            empty,
+            FunctionEvent::Batch(BatchEvent { batch: Vec::new() })
+        );
     }
 }

@@ -157,6 +157,7 @@ impl Report {
             duration_ms: self.duration_ms,
             billed_ms: self.billed_ms,
             memory_mb: self.memory_mb,
+            shared_by: 1,
         }
     }
 }

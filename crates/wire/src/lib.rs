@@ -21,7 +21,8 @@ mod query;
 mod stage;
 
 pub use event::{
-    FunctionEvent, InitTimes, InvocationMeta, MalformedEvent, Ping, StageEvent, StageResult,
+    BatchEvent, BatchOutcome, BatchResult, FunctionEvent, InitTimes, InvocationMeta,
+    MalformedEvent, Ping, StageEvent, StageResult,
 };
 pub use fingerprint::ModelFingerprint;
 pub use inline::{InlineValue, LAMBDA_PAYLOAD_BYTES, inline_json_bytes};

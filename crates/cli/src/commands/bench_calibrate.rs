@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use seqless_bench::calibrate::{Queries, calibrate};
+use seqless_coordinator::BatchPolicy;
 
 use super::exec::Caller;
 use crate::cli::BenchCalibrateArgs;
@@ -14,7 +15,13 @@ pub fn run(args: BenchCalibrateArgs) -> Result<()> {
     let calibration = rt.block_on(async {
         let coordinator = args
             .serverless
-            .coordinator(&args.model, config, &args.plan, Caller::Command)
+            .coordinator(
+                &args.model,
+                config,
+                &args.plan,
+                Caller::Command,
+                BatchPolicy::Off,
+            )
             .await?;
         let corpus = super::read_corpus(args.text_file.as_deref())?;
         let queries = Queries {

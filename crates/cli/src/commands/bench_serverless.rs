@@ -11,6 +11,7 @@ use seqless_plan::{PlanArgs, Splits};
 use super::exec::Caller;
 use crate::cli::{FunctionHost, InprocArgs, LambdaArgs, RemoteArgs, ServerlessArgs};
 use seqless_bench::forward::time_runs;
+use seqless_coordinator::BatchPolicy;
 use seqless_coordinator::HedgeArgs;
 use seqless_sim::ChooserArgs;
 
@@ -93,6 +94,7 @@ pub fn run(args: ServerlessBenchArgs) -> Result<()> {
                     model.config.clone(),
                     &plan_args,
                     Caller::Command,
+                    BatchPolicy::Off,
                 )
                 .await?;
             anyhow::Ok(time_queries(&coordinator, &input, args.runs).await?)

@@ -1,5 +1,6 @@
 //! `seqless classify`: one text through the model.
 
+use seqless_coordinator::BatchPolicy;
 use std::io::Read;
 
 use anyhow::{Context, Result};
@@ -128,7 +129,13 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
             let result = rt.block_on(async {
                 let coordinator = exec
                     .serverless
-                    .coordinator(&args.model, config, &exec.plan, Caller::Command)
+                    .coordinator(
+                        &args.model,
+                        config,
+                        &exec.plan,
+                        Caller::Command,
+                        BatchPolicy::Off,
+                    )
                     .await?;
                 anyhow::Ok(coordinator.classify(&input).await?)
             })?;

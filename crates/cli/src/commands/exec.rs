@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use seqless_coordinator::{Coordinator, CoordinatorOptions};
+use seqless_coordinator::{BatchPolicy, Coordinator, CoordinatorOptions};
 use seqless_cost::Pricing;
 use seqless_functions::{InprocInvoker, InprocOptions, InvokeOptions, Invoker, LocalInvoker};
 use seqless_model::ModelConfig;
@@ -133,13 +133,14 @@ fn inproc(
 
 impl ServerlessArgs {
     /// Builds the master for a model directory: store, platform and plan settings, for
-    /// `caller`.
+    /// `caller`, with stages of concurrent queries sharing invocations under `batch`.
     pub async fn coordinator(
         &self,
         model_dir: &Path,
         config: ModelConfig,
         plan: &PlanArgs,
         caller: Caller,
+        batch: BatchPolicy,
     ) -> Result<Coordinator> {
         // Every refusal of the flags comes before a connection is tried.
         let limits = plan.limits()?;
@@ -155,6 +156,19 @@ impl ServerlessArgs {
             usage!(
                 "--platform {} with --store memory: function processes share no memory with this one, so stages could not read each other's tensors; give a shared store such as --store redis://127.0.0.1:6379",
                 self.platform.name()
+            );
+        }
+        let slo = self
+            .chooser
+            .slo_ms
+            .map(|ms| Duration::from_secs_f64(ms / 1e3));
+        if let (BatchPolicy::Window { window, .. }, Some(slo)) = (batch, slo)
+            && window > slo
+        {
+            usage!(
+                "--batch-wait-ms {} is longer than --plan-slo-ms {}: a stage waiting that long for company would miss the SLO by itself; give a wait under the SLO",
+                window.as_millis(),
+                slo.as_secs_f64() * 1e3
             );
         }
         let remote = remote_invoker(plan, self).await?;
@@ -173,6 +187,8 @@ impl ServerlessArgs {
             function_slots: self.function_slots,
             transfer: self.transfer,
             inline_max_bytes: self.inline_max_bytes,
+            batch,
+            slo,
             ..CoordinatorOptions::default()
         };
         let beside = options.resident_slots_beside_splits();

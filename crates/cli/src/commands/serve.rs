@@ -36,11 +36,17 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 // The functions hold the weights; the master needs only the config.
                 let config = ModelConfig::load(&args.model.join(CONFIG_FILE))?;
                 let exec = &args.exec;
-                Engine::Serverless(Box::new(
-                    exec.serverless
-                        .coordinator(&args.model, config, &exec.plan, Caller::Service { deadline })
-                        .await?,
-                ))
+                let batch = args
+                    .batching
+                    .stage_batches()
+                    .map_err(super::UsageError)?;
+                let caller = Caller::Service { deadline };
+                let coordinator = exec
+                    .serverless
+                    .coordinator(&args.model, config, &exec.plan, caller, batch)
+                    .await?;
+                coordinator.observe_batches(metrics.stage_batch_observer());
+                Engine::Serverless(Box::new(coordinator))
             }
             Mode::Monolithic => {
                 let batching = Batching {

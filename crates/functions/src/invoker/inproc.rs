@@ -15,11 +15,11 @@ use seqless_wire::faults::{
 use seqless_wire::lambda::{DEFAULT_FUNCTION_PREFIX, LambdaErrorBody, function_name};
 use tokio::sync::Semaphore;
 
-use super::Invoker;
+use super::{BatchAnswer, Invoker, batch_kind};
 use crate::error::FunctionError;
 use crate::handler::{FunctionContext, handle};
 use crate::lambda_api::api_error;
-use seqless_wire::{InvocationMeta, StageEvent, StageKind, StageResult};
+use seqless_wire::{BatchEvent, InvocationMeta, StageEvent, StageKind, StageResult};
 
 /// Settings of the in-process pool.
 #[derive(Debug, Clone)]
@@ -194,14 +194,19 @@ fn spawn_reaper(pool: Weak<Pool>) {
         .expect("spawning the reaper thread");
 }
 
-#[async_trait]
-impl Invoker for InprocInvoker {
-    async fn invoke(
+impl InprocInvoker {
+    /// One invocation of the function of `kind`: a throttle or a slot, a warm or cold
+    /// instance, then `work` on it, billed as a whole, with the fault drawn for it.
+    async fn run<T, F, Fut>(
         &self,
-        event: &StageEvent,
-    ) -> Result<(StageResult, InvocationMeta), FunctionError> {
+        kind: StageKind,
+        work: F,
+    ) -> Result<(T, InvocationMeta), FunctionError>
+    where
+        F: FnOnce(Arc<FunctionContext>) -> Fut,
+        Fut: Future<Output = Result<T, FunctionError>>,
+    {
         let pool = &self.pool;
-        let kind = event.stage.kind;
         let fault = pool.faults.as_ref().and_then(|f| f.draw(kind));
         if let Some((Fault::Throttle, _)) = fault {
             let function = function_name(DEFAULT_FUNCTION_PREFIX, kind);
@@ -229,7 +234,7 @@ impl Invoker for InprocInvoker {
         if let Some((Fault::Delay, delay)) = fault {
             tokio::time::sleep(delay).await;
         }
-        let result = handle(&context, event.clone()).await;
+        let result = work(context.clone()).await;
         let duration = start.elapsed();
         let meta = InvocationMeta {
             cold,
@@ -237,6 +242,7 @@ impl Invoker for InprocInvoker {
             duration_ms: duration.as_secs_f64() * 1e3,
             billed_ms: billed_ms(duration),
             memory_mb: pool.options.memory_mb,
+            shared_by: 1,
         };
         // Crash and error come after the work, as on the platform: the outputs are
         // written and the answer is lost.
@@ -263,6 +269,37 @@ impl Invoker for InprocInvoker {
             }
             Err(err) => Err(err.billed(meta)),
         }
+    }
+}
+
+#[async_trait]
+impl Invoker for InprocInvoker {
+    async fn invoke(
+        &self,
+        event: &StageEvent,
+    ) -> Result<(StageResult, InvocationMeta), FunctionError> {
+        let event = event.clone();
+        self.run(event.stage.kind, |context| async move {
+            handle(&context, event).await
+        })
+        .await
+    }
+
+    /// The stages run one after another on one instance, as in a function process.
+    async fn invoke_batch(&self, batch: &BatchEvent) -> Result<BatchAnswer, FunctionError> {
+        let events = batch.batch.clone();
+        self.run(batch_kind(batch)?, |context| async move {
+            let mut outcomes = Vec::with_capacity(events.len());
+            for event in events {
+                outcomes.push(handle(&context, event).await);
+            }
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    fn takes_batches(&self) -> bool {
+        true
     }
 
     async fn ready(&self) -> Result<(), FunctionError> {

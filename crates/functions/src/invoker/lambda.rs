@@ -14,11 +14,11 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{InvocationType, LogType};
 use aws_smithy_http_client::tls;
 
-use super::{InvokeOptions, Invoker};
+use super::{BatchAnswer, InvokeOptions, Invoker, batch_kind, batch_outcomes};
 use crate::error::FunctionError;
 use crate::lambda_api::{InvokeReply, api_error};
 use seqless_wire::lambda::function_name;
-use seqless_wire::{InvocationMeta, StageEvent, StageKind, StageResult};
+use seqless_wire::{BatchEvent, BatchResult, InvocationMeta, StageEvent, StageKind, StageResult};
 
 /// What to do when the SDK's credential chain finds nothing.
 const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance or task role applies";
@@ -106,13 +106,14 @@ impl LambdaInvoker {
     }
 }
 
-#[async_trait]
-impl Invoker for LambdaInvoker {
-    async fn invoke(
+impl LambdaInvoker {
+    /// One synchronous invocation of the function of `kind` with `event`.
+    async fn call<T: serde::de::DeserializeOwned>(
         &self,
-        event: &StageEvent,
-    ) -> Result<(StageResult, InvocationMeta), FunctionError> {
-        let function = function_name(&self.options.function_prefix, event.stage.kind);
+        kind: StageKind,
+        event: &impl serde::Serialize,
+    ) -> Result<(T, InvocationMeta), FunctionError> {
+        let function = function_name(&self.options.function_prefix, kind);
         let body = serde_json::to_vec(event)
             .map_err(|e| FunctionError::permanent(format!("encoding the event: {e}")))?;
         let started = Instant::now();
@@ -132,6 +133,25 @@ impl Invoker for LambdaInvoker {
             payload: output.payload.map(Blob::into_inner).unwrap_or_default(),
         }
         .into_outcome(started.elapsed(), self.options.fallback_memory_mb)
+    }
+}
+
+#[async_trait]
+impl Invoker for LambdaInvoker {
+    async fn invoke(
+        &self,
+        event: &StageEvent,
+    ) -> Result<(StageResult, InvocationMeta), FunctionError> {
+        self.call(event.stage.kind, event).await
+    }
+
+    async fn invoke_batch(&self, batch: &BatchEvent) -> Result<BatchAnswer, FunctionError> {
+        let (result, meta) = self.call::<BatchResult>(batch_kind(batch)?, batch).await?;
+        Ok((batch_outcomes(result, batch.batch.len())?, meta))
+    }
+
+    fn takes_batches(&self) -> bool {
+        true
     }
 
     async fn ready(&self) -> Result<(), FunctionError> {

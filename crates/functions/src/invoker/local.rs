@@ -5,11 +5,14 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{InvokeOptions, Invoker};
+use super::{BatchAnswer, InvokeOptions, Invoker, batch_kind, batch_outcomes};
 use crate::error::FunctionError;
 use crate::lambda_api::{InvokeReply, api_error, api_error_message};
 use seqless_wire::lambda::function_name;
-use seqless_wire::{FunctionEvent, InvocationMeta, Ping, StageEvent, StageKind, StageResult};
+use seqless_wire::{
+    BatchEvent, BatchResult, FunctionEvent, InvocationMeta, Ping, StageEvent, StageKind,
+    StageResult,
+};
 
 /// Invokes functions on a Lambda-compatible endpoint over HTTP, reusing connections.
 pub struct LocalInvoker {
@@ -71,11 +74,11 @@ impl LocalInvoker {
         self.call(kind, &FunctionEvent::ping_json(ping)).await
     }
 
-    async fn call(
+    async fn call<T: serde::de::DeserializeOwned>(
         &self,
         kind: StageKind,
         event: &impl serde::Serialize,
-    ) -> Result<(StageResult, InvocationMeta), FunctionError> {
+    ) -> Result<(T, InvocationMeta), FunctionError> {
         let function = function_name(&self.options.function_prefix, kind);
         let body = serde_json::to_vec(event)
             .map_err(|e| FunctionError::permanent(format!("encoding the event: {e}")))?;
@@ -122,6 +125,15 @@ impl Invoker for LocalInvoker {
         event: &StageEvent,
     ) -> Result<(StageResult, InvocationMeta), FunctionError> {
         self.call(event.stage.kind, event).await
+    }
+
+    async fn invoke_batch(&self, batch: &BatchEvent) -> Result<BatchAnswer, FunctionError> {
+        let (result, meta) = self.call::<BatchResult>(batch_kind(batch)?, batch).await?;
+        Ok((batch_outcomes(result, batch.batch.len())?, meta))
+    }
+
+    fn takes_batches(&self) -> bool {
+        true
     }
 
     async fn ready(&self) -> Result<(), FunctionError> {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::FunctionError;
-use seqless_wire::{InvocationMeta, StageEvent, StageResult};
+use seqless_wire::{BatchEvent, InvocationMeta, StageEvent, StageKind, StageResult};
 
 /// Runs stage functions and reports what each invocation cost.
 ///
@@ -32,6 +32,20 @@ pub trait Invoker: Send + Sync {
         &self,
         event: &StageEvent,
     ) -> Result<(StageResult, InvocationMeta), FunctionError>;
+    /// Runs several queries' stages of one function in one invocation (one request, one
+    /// invocation's overhead, one bill for them all), each with its own outcome, in the
+    /// batch's order. Only where [`takes_batches`](Self::takes_batches) says so.
+    async fn invoke_batch(&self, batch: &BatchEvent) -> Result<BatchAnswer, FunctionError> {
+        let _ = batch;
+        Err(FunctionError::permanent(format!(
+            "{} does not take batches of stages",
+            self.describe()
+        )))
+    }
+    /// Whether [`invoke_batch`](Self::invoke_batch) works here.
+    fn takes_batches(&self) -> bool {
+        false
+    }
     /// Whether the functions can take invocations now (for readiness checks).
     async fn ready(&self) -> Result<(), FunctionError>;
     /// A short name for messages and traces.
@@ -60,4 +74,37 @@ pub struct InvokeOptions {
     pub fallback_memory_mb: u32,
     /// Upper bound on one invocation, queueing and cold start included.
     pub timeout: Duration,
+}
+
+/// A batch invocation's answer: each stage's outcome, in the batch's order, and what the
+/// platform billed for the whole invocation.
+pub type BatchAnswer = (Vec<Result<StageResult, FunctionError>>, InvocationMeta);
+
+/// The function a batch goes to, refusing an empty batch or one of mixed stage kinds.
+pub(crate) fn batch_kind(batch: &BatchEvent) -> Result<StageKind, FunctionError> {
+    batch.kind().ok_or_else(|| {
+        FunctionError::permanent("a batch needs at least one stage, all of one stage kind")
+    })
+}
+
+/// Reads a batch's answer, refusing one that does not hold an outcome per stage.
+#[cfg(any(feature = "local", feature = "aws"))]
+pub(crate) fn batch_outcomes(
+    result: seqless_wire::BatchResult,
+    sent: usize,
+) -> Result<Vec<Result<StageResult, FunctionError>>, FunctionError> {
+    if result.batch.len() != sent {
+        return Err(FunctionError::permanent(format!(
+            "a batch of {sent} stages got {} outcomes back",
+            result.batch.len()
+        )));
+    }
+    Ok(result
+        .batch
+        .into_iter()
+        .map(|outcome| match outcome {
+            seqless_wire::BatchOutcome::Ok(result) => Ok(result),
+            seqless_wire::BatchOutcome::Error(body) => Err(FunctionError::from(body)),
+        })
+        .collect())
 }
