@@ -18,6 +18,17 @@ mod common;
 
 use common::{TestServer, langid, metric, metrics_text, post};
 
+/// The shipped model's in-process functions, four at once.
+fn inproc_options() -> InprocOptions {
+    InprocOptions {
+        model_dir: langid(),
+        concurrency: 4,
+        idle_timeout: Duration::from_secs(60),
+        memory_mb: 1024,
+        ttl: Duration::from_secs(60),
+    }
+}
+
 /// The shipped model on in-process functions that fail and straggle, with quick retries
 /// and hedges from 5 ms.
 fn faulty_coordinator() -> Coordinator {
@@ -25,14 +36,7 @@ fn faulty_coordinator() -> Coordinator {
     let faults: FaultInjection = "seed=9,error=0.15,delay=0.15,delay-factor=100"
         .parse()
         .unwrap();
-    let options = InprocOptions {
-        model_dir: langid(),
-        concurrency: 4,
-        idle_timeout: Duration::from_secs(60),
-        memory_mb: 1024,
-        ttl: Duration::from_secs(60),
-    };
-    let invoker = InprocInvoker::with_faults(options, store.clone(), faults).unwrap();
+    let invoker = InprocInvoker::with_faults(inproc_options(), store.clone(), faults).unwrap();
     let options = CoordinatorOptions {
         splits: seqless_plan::Splits::Fixed(4),
         retry: RetryPolicy {
@@ -100,14 +104,7 @@ async fn retries_and_hedges_are_counted_from_the_traces() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stage_batches_and_requests_per_query_are_counted() {
     let store = Arc::new(MemoryStore::new());
-    let options = InprocOptions {
-        model_dir: langid(),
-        concurrency: 4,
-        idle_timeout: Duration::from_secs(60),
-        memory_mb: 1024,
-        ttl: Duration::from_secs(60),
-    };
-    let invoker = InprocInvoker::new(options, store.clone());
+    let invoker = InprocInvoker::new(inproc_options(), store.clone());
     let options = CoordinatorOptions {
         splits: seqless_plan::Splits::Fixed(2),
         hedge: HedgePolicy::Off,

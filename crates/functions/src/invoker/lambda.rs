@@ -14,11 +14,11 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{InvocationType, LogType};
 use aws_smithy_http_client::tls;
 
-use super::{BatchAnswer, InvokeOptions, Invoker, batch_kind, batch_outcomes};
+use super::{BatchAnswer, InvokeOptions, Invoker, invoke_batch_with};
 use crate::error::FunctionError;
 use crate::lambda_api::{InvokeReply, api_error};
 use seqless_wire::lambda::function_name;
-use seqless_wire::{BatchEvent, BatchResult, InvocationMeta, StageEvent, StageKind, StageResult};
+use seqless_wire::{BatchEvent, InvocationMeta, StageEvent, StageKind, StageResult};
 
 /// What to do when the SDK's credential chain finds nothing.
 const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance or task role applies";
@@ -146,8 +146,7 @@ impl Invoker for LambdaInvoker {
     }
 
     async fn invoke_batch(&self, batch: &BatchEvent) -> Result<BatchAnswer, FunctionError> {
-        let (result, meta) = self.call::<BatchResult>(batch_kind(batch)?, batch).await?;
-        Ok((batch_outcomes(result, batch.batch.len())?, meta))
+        invoke_batch_with(batch, |kind| self.call(kind, batch)).await
     }
 
     fn takes_batches(&self) -> bool {

@@ -5,13 +5,12 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{BatchAnswer, InvokeOptions, Invoker, batch_kind, batch_outcomes};
+use super::{BatchAnswer, InvokeOptions, Invoker, invoke_batch_with};
 use crate::error::FunctionError;
 use crate::lambda_api::{InvokeReply, api_error, api_error_message};
 use seqless_wire::lambda::function_name;
 use seqless_wire::{
-    BatchEvent, BatchResult, FunctionEvent, InvocationMeta, Ping, StageEvent, StageKind,
-    StageResult,
+    BatchEvent, FunctionEvent, InvocationMeta, Ping, StageEvent, StageKind, StageResult,
 };
 
 /// Invokes functions on a Lambda-compatible endpoint over HTTP, reusing connections.
@@ -128,8 +127,7 @@ impl Invoker for LocalInvoker {
     }
 
     async fn invoke_batch(&self, batch: &BatchEvent) -> Result<BatchAnswer, FunctionError> {
-        let (result, meta) = self.call::<BatchResult>(batch_kind(batch)?, batch).await?;
-        Ok((batch_outcomes(result, batch.batch.len())?, meta))
+        invoke_batch_with(batch, |kind| self.call(kind, batch)).await
     }
 
     fn takes_batches(&self) -> bool {

@@ -87,9 +87,23 @@ pub(crate) fn batch_kind(batch: &BatchEvent) -> Result<StageKind, FunctionError>
     })
 }
 
+/// A batch through an Invoke API client's `call` of the batch's function.
+#[cfg(any(feature = "local", feature = "aws"))]
+pub(crate) async fn invoke_batch_with<F, Fut>(
+    batch: &BatchEvent,
+    call: F,
+) -> Result<BatchAnswer, FunctionError>
+where
+    F: FnOnce(StageKind) -> Fut,
+    Fut: Future<Output = Result<(seqless_wire::BatchResult, InvocationMeta), FunctionError>>,
+{
+    let (result, meta) = call(batch_kind(batch)?).await?;
+    Ok((batch_outcomes(result, batch.batch.len())?, meta))
+}
+
 /// Reads a batch's answer, refusing one that does not hold an outcome per stage.
 #[cfg(any(feature = "local", feature = "aws"))]
-pub(crate) fn batch_outcomes(
+fn batch_outcomes(
     result: seqless_wire::BatchResult,
     sent: usize,
 ) -> Result<Vec<Result<StageResult, FunctionError>>, FunctionError> {
