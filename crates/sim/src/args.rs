@@ -51,6 +51,13 @@ pub struct SimulateArgs {
     /// A pricing TOML overriding the config's prices.
     #[arg(long)]
     pub pricing: Option<PathBuf>,
+    /// Cross-query batching in the functions: up to this many queries' stages in one
+    /// invocation (`serverless.batching.max`; 1: off), as `serve --batch-max` does.
+    #[arg(long)]
+    pub batch_max: Option<u32>,
+    /// The longest a stage waits for company in a batch, ms (`serverless.batching.wait_ms`).
+    #[arg(long)]
+    pub batch_wait_ms: Option<f64>,
     /// Also run at these arrival rates, q/s, comma-separated (throughput-vs-load).
     #[arg(long, value_delimiter = ',')]
     pub sweep: Vec<f64>,
@@ -205,6 +212,12 @@ impl SimulateArgs {
         }
         if let Some(n) = self.instances {
             config.instances.count = n;
+        }
+        if let Some(max) = self.batch_max {
+            config.serverless.batching.max = max;
+        }
+        if let Some(ms) = self.batch_wait_ms {
+            config.serverless.batching.wait_ms = ms;
         }
         if let Some(path) = &self.pricing {
             config.pricing = seqless_cost::Pricing::load(path)?;

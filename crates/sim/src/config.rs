@@ -395,6 +395,32 @@ pub struct ServerlessConfig {
     /// calibration. It takes the cores without delaying the query that caused it, whose
     /// calibrated I/O and overhead already hold that work's latency.
     pub host_other_cpu_ms_per_query: f64,
+    /// Cross-query batching in the functions.
+    pub batching: StageBatching,
+}
+
+/// Cross-query batching in the functions (`seqless serve --mode serverless --batch-max N
+/// --batch-wait-ms MS`): a stage joins the oldest open batch of its function that holds
+/// no stage of its query, and the batch is invoked once when it holds a stage of every
+/// query in flight, when it is full, or when its wait is over. The invocation runs its
+/// stages one after another, each with its own I/O and compute, and bills once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StageBatching {
+    /// The most stages in one invocation; 1 turns batching off.
+    pub max: u32,
+    /// The longest a stage waits for company, ms.
+    pub wait_ms: f64,
+}
+
+impl Default for StageBatching {
+    /// Off, with `serve`'s default wait.
+    fn default() -> Self {
+        StageBatching {
+            max: 1,
+            wait_ms: 2.0,
+        }
+    }
 }
 
 impl Default for ServerlessConfig {
@@ -410,6 +436,7 @@ impl Default for ServerlessConfig {
             master: MasterCapacity::default(),
             host_cores: None,
             host_other_cpu_ms_per_query: 0.0,
+            batching: StageBatching::default(),
         }
     }
 }
@@ -652,6 +679,18 @@ impl Validate for SimConfig {
                 reason: "needs serverless.host_cores, the machine those processes share".into(),
             });
         }
+        let batching = &self.serverless.batching;
+        at_least("serverless.batching.max", f64::from(batching.max), 1.0)?;
+        if batching.max > 64 {
+            return Err(SimError::Config {
+                field: "serverless.batching.max".into(),
+                reason: format!(
+                    "is {}; one invocation carries at most 64 stages",
+                    batching.max
+                ),
+            });
+        }
+        at_least("serverless.batching.wait_ms", batching.wait_ms, 0.0)?;
         at_least("serverless.master.cores", f64::from(master.cores), 1.0)?;
         at_least(
             "serverless.master.max_in_flight",
@@ -776,7 +815,7 @@ mod tests {
     fn unknown_fields_and_bad_values_are_named() {
         let config = |json: &str| SimConfig::from_json_str(json).map(drop);
         let calibration = |json: &str| Calibration::from_json_str(json).map(drop);
-        let cases: [(Result<(), SimError>, &[&str]); 8] = [
+        let cases: [(Result<(), SimError>, &[&str]); 11] = [
             (
                 config("{\n  \"seed\": 1,\n  \"sede\": 2\n}"),
                 &["sede", "line 3"],
@@ -812,6 +851,18 @@ mod tests {
             (
                 config(r#"{"serverless": {"host_other_cpu_ms_per_query": 1}}"#),
                 &["serverless.host_other_cpu_ms_per_query", "host_cores"],
+            ),
+            (
+                config(r#"{"serverless": {"batching": {"max": 65}}}"#),
+                &["serverless.batching.max", "64"],
+            ),
+            (
+                config(r#"{"serverless": {"batching": {"max": 4, "wait_ms": -1}}}"#),
+                &["serverless.batching.wait_ms"],
+            ),
+            (
+                config(r#"{"serverless": {"batching": {"size": 4}}}"#),
+                &["size"],
             ),
         ];
         for (result, named) in cases {

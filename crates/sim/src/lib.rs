@@ -69,7 +69,7 @@ pub use baseline::{
 };
 pub use config::{
     Calibration, InstanceConfig, LambdaLimits, MasterCapacity, MasterCpu, ServerlessConfig,
-    SimConfig, StageCalibration, StoreCalibration, StoreNodeCapacity,
+    SimConfig, StageBatching, StageCalibration, StoreCalibration, StoreNodeCapacity,
 };
 pub use error::SimError;
 pub use output::write_outputs;

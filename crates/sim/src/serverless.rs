@@ -76,11 +76,20 @@ struct Timed {
 
 type Prepared = Vec<Vec<Timed>>;
 
+/// A stage of a query's current phase: (query, index in the phase).
+type Member = (usize, usize);
+
+/// An invocation waiting for its function: one stage, or a batch of several queries'.
 struct Waiting {
     seq: u64,
-    query: usize,
-    index: usize,
+    members: Vec<Member>,
     since: u64,
+}
+
+/// A batch still taking stages ([`crate::StageBatching`]).
+struct OpenBatch {
+    id: u64,
+    members: Vec<Member>,
 }
 
 struct Function {
@@ -92,6 +101,8 @@ struct Function {
     tokens_at: u64,
     refill_pending: bool,
     waiting: VecDeque<Waiting>,
+    /// Batches still taking stages, oldest first.
+    open: Vec<OpenBatch>,
 }
 
 struct Query {
@@ -111,8 +122,12 @@ enum Event {
     },
     Done {
         func: usize,
-        query: usize,
-        index: usize,
+        members: Vec<Member>,
+    },
+    /// A batch's wait is over: it goes to its function if it has not already.
+    BatchDue {
+        func: usize,
+        id: u64,
     },
     /// A later invocation of a chain starts on the instance that holds it.
     Resume {
@@ -163,6 +178,10 @@ struct Serverless<'a> {
     cold_samples_us: Vec<u64>,
     /// Queries admitted and not yet answered, over all masters.
     admitted: u32,
+    /// [`crate::StageBatching::max`]; 1 for no batching.
+    batch_max: u32,
+    /// [`crate::StageBatching::wait_ms`], µs.
+    batch_wait_us: u64,
     /// The most the masters admit at once.
     admission_limit: u32,
 }
@@ -226,6 +245,7 @@ impl<'a> Serverless<'a> {
                 tokens_at: 0,
                 refill_pending: false,
                 waiting: VecDeque::new(),
+                open: Vec::new(),
             });
         }
         id
@@ -316,23 +336,30 @@ impl<'a> Serverless<'a> {
             }
             Event::Sent { query, index } => {
                 let q = &self.queries[query];
-                let func = q.shape[q.phase][index].func;
-                self.seq += 1;
-                self.funcs[func].waiting.push_back(Waiting {
-                    seq: self.seq,
-                    query,
-                    index,
-                    since: t,
-                });
+                let inv = &q.shape[q.phase][index];
+                let func = inv.func;
+                if self.batch_max > 1 && inv.chain.is_none() {
+                    self.join_batch(func, (query, index), t, events);
+                } else {
+                    self.enqueue(func, vec![(query, index)], t);
+                }
+            }
+            Event::BatchDue { func, id } => {
+                let open = &mut self.funcs[func].open;
+                if let Some(at) = open.iter().position(|b| b.id == id) {
+                    let batch = open.remove(at);
+                    self.enqueue(func, batch.members, t);
+                }
             }
             Event::Resume { query, index } => {
                 let q = &self.queries[query];
                 let chain = q.shape[q.phase][index].chain.map(|(c, _)| c);
                 if let Some(&(func, _)) = chain.and_then(|c| q.chains.get(&c)) {
-                    self.execute(func, query, index, t, 0, events);
+                    self.execute(func, vec![(query, index)], t, 0, events);
                 }
             }
-            Event::Done { func, query, index } => {
+            Event::Done { func, members } => {
+                let (query, index) = members[0];
                 let q = &self.queries[query];
                 // An instance that holds a chain stays busy until the chain's end.
                 let held = matches!(q.shape[q.phase][index].chain, Some((_, false)));
@@ -341,18 +368,20 @@ impl<'a> Serverless<'a> {
                     self.busy -= 1;
                     self.recorder.concurrency(t, self.busy);
                 }
-                let q = &mut self.queries[query];
-                q.remaining -= 1;
-                if q.remaining == 0 {
-                    q.phase += 1;
-                    if q.phase == q.shape.len() {
-                        self.admitted -= 1;
-                        self.recorder.complete(query, t);
-                        if let Some(next) = self.workload.next_after_completion(t) {
-                            events.push(next, Event::Arrival);
+                for (query, _) in members {
+                    let q = &mut self.queries[query];
+                    q.remaining -= 1;
+                    if q.remaining == 0 {
+                        q.phase += 1;
+                        if q.phase == q.shape.len() {
+                            self.admitted -= 1;
+                            self.recorder.complete(query, t);
+                            if let Some(next) = self.workload.next_after_completion(t) {
+                                events.push(next, Event::Arrival);
+                            }
+                        } else {
+                            self.start_phase(query, t, events);
                         }
-                    } else {
-                        self.start_phase(query, t, events);
                     }
                 }
             }
@@ -380,6 +409,45 @@ impl<'a> Serverless<'a> {
             sent = master_cores(&mut self.host_cpu, &mut self.master_cpu)
                 .reserve(sent, self.master_invocation_us);
             events.push(sent, Event::Sent { query, index });
+        }
+    }
+
+    /// Queues an invocation of `func` for `members` from `t`.
+    fn enqueue(&mut self, func: usize, members: Vec<Member>, t: u64) {
+        self.seq += 1;
+        self.funcs[func].waiting.push_back(Waiting {
+            seq: self.seq,
+            members,
+            since: t,
+        });
+    }
+
+    /// Adds a stage to the oldest open batch of `func` without a stage of its query, or
+    /// opens one due after the batching wait; queues the batch once it holds a stage of
+    /// every query in flight or is full.
+    fn join_batch(&mut self, func: usize, member: Member, t: u64, events: &mut EventQueue<Event>) {
+        let complete = self.admitted.clamp(1, self.batch_max) as usize;
+        let open = &mut self.funcs[func].open;
+        let at = match open
+            .iter()
+            .position(|b| b.members.iter().all(|&(q, _)| q != member.0))
+        {
+            Some(at) => at,
+            None => {
+                self.seq += 1;
+                let id = self.seq;
+                open.push(OpenBatch {
+                    id,
+                    members: Vec::new(),
+                });
+                events.push(t + self.batch_wait_us, Event::BatchDue { func, id });
+                open.len() - 1
+            }
+        };
+        open[at].members.push(member);
+        if open[at].members.len() >= complete {
+            let batch = open.remove(at);
+            self.enqueue(func, batch.members, t);
         }
     }
 
@@ -426,7 +494,9 @@ impl<'a> Serverless<'a> {
             func.tokens -= 1.0;
             func.usage.cold_starts += 1;
             self.counts.cold_starts += 1;
-            self.recorder.mark_cold(w.query);
+            for &(query, _) in &w.members {
+                self.recorder.mark_cold(query);
+            }
         }
         let start = t + if cold {
             draw(&self.cold_samples_us, &mut self.rng).unwrap_or(self.cold_us)
@@ -440,27 +510,48 @@ impl<'a> Serverless<'a> {
         }
         self.funcs[f].usage.invocations += 1;
         self.counts.invocations += 1;
-        let q = &mut self.queries[w.query];
-        let inv = &q.shape[q.phase][w.index];
+        let (query, index) = w.members[0];
+        let q = &mut self.queries[query];
+        let inv = &q.shape[q.phase][index];
         let overhead_us = inv.overhead_us;
         if let Some((c, _)) = inv.chain {
             q.chains.insert(c, (f, start));
         }
-        self.execute(f, w.query, w.index, start, overhead_us, events);
+        self.execute(f, w.members, start, overhead_us, events);
     }
 
-    /// Runs invocation `index` of the query's current phase on an instance of function
-    /// `f` from `start`, and bills it: on its own, or as part of its chain, which is billed
-    /// whole at its last invocation.
+    /// Runs an invocation of function `f` from `start`: its stages (several queries' in a
+    /// batch) one after another, and bills it: on its own, or as part of its chain (a
+    /// single stage), which is billed whole at its last invocation.
     fn execute(
         &mut self,
         f: usize,
-        query: usize,
-        index: usize,
+        members: Vec<Member>,
         start: u64,
         overhead_us: u64,
         events: &mut EventQueue<Event>,
     ) {
+        let mut end = start;
+        for &(query, index) in &members {
+            end = self.run_stage(query, index, end);
+        }
+        let (query, index) = members[0];
+        let chain = self.queries[query].shape[self.queries[query].phase][index].chain;
+        let billed_from = match chain {
+            None => Some(start),
+            Some((c, true)) => self.queries[query].chains.remove(&c).map(|(_, from)| from),
+            Some((_, false)) => None,
+        };
+        if let Some(from) = billed_from {
+            self.funcs[f].usage.billed_ms += billed_ms(Duration::from_micros(end - from));
+        }
+        events.push(end + overhead_us, Event::Done { func: f, members });
+    }
+
+    /// Runs stage `index` of the query's current phase from `start`: its store I/O and
+    /// compute, with what it waits for the store and for the host's cores. Returns when it
+    /// ends.
+    fn run_stage(&mut self, query: usize, index: usize, start: u64) -> u64 {
         let shape = Rc::clone(&self.queries[query].shape);
         let inv = &shape[self.queries[query].phase][index];
         let factor = draw(&inv.spread, &mut self.rng).unwrap_or(1.0);
@@ -485,24 +576,8 @@ impl<'a> Serverless<'a> {
                 let cpu_us = (compute_us as f64 * inv.cpu_per_compute).round() as u64;
                 cores.reserve(ready, cpu_us) - ready - cpu_us
             });
-        let end = start + handler_us + wait_us;
-        let billed_from = match inv.chain {
-            None => Some(start),
-            Some((c, true)) => self.queries[query].chains.remove(&c).map(|(_, from)| from),
-            Some((_, false)) => None,
-        };
-        if let Some(from) = billed_from {
-            self.funcs[f].usage.billed_ms += billed_ms(Duration::from_micros(end - from));
-        }
         self.counts.store_bytes += inv.bytes;
-        events.push(
-            end + overhead_us,
-            Event::Done {
-                func: f,
-                query,
-                index,
-            },
-        );
+        start + handler_us + wait_us
     }
 }
 
@@ -575,6 +650,8 @@ pub(crate) fn simulate(
             .collect(),
         admitted: 0,
         admission_limit: s.master.count * s.master.max_in_flight,
+        batch_max: s.batching.max.max(1),
+        batch_wait_us: us(s.batching.wait_ms / 1000.0),
     };
     let mut events = EventQueue::new();
     for t in workload.initial_arrivals() {

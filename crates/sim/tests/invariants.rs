@@ -5,7 +5,8 @@ mod common;
 use common::{small_config, temp_dir};
 use seqless_sim::{
     ArrivalProcess, InstanceConfig, Invocation, LengthDistribution, LoadLevel, MasterCpu, Phase,
-    QueryShape, ShapeModel, SimConfig, SimError, SweepPoint, SyntheticShape, run, sweep,
+    QueryShape, ShapeModel, SimConfig, SimError, StageBatching, SweepPoint, SyntheticShape, run,
+    sweep,
 };
 
 /// [`small_config`] with `duration_s` seconds of arrivals.
@@ -571,4 +572,42 @@ pub fn uniform_shape(phases: usize, width: usize, rows: usize) -> QueryShape {
             phases
         ],
     }
+}
+
+/// Cross-query batching of short queries: nothing is lost or created, and the invocations
+/// per answered query (and so the request fee) fall as stages share them, the more so the
+/// higher the load.
+#[test]
+fn batched_stages_share_invocations_more_as_load_grows() {
+    let shape = SyntheticShape::default();
+    let per_query =
+        |s: &seqless_sim::ServerlessReport| s.counts.invocations as f64 / s.stats.completed as f64;
+    let mut shared = Vec::new();
+    for rate in [5.0, 500.0] {
+        // Short queries, where requests dominate the bill, and a store with room for them.
+        let mut config = SimConfig {
+            duration_s: 10.0,
+            arrivals: ArrivalProcess::Poisson { rate_qps: rate },
+            lengths: LengthDistribution::Fixed { bytes: 4096 },
+            ..SimConfig::default()
+        };
+        config.serverless.store_node.bandwidth_mb_per_s = 100_000.0;
+        let alone = run(&config, &shape).unwrap().serverless;
+        config.serverless.batching = StageBatching {
+            max: 8,
+            wait_ms: 5.0,
+        };
+        let batched = run(&config, &shape).unwrap().serverless;
+        for s in [&alone, &batched] {
+            let st = &s.stats;
+            assert_eq!(st.arrived, st.completed + st.rejected + st.in_flight_at_end);
+            assert!(st.completed > 0, "{rate} q/s");
+        }
+        assert!(per_query(&batched) <= per_query(&alone), "{rate} q/s");
+        shared.push(per_query(&batched) / per_query(&alone));
+    }
+    assert!(
+        shared[1] < 0.5 * shared[0],
+        "invocations per query, batched over alone: {shared:?} at 5 and 500 q/s"
+    );
 }
