@@ -170,6 +170,7 @@ pub async fn calibrate(
         kind: options.plan,
         splits: options.splits,
         limits: options.limits,
+        transfer: options.transfer,
     };
     let store = measure_store(coordinator.store()).await?;
     let mut samples = Samples::default();

@@ -13,6 +13,7 @@ use seqless_functions::{
 };
 use seqless_model::InputLenError;
 use seqless_model::{ModelConfig, Prediction, tokenizer};
+pub use seqless_plan::DEFAULT_INLINE_MAX_BYTES;
 use seqless_plan::{
     INPUT_KEY, InlineValue, LAMBDA_PAYLOAD_BYTES, Limits, PAYLOAD_RESERVE_BYTES, Plan, PlanChooser,
     PlanError, PlanKind, Splits, Stage, StageKind, StageOp, Transfer, plan,
@@ -106,9 +107,6 @@ impl CoordinatorOptions {
         1 + usize::from(self.hedge != HedgePolicy::Off)
     }
 }
-
-/// The default [`CoordinatorOptions::inline_max_bytes`]: 256 KiB.
-pub const DEFAULT_INLINE_MAX_BYTES: u64 = 256 * 1024;
 
 /// Parses a count of function slots ([`CoordinatorOptions::function_slots`]), as a command
 /// line gives it: at least a resident split and a serial stage.

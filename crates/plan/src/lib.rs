@@ -43,7 +43,7 @@ pub use seqless_wire::{
 };
 pub use stages::plan;
 pub use traffic::{F32_BYTES, StageTraffic, TOKEN_ID_BYTES, f32_bytes, resident_traffic};
-pub use transfer::{PAYLOAD_RESERVE_BYTES, Transfer, read_windows};
+pub use transfer::{DEFAULT_INLINE_MAX_BYTES, PAYLOAD_RESERVE_BYTES, Transfer, read_windows};
 
 use seqless_model::InputLenError;
 use serde::{Deserialize, Serialize};

@@ -40,6 +40,10 @@ impl Transfer {
 /// logits and the JSON around them (a few KB at most), with room to spare.
 pub const PAYLOAD_RESERVE_BYTES: u64 = 64 * 1024;
 
+/// The default largest value sent inline (`--inline-max-bytes`): 256 KiB. Larger values
+/// move faster through the store (docs/results.md, "Inline values").
+pub const DEFAULT_INLINE_MAX_BYTES: u64 = 256 * 1024;
+
 /// Who writes and who reads one value, and what each reader reads of it.
 struct Flow {
     bytes: u64,
@@ -125,6 +129,40 @@ impl Plan {
 }
 
 impl Plan {
+    /// Every stage's store traffic when the `inline` keys travel in the invocations
+    /// instead: [`Plan::traffic`] less the bytes of those keys each stage reads and writes.
+    pub fn store_traffic(
+        &self,
+        config: &ModelConfig,
+        inline: &BTreeSet<String>,
+    ) -> Vec<Vec<crate::StageTraffic>> {
+        let sizes = self.value_sizes(config);
+        let stages = self.phases.iter();
+        stages
+            .zip(self.traffic(config))
+            .map(|(stages, traffic)| {
+                stages
+                    .iter()
+                    .zip(traffic)
+                    .map(|(stage, t)| {
+                        let read: u64 = (read_windows(&stage.op).into_iter())
+                            .filter(|(k, _)| inline.contains(*k))
+                            .filter_map(|(k, rows)| sizes.get(k).map(|v| v.read_bytes(rows)))
+                            .sum();
+                        let written: u64 = (stage.op.written_keys().iter())
+                            .filter(|k| inline.contains(k.as_str()))
+                            .filter_map(|k| sizes.get(k.as_str()).map(|v| v.bytes))
+                            .sum();
+                        crate::StageTraffic {
+                            bytes_in: t.bytes_in.saturating_sub(read),
+                            bytes_out: t.bytes_out.saturating_sub(written),
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The payload bytes, JSON included, of the values `stage` returns inline when the
     /// `inline` keys travel in the invocations: what its result carries back.
     pub fn inline_reply_bytes(
@@ -191,6 +229,30 @@ mod tests {
                 (request, p.inline_reply_bytes(config, stage, inline))
             })
             .collect()
+    }
+
+    #[test]
+    fn inline_keys_leave_the_store_traffic() {
+        let config = config();
+        for kind in [PlanKind::Fused, PlanKind::Paper] {
+            let p = plan(&config, 2_000, kind, Splits::Fixed(3), &Limits::default()).unwrap();
+            let flat = |t: Vec<Vec<crate::StageTraffic>>| -> Vec<(u64, u64)> {
+                t.into_iter()
+                    .flatten()
+                    .map(|t| (t.bytes_in, t.bytes_out))
+                    .collect()
+            };
+            let none = flat(p.store_traffic(&config, &BTreeSet::new()));
+            assert_eq!(none, flat(p.traffic(&config)), "{kind:?}");
+            let all = p.inline_keys(&config, LAMBDA_PAYLOAD_BYTES, u64::MAX);
+            let left = flat(p.store_traffic(&config, &all));
+            assert!(left.iter().all(|&t| t == (0, 0)), "{kind:?}: {left:?}");
+            // One key inline takes its bytes off its writer and each reader.
+            let one: BTreeSet<String> = all.iter().take(1).cloned().collect();
+            let some = flat(p.store_traffic(&config, &one));
+            let total = |t: &[(u64, u64)]| t.iter().map(|(i, o)| i + o).sum::<u64>();
+            assert!(total(&some) < total(&none), "{kind:?}");
+        }
     }
 
     #[test]

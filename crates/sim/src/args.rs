@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 use seqless_cost::{Arch, Pricing};
 use seqless_model::ModelConfig;
-use seqless_plan::{PlanArgs, PlanKind};
+use seqless_plan::{PlanArgs, PlanKind, Transfer};
 use seqless_wire::lambda::parse_memory_mb;
 
 use crate::planner::{CalibratedChooser, Candidate, Objective, SearchSpace, pick, search};
@@ -51,6 +51,14 @@ pub struct SimulateArgs {
     /// A pricing TOML overriding the config's prices.
     #[arg(long)]
     pub pricing: Option<PathBuf>,
+    /// Cache nodes of the store (`serverless.cache_nodes`); 0 when every value travels
+    /// inline.
+    #[arg(long)]
+    pub cache_nodes: Option<u32>,
+    /// How the functions' values move (with --model): store, or inline, where the values
+    /// the coordinator would send in the invocations take no store traffic.
+    #[arg(long, value_enum, default_value = "store", requires = "model")]
+    pub transfer: Transfer,
     /// Cross-query batching in the functions: up to this many queries' stages in one
     /// invocation (`serverless.batching.max`; 1: off), as `serve --batch-max` does.
     #[arg(long)]
@@ -213,6 +221,9 @@ impl SimulateArgs {
         if let Some(n) = self.instances {
             config.instances.count = n;
         }
+        if let Some(n) = self.cache_nodes {
+            config.serverless.cache_nodes = n;
+        }
         if let Some(max) = self.batch_max {
             config.serverless.batching.max = max;
         }
@@ -273,6 +284,7 @@ impl SimulateArgs {
                 kind: self.plan.plan,
                 splits: self.plan.splits,
                 limits: self.plan.limits()?,
+                transfer: self.transfer,
             };
             return Ok((Box::new(shape), label));
         }

@@ -378,7 +378,8 @@ pub struct ServerlessConfig {
     pub master_instance: String,
     /// ElastiCache node type ([`Pricing::instances`] key).
     pub cache_node: String,
-    /// Number of cache nodes.
+    /// Number of cache nodes; 0 for a deployment whose values all travel inline (a query
+    /// that would move bytes through the store is then refused).
     pub cache_nodes: u32,
     /// Fraction of store traffic that crosses Availability Zones (billed).
     pub cross_az_fraction: f64,
@@ -650,11 +651,6 @@ impl Validate for SimConfig {
                 ),
             });
         }
-        at_least(
-            "serverless.cache_nodes",
-            f64::from(self.serverless.cache_nodes),
-            1.0,
-        )?;
         let node = &self.serverless.store_node;
         above(
             "serverless.store_node.bandwidth_mb_per_s",

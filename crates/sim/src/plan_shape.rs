@@ -2,7 +2,10 @@
 //! `seqless classify --mode serverless` would run for the same model and flags.
 
 use seqless_model::ModelConfig;
-use seqless_plan::{Limits, Plan, PlanKind, Splits, StageKind, StageOp, plan, resident_traffic};
+use seqless_plan::{
+    DEFAULT_INLINE_MAX_BYTES, LAMBDA_PAYLOAD_BYTES, Limits, Plan, PlanKind, Splits, StageKind,
+    StageOp, Transfer, plan, resident_traffic,
+};
 
 use crate::{Invocation, Phase, QueryShape, ShapeError, ShapeModel};
 
@@ -15,7 +18,13 @@ use crate::{Invocation, Phase, QueryShape, ShapeError, ShapeModel};
 ///   [`SyntheticShape`](crate::SyntheticShape): for a conv stage the input rows it covers
 ///   (its output rows × the layer's pool), for `tfilm` and `head` the layer's blocks (LSTM
 ///   steps), for `classifier` the rows of the last activation;
-/// - `bytes_in` and `bytes_out` are the plan's own accounting ([`Plan::traffic`]);
+/// - `bytes_in` and `bytes_out` are the plan's own accounting ([`Plan::traffic`]), less
+///   the values that travel inline under `transfer` ([`Plan::store_traffic`]: those the
+///   coordinator would send inline, up to the default `--inline-max-bytes`), which take
+///   no store bandwidth or requests. Their trip through the Invoke API is not timed
+///   beyond each invocation's calibrated overhead: values under 256 KiB inline measured
+///   within the noise of the store on the local platform (docs/results.md, "Inline
+///   values");
 /// - `memory_mb` is the one function memory size, which is also the plan's memory bound.
 #[derive(Debug, Clone)]
 pub struct PlanShape {
@@ -27,6 +36,8 @@ pub struct PlanShape {
     pub splits: Splits,
     /// Memory bound and split limits.
     pub limits: Limits,
+    /// How values move between the functions.
+    pub transfer: Transfer,
 }
 
 impl PlanShape {
@@ -37,10 +48,18 @@ impl PlanShape {
             return Ok(self.resident_shape(plan));
         }
         let memory_mb = self.limits.function_memory_mb;
+        let traffic = match self.transfer {
+            Transfer::Store => plan.traffic(&self.config),
+            Transfer::Inline => {
+                let inline =
+                    plan.inline_keys(&self.config, LAMBDA_PAYLOAD_BYTES, DEFAULT_INLINE_MAX_BYTES);
+                plan.store_traffic(&self.config, &inline)
+            }
+        };
         let phases = plan
             .phases
             .iter()
-            .zip(plan.traffic(&self.config))
+            .zip(traffic)
             .map(|(stages, traffic)| {
                 stages
                     .iter()
@@ -159,6 +178,7 @@ mod tests {
                 function_memory_mb: 1769,
                 ..Limits::default()
             },
+            transfer: Transfer::Store,
         }
     }
 

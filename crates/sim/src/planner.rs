@@ -11,7 +11,7 @@
 
 use seqless_cost::{Arch, Pricing, gb_seconds, query_cost};
 use seqless_model::ModelConfig;
-use seqless_plan::{Limits, PlanChooser, PlanKind, Splits};
+use seqless_plan::{Limits, PlanChooser, PlanKind, Splits, Transfer};
 use serde::Serialize;
 
 use crate::config::Calibration;
@@ -152,6 +152,7 @@ pub fn search(
                         min_rows_per_split: 1,
                         max_value_bytes: None,
                     },
+                    transfer: Transfer::Store,
                 };
                 let mut candidate = Candidate {
                     plan,

@@ -155,6 +155,8 @@ struct Serverless<'a> {
     keep_alive_us: u64,
     tokens_per_us: f64,
     counts: ServerlessCounts,
+    /// [`crate::ServerlessConfig::cache_nodes`]; 0 for no store.
+    cache_nodes: u32,
     /// The cache nodes' network, one server per node.
     store_network: Pool,
     /// The cache nodes' request processing, one server per node.
@@ -270,6 +272,13 @@ impl<'a> Serverless<'a> {
             }
             let mut timed = Vec::with_capacity(phase.invocations.len());
             for inv in &phase.invocations {
+                if self.cache_nodes == 0 && inv.bytes_in + inv.bytes_out > 0 {
+                    return Err(refuse(format!(
+                        "phase {p}: a {} stage moves {} bytes through the store, and serverless.cache_nodes is 0 (no store); give a cache node, or values that all travel inline (--transfer inline)",
+                        inv.kind,
+                        inv.bytes_in + inv.bytes_out
+                    )));
+                }
                 let times = c
                     .times(inv)
                     .map_err(|e| refuse(format!("phase {p}: {e}")))?;
@@ -616,6 +625,7 @@ pub(crate) fn simulate(
         keep_alive_us: us(c.limits.keep_alive_s),
         tokens_per_us: f64::from(c.limits.scale_step) / (c.limits.scale_period_s * 1e6),
         counts: ServerlessCounts::default(),
+        cache_nodes: nodes,
         store_network: Pool::new(
             "store_network",
             nodes,
