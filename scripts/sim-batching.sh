@@ -29,7 +29,7 @@ seed=$work/seed-scale
 "$bin" init --out "$seed" --labels neg,pos --embed-dim 256 \
   --layers 256:3:1:32,256:3:1:32,256:3:1:32 --max-len 131072 >/dev/null
 
-echo "model,bytes,rate_qps,transfer,cache_nodes,memory_mb,batch_max,batch_wait_ms,throughput_qps,p50_ms,p99_ms,requests_per_query,gb_s_per_query,store_bytes_per_query,cost_per_million_usd,break_even_utilisation,saturated" >"$out"
+echo "model,bytes,rate_qps,transfer,cache_nodes,memory_mb,batch_max,batch_wait_ms,throughput_qps,p50_ms,p99_ms,requests_per_query,gb_s_per_query,store_bytes_per_query,cost_per_million_usd,gpu_bound_capacity_qps,break_even_utilisation,saturated" >"$out"
 
 # sim MODEL_NAME MODEL_DIR CALIBRATION BYTES RATE SECONDS TRANSFER NODES MB MAX WAIT [FLAGS...]
 sim() {
@@ -53,7 +53,8 @@ print(",".join(fields + [
     f"{s['throughput_qps']:.2f}", f"{s['latency']['p50_ms']:.2f}",
     f"{s['latency']['p99_ms']:.2f}", f"{s['invocations'] / n:.4f}",
     f"{cost['gb_seconds'] / n:.6f}", f"{s['store_bytes'] / n:.0f}",
-    f"{cost['total_usd'] / n * 1e6:.4f}", f"{r['break_even_utilisation'] or 0:.4f}",
+    f"{cost['total_usd'] / n * 1e6:.4f}", f"{r['instances']['capacity_qps']:.1f}",
+    f"{r['break_even_utilisation'] or 0:.4f}",
     s["saturated"] or "",
 ]))
 PY

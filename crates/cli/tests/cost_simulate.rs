@@ -312,6 +312,61 @@ fn simulate_runs_the_real_plan_and_refuses_bad_input() {
     assert!(err.contains("sweep"), "{err}");
 }
 
+/// Values inline take no store traffic, so a deployment with no cache node serves them;
+/// through the store it is refused, by field; and batching stages cuts the invocations.
+#[test]
+fn simulate_inline_needs_no_cache_and_batches_share_invocations() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model_config(dir.path());
+    let model = dir.path().to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            "--model",
+            model,
+            "--plan",
+            "fused",
+            "--splits",
+            "1",
+            "--duration-s",
+            "5",
+            "--rate",
+            "200",
+            "--length-bytes",
+            "2000",
+            "--cache-nodes",
+            "0",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        seqless(&args)
+    };
+    let alone = json(run(&["--transfer", "inline"]));
+    assert_eq!(alone["serverless"]["store_bytes"], 0);
+    assert_eq!(alone["serverless"]["cost"]["cache_usd"], 0.0);
+    let batched = json(run(&[
+        "--transfer",
+        "inline",
+        "--batch-max",
+        "8",
+        "--batch-wait-ms",
+        "5",
+    ]));
+    let invocations = |r: &serde_json::Value| r["serverless"]["invocations"].as_f64().unwrap();
+    assert!(
+        invocations(&batched) < invocations(&alone),
+        "{} batched against {} alone",
+        invocations(&batched),
+        invocations(&alone)
+    );
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_contains_all(&err, &["serverless.cache_nodes is 0", "--transfer inline"]);
+    let err = fails(&["simulate", "--duration-s", "1", "--batch-max", "65"]);
+    assert!(err.contains("serverless.batching.max"), "{err}");
+}
+
 #[test]
 fn simulate_sweeps_input_size_against_both_baselines() {
     let dir = tempfile::tempdir().unwrap();
